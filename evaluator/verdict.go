@@ -1,0 +1,25 @@
+package evaluator
+
+// Side is the verdict of one end of a flow: the source's egress or the destination's ingress.
+type Side struct {
+	// Applies is true when policies can apply to this end (it is a pod).
+	Applies bool
+	// Isolated is true when at least one policy selects the pod for this direction.
+	Isolated bool
+	// IsolatedBy lists those policies, sorted by name.
+	IsolatedBy []PolicyRef
+	// Allowed is the outcome for this end.
+	Allowed bool
+	// AllowedBy is the first rule (policies by name, rules by index) that allowed the flow.
+	AllowedBy *RuleRef
+	// FromOwnNode is set on ingress when the source is the destination pod's own node,
+	// which pods cannot block.
+	FromOwnNode bool
+}
+
+// Verdict is the decision for one flow with its explanation.
+type Verdict struct {
+	Allowed bool
+	Egress  Side // the source's egress
+	Ingress Side // the destination's ingress
+}
