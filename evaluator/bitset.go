@@ -1,0 +1,28 @@
+package evaluator
+
+import "math/bits"
+
+// bitset is a fixed-size set of small integers: the rules of a namespace that apply to a pod,
+// or whose peers match an endpoint. Intersecting two of them costs a word per 64 rules.
+type bitset []uint64
+
+func newBitset(n int) bitset { return make(bitset, (n+63)/64) }
+
+func (b bitset) set(i int) { b[i/64] |= 1 << (uint(i) % 64) }
+
+func (b bitset) or(o bitset) {
+	for i := range o {
+		b[i] |= o[i]
+	}
+}
+
+func (b bitset) empty() bool {
+	for _, w := range b {
+		if w != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+func trailingZeros(x uint64) int { return bits.TrailingZeros64(x) }
