@@ -144,6 +144,9 @@ type PolicyRef struct {
 
 func (p PolicyRef) String() string { return p.Namespace + "/" + p.Name }
 
+// MarshalText writes the policy as "namespace/name".
+func (p PolicyRef) MarshalText() ([]byte, error) { return []byte(p.String()), nil }
+
 // RuleRef names one rule of a policy: "shop/allow-web ingress[0]".
 type RuleRef struct {
 	Policy    PolicyRef
@@ -154,3 +157,6 @@ type RuleRef struct {
 func (r RuleRef) String() string {
 	return fmt.Sprintf("%s %s[%d]", r.Policy, r.Direction, r.Index)
 }
+
+// MarshalText writes the rule as "namespace/name direction[index]".
+func (r RuleRef) MarshalText() ([]byte, error) { return []byte(r.String()), nil }

@@ -3,23 +3,23 @@ package evaluator
 // Side is the verdict of one end of a flow: the source's egress or the destination's ingress.
 type Side struct {
 	// Applies is true when policies can apply to this end (it is a pod).
-	Applies bool
+	Applies bool `json:"applies"`
 	// Isolated is true when at least one policy selects the pod for this direction.
-	Isolated bool
+	Isolated bool `json:"isolated"`
 	// IsolatedBy lists those policies, sorted by name.
-	IsolatedBy []PolicyRef
+	IsolatedBy []PolicyRef `json:"isolatedBy,omitempty"`
 	// Allowed is the outcome for this end.
-	Allowed bool
+	Allowed bool `json:"allowed"`
 	// AllowedBy is the first rule (policies by name, rules by index) that allowed the flow.
-	AllowedBy *RuleRef
+	AllowedBy *RuleRef `json:"allowedBy,omitempty"`
 	// FromOwnNode is set on ingress when the source is the destination pod's own node,
 	// which pods cannot block.
-	FromOwnNode bool
+	FromOwnNode bool `json:"fromOwnNode,omitempty"`
 }
 
 // Verdict is the decision for one flow with its explanation.
 type Verdict struct {
-	Allowed bool
-	Egress  Side // the source's egress
-	Ingress Side // the destination's ingress
+	Allowed bool `json:"allowed"`
+	Egress  Side `json:"egress"`  // the source's egress
+	Ingress Side `json:"ingress"` // the destination's ingress
 }

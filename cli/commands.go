@@ -1,0 +1,340 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+
+	"github.com/netpol-guard/netpol-guard/cluster"
+	"github.com/netpol-guard/netpol-guard/evaluator"
+	"github.com/netpol-guard/netpol-guard/flows"
+)
+
+// Output formats.
+const (
+	OutputTable = "table"
+	OutputJSON  = "json"
+)
+
+// EvaluateOptions configures Evaluate.
+type EvaluateOptions struct {
+	Inputs
+	Output string
+	// Now is when "last seen" ages are measured from in tables.
+	Now time.Time
+}
+
+// CheckOptions configures Check.
+type CheckOptions struct {
+	Inputs
+	// Policies are files of NetworkPolicies to apply (or, with Delete, to delete).
+	Policies []string
+	// Namespace is given to policies that do not name one, as kubectl does.
+	Namespace string
+	Delete    bool
+	Output    string
+	Now       time.Time
+}
+
+// Evaluate writes the verdict for every observed flow under the cluster's policies. It
+// returns ExitOK, or ExitBadInput after writing the error to errw.
+func Evaluate(out, errw io.Writer, opts EvaluateOptions) int {
+	if err := checkOutput(opts.Output); err != nil {
+		return fail(errw, err)
+	}
+	obs, err := load(opts.Inputs)
+	if err != nil {
+		return fail(errw, err)
+	}
+	ps, err := evaluator.Compile(obs.snapshot.Policies)
+	if err != nil {
+		return fail(errw, fmt.Errorf("cluster policies: %w", err))
+	}
+	ev := evaluator.NewEvaluation(ps, obs.world)
+	verdicts := make([]evaluator.Verdict, len(obs.flows))
+	for i, f := range obs.flows {
+		verdicts[i] = ev.Verdict(f)
+	}
+	if opts.Output == OutputJSON {
+		enc := json.NewEncoder(out)
+		for i, v := range verdicts {
+			if err := enc.Encode(verdictLine{flowEcho: echo(obs.records[i]), Verdict: verdictWord(v.Allowed), Reason: v.Reason(), Explanation: v}); err != nil {
+				return fail(errw, err)
+			}
+		}
+		return ExitOK
+	}
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SOURCE\tDESTINATION\tPORT\tLAST SEEN\tVERDICT\tWHY")
+	denied := 0
+	for i, v := range verdicts {
+		if !v.Allowed {
+			denied++
+		}
+		f := obs.flows[i]
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", f.Src, f.Dst, portString(f), age(obs.records[i].LastSeen, opts.Now), verdictWord(v.Allowed), v.Reason())
+	}
+	tw.Flush()
+	fmt.Fprintf(out, "\n%d flows: %d allowed, %d denied, under %d policies.\n", len(verdicts), len(verdicts)-denied, denied, ps.Len())
+	return ExitOK
+}
+
+// Check reports what applying (or deleting) the given policies would cut. It returns ExitOK
+// when nothing is cut, ExitCut when something is, ExitBadInput on bad input.
+func Check(out, errw io.Writer, opts CheckOptions) int {
+	if err := checkOutput(opts.Output); err != nil {
+		return fail(errw, err)
+	}
+	if len(opts.Policies) == 0 {
+		return fail(errw, fmt.Errorf("-f is required: the policies to apply or delete"))
+	}
+	obs, err := load(opts.Inputs)
+	if err != nil {
+		return fail(errw, err)
+	}
+	before, err := evaluator.Compile(obs.snapshot.Policies)
+	if err != nil {
+		return fail(errw, fmt.Errorf("cluster policies: %w", err))
+	}
+	changes, err := readChanges(opts, obs.snapshot)
+	if err != nil {
+		return fail(errw, err)
+	}
+	after := before
+	for _, c := range changes {
+		if after, err = after.With(c.old, c.new); err != nil {
+			return fail(errw, err)
+		}
+	}
+	res := evaluator.Diff(before, after, obs.world, obs.flows)
+
+	if opts.Output == OutputJSON {
+		report := checkReport{Changes: make([]string, len(changes)), Cut: make([]cutLine, len(res.Cut)), Summary: res.Summary}
+		for i, c := range changes {
+			report.Changes[i] = c.String()
+		}
+		for i, c := range res.Cut {
+			report.Cut[i] = cutLine{flowEcho: echo(obs.records[c.Index]), Reason: c.After.Reason(), Before: c.Before, After: c.After}
+		}
+		if err := json.NewEncoder(out).Encode(report); err != nil {
+			return fail(errw, err)
+		}
+	} else {
+		writeCheckTable(out, changes, res, obs.records, opts.Now)
+	}
+	if len(res.Cut) > 0 {
+		return ExitCut
+	}
+	return ExitOK
+}
+
+func writeCheckTable(out io.Writer, changes []change, res evaluator.DiffResult, records []flows.Record, now time.Time) {
+	names := make([]string, len(changes))
+	for i, c := range changes {
+		names[i] = c.String()
+	}
+	s := res.Summary
+	if len(res.Cut) == 0 {
+		fmt.Fprintf(out, "OK: %s cuts none of %d observed flows (%d could be affected and were evaluated).\n", strings.Join(names, ", "), s.Flows, s.Candidates)
+		return
+	}
+	fmt.Fprintf(out, "CUT: %s would cut %d of %d observed flows (%d could be affected and were evaluated).\n\n", strings.Join(names, ", "), s.Cut, s.Flows, s.Candidates)
+	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "SOURCE\tDESTINATION\tPORT\tLAST SEEN\tCOUNT\tALLOWED BEFORE BY\tDENIED AFTER BECAUSE")
+	for _, c := range res.Cut {
+		rec := records[c.Index]
+		count := "-"
+		if rec.Count > 0 {
+			count = fmt.Sprint(rec.Count)
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Flow.Src, c.Flow.Dst, portString(c.Flow), age(rec.LastSeen, now), count, allowedBy(c.Before), c.After.Reason())
+	}
+	tw.Flush()
+}
+
+// allowedBy names what allowed a flow, briefly: the rules, or that nothing isolated it.
+func allowedBy(v evaluator.Verdict) string {
+	var parts []string
+	for _, s := range []evaluator.Side{v.Egress, v.Ingress} {
+		switch {
+		case !s.Applies:
+		case s.AllowedBy != nil:
+			parts = append(parts, s.AllowedBy.String())
+		}
+	}
+	if len(parts) == 0 {
+		return "no isolation"
+	}
+	return strings.Join(parts, ", ")
+}
+
+type change struct {
+	old, new *networkingv1.NetworkPolicy
+}
+
+func (c change) String() string {
+	switch {
+	case c.old == nil:
+		return "create " + c.new.Namespace + "/" + c.new.Name
+	case c.new == nil:
+		return "delete " + c.old.Namespace + "/" + c.old.Name
+	default:
+		return "update " + c.new.Namespace + "/" + c.new.Name
+	}
+}
+
+// readChanges turns the -f files into creates, updates or deletes against the cluster's
+// current policies.
+func readChanges(opts CheckOptions, snap *cluster.Snapshot) ([]change, error) {
+	current := map[string]*networkingv1.NetworkPolicy{}
+	for _, p := range snap.Policies {
+		current[p.Namespace+"/"+p.Name] = p
+	}
+	ns := opts.Namespace
+	if ns == "" {
+		ns = "default"
+	}
+	var changes []change
+	for _, path := range opts.Policies {
+		var s *cluster.Snapshot
+		var err error
+		if path == "-" {
+			s, err = cluster.Decode(opts.stdin(), "<stdin>")
+		} else {
+			s, err = cluster.Load(path)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reading policies: %w", err)
+		}
+		if len(s.Policies) == 0 {
+			return nil, fmt.Errorf("reading policies: %s holds no NetworkPolicy", path)
+		}
+		for _, p := range s.Policies {
+			p = p.DeepCopy()
+			if p.Namespace == "" {
+				p.Namespace = ns
+			}
+			key := p.Namespace + "/" + p.Name
+			old := current[key]
+			switch {
+			case opts.Delete && old == nil:
+				return nil, fmt.Errorf("%s: networkpolicy %s is not in the cluster, so it cannot be deleted", path, key)
+			case opts.Delete:
+				changes = append(changes, change{old: old})
+				delete(current, key)
+			default:
+				changes = append(changes, change{old: old, new: p})
+				current[key] = p
+			}
+		}
+	}
+	return changes, nil
+}
+
+// flowEcho repeats a flow record's fields as the input gave them.
+type flowEcho struct {
+	Src      json.RawMessage `json:"src"`
+	Dst      json.RawMessage `json:"dst"`
+	Port     int32           `json:"port"`
+	Protocol string          `json:"protocol"`
+	LastSeen *time.Time      `json:"lastSeen,omitempty"`
+	Count    uint64          `json:"count,omitempty"`
+}
+
+type verdictLine struct {
+	flowEcho
+	Verdict     string            `json:"verdict"`
+	Reason      string            `json:"reason"`
+	Explanation evaluator.Verdict `json:"explanation"`
+}
+
+type cutLine struct {
+	flowEcho
+	Reason string            `json:"reason"`
+	Before evaluator.Verdict `json:"before"`
+	After  evaluator.Verdict `json:"after"`
+}
+
+type checkReport struct {
+	Changes []string              `json:"changes"`
+	Cut     []cutLine             `json:"cut"`
+	Summary evaluator.DiffSummary `json:"summary"`
+}
+
+func echo(rec flows.Record) flowEcho {
+	e := flowEcho{Src: rec.RawSrc, Dst: rec.RawDst, Port: rec.Port, Protocol: rec.Protocol, Count: rec.Count}
+	if e.Src == nil {
+		e.Src, _ = json.Marshal(rec.Src)
+	}
+	if e.Dst == nil {
+		e.Dst, _ = json.Marshal(rec.Dst)
+	}
+	if !rec.LastSeen.IsZero() {
+		t := rec.LastSeen
+		e.LastSeen = &t
+	}
+	return e
+}
+
+func protocolOf(rec flows.Record) corev1.Protocol {
+	if rec.Protocol == "" {
+		return corev1.ProtocolTCP
+	}
+	return corev1.Protocol(rec.Protocol)
+}
+
+func verdictWord(allowed bool) string {
+	if allowed {
+		return "allow"
+	}
+	return "deny"
+}
+
+func portString(f evaluator.Flow) string {
+	p := f.Protocol
+	if p == "" {
+		p = corev1.ProtocolTCP
+	}
+	return fmt.Sprintf("%s/%d", p, f.Port)
+}
+
+// age renders a last-seen time as "5m ago", or "-" when unknown.
+func age(t, now time.Time) string {
+	if t.IsZero() {
+		return "-"
+	}
+	if now.IsZero() {
+		return t.UTC().Format(time.RFC3339)
+	}
+	d := now.Sub(t)
+	switch {
+	case d < 0:
+		return t.UTC().Format(time.RFC3339)
+	case d < time.Minute:
+		return fmt.Sprintf("%ds ago", int(d.Seconds()))
+	case d < time.Hour:
+		return fmt.Sprintf("%dm ago", int(d.Minutes()))
+	case d < 48*time.Hour:
+		return fmt.Sprintf("%dh ago", int(d.Hours()))
+	default:
+		return fmt.Sprintf("%dd ago", int(d.Hours()/24))
+	}
+}
+
+func checkOutput(o string) error {
+	if o != OutputTable && o != OutputJSON {
+		return fmt.Errorf("-o %q: must be table or json", o)
+	}
+	return nil
+}
+
+func fail(errw io.Writer, err error) int {
+	fmt.Fprintf(errw, "error: %v\n", err)
+	return ExitBadInput
+}
