@@ -120,7 +120,7 @@ func Check(out, errw io.Writer, opts CheckOptions) int {
 			report.Changes[i] = c.String()
 		}
 		for i, c := range res.Cut {
-			report.Cut[i] = cutLine{flowEcho: echo(obs.records[c.Index]), Reason: c.After.Reason(), Before: c.Before, After: c.After}
+			report.Cut[i] = cutLine{flowEcho: echo(obs.records[c.Index]), Reason: c.After.Denial(), Before: c.Before, After: c.After}
 		}
 		if err := json.NewEncoder(out).Encode(report); err != nil {
 			return fail(errw, err)
@@ -153,7 +153,7 @@ func writeCheckTable(out io.Writer, changes []change, res evaluator.DiffResult, 
 		if rec.Count > 0 {
 			count = fmt.Sprint(rec.Count)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Flow.Src, c.Flow.Dst, portString(c.Flow), age(rec.LastSeen, now), count, allowedBy(c.Before), c.After.Reason())
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Flow.Src, c.Flow.Dst, portString(c.Flow), age(rec.LastSeen, now), count, allowedBy(c.Before), c.After.Denial())
 	}
 	tw.Flush()
 }
@@ -169,7 +169,7 @@ func allowedBy(v evaluator.Verdict) string {
 		}
 	}
 	if len(parts) == 0 {
-		return "no isolation"
+		return "not isolated"
 	}
 	return strings.Join(parts, ", ")
 }

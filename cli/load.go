@@ -78,14 +78,14 @@ func load(in Inputs) (*observed, error) {
 		defer f.Close()
 		r = f
 	}
-	err = flows.Read(r, source, func(line int, rec flows.Record) error {
+	err = flows.Read(r, source, func(_ int, rec flows.Record) error {
 		src, err := res.Endpoint(rec.Src)
 		if err != nil {
-			return fmt.Errorf("%s:%d: src: %w", source, line, err)
+			return fmt.Errorf("src: %w", err)
 		}
 		dst, err := res.Endpoint(rec.Dst)
 		if err != nil {
-			return fmt.Errorf("%s:%d: dst: %w", source, line, err)
+			return fmt.Errorf("dst: %w", err)
 		}
 		obs.records = append(obs.records, rec)
 		obs.flows = append(obs.flows, evaluator.Flow{Src: src, Dst: dst, Port: rec.Port, Protocol: protocolOf(rec)})

@@ -315,6 +315,21 @@ func (v Verdict) Reason() string {
 	return strings.Join(parts, "; ")
 }
 
+// Denial explains only what denies the flow, e.g. "egress isolated by shop/default-deny and
+// no rule allows it"; empty when the flow is allowed.
+func (v Verdict) Denial() string {
+	var parts []string
+	for _, s := range []struct {
+		side Side
+		dir  Direction
+	}{{v.Egress, Egress}, {v.Ingress, Ingress}} {
+		if !s.side.Allowed {
+			parts = append(parts, s.side.describe(s.dir))
+		}
+	}
+	return strings.Join(parts, "; ")
+}
+
 func (s Side) describe(dir Direction) string {
 	switch {
 	case !s.Applies:
