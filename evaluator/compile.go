@@ -71,6 +71,7 @@ type compiledIPBlock struct {
 }
 
 func (b *compiledIPBlock) contains(ip netip.Addr) bool {
+	ip = ip.Unmap() // ::ffff:10.0.0.1 is 10.0.0.1
 	if !ip.IsValid() || !b.cidr.Contains(ip) {
 		return false
 	}

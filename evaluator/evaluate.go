@@ -1,6 +1,7 @@
 package evaluator
 
 import (
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -158,7 +159,8 @@ func (e *Evaluation) fromOwnNode(src, dst *Endpoint) bool {
 	if !src.IP.IsValid() || e.w == nil {
 		return false
 	}
-	return slices.Contains(e.w.NodeAddresses[dst.NodeName], src.IP)
+	ip := src.IP.Unmap()
+	return slices.ContainsFunc(e.w.NodeAddresses[dst.NodeName], func(a netip.Addr) bool { return a.Unmap() == ip })
 }
 
 func (r *compiledRule) portMatches(port int32, proto corev1.Protocol, dst *Endpoint) bool {

@@ -1,0 +1,555 @@
+package flows
+
+import (
+	"net/netip"
+	"sync"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+
+	"github.com/netpol-guard/netpol-guard/evaluator"
+)
+
+// PeerKind says what one end of an edge is.
+type PeerKind uint8
+
+const (
+	// PeerExternal is an address outside the cluster's pods and nodes.
+	PeerExternal PeerKind = iota
+	// PeerWorkload is a workload: namespace and "Kind/name" (Deployment/cart, a bare Pod/x).
+	PeerWorkload
+	// PeerNode is a cluster node (host-network pods resolve to their node).
+	PeerNode
+)
+
+func (k PeerKind) String() string {
+	switch k {
+	case PeerWorkload:
+		return "workload"
+	case PeerNode:
+		return "node"
+	default:
+		return "external"
+	}
+}
+
+// PeerID identifies one end of an edge. Pod IPs are only the way in: a cached edge is
+// between workloads, nodes and external addresses, so it survives restarts and scale-ups.
+type PeerID struct {
+	Kind PeerKind
+	// Namespace and Name ("Deployment/cart") of a workload.
+	Namespace string
+	// Name of a workload ("Deployment/cart") or of a node.
+	Name string
+	// IP of an external peer.
+	IP netip.Addr
+}
+
+func (p PeerID) String() string {
+	switch p.Kind {
+	case PeerWorkload:
+		return p.Namespace + "/" + p.Name
+	case PeerNode:
+		return "node/" + p.Name
+	default:
+		return p.IP.String()
+	}
+}
+
+// PeerInfo is what was last seen of a workload's pods — labels and named ports — so the
+// workload can still be judged when no pod of it runs (a CronJob between runs, a Deployment
+// scaled to zero). It must not be modified once handed to the cache.
+type PeerInfo struct {
+	Labels map[string]string
+	Ports  []evaluator.ContainerPort
+}
+
+// Observation is one resolved flow, ready for the cache.
+type Observation struct {
+	Src, Dst PeerID
+	// SrcInfo and DstInfo, when not nil, replace what the cache keeps of the peer.
+	SrcInfo, DstInfo *PeerInfo
+	Port             int32
+	Protocol         corev1.Protocol
+	// Seen is when the flow was observed; Count how many times (0 counts as 1).
+	Seen  time.Time
+	Count uint64
+}
+
+// Edge is aggregated traffic: src → dst on a destination port and protocol.
+type Edge struct {
+	Src, Dst            PeerID
+	SrcInfo, DstInfo    *PeerInfo
+	Port                int32
+	Protocol            corev1.Protocol
+	FirstSeen, LastSeen time.Time
+	Count               uint64
+}
+
+// Options configures a Cache.
+type Options struct {
+	// Window is how long an edge is kept after it was last seen. Default 24h.
+	Window time.Duration
+	// MaxEdges caps the edges held; past it the least recently seen go first. Default 1M.
+	MaxEdges int
+	// Now is when observation starts (coverage); default time.Now().
+	Now time.Time
+}
+
+// Defaults for Options.
+const (
+	DefaultWindow   = 24 * time.Hour
+	DefaultMaxEdges = 1_000_000
+)
+
+// Cache is the rolling flow cache: observations aggregated into edges, kept for a window
+// and under a cap, indexed by the namespaces of their workloads.
+//
+// It is safe for concurrent use by many writers and readers. Every operation holds the lock
+// for time proportional to its own input (a batch, or the edges a query returns), never to
+// the size of the cache: eviction pops from an LRU list, expiry from its tail.
+type Cache struct {
+	window   time.Duration
+	maxEdges int
+
+	mu    sync.RWMutex
+	edges []edge // slab; free slots are chained through next
+	free  uint32 // head of the free list, or none
+	index map[edgeKey]uint32
+	live  int
+	// LRU list of live edges by the time they were last touched: head newest.
+	head, tail uint32
+
+	peers     []peer
+	peerFree  []uint32
+	peerIndex map[PeerID]uint32
+	byNS      map[string][]uint32 // workload peers by namespace
+
+	since      time.Time
+	unresolved uint64
+	evicted    uint64
+	expired    uint64
+	sources    map[string]time.Time
+}
+
+const none = ^uint32(0)
+
+type edgeKey struct {
+	src, dst uint32
+	port     uint16
+	proto    uint8
+}
+
+// edge is one slab entry: 56 bytes, plus its index entry and two list positions.
+type edge struct {
+	key         edgeKey
+	first, last int64 // unix seconds
+	count       uint64
+	prev, next  uint32 // LRU links; next chains the free list
+	inPos       uint32 // position in peers[key.dst].in
+	outPos      uint32 // position in peers[key.src].out
+}
+
+type peer struct {
+	id      PeerID
+	info    *PeerInfo
+	in, out []uint32 // edges into and out of this peer
+	nsPos   uint32   // position in byNS[id.Namespace]
+	live    bool
+}
+
+// New returns an empty cache.
+func New(opts Options) *Cache {
+	if opts.Window <= 0 {
+		opts.Window = DefaultWindow
+	}
+	if opts.MaxEdges <= 0 {
+		opts.MaxEdges = DefaultMaxEdges
+	}
+	if opts.Now.IsZero() {
+		opts.Now = time.Now()
+	}
+	c := &Cache{window: opts.Window, maxEdges: opts.MaxEdges}
+	c.reset(opts.Now)
+	return c
+}
+
+func (c *Cache) reset(since time.Time) {
+	c.edges = nil
+	c.free = none
+	c.index = map[edgeKey]uint32{}
+	c.live = 0
+	c.head, c.tail = none, none
+	c.peers = nil
+	c.peerFree = nil
+	c.peerIndex = map[PeerID]uint32{}
+	c.byNS = map[string][]uint32{}
+	c.since = since
+	c.unresolved, c.evicted, c.expired = 0, 0, 0
+	c.sources = map[string]time.Time{}
+}
+
+var protocols = []corev1.Protocol{"", corev1.ProtocolTCP, corev1.ProtocolUDP, corev1.ProtocolSCTP}
+
+func protoCode(p corev1.Protocol) uint8 {
+	switch p {
+	case corev1.ProtocolUDP:
+		return 2
+	case corev1.ProtocolSCTP:
+		return 3
+	default:
+		return 1
+	}
+}
+
+// Add records a batch of observations. Edges already held are updated in place; new ones
+// are added, and past the cap the least recently seen edges are evicted.
+func (c *Cache) Add(obs ...Observation) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i := range obs {
+		c.add(&obs[i])
+	}
+}
+
+func (c *Cache) add(o *Observation) {
+	if o.Port < 1 || o.Port > 65535 {
+		return
+	}
+	src := c.internPeer(o.Src, o.SrcInfo)
+	dst := c.internPeer(o.Dst, o.DstInfo)
+	key := edgeKey{src: src, dst: dst, port: uint16(o.Port), proto: protoCode(o.Protocol)}
+	seen := o.Seen.Unix()
+	count := o.Count
+	if count == 0 {
+		count = 1
+	}
+	if i, ok := c.index[key]; ok {
+		e := &c.edges[i]
+		e.count += count
+		if seen > e.last {
+			e.last = seen
+		}
+		if seen < e.first {
+			e.first = seen
+		}
+		if c.head != i {
+			c.unlink(i)
+			c.pushFront(i)
+		}
+		return
+	}
+	if c.live >= c.maxEdges {
+		c.removeEdge(c.tail)
+		c.evicted++
+	}
+	i := c.allocEdge()
+	e := &c.edges[i]
+	*e = edge{key: key, first: seen, last: seen, count: count}
+	c.index[key] = i
+	c.live++
+	c.pushFront(i)
+	sp, dp := &c.peers[src], &c.peers[dst]
+	e.outPos = uint32(len(sp.out))
+	sp.out = append(sp.out, i)
+	e.inPos = uint32(len(dp.in))
+	dp.in = append(dp.in, i)
+}
+
+func (c *Cache) allocEdge() uint32 {
+	if c.free != none {
+		i := c.free
+		c.free = c.edges[i].next
+		return i
+	}
+	c.edges = append(c.edges, edge{})
+	return uint32(len(c.edges) - 1)
+}
+
+func (c *Cache) pushFront(i uint32) {
+	e := &c.edges[i]
+	e.prev, e.next = none, c.head
+	if c.head != none {
+		c.edges[c.head].prev = i
+	}
+	c.head = i
+	if c.tail == none {
+		c.tail = i
+	}
+}
+
+func (c *Cache) unlink(i uint32) {
+	e := &c.edges[i]
+	if e.prev != none {
+		c.edges[e.prev].next = e.next
+	} else {
+		c.head = e.next
+	}
+	if e.next != none {
+		c.edges[e.next].prev = e.prev
+	} else {
+		c.tail = e.prev
+	}
+}
+
+// removeEdge drops edge i from the index, the LRU list and its peers' lists, and frees the
+// peers no edge refers to any more.
+func (c *Cache) removeEdge(i uint32) {
+	e := &c.edges[i]
+	c.unlink(i)
+	delete(c.index, e.key)
+	c.live--
+	src, dst := e.key.src, e.key.dst
+	c.peers[src].out = c.dropPos(c.peers[src].out, e.outPos, false)
+	c.peers[dst].in = c.dropPos(c.peers[dst].in, e.inPos, true)
+	e.next = c.free
+	c.free = i
+	c.releasePeer(src)
+	if dst != src {
+		c.releasePeer(dst)
+	}
+}
+
+// dropPos swap-removes position pos from a peer's edge list, fixing the moved edge's
+// position.
+func (c *Cache) dropPos(list []uint32, pos uint32, in bool) []uint32 {
+	last := uint32(len(list) - 1)
+	if pos != last {
+		moved := list[last]
+		list[pos] = moved
+		if in {
+			c.edges[moved].inPos = pos
+		} else {
+			c.edges[moved].outPos = pos
+		}
+	}
+	return list[:last]
+}
+
+func (c *Cache) internPeer(id PeerID, info *PeerInfo) uint32 {
+	if i, ok := c.peerIndex[id]; ok {
+		if info != nil {
+			c.peers[i].info = info
+		}
+		return i
+	}
+	var i uint32
+	if n := len(c.peerFree); n > 0 {
+		i = c.peerFree[n-1]
+		c.peerFree = c.peerFree[:n-1]
+	} else {
+		c.peers = append(c.peers, peer{})
+		i = uint32(len(c.peers) - 1)
+	}
+	p := &c.peers[i]
+	*p = peer{id: id, info: info, live: true}
+	c.peerIndex[id] = i
+	if id.Kind == PeerWorkload {
+		p.nsPos = uint32(len(c.byNS[id.Namespace]))
+		c.byNS[id.Namespace] = append(c.byNS[id.Namespace], i)
+	}
+	return i
+}
+
+func (c *Cache) releasePeer(i uint32) {
+	p := &c.peers[i]
+	if len(p.in) > 0 || len(p.out) > 0 || !p.live {
+		return
+	}
+	delete(c.peerIndex, p.id)
+	if p.id.Kind == PeerWorkload {
+		list := c.byNS[p.id.Namespace]
+		last := uint32(len(list) - 1)
+		if p.nsPos != last {
+			moved := list[last]
+			list[p.nsPos] = moved
+			c.peers[moved].nsPos = p.nsPos
+		}
+		if last == 0 {
+			delete(c.byNS, p.id.Namespace)
+		} else {
+			c.byNS[p.id.Namespace] = list[:last]
+		}
+	}
+	*p = peer{}
+	c.peerFree = append(c.peerFree, i)
+}
+
+// Expire drops the edges last seen before now minus the window, oldest first, and returns
+// how many went. It holds the lock for at most a bounded batch at a time.
+func (c *Cache) Expire(now time.Time) int {
+	cutoff := now.Add(-c.window).Unix()
+	total := 0
+	for {
+		n, more := c.expireBatch(cutoff, 4096)
+		total += n
+		if !more {
+			return total
+		}
+	}
+}
+
+func (c *Cache) expireBatch(cutoff int64, max int) (int, bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	n := 0
+	// The tail is the edge touched longest ago, so edges leave in the order they were last
+	// touched. A late observation with an old timestamp keeps its edge until the edges
+	// touched before it are gone; memory stays bounded by the cap all the same.
+	for n < max && c.tail != none && c.edges[c.tail].last < cutoff {
+		c.removeEdge(c.tail)
+		n++
+	}
+	c.expired += uint64(n)
+	return n, n == max
+}
+
+// EdgesInto appends the edges into workloads of namespace ns to buf.
+func (c *Cache) EdgesInto(ns string, buf []Edge) []Edge {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, pi := range c.byNS[ns] {
+		for _, ei := range c.peers[pi].in {
+			buf = append(buf, c.edgeAt(ei))
+		}
+	}
+	return buf
+}
+
+// EdgesOutOf appends the edges out of workloads of namespace ns to buf.
+func (c *Cache) EdgesOutOf(ns string, buf []Edge) []Edge {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	for _, pi := range c.byNS[ns] {
+		for _, ei := range c.peers[pi].out {
+			buf = append(buf, c.edgeAt(ei))
+		}
+	}
+	return buf
+}
+
+// Candidates appends, once each, the edges into or out of the workloads of namespace ns for
+// which selected returns true — the only edges a change to a policy of ns can affect — and
+// returns how many workloads of ns the cache knows. selected runs under the cache's read
+// lock: it must be quick and must not call back into the cache.
+func (c *Cache) Candidates(ns string, selected func(PeerID, *PeerInfo) bool, buf []Edge) ([]Edge, int) {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	peers := c.byNS[ns]
+	var chosen []uint32
+	isChosen := make(map[uint32]bool, len(peers))
+	for _, pi := range peers {
+		p := &c.peers[pi]
+		if selected(p.id, p.info) {
+			chosen = append(chosen, pi)
+			isChosen[pi] = true
+		}
+	}
+	for _, pi := range chosen {
+		p := &c.peers[pi]
+		for _, ei := range p.in {
+			buf = append(buf, c.edgeAt(ei))
+		}
+		for _, ei := range p.out {
+			// An edge between two chosen workloads is already listed as the other's in-edge.
+			if !isChosen[c.edges[ei].key.dst] {
+				buf = append(buf, c.edgeAt(ei))
+			}
+		}
+	}
+	return buf, len(peers)
+}
+
+// Range calls fn for every edge until fn returns false. It copies edges out in batches, so
+// writers are not held up by a slow fn; an edge added or removed meanwhile may or may not be
+// seen, but none is seen twice.
+func (c *Cache) Range(fn func(Edge) bool) {
+	batch := make([]Edge, 0, 1024)
+	for slot := 0; ; {
+		batch = batch[:0]
+		c.mu.RLock()
+		for ; slot < len(c.edges) && len(batch) < cap(batch); slot++ {
+			if c.isLive(uint32(slot)) {
+				batch = append(batch, c.edgeAt(uint32(slot)))
+			}
+		}
+		end := slot >= len(c.edges)
+		c.mu.RUnlock()
+		for _, e := range batch {
+			if !fn(e) {
+				return
+			}
+		}
+		if end {
+			return
+		}
+	}
+}
+
+func (c *Cache) isLive(i uint32) bool {
+	j, ok := c.index[c.edges[i].key]
+	return ok && j == i
+}
+
+func (c *Cache) edgeAt(i uint32) Edge {
+	e := &c.edges[i]
+	src, dst := &c.peers[e.key.src], &c.peers[e.key.dst]
+	return Edge{
+		Src: src.id, SrcInfo: src.info,
+		Dst: dst.id, DstInfo: dst.info,
+		Port:      int32(e.key.port),
+		Protocol:  protocols[e.key.proto],
+		FirstSeen: time.Unix(e.first, 0).UTC(),
+		LastSeen:  time.Unix(e.last, 0).UTC(),
+		Count:     e.count,
+	}
+}
+
+// Len is the number of edges held.
+func (c *Cache) Len() int {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	return c.live
+}
+
+// Coverage is what the cache's answers rest on.
+type Coverage struct {
+	// Since is when observation started (kept across restarts by the snapshot).
+	Since time.Time
+	// Edges held now; Peers they connect.
+	Edges, Peers int
+	// Unresolved counts flows whose addresses resolved to nothing known.
+	Unresolved uint64
+	// Evicted counts edges dropped to stay under the cap; Expired those past the window.
+	Evicted, Expired uint64
+	// Sources maps each flow source to when it last delivered.
+	Sources map[string]time.Time
+}
+
+// Coverage reports what the cache holds and how it came by it.
+func (c *Cache) Coverage() Coverage {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	cov := Coverage{
+		Since: c.since, Edges: c.live, Peers: len(c.peerIndex),
+		Unresolved: c.unresolved, Evicted: c.evicted, Expired: c.expired,
+		Sources: make(map[string]time.Time, len(c.sources)),
+	}
+	for k, v := range c.sources {
+		cov.Sources[k] = v
+	}
+	return cov
+}
+
+// Contact records that a source delivered at t, with n flows that could not be resolved.
+func (c *Cache) Contact(source string, t time.Time, unresolved int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if len(c.sources) < maxSources || !c.sources[source].IsZero() {
+		c.sources[source] = t
+	}
+	c.unresolved += uint64(unresolved)
+}
+
+// maxSources bounds the per-source table, whatever names callers send.
+const maxSources = 4096

@@ -1,0 +1,335 @@
+package flows
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+var t0 = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
+
+func wl(ns, name string) PeerID { return PeerID{Kind: PeerWorkload, Namespace: ns, Name: name} }
+
+func ext(ip string) PeerID { return PeerID{Kind: PeerExternal, IP: netip.MustParseAddr(ip)} }
+
+func obs(src, dst PeerID, port int32, at time.Time) Observation {
+	return Observation{Src: src, Dst: dst, Port: port, Protocol: corev1.ProtocolTCP, Seen: at}
+}
+
+func TestCacheAggregatesIntoEdges(t *testing.T) {
+	c := New(Options{Now: t0})
+	web, cart := wl("shop", "Deployment/web"), wl("shop", "Deployment/cart")
+	c.Add(obs(web, cart, 8080, t0.Add(time.Minute)), obs(web, cart, 8080, t0))
+	c.Add(Observation{Src: web, Dst: cart, Port: 8080, Protocol: corev1.ProtocolTCP, Seen: t0.Add(2 * time.Minute), Count: 40})
+	c.Add(obs(web, cart, 8081, t0))                                                             // other port
+	c.Add(Observation{Src: web, Dst: cart, Port: 8080, Protocol: corev1.ProtocolUDP, Seen: t0}) // other protocol
+	c.Add(obs(cart, web, 8080, t0))                                                             // other direction
+
+	if c.Len() != 4 {
+		t.Fatalf("%d edges, want 4", c.Len())
+	}
+	var got Edge
+	for _, e := range c.EdgesInto("shop", nil) {
+		if e.Src == web && e.Port == 8080 && e.Protocol == corev1.ProtocolTCP {
+			got = e
+		}
+	}
+	if got.Count != 42 || !got.FirstSeen.Equal(t0) || !got.LastSeen.Equal(t0.Add(2*time.Minute)) {
+		t.Errorf("aggregated edge %+v: want count 42, first %v, last %v", got, t0, t0.Add(2*time.Minute))
+	}
+}
+
+func TestCacheCapEvictsLeastRecentlySeen(t *testing.T) {
+	c := New(Options{Now: t0, MaxEdges: 3})
+	a, b := wl("shop", "Deployment/a"), wl("shop", "Deployment/b")
+	c.Add(obs(a, b, 1, t0), obs(a, b, 2, t0), obs(a, b, 3, t0))
+	c.Add(obs(a, b, 1, t0.Add(time.Second))) // 1 is now the most recent, 2 the least
+	c.Add(obs(a, b, 4, t0.Add(2*time.Second)))
+	ports := map[int32]bool{}
+	for _, e := range c.EdgesInto("shop", nil) {
+		ports[e.Port] = true
+	}
+	if len(ports) != 3 || ports[2] || !ports[1] || !ports[4] {
+		t.Errorf("held ports %v, want 1, 3, 4", ports)
+	}
+	if cov := c.Coverage(); cov.Evicted != 1 {
+		t.Errorf("evicted %d, want 1", cov.Evicted)
+	}
+}
+
+func TestCacheFloodStaysBounded(t *testing.T) {
+	const limit = 1000
+	c := New(Options{Now: t0, MaxEdges: limit})
+	for i := range 50 * limit {
+		c.Add(obs(ext(fmt.Sprintf("203.0.%d.%d", i/256%256, i%256)), wl(fmt.Sprintf("ns-%d", i%97), fmt.Sprintf("Deployment/w%d", i)), int32(1+i%65535), t0))
+	}
+	cov := c.Coverage()
+	if cov.Edges != limit || cov.Peers > 2*limit || cov.Evicted != 49*limit {
+		t.Errorf("after a flood: %d edges, %d peers, %d evicted; want %d edges, ≤ %d peers, %d evicted", cov.Edges, cov.Peers, cov.Evicted, limit, 2*limit, 49*limit)
+	}
+	if len(c.edges) > limit || len(c.peers) > 2*limit+2 {
+		t.Errorf("slabs grew past the cap: %d edge slots, %d peer slots", len(c.edges), len(c.peers))
+	}
+	if n := len(c.byNS); n > 97 {
+		t.Errorf("%d namespaces indexed", n)
+	}
+}
+
+func TestCacheExpiresPastTheWindow(t *testing.T) {
+	c := New(Options{Now: t0, Window: time.Hour})
+	a, b := wl("shop", "Deployment/a"), wl("payments", "Deployment/b")
+	c.Add(obs(a, b, 1, t0), obs(a, b, 2, t0.Add(30*time.Minute)), obs(b, a, 3, t0.Add(50*time.Minute)))
+	if n := c.Expire(t0.Add(61 * time.Minute)); n != 1 {
+		t.Errorf("expired %d, want 1", n)
+	}
+	if n := c.Expire(t0.Add(3 * time.Hour)); n != 2 {
+		t.Errorf("expired %d, want 2", n)
+	}
+	cov := c.Coverage()
+	if cov.Edges != 0 || cov.Peers != 0 || cov.Expired != 3 || len(c.byNS) != 0 {
+		t.Errorf("after expiry: %+v, %d namespaces indexed", cov, len(c.byNS))
+	}
+}
+
+func TestCacheIndexesByNamespace(t *testing.T) {
+	c := New(Options{Now: t0})
+	web, cart, pay := wl("shop", "Deployment/web"), wl("shop", "Deployment/cart"), wl("payments", "Deployment/api")
+	c.Add(obs(web, cart, 80, t0), obs(cart, pay, 443, t0), obs(ext("203.0.113.1"), web, 443, t0), obs(pay, ext("198.51.100.1"), 443, t0))
+	if in := c.EdgesInto("shop", nil); len(in) != 2 {
+		t.Errorf("into shop: %d edges, want 2", len(in))
+	}
+	if out := c.EdgesOutOf("shop", nil); len(out) != 2 {
+		t.Errorf("out of shop: %d edges, want 2", len(out))
+	}
+	if in := c.EdgesInto("payments", nil); len(in) != 1 || in[0].Src != cart {
+		t.Errorf("into payments: %+v", in)
+	}
+	onlyCart := func(id PeerID, _ *PeerInfo) bool { return id == cart }
+	cands, seen := c.Candidates("shop", onlyCart, nil)
+	if len(cands) != 2 || seen != 2 {
+		t.Errorf("candidates for cart: %d edges of %d workloads, want 2 of 2", len(cands), seen)
+	}
+	all := func(PeerID, *PeerInfo) bool { return true }
+	if cands, _ := c.Candidates("shop", all, nil); len(cands) != 3 {
+		t.Errorf("candidates for all of shop: %d, want 3 (web → cart once)", len(cands))
+	}
+}
+
+func TestCacheKeepsLatestPeerInfo(t *testing.T) {
+	c := New(Options{Now: t0})
+	web, cart := wl("shop", "Deployment/web"), wl("shop", "Deployment/cart")
+	v1 := &PeerInfo{Labels: map[string]string{"app": "cart", "v": "1"}}
+	v2 := &PeerInfo{Labels: map[string]string{"app": "cart", "v": "2"}}
+	c.Add(Observation{Src: web, Dst: cart, DstInfo: v1, Port: 80, Seen: t0})
+	c.Add(Observation{Src: web, Dst: cart, DstInfo: v2, Port: 80, Seen: t0})
+	c.Add(Observation{Src: web, Dst: cart, Port: 80, Seen: t0}) // no info: keep what we had
+	if e := c.EdgesInto("shop", nil); len(e) != 1 || e[0].DstInfo != v2 {
+		t.Errorf("edge info %+v, want v2", e)
+	}
+}
+
+func TestSnapshotRoundTrip(t *testing.T) {
+	c := New(Options{Now: t0})
+	info := &PeerInfo{Labels: map[string]string{"app": "cart"}, Ports: nil}
+	c.Add(
+		Observation{Src: wl("shop", "Deployment/web"), Dst: wl("shop", "Deployment/cart"), DstInfo: info, Port: 8080, Seen: t0, Count: 7},
+		Observation{Src: PeerID{Kind: PeerNode, Name: "node-a"}, Dst: wl("shop", "Deployment/cart"), Port: 8080, Seen: t0.Add(time.Minute)},
+		Observation{Src: wl("shop", "CronJob/mail"), Dst: ext("2001:db8::1"), Port: 587, Protocol: corev1.ProtocolSCTP, Seen: t0.Add(time.Hour)},
+	)
+	c.Add(obs(wl("shop", "Deployment/web"), wl("shop", "Deployment/cart"), 8080, t0.Add(2*time.Hour)))
+	c.Contact("agent/node-a", t0.Add(time.Hour), 3)
+
+	var buf bytes.Buffer
+	if err := c.WriteSnapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	r := New(Options{Now: t0.Add(24 * time.Hour)})
+	if err := r.ReadSnapshot(bytes.NewReader(buf.Bytes())); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := edgeSet(r), edgeSet(c); fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("restored edges\n%v\nwant\n%v", got, want)
+	}
+	cov := r.Coverage()
+	if !cov.Since.Equal(t0) || cov.Unresolved != 3 || !cov.Sources["agent/node-a"].Equal(t0.Add(time.Hour)) {
+		t.Errorf("restored coverage %+v", cov)
+	}
+	// LRU order survives: the next eviction takes the least recently touched edge.
+	r.maxEdges = 3
+	r.Add(obs(wl("x", "Pod/p"), wl("x", "Pod/q"), 1, t0))
+	if r.Len() != 3 {
+		t.Fatalf("%d edges", r.Len())
+	}
+	for _, e := range r.EdgesInto("shop", nil) {
+		if e.Src.Kind == PeerNode {
+			t.Errorf("the least recently touched edge (from node-a) survived eviction")
+		}
+	}
+}
+
+func edgeSet(c *Cache) map[string]string {
+	out := map[string]string{}
+	c.Range(func(e Edge) bool {
+		k := fmt.Sprintf("%s>%s %s/%d", e.Src, e.Dst, e.Protocol, e.Port)
+		info := ""
+		if e.DstInfo != nil {
+			info = fmt.Sprint(e.DstInfo.Labels)
+		}
+		out[k] = fmt.Sprintf("%d %s %s %s", e.Count, e.FirstSeen.Format(time.RFC3339), e.LastSeen.Format(time.RFC3339), info)
+		return true
+	})
+	return out
+}
+
+func TestSnapshotCorruptionIsRefusedAndChangesNothing(t *testing.T) {
+	c := New(Options{Now: t0})
+	c.Add(obs(wl("shop", "Deployment/web"), wl("shop", "Deployment/cart"), 8080, t0))
+	var buf bytes.Buffer
+	if err := c.WriteSnapshot(&buf); err != nil {
+		t.Fatal(err)
+	}
+	good := buf.Bytes()
+	flipped := bytes.Clone(good)
+	flipped[len(flipped)/2] ^= 0x40
+	versioned := bytes.Clone(good[:len(good)-4])
+	versioned[len(snapshotMagic)] = 9
+
+	for name, data := range map[string][]byte{
+		"empty":       nil,
+		"not ours":    []byte("hello, world"),
+		"truncated":   good[:len(good)-7],
+		"bit flipped": flipped,
+		"new version": withChecksum(versioned),
+	} {
+		t.Run(name, func(t *testing.T) {
+			r := New(Options{Now: t0})
+			r.Add(obs(wl("a", "Pod/a"), wl("a", "Pod/b"), 1, t0))
+			err := r.ReadSnapshot(bytes.NewReader(data))
+			if err == nil {
+				t.Fatal("accepted a bad snapshot")
+			}
+			if name == "new version" && !bytes.Contains([]byte(err.Error()), []byte("version 9 is not supported")) {
+				t.Errorf("error %q does not name the version", err)
+			}
+			if name != "new version" && !errors.Is(err, ErrSnapshotCorrupt) {
+				t.Errorf("error %v is not ErrSnapshotCorrupt", err)
+			}
+			if r.Len() != 1 {
+				t.Errorf("a refused snapshot changed the cache: %d edges", r.Len())
+			}
+		})
+	}
+}
+
+func withChecksum(body []byte) []byte {
+	var buf bytes.Buffer
+	buf.Write(body)
+	sum := crc32IEEE(body)
+	buf.Write([]byte{byte(sum >> 24), byte(sum >> 16), byte(sum >> 8), byte(sum)})
+	return buf.Bytes()
+}
+
+func TestSnapshotFiles(t *testing.T) {
+	dir := t.TempDir()
+	path := filepath.Join(dir, "flows.snap")
+	c := New(Options{Now: t0})
+	if found, err := c.LoadFile(path); found || err != nil {
+		t.Fatalf("missing snapshot: found %v, err %v", found, err)
+	}
+	c.Add(obs(wl("shop", "Deployment/web"), wl("shop", "Deployment/cart"), 8080, t0))
+	if err := c.SaveFile(path); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(obs(wl("shop", "Deployment/web"), wl("shop", "Deployment/cart"), 9090, t0))
+	if err := c.SaveFile(path); err != nil {
+		t.Fatal(err)
+	}
+	entries, _ := os.ReadDir(dir)
+	if len(entries) != 1 {
+		t.Errorf("snapshot directory holds %d files, want just the snapshot", len(entries))
+	}
+	r := New(Options{Now: t0})
+	if found, err := r.LoadFile(path); !found || err != nil || r.Len() != 2 {
+		t.Errorf("restore: found %v, err %v, %d edges", found, err, r.Len())
+	}
+	os.WriteFile(path, []byte("garbage"), 0o600)
+	if found, err := r.LoadFile(path); !found || err == nil {
+		t.Errorf("corrupt file: found %v, err %v", found, err)
+	}
+}
+
+func TestCacheConcurrentWritersAndReaders(t *testing.T) {
+	c := New(Options{Now: t0, MaxEdges: 500})
+	var wg sync.WaitGroup
+	for w := range 4 {
+		wg.Go(func() {
+			for i := range 2000 {
+				c.Add(obs(wl("shop", fmt.Sprintf("Deployment/w%d", w)), wl(fmt.Sprintf("ns%d", i%5), fmt.Sprintf("Pod/p%d", i%300)), int32(1+i%50), t0.Add(time.Duration(i)*time.Second)))
+			}
+		})
+	}
+	for range 2 {
+		wg.Go(func() {
+			for range 200 {
+				c.EdgesInto("ns1", nil)
+				c.EdgesOutOf("shop", nil)
+				c.Candidates("shop", func(PeerID, *PeerInfo) bool { return true }, nil)
+				c.Coverage()
+			}
+		})
+	}
+	wg.Go(func() {
+		for range 20 {
+			c.Expire(t0.Add(25 * time.Hour))
+			var buf bytes.Buffer
+			if err := c.WriteSnapshot(&buf); err != nil {
+				t.Error(err)
+			}
+		}
+	})
+	wg.Wait()
+	if n := c.Len(); n > 500 {
+		t.Errorf("%d edges held, cap 500", n)
+	}
+	seen := 0
+	c.Range(func(Edge) bool { seen++; return true })
+	if seen != c.Len() {
+		t.Errorf("Range saw %d edges of %d", seen, c.Len())
+	}
+}
+
+func FuzzReadSnapshot(f *testing.F) {
+	c := New(Options{Now: t0})
+	c.Add(obs(wl("shop", "Deployment/web"), wl("shop", "Deployment/cart"), 8080, t0))
+	c.Add(Observation{Src: wl("shop", "Deployment/web"), Dst: ext("10.1.2.3"), SrcInfo: &PeerInfo{Labels: map[string]string{"a": "b"}}, Port: 53, Protocol: corev1.ProtocolUDP, Seen: t0})
+	var buf bytes.Buffer
+	c.WriteSnapshot(&buf)
+	f.Add(buf.Bytes())
+	f.Add([]byte(snapshotMagic))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r := New(Options{Now: t0})
+		if err := r.ReadSnapshot(bytes.NewReader(data)); err != nil {
+			return
+		}
+		// Whatever was accepted must write back and read again to the same edges.
+		var out bytes.Buffer
+		if err := r.WriteSnapshot(&out); err != nil {
+			t.Fatal(err)
+		}
+		r2 := New(Options{Now: t0})
+		if err := r2.ReadSnapshot(&out); err != nil {
+			t.Fatalf("re-reading an accepted snapshot: %v", err)
+		}
+		if r2.Len() != r.Len() {
+			t.Fatalf("%d edges, then %d", r.Len(), r2.Len())
+		}
+	})
+}
