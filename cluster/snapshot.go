@@ -1,0 +1,511 @@
+package cluster
+
+import (
+	"bufio"
+	"bytes"
+	gojson "encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strconv"
+	"strings"
+
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime/schema"
+	"k8s.io/apimachinery/pkg/types"
+	"k8s.io/apimachinery/pkg/util/validation/field"
+	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	sigsjson "sigs.k8s.io/json"
+	"sigs.k8s.io/yaml"
+)
+
+// Snapshot is the state of a cluster as files describe it: what
+// `kubectl get namespaces,pods,nodes,networkpolicies -A -o yaml` prints, or any set of
+// manifests of those kinds. Objects are kept as given, in input order; nothing is defaulted
+// except the namespace of a namespaced object that names none, which is "default", as
+// `kubectl apply` would make it.
+type Snapshot struct {
+	Namespaces []*corev1.Namespace
+	Pods       []*corev1.Pod
+	Nodes      []*corev1.Node
+	Policies   []*networkingv1.NetworkPolicy
+	// Ignored counts the objects of other kinds the input held, by group and kind as
+	// kubectl names them ("Service", "Deployment.apps"). Skipping them is not an error.
+	Ignored map[string]int
+}
+
+// The kinds a snapshot keeps, at the only version it understands.
+var (
+	namespaceGVK     = corev1.SchemeGroupVersion.WithKind("Namespace")
+	podGVK           = corev1.SchemeGroupVersion.WithKind("Pod")
+	nodeGVK          = corev1.SchemeGroupVersion.WithKind("Node")
+	networkPolicyGVK = networkingv1.SchemeGroupVersion.WithKind("NetworkPolicy")
+)
+
+// Load reads a snapshot from path: a file of YAML documents (separated by "---") or JSON
+// objects, each an object or a List of them (kind List, or a typed list such as PodList,
+// nested as deep as need be); a directory, whose *.yaml, *.yml and *.json files are read in
+// name order (not recursively) into one snapshot; or "-" for standard input.
+//
+// The same object (kind, namespace, name) given twice, in one file or two, is an error that
+// names both places.
+func Load(path string) (*Snapshot, error) {
+	if path == "-" {
+		return Decode(os.Stdin, "<stdin>")
+	}
+	info, err := os.Stat(path)
+	if err != nil {
+		return nil, err
+	}
+	l := newLoader()
+	if !info.IsDir() {
+		if err := l.loadFile(path); err != nil {
+			return nil, err
+		}
+		return l.snap, nil
+	}
+	entries, err := os.ReadDir(path) // sorted by name
+	if err != nil {
+		return nil, err
+	}
+	files := 0
+	for _, e := range entries {
+		switch strings.ToLower(filepath.Ext(e.Name())) {
+		case ".yaml", ".yml", ".json":
+		default:
+			continue
+		}
+		p := filepath.Join(path, e.Name())
+		if info, err := os.Stat(p); err != nil || info.IsDir() {
+			if err != nil {
+				return nil, err
+			}
+			continue
+		}
+		if err := l.loadFile(p); err != nil {
+			return nil, err
+		}
+		files++
+	}
+	if files == 0 {
+		return nil, fmt.Errorf("%s: no .yaml, .yml or .json files in the directory", path)
+	}
+	return l.snap, nil
+}
+
+// Decode reads a snapshot from r as Load reads one file. source names the input in errors
+// ("cluster.yaml: object 3 (NetworkPolicy shop/deny-all): spec.podSelector: …").
+func Decode(r io.Reader, source string) (*Snapshot, error) {
+	l := newLoader()
+	if err := l.decode(r, source); err != nil {
+		return nil, err
+	}
+	return l.snap, nil
+}
+
+// Merge adds o's objects to s. An object of o with the kind, namespace and name of one
+// already in s replaces it in place, as a later manifest overrides an earlier one; the others
+// are appended. Load, unlike Merge, treats such a repeat as an error.
+func (s *Snapshot) Merge(o *Snapshot) {
+	if o == nil {
+		return
+	}
+	s.Namespaces = mergeObjects(s.Namespaces, o.Namespaces)
+	s.Pods = mergeObjects(s.Pods, o.Pods)
+	s.Nodes = mergeObjects(s.Nodes, o.Nodes)
+	s.Policies = mergeObjects(s.Policies, o.Policies)
+	for kind, n := range o.Ignored {
+		if s.Ignored == nil {
+			s.Ignored = map[string]int{}
+		}
+		s.Ignored[kind] += n
+	}
+}
+
+func mergeObjects[T metav1.Object](dst, src []T) []T {
+	if len(src) == 0 {
+		return dst
+	}
+	index := make(map[types.NamespacedName]int, len(dst))
+	for i, obj := range dst {
+		index[types.NamespacedName{Namespace: obj.GetNamespace(), Name: obj.GetName()}] = i
+	}
+	for _, obj := range src {
+		key := types.NamespacedName{Namespace: obj.GetNamespace(), Name: obj.GetName()}
+		if i, ok := index[key]; ok {
+			dst[i] = obj
+			continue
+		}
+		index[key] = len(dst)
+		dst = append(dst, obj)
+	}
+	return dst
+}
+
+// loader decodes one or more sources into one snapshot, remembering where each object came
+// from so that a repeat can name both places.
+type loader struct {
+	snap *Snapshot
+	seen map[objectKey]place
+}
+
+type objectKey struct {
+	kind, namespace, name string
+}
+
+type place struct {
+	source string
+	object int
+}
+
+func newLoader() *loader {
+	return &loader{snap: &Snapshot{}, seen: map[objectKey]place{}}
+}
+
+func (l *loader) loadFile(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	return l.decode(f, path)
+}
+
+func (l *loader) decode(r io.Reader, source string) error {
+	data, err := io.ReadAll(r)
+	if err != nil {
+		return fmt.Errorf("%s: %w", source, err)
+	}
+	docs, err := splitDocuments(data)
+	if err != nil {
+		return fmt.Errorf("%s: %w", source, err)
+	}
+	d := &sourceDecoder{loader: l, source: source}
+	for i, doc := range docs {
+		if isNull(doc) { // an empty or comments-only document
+			continue
+		}
+		if err := d.value(doc, fmt.Sprintf("document %d", i+1), "", ""); err != nil {
+			return fmt.Errorf("%s: %w", source, err)
+		}
+	}
+	return nil
+}
+
+// splitDocuments splits a stream into its documents, each as JSON. A stream that starts with
+// "{" is read as a stream of JSON objects (falling back to YAML if the first one does not
+// parse, as YAML flow style may start that way too); anything else as YAML documents
+// separated by "---".
+func splitDocuments(data []byte) ([][]byte, error) {
+	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a UTF-8 byte order mark
+	if utilyaml.IsJSONBuffer(data) {
+		docs, err := splitJSON(data)
+		if err == nil {
+			return docs, nil
+		}
+		if len(docs) == 0 {
+			if yamlDocs, yamlErr := splitYAML(data); yamlErr == nil {
+				return yamlDocs, nil
+			}
+		}
+		return nil, err
+	}
+	return splitYAML(data)
+}
+
+// splitJSON returns the documents it read before an error, so the caller can tell a stream
+// that is not JSON at all from one that breaks later.
+func splitJSON(data []byte) ([][]byte, error) {
+	dec := gojson.NewDecoder(bytes.NewReader(data))
+	var docs [][]byte
+	for {
+		var raw gojson.RawMessage
+		err := dec.Decode(&raw)
+		if err == io.EOF {
+			return docs, nil
+		}
+		if err != nil {
+			var syntax *gojson.SyntaxError
+			if errors.As(err, &syntax) {
+				return docs, fmt.Errorf("document %d: json: offset %d: %w", len(docs)+1, syntax.Offset, err)
+			}
+			return docs, fmt.Errorf("document %d: json: %w", len(docs)+1, err)
+		}
+		docs = append(docs, raw)
+	}
+}
+
+func splitYAML(data []byte) ([][]byte, error) {
+	r := utilyaml.NewYAMLReader(bufio.NewReader(bytes.NewReader(data)))
+	var docs [][]byte
+	for {
+		doc, err := r.Read()
+		if err == io.EOF {
+			return docs, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("document %d: %w", len(docs)+1, err)
+		}
+		// Strict: a key given twice in one mapping is an error, as kubectl apply has it.
+		j, err := yaml.YAMLToJSONStrict(doc)
+		if err != nil {
+			msg := strings.TrimPrefix(err.Error(), "error converting YAML to JSON: ")
+			return nil, fmt.Errorf("document %d: %s", len(docs)+1, msg)
+		}
+		docs = append(docs, j)
+	}
+}
+
+// sourceDecoder decodes the documents of one source, numbering its objects.
+type sourceDecoder struct {
+	*loader
+	source  string
+	objects int
+}
+
+// header is what an object or list says about itself, read loosely before the strict
+// decoding into its type.
+type header struct {
+	APIVersion string `json:"apiVersion"`
+	Kind       string `json:"kind"`
+	Metadata   struct {
+		Name      string `json:"name"`
+		Namespace string `json:"namespace"`
+	} `json:"metadata"`
+	Items gojson.RawMessage `json:"items"`
+}
+
+// value decodes one JSON value found at loc ("document 2", "document 1 items[3]"): an
+// object, or a list of them. Items of a typed list (PodList) that name no kind are of the
+// list's item kind.
+func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string) error {
+	if t := jsonType(raw); t != "object" {
+		return fmt.Errorf("%s: not an object (got %s)", loc, t)
+	}
+	var h header
+	headerErr := sigsjson.UnmarshalCaseSensitivePreserveInts(raw, &h)
+	if h.Kind == "" && itemKind != "" {
+		h.Kind = itemKind
+		if h.APIVersion == "" {
+			h.APIVersion = listAPIVersion
+		}
+	}
+
+	if h.Kind == "List" || (strings.HasSuffix(h.Kind, "List") && len(h.Items) > 0) {
+		if headerErr != nil {
+			return fmt.Errorf("%s (%s): %w", loc, h.Kind, describeDecodeError(headerErr))
+		}
+		if isNull(h.Items) {
+			return nil
+		}
+		if t := jsonType(h.Items); t != "array" {
+			return fmt.Errorf("%s (%s): items: expected array, got %s", loc, h.Kind, t)
+		}
+		var items []gojson.RawMessage
+		if err := gojson.Unmarshal(h.Items, &items); err != nil {
+			return fmt.Errorf("%s (%s): items: %w", loc, h.Kind, err)
+		}
+		itemKind := ""
+		if h.Kind != "List" {
+			itemKind = strings.TrimSuffix(h.Kind, "List")
+		}
+		for i, item := range items {
+			if err := d.value(item, fmt.Sprintf("%s items[%d]", loc, i), h.APIVersion, itemKind); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+
+	d.objects++
+	n := d.objects
+	label := fmt.Sprintf("object %d", n)
+	if headerErr != nil {
+		return fmt.Errorf("%s: %w", label, describeDecodeError(headerErr))
+	}
+	if h.Kind == "" {
+		return fmt.Errorf("%s: %w", label, field.Required(field.NewPath("kind"), ""))
+	}
+	if h.APIVersion == "" {
+		return fmt.Errorf("%s (%s): %w", label, h.Kind, field.Required(field.NewPath("apiVersion"), ""))
+	}
+	gv, err := schema.ParseGroupVersion(h.APIVersion)
+	if err != nil {
+		return fmt.Errorf("%s (%s): %w", label, h.Kind, field.Invalid(field.NewPath("apiVersion"), h.APIVersion, err.Error()))
+	}
+	gvk := gv.WithKind(h.Kind)
+
+	var want schema.GroupVersionKind
+	for _, known := range []schema.GroupVersionKind{namespaceGVK, podGVK, nodeGVK, networkPolicyGVK} {
+		if known.GroupKind() == gvk.GroupKind() {
+			want = known
+		}
+	}
+	if want.Empty() {
+		// Another kind, or another group's kind of the same name (Calico's NetworkPolicy).
+		if d.snap.Ignored == nil {
+			d.snap.Ignored = map[string]int{}
+		}
+		d.snap.Ignored[gvk.GroupKind().String()]++
+		return nil
+	}
+
+	namespaced := want != namespaceGVK && want != nodeGVK
+	id := h.Metadata.Name
+	if namespaced {
+		ns := h.Metadata.Namespace
+		if ns == "" {
+			ns = metav1.NamespaceDefault
+		}
+		id = ns + "/" + id
+	}
+	label = fmt.Sprintf("%s (%s %s)", label, h.Kind, id)
+	if gvk != want {
+		return fmt.Errorf("%s: %w", label, field.NotSupported(field.NewPath("apiVersion"), h.APIVersion, []string{want.GroupVersion().String()}))
+	}
+	if h.Metadata.Name == "" {
+		return fmt.Errorf("%s: %w", label, field.Required(field.NewPath("metadata", "name"), ""))
+	}
+
+	var obj interface {
+		metav1.Object
+		SetGroupVersionKind(schema.GroupVersionKind)
+	}
+	switch want {
+	case namespaceGVK:
+		obj = &corev1.Namespace{}
+	case podGVK:
+		obj = &corev1.Pod{}
+	case nodeGVK:
+		obj = &corev1.Node{}
+	case networkPolicyGVK:
+		obj = &networkingv1.NetworkPolicy{}
+	}
+	if err := strictUnmarshal(raw, obj); err != nil {
+		return fmt.Errorf("%s: %w", label, err)
+	}
+	// Items of a typed list carry no kind of their own; give them theirs.
+	obj.SetGroupVersionKind(want)
+	key := objectKey{kind: want.Kind, name: obj.GetName()}
+	if namespaced {
+		if obj.GetNamespace() == "" {
+			obj.SetNamespace(metav1.NamespaceDefault)
+		}
+		key.namespace = obj.GetNamespace()
+	}
+	if first, ok := d.seen[key]; ok {
+		where := fmt.Sprintf("object %d", first.object)
+		if first.source != d.source {
+			where += " in " + first.source
+		}
+		return fmt.Errorf("%s: duplicate of %s", label, where)
+	}
+	d.seen[key] = place{source: d.source, object: n}
+
+	switch o := obj.(type) {
+	case *corev1.Namespace:
+		d.snap.Namespaces = append(d.snap.Namespaces, o)
+	case *corev1.Pod:
+		d.snap.Pods = append(d.snap.Pods, o)
+	case *corev1.Node:
+		d.snap.Nodes = append(d.snap.Nodes, o)
+	case *networkingv1.NetworkPolicy:
+		d.snap.Policies = append(d.snap.Policies, o)
+	}
+	return nil
+}
+
+// strictUnmarshal decodes JSON into a typed object as the API server does: field names are
+// case-sensitive, and unknown or repeated fields are errors that name the field.
+func strictUnmarshal(raw []byte, into any) error {
+	strictErrs, err := sigsjson.UnmarshalStrict(raw, into)
+	if err != nil {
+		return describeDecodeError(err)
+	}
+	if len(strictErrs) == 0 {
+		return nil
+	}
+	msgs := make([]string, 0, len(strictErrs))
+	for _, e := range strictErrs {
+		var fe sigsjson.FieldError
+		if errors.As(e, &fe) {
+			// "unknown field \"spec.podSelectr\"" reads better as "spec.podSelectr: unknown field".
+			what := strings.TrimSuffix(fe.Error(), " "+strconv.Quote(fe.FieldPath()))
+			msgs = append(msgs, fe.FieldPath()+": "+what)
+			continue
+		}
+		msgs = append(msgs, e.Error())
+	}
+	return errors.New(strings.Join(msgs, ", "))
+}
+
+// describeDecodeError turns a JSON type error into a kubectl-style message naming the field:
+// "spec.podSelector: expected object, got string".
+func describeDecodeError(err error) error {
+	var te *gojson.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return fmt.Errorf("%s: expected %s, got %s", te.Field, jsonTypeOf(te.Type), te.Value)
+	}
+	return err
+}
+
+func jsonTypeOf(t reflect.Type) string {
+	if t == nil {
+		return "value"
+	}
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	switch t.Kind() {
+	case reflect.Struct, reflect.Map:
+		return "object"
+	case reflect.Slice, reflect.Array:
+		if t.Elem().Kind() == reflect.Uint8 {
+			return "string" // base64
+		}
+		return "array"
+	case reflect.String:
+		return "string"
+	case reflect.Bool:
+		return "boolean"
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "integer"
+	case reflect.Float32, reflect.Float64:
+		return "number"
+	default:
+		return t.String()
+	}
+}
+
+// jsonType names the type of a JSON value by its first byte.
+func jsonType(raw []byte) string {
+	raw = bytes.TrimLeft(raw, " \t\r\n")
+	if len(raw) == 0 {
+		return "nothing"
+	}
+	switch raw[0] {
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case '"':
+		return "string"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	default:
+		return "number"
+	}
+}
+
+func isNull(raw []byte) bool {
+	raw = bytes.TrimSpace(raw)
+	return len(raw) == 0 || bytes.Equal(raw, []byte("null"))
+}
