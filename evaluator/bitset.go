@@ -26,3 +26,5 @@ func (b bitset) empty() bool {
 }
 
 func trailingZeros(x uint64) int { return bits.TrailingZeros64(x) }
+
+func (b bitset) has(i int) bool { return b[i/64]&(1<<(uint(i)%64)) != 0 }

@@ -47,26 +47,33 @@ func Diff(before, after *PolicySet, w *World, flows []Flow) DiffResult {
 	m := newMemo()
 	eb := &Evaluation{ps: before, w: w, m: m}
 	ea := &Evaluation{ps: after, w: w, m: m}
+	var cut []int
 	for i, f := range flows {
-		if !eb.candidate(f.Src, changed) && !eb.candidate(f.Dst, changed) {
+		src, dst := eb.state(f.Src), eb.state(f.Dst)
+		if !candidate(f.Src, src, changed) && !candidate(f.Dst, dst, changed) {
 			continue
 		}
 		res.Summary.Candidates++
-		if !eb.allowed(f) || ea.allowed(f) {
+		// Most flows survive most changes: ask the new set first.
+		if ea.allowed(f, src, dst) || !eb.allowed(f, src, dst) {
 			continue
 		}
-		res.Cut = append(res.Cut, Cut{Index: i, Flow: f, Before: eb.Verdict(f), After: ea.Verdict(f)})
+		cut = append(cut, i)
+	}
+	// Explanations only for what is cut.
+	res.Cut = make([]Cut, len(cut))
+	for j, i := range cut {
+		res.Cut[j] = Cut{Index: i, Flow: flows[i], Before: eb.Verdict(flows[i]), After: ea.Verdict(flows[i])}
 	}
 	res.Summary.Cut = len(res.Cut)
 	return res
 }
 
 // candidate reports whether a changed policy selects ep, memoised per endpoint.
-func (e *Evaluation) candidate(ep *Endpoint, changed []*compiledPolicy) bool {
+func candidate(ep *Endpoint, st *endpointState, changed []*compiledPolicy) bool {
 	if ep.Kind != Pod {
 		return false
 	}
-	st := e.state(ep)
 	if st.candidate < 0 {
 		st.candidate = 0
 		for _, cp := range changed {

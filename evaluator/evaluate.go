@@ -29,24 +29,58 @@ type Evaluation struct {
 type memo struct {
 	endpoints map[*Endpoint]*endpointState
 	nsLabels  map[string]labels.Set
+	// The two endpoints looked up last: flows from the cache come grouped by workload, so
+	// consecutive flows mostly share an end.
+	lastEp [2]*Endpoint
+	lastSt [2]*endpointState
 }
 
 type endpointState struct {
-	perNS []nsMemo // usually one or two: the endpoint's own namespace and its peers'
+	perNS []*nsMemo // usually one or two: the endpoint's own namespace and its peers'
 	// candidate is set by Diff: -1 unknown, 0 no, 1 yes.
 	candidate int8
+	// nodes are the nodes this endpoint is (by name or address), once nodeKnown.
+	nodeKnown bool
+	nodes     []string
+	// own caches, per policy set, the memo of the endpoint's own namespace (nil memo: no
+	// policies there), saving a lookup by namespace name per flow.
+	own []ownMemo
 }
 
-// nsMemo is what one namespace's policies say about one endpoint.
+type ownMemo struct {
+	ps *PolicySet
+	m  *nsMemo
+}
+
+// own returns what the policies of a pod's own namespace say about it, with the policies
+// that select it filled in; nil when the namespace has no policies.
+func (e *Evaluation) own(ep *Endpoint, st *endpointState) *nsMemo {
+	for _, o := range st.own {
+		if o.ps == e.ps {
+			return o.m
+		}
+	}
+	var m *nsMemo
+	if nsp := e.ps.byNS[ep.Namespace]; nsp != nil {
+		m = e.of(nsp, st).target(ep)
+	}
+	st.own = append(st.own, ownMemo{ps: e.ps, m: m})
+	return m
+}
+
+// nsMemo is what one namespace's policies say about one endpoint, learnt as needed.
 type nsMemo struct {
 	nsp *nsPolicies
 	// As the pod a policy selects (only for pods of this namespace): the ingress and egress
 	// rules of the policies that select it, and whether any policy isolates it.
+	targetKnown                     bool
 	ingressIsolated, egressIsolated bool
 	ingressRules, egressRules       bitset
-	// As the peer of a rule: the ingress rules whose "from", and the egress rules whose
-	// "to", match this endpoint.
-	ingressPeer, egressPeer bitset
+	ingressBy, egressBy             []PolicyRef // the isolating policies, by name
+	// As the peer of a rule: whether the rule's "from" (ingress) or "to" (egress) matches
+	// this endpoint, for the rules asked about so far.
+	ingressKnown, ingressMatch bitset
+	egressKnown, egressMatch   bitset
 }
 
 func newMemo() *memo {
@@ -59,54 +93,103 @@ func NewEvaluation(ps *PolicySet, w *World) *Evaluation {
 }
 
 func (e *Evaluation) state(ep *Endpoint) *endpointState {
-	st := e.m.endpoints[ep]
+	m := e.m
+	if ep == m.lastEp[0] {
+		return m.lastSt[0]
+	}
+	if ep == m.lastEp[1] {
+		return m.lastSt[1]
+	}
+	st := m.endpoints[ep]
 	if st == nil {
 		st = &endpointState{candidate: -1}
-		e.m.endpoints[ep] = st
+		m.endpoints[ep] = st
 	}
+	m.lastEp[1], m.lastSt[1] = m.lastEp[0], m.lastSt[0]
+	m.lastEp[0], m.lastSt[0] = ep, st
 	return st
 }
 
-// of returns what nsp says about ep, computing it on first use.
-func (e *Evaluation) of(nsp *nsPolicies, ep *Endpoint, st *endpointState) *nsMemo {
-	for i := range st.perNS {
-		if st.perNS[i].nsp == nsp {
-			return &st.perNS[i]
+// of returns what nsp says about the endpoint of st.
+func (e *Evaluation) of(nsp *nsPolicies, st *endpointState) *nsMemo {
+	for _, m := range st.perNS {
+		if m.nsp == nsp {
+			return m
 		}
 	}
-	m := nsMemo{nsp: nsp}
-	if ep.Kind == Pod && ep.Namespace == nsp.namespace {
-		podLabels := labels.Set(ep.Labels)
-		m.ingressRules = newBitset(len(nsp.ingress))
-		m.egressRules = newBitset(len(nsp.egress))
-		for _, cp := range nsp.policies {
-			if !cp.selector.Matches(podLabels) {
-				continue
-			}
-			if cp.ingress {
-				m.ingressIsolated = true
-				m.ingressRules.or(cp.ingressRules)
-			}
-			if cp.egress {
-				m.egressIsolated = true
-				m.egressRules.or(cp.egressRules)
-			}
-		}
-	}
-	m.ingressPeer = e.peerRules(nsp, nsp.ingress, ep)
-	m.egressPeer = e.peerRules(nsp, nsp.egress, ep)
+	m := &nsMemo{nsp: nsp}
 	st.perNS = append(st.perNS, m)
-	return &st.perNS[len(st.perNS)-1]
+	return m
 }
 
-func (e *Evaluation) peerRules(nsp *nsPolicies, rules []*compiledRule, ep *Endpoint) bitset {
-	b := newBitset(len(rules))
-	for i, r := range rules {
-		if r.anyPeer || slices.ContainsFunc(r.peers, func(p compiledPeer) bool { return e.peerMatches(nsp, p, ep) }) {
-			b.set(i)
+// target fills in which of the namespace's policies select the pod ep.
+func (m *nsMemo) target(ep *Endpoint) *nsMemo {
+	if m.targetKnown {
+		return m
+	}
+	m.targetKnown = true
+	nsp := m.nsp
+	if ep.Kind != Pod || ep.Namespace != nsp.namespace {
+		return m
+	}
+	podLabels := labels.Set(ep.Labels)
+	for _, cp := range nsp.policies {
+		if (!cp.ingress && !cp.egress) || !cp.selector.Matches(podLabels) {
+			continue
+		}
+		if cp.ingress {
+			if m.ingressRules == nil {
+				m.ingressRules = newBitset(len(nsp.ingress))
+			}
+			m.ingressIsolated = true
+			m.ingressRules.or(cp.ingressRules)
+			m.ingressBy = append(m.ingressBy, cp.ref)
+		}
+		if cp.egress {
+			if m.egressRules == nil {
+				m.egressRules = newBitset(len(nsp.egress))
+			}
+			m.egressIsolated = true
+			m.egressRules.or(cp.egressRules)
+			m.egressBy = append(m.egressBy, cp.ref)
 		}
 	}
-	return b
+	return m
+}
+
+// ruleIndex returns the first rule among selected (the rules of the policies that isolate
+// the pod) that matches the peer endpoint and the port, or -1. Peer matches are computed
+// once per rule and endpoint, and only for rules whose ports match.
+func (e *Evaluation) ruleIndex(dir Direction, selected bitset, peerMemo *nsMemo, peer *Endpoint, port int32, proto corev1.Protocol, dst *Endpoint) int {
+	nsp := peerMemo.nsp
+	rules, known, match := nsp.ingress, &peerMemo.ingressKnown, &peerMemo.ingressMatch
+	if dir == Egress {
+		rules, known, match = nsp.egress, &peerMemo.egressKnown, &peerMemo.egressMatch
+	}
+	for w := range selected {
+		x := selected[w]
+		for x != 0 {
+			i := w*64 + trailingZeros(x)
+			x &= x - 1
+			r := rules[i]
+			if !r.portMatches(port, proto, dst) {
+				continue
+			}
+			if *known == nil {
+				*known, *match = newBitset(len(rules)), newBitset(len(rules))
+			}
+			if !known.has(i) {
+				known.set(i)
+				if r.anyPeer || slices.ContainsFunc(r.peers, func(p compiledPeer) bool { return e.peerMatches(nsp, p, peer) }) {
+					match.set(i)
+				}
+			}
+			if match.has(i) {
+				return i
+			}
+		}
+	}
+	return -1
 }
 
 // peerMatches reports whether one entry of a rule's from/to matches ep. ipBlock matches any
@@ -149,18 +232,34 @@ func (e *Evaluation) namespaceLabels(ns string) labels.Set {
 // fromOwnNode reports whether src is the node dst runs on. "Traffic to and from the node
 // where a Pod is running is always allowed, regardless of the IP address of the Pod or the
 // node" — pods cannot block their own kubelet's probes.
-func (e *Evaluation) fromOwnNode(src, dst *Endpoint) bool {
+func (e *Evaluation) fromOwnNode(src *Endpoint, st *endpointState, dst *Endpoint) bool {
 	if dst.NodeName == "" {
 		return false
 	}
-	if src.Kind == Node && src.NodeName == dst.NodeName {
-		return true
+	if !st.nodeKnown {
+		st.nodeKnown = true
+		st.nodes = e.nodesOf(src)
 	}
-	if !src.IP.IsValid() || e.w == nil {
-		return false
+	return slices.Contains(st.nodes, dst.NodeName)
+}
+
+// nodesOf names the nodes an endpoint is: a Node endpoint's own name, or every node one of
+// whose addresses it has.
+func (e *Evaluation) nodesOf(ep *Endpoint) []string {
+	var out []string
+	if ep.Kind == Node && ep.NodeName != "" {
+		out = append(out, ep.NodeName)
 	}
-	ip := src.IP.Unmap()
-	return slices.ContainsFunc(e.w.NodeAddresses[dst.NodeName], func(a netip.Addr) bool { return a.Unmap() == ip })
+	if !ep.IP.IsValid() || e.w == nil {
+		return out
+	}
+	ip := ep.IP.Unmap()
+	for name, addrs := range e.w.NodeAddresses {
+		if slices.ContainsFunc(addrs, func(a netip.Addr) bool { return a.Unmap() == ip }) && !slices.Contains(out, name) {
+			out = append(out, name)
+		}
+	}
+	return out
 }
 
 func (r *compiledRule) portMatches(port int32, proto corev1.Protocol, dst *Endpoint) bool {
@@ -206,78 +305,49 @@ func containerProtocol(cp ContainerPort) corev1.Protocol {
 }
 
 // allowed is the fast path: the decision without its explanation.
-func (e *Evaluation) allowed(f Flow) bool {
+func (e *Evaluation) allowed(f Flow, src, dst *endpointState) bool {
 	proto := f.protocol()
 	// A pod-to-pod flow needs both the source's egress and the destination's ingress to
 	// allow it; an end that is not a pod has no policies of its own.
 	if f.Src.Kind == Pod {
-		if nsp := e.ps.byNS[f.Src.Namespace]; nsp != nil {
-			target := e.of(nsp, f.Src, e.state(f.Src))
-			if target.egressIsolated && !firstRule(nsp.egress, target.egressRules, e.of(nsp, f.Dst, e.state(f.Dst)).egressPeer, f.Port, proto, f.Dst) {
-				return false
-			}
+		if t := e.own(f.Src, src); t != nil && t.egressIsolated &&
+			e.ruleIndex(Egress, t.egressRules, e.of(t.nsp, dst), f.Dst, f.Port, proto, f.Dst) < 0 {
+			return false
 		}
 	}
 	if f.Dst.Kind == Pod {
-		if nsp := e.ps.byNS[f.Dst.Namespace]; nsp != nil {
-			target := e.of(nsp, f.Dst, e.state(f.Dst))
-			if target.ingressIsolated && !e.fromOwnNode(f.Src, f.Dst) &&
-				!firstRule(nsp.ingress, target.ingressRules, e.of(nsp, f.Src, e.state(f.Src)).ingressPeer, f.Port, proto, f.Dst) {
-				return false
-			}
+		if t := e.own(f.Dst, dst); t != nil && t.ingressIsolated &&
+			e.ruleIndex(Ingress, t.ingressRules, e.of(t.nsp, src), f.Src, f.Port, proto, f.Dst) < 0 &&
+			!e.fromOwnNode(f.Src, src, f.Dst) {
+			return false
 		}
 	}
 	return true
 }
 
-// firstRule reports whether a rule that applies to the pod (selected) and matches the peer
-// (peer) also matches the port.
-func firstRule(rules []*compiledRule, selected, peer bitset, port int32, proto corev1.Protocol, dst *Endpoint) bool {
-	return ruleIndex(rules, selected, peer, port, proto, dst) >= 0
-}
-
-func ruleIndex(rules []*compiledRule, selected, peer bitset, port int32, proto corev1.Protocol, dst *Endpoint) int {
-	for w := range selected {
-		x := selected[w] & peer[w]
-		for x != 0 {
-			i := w*64 + trailingZeros(x)
-			if rules[i].portMatches(port, proto, dst) {
-				return i
-			}
-			x &= x - 1
-		}
-	}
-	return -1
-}
-
 // Allowed reports whether the flow is allowed, without building an explanation.
-func (e *Evaluation) Allowed(f Flow) bool { return e.allowed(f) }
+func (e *Evaluation) Allowed(f Flow) bool { return e.allowed(f, e.state(f.Src), e.state(f.Dst)) }
 
 // Verdict decides the flow and explains the decision.
 func (e *Evaluation) Verdict(f Flow) Verdict {
 	proto := f.protocol()
+	src, dst := e.state(f.Src), e.state(f.Dst)
 	var v Verdict
 	v.Egress = Side{Allowed: true}
 	v.Ingress = Side{Allowed: true}
 	if f.Src.Kind == Pod {
 		v.Egress.Applies = true
-		if nsp := e.ps.byNS[f.Src.Namespace]; nsp != nil {
-			target := e.of(nsp, f.Src, e.state(f.Src))
-			if target.egressIsolated {
-				v.Egress = e.side(nsp, Egress, f.Src, nsp.egress, target.egressRules, e.of(nsp, f.Dst, e.state(f.Dst)).egressPeer, f.Port, proto, f.Dst)
-			}
+		if t := e.own(f.Src, src); t != nil && t.egressIsolated {
+			v.Egress = side(t, Egress, e.ruleIndex(Egress, t.egressRules, e.of(t.nsp, dst), f.Dst, f.Port, proto, f.Dst))
 		}
 	}
 	if f.Dst.Kind == Pod {
 		v.Ingress.Applies = true
-		if nsp := e.ps.byNS[f.Dst.Namespace]; nsp != nil {
-			target := e.of(nsp, f.Dst, e.state(f.Dst))
-			if target.ingressIsolated {
-				v.Ingress = e.side(nsp, Ingress, f.Dst, nsp.ingress, target.ingressRules, e.of(nsp, f.Src, e.state(f.Src)).ingressPeer, f.Port, proto, f.Dst)
-				if !v.Ingress.Allowed && e.fromOwnNode(f.Src, f.Dst) {
-					v.Ingress.Allowed = true
-					v.Ingress.FromOwnNode = true
-				}
+		if t := e.own(f.Dst, dst); t != nil && t.ingressIsolated {
+			v.Ingress = side(t, Ingress, e.ruleIndex(Ingress, t.ingressRules, e.of(t.nsp, src), f.Src, f.Port, proto, f.Dst))
+			if !v.Ingress.Allowed && e.fromOwnNode(f.Src, src, f.Dst) {
+				v.Ingress.Allowed = true
+				v.Ingress.FromOwnNode = true
 			}
 		}
 	}
@@ -285,15 +355,18 @@ func (e *Evaluation) Verdict(f Flow) Verdict {
 	return v
 }
 
-func (e *Evaluation) side(nsp *nsPolicies, dir Direction, pod *Endpoint, rules []*compiledRule, selected, peer bitset, port int32, proto corev1.Protocol, dst *Endpoint) Side {
+// side explains one isolated end: the policies that isolate it and the rule (index i into
+// the direction's rules, or -1) that allowed the flow.
+func side(t *nsMemo, dir Direction, i int) Side {
 	s := Side{Applies: true, Isolated: true}
-	podLabels := labels.Set(pod.Labels)
-	for _, cp := range nsp.policies {
-		if ((dir == Ingress && cp.ingress) || (dir == Egress && cp.egress)) && cp.selector.Matches(podLabels) {
-			s.IsolatedBy = append(s.IsolatedBy, cp.ref)
-		}
+	// IsolatedBy is shared with the memo, clipped so that an append by the caller copies.
+	rules := t.nsp.ingress
+	s.IsolatedBy = slices.Clip(t.ingressBy)
+	if dir == Egress {
+		rules = t.nsp.egress
+		s.IsolatedBy = slices.Clip(t.egressBy)
 	}
-	if i := ruleIndex(rules, selected, peer, port, proto, dst); i >= 0 {
+	if i >= 0 {
 		ref := rules[i].ref
 		s.Allowed = true
 		s.AllowedBy = &ref

@@ -6,7 +6,8 @@ type Side struct {
 	Applies bool `json:"applies"`
 	// Isolated is true when at least one policy selects the pod for this direction.
 	Isolated bool `json:"isolated"`
-	// IsolatedBy lists those policies, sorted by name.
+	// IsolatedBy lists those policies, sorted by name. It may be shared between verdicts:
+	// do not modify it.
 	IsolatedBy []PolicyRef `json:"isolatedBy,omitempty"`
 	// Allowed is the outcome for this end.
 	Allowed bool `json:"allowed"`
