@@ -216,37 +216,42 @@ func (c *Cache) add(o *Observation) {
 	if o.Port < 1 || o.Port > 65535 {
 		return
 	}
-	src := c.internPeer(o.Src, o.SrcInfo)
-	dst := c.internPeer(o.Dst, o.DstInfo)
-	key := edgeKey{src: src, dst: dst, port: uint16(o.Port), proto: protoCode(o.Protocol)}
 	seen := o.Seen.Unix()
 	count := o.Count
 	if count == 0 {
 		count = 1
 	}
-	if i, ok := c.index[key]; ok {
-		e := &c.edges[i]
-		e.count += count
-		if seen > e.last {
-			e.last = seen
+	proto := protoCode(o.Protocol)
+	// The hit path: both peers and the edge are held.
+	if src, ok := c.peerIndex[o.Src]; ok {
+		if dst, ok := c.peerIndex[o.Dst]; ok {
+			if i, ok := c.index[edgeKey{src: src, dst: dst, port: uint16(o.Port), proto: proto}]; ok {
+				c.setInfo(src, o.SrcInfo)
+				c.setInfo(dst, o.DstInfo)
+				e := &c.edges[i]
+				e.count += count
+				e.last = max(e.last, seen)
+				e.first = min(e.first, seen)
+				if c.head != i {
+					c.unlink(i)
+					c.pushFront(i)
+				}
+				return
+			}
 		}
-		if seen < e.first {
-			e.first = seen
-		}
-		if c.head != i {
-			c.unlink(i)
-			c.pushFront(i)
-		}
-		return
 	}
+	// A new edge. Make room first: eviction may free the very peers this edge names, so
+	// they are interned only afterwards.
 	if c.live >= c.maxEdges {
 		c.removeEdge(c.tail)
 		c.evicted++
 	}
+	src := c.internPeer(o.Src, o.SrcInfo)
+	dst := c.internPeer(o.Dst, o.DstInfo)
 	i := c.allocEdge()
 	e := &c.edges[i]
-	*e = edge{key: key, first: seen, last: seen, count: count}
-	c.index[key] = i
+	*e = edge{key: edgeKey{src: src, dst: dst, port: uint16(o.Port), proto: proto}, first: seen, last: seen, count: count}
+	c.index[e.key] = i
 	c.live++
 	c.pushFront(i)
 	sp, dp := &c.peers[src], &c.peers[dst]
@@ -254,6 +259,12 @@ func (c *Cache) add(o *Observation) {
 	sp.out = append(sp.out, i)
 	e.inPos = uint32(len(dp.in))
 	dp.in = append(dp.in, i)
+}
+
+func (c *Cache) setInfo(i uint32, info *PeerInfo) {
+	if info != nil {
+		c.peers[i].info = info
+	}
 }
 
 func (c *Cache) allocEdge() uint32 {
@@ -328,9 +339,7 @@ func (c *Cache) dropPos(list []uint32, pos uint32, in bool) []uint32 {
 
 func (c *Cache) internPeer(id PeerID, info *PeerInfo) uint32 {
 	if i, ok := c.peerIndex[id]; ok {
-		if info != nil {
-			c.peers[i].info = info
-		}
+		c.setInfo(i, info)
 		return i
 	}
 	var i uint32

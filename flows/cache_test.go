@@ -75,7 +75,7 @@ func TestCacheFloodStaysBounded(t *testing.T) {
 	if cov.Edges != limit || cov.Peers > 2*limit || cov.Evicted != 49*limit {
 		t.Errorf("after a flood: %d edges, %d peers, %d evicted; want %d edges, ≤ %d peers, %d evicted", cov.Edges, cov.Peers, cov.Evicted, limit, 2*limit, 49*limit)
 	}
-	if len(c.edges) > limit || len(c.peers) > 2*limit+2 {
+	if len(c.edges) > limit || len(c.peers) > 2*limit {
 		t.Errorf("slabs grew past the cap: %d edge slots, %d peer slots", len(c.edges), len(c.peers))
 	}
 	if n := len(c.byNS); n > 97 {
@@ -332,4 +332,19 @@ func FuzzReadSnapshot(f *testing.F) {
 			t.Fatalf("%d edges, then %d", r.Len(), r2.Len())
 		}
 	})
+}
+
+func TestCacheEvictionFreeingThePeersOfTheNewEdge(t *testing.T) {
+	c := New(Options{Now: t0, MaxEdges: 1})
+	a, b, d := wl("shop", "Deployment/a"), wl("shop", "Deployment/b"), wl("shop", "Deployment/d")
+	c.Add(obs(a, b, 80, t0))
+	c.Add(obs(a, d, 80, t0)) // evicting a → b leaves a with no edge while a → d is added
+	c.Add(obs(d, a, 81, t0))
+	in := c.EdgesInto("shop", nil)
+	if len(in) != 1 || in[0].Src != d || in[0].Dst != a {
+		t.Fatalf("edges %+v, want only d → a", in)
+	}
+	if cov := c.Coverage(); cov.Peers != 2 || cov.Evicted != 2 {
+		t.Errorf("coverage %+v, want 2 peers, 2 evicted", cov)
+	}
 }
