@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The project's test command: formatting, vet, and every test with the race detector.
+# The project's test command: formatting, vet, the control plane the e2e tests need, and
+# every test with the race detector, then a short run of each fuzz target.
 # Run from anywhere: scripts/test.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -13,6 +14,13 @@ fi
 
 echo "==> go vet"
 go vet ./...
+
+echo "==> control plane for the e2e tests (built from Go module sources once, then cached)"
+if [ -z "${KUBEBUILDER_ASSETS:-}" ]; then
+	KUBEBUILDER_ASSETS="$(bash e2e/tools/build.sh)"
+	export KUBEBUILDER_ASSETS
+fi
+echo "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS"
 
 echo "==> go test -race"
 go test -race -count=1 ./...
