@@ -237,11 +237,7 @@ func diffNamespace(b, a *nsPolicies) []*compiledPolicy {
 		if nsp == nil {
 			return nil
 		}
-		i, ok := slices.BinarySearchFunc(nsp.policies, name, func(cp *compiledPolicy, n string) int { return strings.Compare(cp.ref.Name, n) })
-		if !ok {
-			return nil
-		}
-		return nsp.policies[i]
+		return nsp.find(name)
 	}
 	for _, bp := range b.policies {
 		ap := find(a, bp.ref.Name)
@@ -483,4 +479,22 @@ func selector(s *metav1.LabelSelector, path *field.Path, errs field.ErrorList) (
 		return labels.Nothing(), append(errs, field.Invalid(path, s, err.Error()))
 	}
 	return sel, errs
+}
+
+// Get returns the policy with that namespace and name, or nil.
+func (ps *PolicySet) Get(namespace, name string) *networkingv1.NetworkPolicy {
+	if nsp := ps.byNS[namespace]; nsp != nil {
+		if cp := nsp.find(name); cp != nil {
+			return cp.src
+		}
+	}
+	return nil
+}
+
+func (nsp *nsPolicies) find(name string) *compiledPolicy {
+	i, ok := slices.BinarySearchFunc(nsp.policies, name, func(cp *compiledPolicy, n string) int { return strings.Compare(cp.ref.Name, n) })
+	if !ok {
+		return nil
+	}
+	return nsp.policies[i]
 }

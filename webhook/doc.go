@@ -1,0 +1,18 @@
+// Package webhook is the admission guardrail: a validating webhook for NetworkPolicy CREATE,
+// UPDATE and DELETE that builds the policy set as it is and as it would be, asks the
+// evaluator which cached flows the change cuts, and answers by mode — enforce rejects, warn
+// admits with kubectl warnings, audit admits and records. It adapts; the evaluator decides.
+//
+// main.go wires it to the live cluster view (package cluster), the flow cache (package
+// flows) and controller-runtime's webhook server.
+package webhook
+
+import ctrl "sigs.k8s.io/controller-runtime"
+
+var log = ctrl.Log.WithName("webhook")
+
+// Verbosity levels, named once.
+const (
+	levelInfo  = 0
+	levelDebug = 4
+)

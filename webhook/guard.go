@@ -1,0 +1,395 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"time"
+
+	admissionv1 "k8s.io/api/admission/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/client-go/tools/events"
+	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/netpol-guard/netpol-guard/evaluator"
+	"github.com/netpol-guard/netpol-guard/flows"
+)
+
+// View is the live cluster as the guard needs it. package cluster's Live implements it from
+// informers: every method answers from memory.
+type View interface {
+	// PolicySet is every NetworkPolicy in the cluster now, compiled.
+	PolicySet() *evaluator.PolicySet
+	// World is namespace labels and node addresses.
+	World() *evaluator.World
+	// Endpoint judges a cached peer with its workload's live labels, falling back to those
+	// stored with the edge when no pod of it runs now.
+	Endpoint(id flows.PeerID, stored *flows.PeerInfo) *evaluator.Endpoint
+	// WorkloadsIn lists the workloads that run pods in a namespace now.
+	WorkloadsIn(namespace string) []flows.PeerID
+	// NamespaceLabels of a namespace, nil if unknown.
+	NamespaceLabels(namespace string) map[string]string
+	// WebhookBackend names the admission webhook a workload serves, if any: cutting its
+	// ingress cuts the API server's path to it.
+	WebhookBackend(id flows.PeerID) (string, bool)
+}
+
+// Options configures a Guard.
+type Options struct {
+	Cache *flows.Cache
+	View  View
+	// Mode is the global mode; default warn.
+	Mode Mode
+	// MinHistory is how long the cache must have been observing before enforce rejects;
+	// with less, enforce degrades to a warning that says so. Default 1h.
+	MinHistory time.Duration
+	// MaxListed is how many cut flows a message lists; default 5.
+	MaxListed int
+	// Budget bounds an evaluation when the request carries no deadline; default 3s. With a
+	// deadline, the guard answers a little before it.
+	Budget time.Duration
+	// Recorder records Events; nil records none.
+	Recorder events.EventRecorder
+	// Metrics; nil records none.
+	Metrics *Metrics
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Guard is the validating admission handler for NetworkPolicies.
+type Guard struct {
+	opts Options
+}
+
+var _ admission.Handler = (*Guard)(nil)
+
+// NewGuard returns a guard with defaults filled in.
+func NewGuard(opts Options) *Guard {
+	if opts.Mode == "" {
+		opts.Mode = Warn
+	}
+	if opts.MinHistory == 0 {
+		opts.MinHistory = time.Hour
+	}
+	if opts.MaxListed <= 0 {
+		opts.MaxListed = 5
+	}
+	if opts.Budget <= 0 {
+		opts.Budget = 3 * time.Second
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Guard{opts: opts}
+}
+
+// Outcomes, as metrics and audit annotations name them.
+const (
+	outcomeAllowed  = "allowed"  // nothing cut
+	outcomeRejected = "rejected" // enforce
+	outcomeWarned   = "warned"
+	outcomeAudited  = "audited"
+	outcomeBypassed = "bypassed" // enforce, admitted by the bypass annotation
+	outcomeDegraded = "degraded" // enforce with too little history: warned instead
+	outcomeSkipped  = "skipped"  // mode off, or not a NetworkPolicy
+	outcomeTimeout  = "timeout"  // admitted unchecked: no time left
+	outcomeError    = "error"
+)
+
+// Handle decides one AdmissionReview.
+func (g *Guard) Handle(ctx context.Context, req admission.Request) admission.Response {
+	start := g.opts.Now()
+	op := string(req.Operation)
+	resp, mode, outcome := g.handle(ctx, req)
+	if m := g.opts.Metrics; m != nil {
+		m.Requests.WithLabelValues(op, string(mode), outcome).Inc()
+		m.Latency.Observe(g.opts.Now().Sub(start).Seconds())
+	}
+	return resp
+}
+
+func (g *Guard) handle(ctx context.Context, req admission.Request) (admission.Response, Mode, string) {
+	if req.Kind.Group != networkingv1.GroupName || req.Kind.Kind != "NetworkPolicy" {
+		return admission.Allowed("netpol-guard only judges NetworkPolicies"), "", outcomeSkipped
+	}
+	oldPolicy, newPolicy, err := decodePolicies(req)
+	if err != nil {
+		return admission.Errored(http.StatusBadRequest, err), "", outcomeError
+	}
+	subject := newPolicy
+	if subject == nil {
+		subject = oldPolicy
+	}
+	ns := subject.Namespace
+	if ns == "" {
+		ns = req.Namespace
+	}
+	mode, source, problems := resolveMode(subject.Annotations, g.opts.View.NamespaceLabels(ns), g.opts.Mode)
+	if mode == Off {
+		return admission.Allowed("netpol-guard mode is off (" + string(source) + ")"), mode, outcomeSkipped
+	}
+
+	budget := g.opts.Budget
+	if deadline, ok := ctx.Deadline(); ok {
+		// Leave room to answer: an admission that times out is worse than one admitted
+		// unchecked with a warning.
+		budget = time.Until(deadline) * 8 / 10
+	}
+	done := make(chan decisionResult, 1)
+	go func() { done <- g.decide(ns, oldPolicy, newPolicy) }()
+	var d decisionResult
+	select {
+	case d = <-done:
+	case <-time.After(budget):
+		log.Info("Evaluation did not finish in time, admitting unchecked", "policy", klog.KObj(subject), "budget", budget)
+		return admission.Allowed("").WithWarnings(fmt.Sprintf("netpol-guard: evaluation did not finish within %s; %s admitted unchecked", budget.Round(time.Millisecond), change(req.Operation, subject))), mode, outcomeTimeout
+	}
+	if d.err != nil {
+		// Fail open: a guardrail outage must never block an incident fix.
+		log.Error(d.err, "Evaluation failed, admitting unchecked", "policy", klog.KObj(subject))
+		return admission.Allowed("").WithWarnings("netpol-guard: could not evaluate this change (" + truncate(d.err.Error(), 70) + "); admitted unchecked"), mode, outcomeError
+	}
+	d.change = change(req.Operation, subject)
+	d.mode, d.modeSource = mode, source
+	d.problems = problems
+	d.user = req.UserInfo.Username
+	d.dryRun = req.DryRun != nil && *req.DryRun
+	d.bypass, d.bypassed = subject.Annotations[BypassAnnotation]
+	return g.respond(subject, d)
+}
+
+// decodePolicies returns the policy before (UPDATE, DELETE) and after (CREATE, UPDATE).
+func decodePolicies(req admission.Request) (old, new *networkingv1.NetworkPolicy, err error) {
+	decode := func(raw []byte, what string) (*networkingv1.NetworkPolicy, error) {
+		if len(raw) == 0 {
+			return nil, fmt.Errorf("%s: missing in a %s request", what, req.Operation)
+		}
+		p := &networkingv1.NetworkPolicy{}
+		if err := json.Unmarshal(raw, p); err != nil {
+			return nil, fmt.Errorf("%s: decoding NetworkPolicy: %w", what, err)
+		}
+		return p, nil
+	}
+	switch req.Operation {
+	case admissionv1.Create:
+		new, err = decode(req.Object.Raw, "object")
+	case admissionv1.Update:
+		if old, err = decode(req.OldObject.Raw, "oldObject"); err == nil {
+			new, err = decode(req.Object.Raw, "object")
+		}
+	case admissionv1.Delete:
+		old, err = decode(req.OldObject.Raw, "oldObject")
+	default:
+		err = fmt.Errorf("operation %q: netpol-guard judges CREATE, UPDATE and DELETE", req.Operation)
+	}
+	return old, new, err
+}
+
+// cutFlow is one flow the change cuts, with what a human needs to judge it.
+type cutFlow struct {
+	edge          flows.Edge
+	before, after evaluator.Verdict
+	// protection names a path the cluster itself depends on: DNS, an admission webhook,
+	// node traffic. Empty for ordinary flows.
+	protection string
+}
+
+type coverage struct {
+	since      time.Time
+	history    time.Duration
+	edges      int      // candidate edges evaluated
+	neverSeen  []string // selected workloads with no cached flow
+	unresolved uint64
+}
+
+type decisionResult struct {
+	cuts     []cutFlow
+	summary  evaluator.DiffSummary
+	coverage coverage
+	err      error
+
+	change     string
+	mode       Mode
+	modeSource modeSource
+	problems   []string
+	user       string
+	dryRun     bool
+	bypass     string
+	bypassed   bool
+}
+
+// decide builds the policy sets before and after the change, and asks the evaluator which
+// of the candidate edges the change cuts. It reads only in-memory indexes.
+func (g *Guard) decide(ns string, oldPolicy, newPolicy *networkingv1.NetworkPolicy) (d decisionResult) {
+	now := g.opts.Now()
+	view := g.opts.View
+	ps := view.PolicySet()
+	before := ps
+	var err error
+	if oldPolicy != nil {
+		// The request's oldObject is the truth for that policy, whatever the informer holds.
+		if before, err = ps.With(ps.Get(oldPolicy.Namespace, oldPolicy.Name), oldPolicy); err != nil {
+			d.err = fmt.Errorf("compiling the current policy: %w", err)
+			return d
+		}
+	}
+	after, err := before.With(oldPolicy, newPolicy)
+	if err != nil {
+		d.err = fmt.Errorf("compiling the new policy: %w", err)
+		return d
+	}
+
+	var selectors []labels.Selector
+	for _, p := range []*networkingv1.NetworkPolicy{oldPolicy, newPolicy} {
+		if p == nil {
+			continue
+		}
+		sel, err := metav1.LabelSelectorAsSelector(&p.Spec.PodSelector)
+		if err != nil {
+			d.err = fmt.Errorf("podSelector: %w", err)
+			return d
+		}
+		selectors = append(selectors, sel)
+	}
+	selects := func(ep *evaluator.Endpoint) bool {
+		return ep.Kind == evaluator.Pod && slices.ContainsFunc(selectors, func(s labels.Selector) bool { return s.Matches(labels.Set(ep.Labels)) })
+	}
+
+	// The only edges a change to a policy of ns can affect: into or out of the workloads it
+	// selects, old selector or new.
+	seen := map[flows.PeerID]bool{}
+	edges, _ := g.opts.Cache.Candidates(ns, func(id flows.PeerID, info *flows.PeerInfo) bool {
+		if selects(view.Endpoint(id, info)) {
+			seen[id] = true
+			return true
+		}
+		return false
+	}, nil)
+	fl := make([]evaluator.Flow, len(edges))
+	for i, e := range edges {
+		fl[i] = evaluator.Flow{Src: view.Endpoint(e.Src, e.SrcInfo), Dst: view.Endpoint(e.Dst, e.DstInfo), Port: e.Port, Protocol: e.Protocol}
+	}
+	res := evaluator.Diff(before, after, view.World(), fl)
+	d.summary = res.Summary
+	for _, c := range res.Cut {
+		e := edges[c.Index]
+		d.cuts = append(d.cuts, cutFlow{edge: e, before: c.Before, after: c.After, protection: g.protection(e)})
+	}
+	// Self-protection first, then the most recently seen.
+	slices.SortStableFunc(d.cuts, func(a, b cutFlow) int {
+		if (a.protection == "") != (b.protection == "") {
+			if a.protection != "" {
+				return -1
+			}
+			return 1
+		}
+		return b.edge.LastSeen.Compare(a.edge.LastSeen)
+	})
+
+	cov := g.opts.Cache.Coverage()
+	d.coverage = coverage{since: cov.Since, history: now.Sub(cov.Since), edges: len(edges), unresolved: cov.Unresolved}
+	for _, id := range view.WorkloadsIn(ns) {
+		if !seen[id] && selects(view.Endpoint(id, nil)) {
+			d.coverage.neverSeen = append(d.coverage.neverSeen, id.Name)
+		}
+	}
+	slices.Sort(d.coverage.neverSeen)
+	return d
+}
+
+// protection says whether a cut flow is one the cluster itself depends on.
+func (g *Guard) protection(e flows.Edge) string {
+	switch {
+	case e.Src.Kind == flows.PeerNode:
+		return "traffic from node " + e.Src.Name + " (load-balancer health checks, NodePort)"
+	case e.Dst.Kind == flows.PeerWorkload && isDNS(e):
+		return "DNS"
+	}
+	if name, ok := g.opts.View.WebhookBackend(e.Dst); ok && e.Dst.Kind == flows.PeerWorkload {
+		return "the API server's path to admission webhook " + name
+	}
+	return ""
+}
+
+func isDNS(e flows.Edge) bool {
+	if e.DstInfo != nil {
+		if app := e.DstInfo.Labels["k8s-app"]; app == "kube-dns" || app == "coredns" {
+			return true
+		}
+	}
+	return e.Dst.Namespace == "kube-system" && e.Port == 53
+}
+
+// respond turns a decision into the answer for its mode, and records it.
+func (g *Guard) respond(subject *networkingv1.NetworkPolicy, d decisionResult) (admission.Response, Mode, string) {
+	now := g.opts.Now()
+	r := report{d: d, now: now, maxListed: g.opts.MaxListed, minHistory: g.opts.MinHistory}
+	if len(d.cuts) == 0 {
+		// A change that cuts nothing is admitted silently.
+		resp := admission.Allowed("")
+		if len(d.problems) > 0 {
+			resp = resp.WithWarnings(prefixed(d.problems)...)
+		}
+		return resp, d.mode, outcomeAllowed
+	}
+	if m := g.opts.Metrics; m != nil && !d.dryRun {
+		m.CutFlows.Add(float64(len(d.cuts)))
+	}
+
+	var resp admission.Response
+	var outcome string
+	switch {
+	case d.mode == Enforce && d.bypassed:
+		outcome = outcomeBypassed
+		resp = admission.Allowed("").WithWarnings(r.warnings("admitted by "+BypassAnnotation+" ("+truncate(d.bypass, 40)+")")...)
+	case d.mode == Enforce && d.coverage.history < g.opts.MinHistory:
+		outcome = outcomeDegraded
+		resp = admission.Allowed("").WithWarnings(r.warnings(fmt.Sprintf("enforce degraded to warn: %s of history < %s", shortDuration(d.coverage.history), shortDuration(g.opts.MinHistory)))...)
+	case d.mode == Enforce:
+		outcome = outcomeRejected
+		resp = admission.Denied(r.message())
+		if len(d.problems) > 0 {
+			resp = resp.WithWarnings(prefixed(d.problems)...)
+		}
+	case d.mode == Warn:
+		outcome = outcomeWarned
+		resp = admission.Allowed("").WithWarnings(r.warnings("")...)
+	default: // audit
+		outcome = outcomeAudited
+		resp = admission.Allowed("")
+	}
+	resp.AuditAnnotations = r.auditAnnotations(outcome)
+	g.record(subject, d, outcome, r)
+	return resp, d.mode, outcome
+}
+
+// record writes the Event and the log line. Dry runs record nothing: the webhook declares
+// sideEffects NoneOnDryRun.
+func (g *Guard) record(subject *networkingv1.NetworkPolicy, d decisionResult, outcome string, r report) {
+	kv := []any{"policy", klog.KObj(subject), "change", d.change, "mode", d.mode, "outcome", outcome,
+		"cutFlows", len(d.cuts), "candidates", d.summary.Candidates, "user", d.user, "dryRun", d.dryRun}
+	if d.bypassed {
+		kv = append(kv, "bypassReason", d.bypass)
+	}
+	log.V(levelInfo).Info("NetworkPolicy change would cut flows", kv...)
+	if d.dryRun || g.opts.Recorder == nil {
+		return
+	}
+	reason, eventType := "WouldCutFlows", "Warning"
+	switch outcome {
+	case outcomeRejected:
+		reason = "CutRejected"
+	case outcomeBypassed:
+		reason = "CutBypassed"
+	case outcomeAudited:
+		reason = "CutAudited"
+	}
+	note := r.eventNote(outcome)
+	g.opts.Recorder.Eventf(subject, nil, eventType, reason, "Admission", "%s", note)
+}
+

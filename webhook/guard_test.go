@@ -1,0 +1,495 @@
+package webhook
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/netip"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	admissionv1 "k8s.io/api/admission/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
+	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
+	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/runtime"
+	"k8s.io/client-go/tools/events"
+	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+
+	"github.com/netpol-guard/netpol-guard/evaluator"
+	"github.com/netpol-guard/netpol-guard/flows"
+)
+
+var now = time.Date(2026, 11, 26, 12, 0, 0, 0, time.UTC)
+
+// testView is the cluster as the guard sees it, held in memory: a shop with web, cart,
+// checkout and a CronJob, CoreDNS, and a node.
+type testView struct {
+	mu       sync.Mutex
+	policies []*networkingv1.NetworkPolicy
+	nsLabels map[string]map[string]string
+	pods     map[flows.PeerID]*evaluator.Endpoint
+	webhooks map[flows.PeerID]string
+	block    chan struct{} // when set, PolicySet waits on it: an evaluation that takes too long
+}
+
+func newTestView(policies ...*networkingv1.NetworkPolicy) *testView {
+	v := &testView{
+		policies: policies,
+		nsLabels: map[string]map[string]string{"shop": {"team": "shop"}, "kube-system": {}, "payments": {}},
+		pods:     map[flows.PeerID]*evaluator.Endpoint{},
+		webhooks: map[flows.PeerID]string{},
+	}
+	for _, w := range []struct{ ns, name, app string }{
+		{"shop", "Deployment/web", "web"}, {"shop", "Deployment/cart", "cart"}, {"shop", "Deployment/checkout", "checkout"},
+		{"shop", "CronJob/report", "report"}, {"kube-system", "Deployment/coredns", "kube-dns"}, {"payments", "Deployment/api", "payments"},
+	} {
+		labels := map[string]string{"app": w.app}
+		if w.app == "kube-dns" {
+			labels = map[string]string{"k8s-app": "kube-dns"}
+		}
+		v.pods[flows.PeerID{Kind: flows.PeerWorkload, Namespace: w.ns, Name: w.name}] = &evaluator.Endpoint{Kind: evaluator.Pod, Namespace: w.ns, Name: w.name, Labels: labels, NodeName: "node-a"}
+	}
+	return v
+}
+
+func (v *testView) PolicySet() *evaluator.PolicySet {
+	if v.block != nil {
+		<-v.block
+	}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	ps, err := evaluator.Compile(v.policies)
+	if err != nil {
+		panic(err)
+	}
+	return ps
+}
+
+func (v *testView) World() *evaluator.World {
+	return &evaluator.World{NamespaceLabels: v.nsLabels, NodeAddresses: map[string][]netip.Addr{"node-a": {netip.MustParseAddr("192.168.0.10")}}}
+}
+
+func (v *testView) Endpoint(id flows.PeerID, stored *flows.PeerInfo) *evaluator.Endpoint {
+	switch id.Kind {
+	case flows.PeerWorkload:
+		if ep, ok := v.pods[id]; ok {
+			return ep
+		}
+		ep := &evaluator.Endpoint{Kind: evaluator.Pod, Namespace: id.Namespace, Name: id.Name}
+		if stored != nil {
+			ep.Labels = stored.Labels
+		}
+		return ep
+	case flows.PeerNode:
+		return &evaluator.Endpoint{Kind: evaluator.Node, NodeName: id.Name}
+	default:
+		return &evaluator.Endpoint{Kind: evaluator.External, IP: id.IP}
+	}
+}
+
+func (v *testView) WorkloadsIn(ns string) []flows.PeerID {
+	var out []flows.PeerID
+	for id := range v.pods {
+		if id.Namespace == ns {
+			out = append(out, id)
+		}
+	}
+	return out
+}
+
+func (v *testView) NamespaceLabels(ns string) map[string]string { return v.nsLabels[ns] }
+
+func (v *testView) WebhookBackend(id flows.PeerID) (string, bool) {
+	name, ok := v.webhooks[id]
+	return name, ok
+}
+
+func wl(ns, name string) flows.PeerID {
+	return flows.PeerID{Kind: flows.PeerWorkload, Namespace: ns, Name: name}
+}
+
+// shopCache holds the flows the shop carried: web → cart, checkout → cart, cart → DNS,
+// probes from cart's own node, the CronJob → cart.
+func shopCache(since time.Time) *flows.Cache {
+	c := flows.New(flows.Options{Now: since})
+	add := func(src, dst flows.PeerID, port int32, proto corev1.Protocol, ago time.Duration, count uint64) {
+		c.Add(flows.Observation{Src: src, Dst: dst, Port: port, Protocol: proto, Seen: now.Add(-ago), Count: count})
+	}
+	add(wl("shop", "Deployment/web"), wl("shop", "Deployment/cart"), 8080, corev1.ProtocolTCP, 2*time.Minute, 5210)
+	add(wl("shop", "Deployment/checkout"), wl("shop", "Deployment/cart"), 8080, corev1.ProtocolTCP, 5*time.Minute, 300)
+	add(wl("shop", "Deployment/cart"), wl("kube-system", "Deployment/coredns"), 53, corev1.ProtocolUDP, time.Minute, 9000)
+	add(flows.PeerID{Kind: flows.PeerNode, Name: "node-a"}, wl("shop", "Deployment/cart"), 8080, corev1.ProtocolTCP, 10*time.Second, 8000)
+	add(wl("payments", "Deployment/api"), wl("shop", "Deployment/cart"), 8080, corev1.ProtocolTCP, time.Hour, 12)
+	return c
+}
+
+func policy(name string, tweaks ...func(*networkingv1.NetworkPolicy)) *networkingv1.NetworkPolicy {
+	p := &networkingv1.NetworkPolicy{
+		TypeMeta:   metav1.TypeMeta{APIVersion: "networking.k8s.io/v1", Kind: "NetworkPolicy"},
+		ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: name},
+		Spec:       networkingv1.NetworkPolicySpec{PodSelector: metav1.LabelSelector{MatchLabels: map[string]string{"app": "cart"}}},
+	}
+	for _, t := range tweaks {
+		t(p)
+	}
+	return p
+}
+
+func annotated(k, v string) func(*networkingv1.NetworkPolicy) {
+	return func(p *networkingv1.NetworkPolicy) {
+		if p.Annotations == nil {
+			p.Annotations = map[string]string{}
+		}
+		p.Annotations[k] = v
+	}
+}
+
+func allowFrom(app string) func(*networkingv1.NetworkPolicy) {
+	return func(p *networkingv1.NetworkPolicy) {
+		p.Spec.Ingress = append(p.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{
+			From: []networkingv1.NetworkPolicyPeer{{PodSelector: &metav1.LabelSelector{MatchLabels: map[string]string{"app": app}}}},
+		})
+	}
+}
+
+func selectAll(p *networkingv1.NetworkPolicy) { p.Spec.PodSelector = metav1.LabelSelector{} }
+
+func egressOnly(p *networkingv1.NetworkPolicy) {
+	p.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeEgress}
+}
+
+func request(op admissionv1.Operation, old, new *networkingv1.NetworkPolicy, dryRun bool) admission.Request {
+	raw := func(p *networkingv1.NetworkPolicy) runtime.RawExtension {
+		if p == nil {
+			return runtime.RawExtension{}
+		}
+		b, _ := json.Marshal(p)
+		return runtime.RawExtension{Raw: b}
+	}
+	subject := new
+	if subject == nil {
+		subject = old
+	}
+	return admission.Request{AdmissionRequest: admissionv1.AdmissionRequest{
+		UID:       "uid-1",
+		Kind:      metav1.GroupVersionKind{Group: "networking.k8s.io", Version: "v1", Kind: "NetworkPolicy"},
+		Resource:  metav1.GroupVersionResource{Group: "networking.k8s.io", Version: "v1", Resource: "networkpolicies"},
+		Name:      subject.Name,
+		Namespace: subject.Namespace,
+		Operation: op,
+		UserInfo:  authenticationv1.UserInfo{Username: "alice@example.com"},
+		Object:    raw(new),
+		OldObject: raw(old),
+		DryRun:    &dryRun,
+	}}
+}
+
+type fixture struct {
+	guard    *Guard
+	view     *testView
+	recorder *events.FakeRecorder
+}
+
+func newFixture(t *testing.T, mode Mode, cache *flows.Cache, policies ...*networkingv1.NetworkPolicy) fixture {
+	t.Helper()
+	log = testr.New(t)
+	view := newTestView(policies...)
+	rec := events.NewFakeRecorder(10)
+	g := NewGuard(Options{Cache: cache, View: view, Mode: mode, Recorder: rec, Now: func() time.Time { return now }})
+	return fixture{guard: g, view: view, recorder: rec}
+}
+
+func (f fixture) events() []string {
+	var out []string
+	for {
+		select {
+		case e := <-f.recorder.Events:
+			out = append(out, e)
+		default:
+			return out
+		}
+	}
+}
+
+var defaultDeny = policy("default-deny", selectAll)
+
+func TestEnforceRejectsACutNamingIt(t *testing.T) {
+	f := newFixture(t, Enforce, shopCache(now.Add(-48*time.Hour)))
+	resp := f.guard.Handle(t.Context(), request(admissionv1.Create, nil, defaultDeny, false))
+	if resp.Allowed {
+		t.Fatal("enforce admitted a default-deny that cuts live flows")
+	}
+	msg := resp.Result.Message
+	lead := strings.SplitN(msg, "\n", 2)[0]
+	// web → cart and checkout → cart, payments → cart: 3 cut; the probe from cart's own node is not.
+	if lead != "would cut 3 active flows, e.g. shop/web → shop/cart TCP/8080 (last seen 2m ago)" {
+		t.Errorf("lead line %q", lead)
+	}
+	for _, want := range []string{
+		"create shop/default-deny (mode enforce, from the global --mode)",
+		"1. shop/web → shop/cart TCP/8080, last seen 2m ago, 5210×; now ingress isolated by shop/default-deny and no rule allows it",
+		"payments/api → shop/cart TCP/8080, last seen 1h ago",
+		"Coverage: 48h of flow history, 5 edges considered, 0 flows unresolved; 1 selected workloads never seen (CronJob/report).",
+		"netpol-guard.io/allow-cut=\"<reason>\"",
+	} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("message lacks %q:\n%s", want, msg)
+		}
+	}
+	if strings.Contains(msg, "node/node-a") {
+		t.Errorf("message reports a probe from the pod's own node:\n%s", msg)
+	}
+	if resp.AuditAnnotations["outcome"] != outcomeRejected || resp.AuditAnnotations["cut-flows"] != "3" {
+		t.Errorf("audit annotations %v", resp.AuditAnnotations)
+	}
+	if ev := f.events(); len(ev) != 1 || !strings.Contains(ev[0], "CutRejected") {
+		t.Errorf("events %v", ev)
+	}
+}
+
+func TestEnforceListsAtMostMaxListed(t *testing.T) {
+	c := flows.New(flows.Options{Now: now.Add(-48 * time.Hour)})
+	for i := range 9 {
+		c.Add(flows.Observation{Src: wl("payments", fmt.Sprintf("Deployment/client-%d", i)), Dst: wl("shop", "Deployment/cart"), Port: 8080, Seen: now.Add(-time.Duration(i) * time.Minute)})
+	}
+	f := newFixture(t, Enforce, c)
+	msg := f.guard.Handle(t.Context(), request(admissionv1.Create, nil, defaultDeny, false)).Result.Message
+	if !strings.Contains(msg, "  5. ") || strings.Contains(msg, "  6. ") || !strings.Contains(msg, "… and 4 more.") {
+		t.Errorf("message should list 5 of 9 and say 4 more:\n%s", msg)
+	}
+}
+
+func TestWarnAdmitsWithShortWarnings(t *testing.T) {
+	f := newFixture(t, Warn, shopCache(now.Add(-48*time.Hour)))
+	resp := f.guard.Handle(t.Context(), request(admissionv1.Create, nil, policy("deny-egress", selectAll, egressOnly), false))
+	if !resp.Allowed {
+		t.Fatalf("warn rejected: %v", resp.Result)
+	}
+	if len(resp.Warnings) < 3 || len(resp.Warnings) > 5+2 {
+		t.Fatalf("%d warnings: %q", len(resp.Warnings), resp.Warnings)
+	}
+	for _, w := range resp.Warnings {
+		if n := len([]rune(w)); n > maxWarning {
+			t.Errorf("warning of %d characters: %q", n, w)
+		}
+	}
+	// The egress lock-down cuts DNS from cart: self-protection first, named.
+	if !strings.HasPrefix(resp.Warnings[1], "cut DNS: shop/cart → kube-system/coredns UDP/53") {
+		t.Errorf("warnings %q: DNS cut not named first", resp.Warnings)
+	}
+}
+
+func TestWarningsStayWithinBudgetForManyCuts(t *testing.T) {
+	c := flows.New(flows.Options{Now: now.Add(-48 * time.Hour)})
+	for i := range 40 {
+		c.Add(flows.Observation{Src: wl("payments", fmt.Sprintf("Deployment/a-very-long-client-name-that-goes-on-and-on-%d", i)), Dst: wl("shop", "Deployment/cart"), Port: 8080, Seen: now})
+	}
+	f := newFixture(t, Warn, c)
+	resp := f.guard.Handle(t.Context(), request(admissionv1.Create, nil, defaultDeny, false))
+	if len(resp.Warnings) != 7 || !strings.HasSuffix(resp.Warnings[6], "35 more cut") {
+		t.Errorf("%d warnings, want 7 ending in the count of the rest: %q", len(resp.Warnings), resp.Warnings)
+	}
+	for _, w := range resp.Warnings {
+		if len([]rune(w)) > maxWarning {
+			t.Errorf("warning of %d characters", len([]rune(w)))
+		}
+	}
+}
+
+func TestAuditAdmitsAndRecords(t *testing.T) {
+	f := newFixture(t, Audit, shopCache(now.Add(-48*time.Hour)))
+	resp := f.guard.Handle(t.Context(), request(admissionv1.Create, nil, defaultDeny, false))
+	if !resp.Allowed || len(resp.Warnings) != 0 {
+		t.Fatalf("audit: allowed %v, warnings %q", resp.Allowed, resp.Warnings)
+	}
+	a := resp.AuditAnnotations
+	if a["outcome"] != outcomeAudited || a["cut-flows"] != "3" || !strings.Contains(a["cut"], "shop/web → shop/cart TCP/8080") {
+		t.Errorf("audit annotations %v", a)
+	}
+	if ev := f.events(); len(ev) != 1 || !strings.Contains(ev[0], "CutAudited") || !strings.Contains(ev[0], "would cut 3 active flows") {
+		t.Errorf("events %v", ev)
+	}
+}
+
+func TestDryRunGetsTheVerdictWithoutSideEffects(t *testing.T) {
+	f := newFixture(t, Enforce, shopCache(now.Add(-48*time.Hour)))
+	dry := f.guard.Handle(t.Context(), request(admissionv1.Create, nil, defaultDeny, true))
+	wet := f.guard.Handle(t.Context(), request(admissionv1.Create, nil, defaultDeny, false))
+	if dry.Allowed || dry.Result.Message != wet.Result.Message {
+		t.Errorf("dry run answered differently:\n%s\n---\n%s", dry.Result.Message, wet.Result.Message)
+	}
+	if ev := f.events(); len(ev) != 1 {
+		t.Errorf("%d events for one real and one dry run: %v", len(ev), ev)
+	}
+}
+
+func TestDeleteOfOneOfTwoAllowingPoliciesIsCaught(t *testing.T) {
+	allowWeb := policy("allow-web", allowFrom("web"))
+	allowCheckout := policy("allow-checkout", allowFrom("checkout"))
+	f := newFixture(t, Enforce, shopCache(now.Add(-48*time.Hour)), allowWeb, allowCheckout)
+	resp := f.guard.Handle(t.Context(), request(admissionv1.Delete, allowCheckout, nil, false))
+	if resp.Allowed {
+		t.Fatal("deleting allow-checkout cuts checkout → cart; admitted")
+	}
+	if !strings.HasPrefix(resp.Result.Message, "would cut 1 active flow, e.g. shop/checkout → shop/cart TCP/8080") ||
+		!strings.Contains(resp.Result.Message, "was allowed by shop/allow-checkout ingress[0]") {
+		t.Errorf("message:\n%s", resp.Result.Message)
+	}
+	// Deleting allow-web while allow-checkout stays cuts web → cart, not checkout → cart.
+	resp = f.guard.Handle(t.Context(), request(admissionv1.Delete, allowWeb, nil, false))
+	if resp.Allowed || !strings.Contains(resp.Result.Message, "shop/web → shop/cart") || strings.Contains(resp.Result.Message, "checkout → shop/cart") {
+		t.Errorf("deleting allow-web:\n%s", resp.Result.Message)
+	}
+}
+
+func TestUpdateJudgesAgainstTheRequestsOldObject(t *testing.T) {
+	old := policy("allow", allowFrom("web"), allowFrom("checkout"))
+	narrowed := policy("allow", allowFrom("web"))
+	// The informer has not seen the policy yet: the request's oldObject is the truth.
+	f := newFixture(t, Enforce, shopCache(now.Add(-48*time.Hour)))
+	resp := f.guard.Handle(t.Context(), request(admissionv1.Update, old, narrowed, false))
+	if resp.Allowed || !strings.HasPrefix(resp.Result.Message, "would cut 1 active flow, e.g. shop/checkout → shop/cart") {
+		t.Errorf("update narrowing the sources: %+v", resp.Result)
+	}
+}
+
+func TestBypassAnnotationAdmitsAndRecordsWhoAndWhy(t *testing.T) {
+	f := newFixture(t, Enforce, shopCache(now.Add(-48*time.Hour)))
+	p := policy("default-deny", selectAll, annotated(BypassAnnotation, "incident 4711: isolate cart"))
+	resp := f.guard.Handle(t.Context(), request(admissionv1.Create, nil, p, false))
+	if !resp.Allowed {
+		t.Fatalf("bypass annotation did not admit: %v", resp.Result)
+	}
+	a := resp.AuditAnnotations
+	if a["outcome"] != outcomeBypassed || a["bypass-reason"] != "incident 4711: isolate cart" || a["bypass-user"] != "alice@example.com" {
+		t.Errorf("audit annotations %v", a)
+	}
+	if ev := f.events(); len(ev) != 1 || !strings.Contains(ev[0], "CutBypassed") || !strings.Contains(ev[0], "alice@example.com") || !strings.Contains(ev[0], "incident 4711") {
+		t.Errorf("events %v", ev)
+	}
+	if len(resp.Warnings) == 0 || !strings.Contains(resp.Warnings[0], "admitted by netpol-guard.io/allow-cut") {
+		t.Errorf("warnings %q", resp.Warnings)
+	}
+}
+
+func TestModeOverrides(t *testing.T) {
+	tests := []struct {
+		name      string
+		global    Mode
+		nsLabel   string
+		policyAnn string
+		allowed   bool
+		warnings  bool
+	}{
+		{"namespace label overrides the global mode", Warn, "enforce", "", false, false},
+		{"policy annotation overrides the namespace label", Enforce, "enforce", "warn", true, true},
+		{"off skips evaluation", Enforce, "off", "", true, false},
+		{"an invalid label falls back to the global mode and says so", Enforce, "strict", "", false, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			f := newFixture(t, tt.global, shopCache(now.Add(-48*time.Hour)))
+			if tt.nsLabel != "" {
+				f.view.nsLabels["shop"] = map[string]string{ModeKey: tt.nsLabel}
+			}
+			p := policy("default-deny", selectAll)
+			if tt.policyAnn != "" {
+				p = policy("default-deny", selectAll, annotated(ModeKey, tt.policyAnn))
+			}
+			resp := f.guard.Handle(t.Context(), request(admissionv1.Create, nil, p, false))
+			if resp.Allowed != tt.allowed || (len(resp.Warnings) > 0) != tt.warnings {
+				t.Errorf("allowed %v with warnings %q; want allowed %v, warnings %v", resp.Allowed, resp.Warnings, tt.allowed, tt.warnings)
+			}
+		})
+	}
+}
+
+func TestPolicyThatCutsNothingIsAdmittedSilently(t *testing.T) {
+	f := newFixture(t, Enforce, shopCache(now.Add(-48*time.Hour)))
+	p := policy("allow-shop", allowFrom("web"), allowFrom("checkout"), func(p *networkingv1.NetworkPolicy) {
+		p.Spec.Ingress = append(p.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{From: []networkingv1.NetworkPolicyPeer{{NamespaceSelector: &metav1.LabelSelector{}}}})
+	})
+	resp := f.guard.Handle(t.Context(), request(admissionv1.Create, nil, p, false))
+	if !resp.Allowed || len(resp.Warnings) != 0 || len(resp.AuditAnnotations) != 0 {
+		t.Errorf("allowed %v, warnings %q, annotations %v", resp.Allowed, resp.Warnings, resp.AuditAnnotations)
+	}
+	if ev := f.events(); len(ev) != 0 {
+		t.Errorf("events %v", ev)
+	}
+}
+
+func TestTooLittleHistoryDegradesEnforceToAWarning(t *testing.T) {
+	f := newFixture(t, Enforce, shopCache(now.Add(-12*time.Minute)))
+	resp := f.guard.Handle(t.Context(), request(admissionv1.Create, nil, defaultDeny, false))
+	if !resp.Allowed {
+		t.Fatal("enforce rejected on 12m of history")
+	}
+	if len(resp.Warnings) == 0 || !strings.Contains(resp.Warnings[0], "enforce degraded to warn: 12m of history < 1h") {
+		t.Errorf("warnings %q", resp.Warnings)
+	}
+}
+
+func TestSelfProtectionIsNamed(t *testing.T) {
+	c := shopCache(now.Add(-48 * time.Hour))
+	c.Add(flows.Observation{Src: flows.PeerID{Kind: flows.PeerNode, Name: "node-b"}, Dst: wl("shop", "Deployment/checkout"), Port: 30080, Seen: now})
+	f := newFixture(t, Enforce, c)
+	f.view.webhooks[wl("shop", "Deployment/checkout")] = "validate.checkout.example.com"
+	c.Add(flows.Observation{Src: flows.PeerID{Kind: flows.PeerExternal, IP: netip.MustParseAddr("10.96.0.1")}, Dst: wl("shop", "Deployment/checkout"), Port: 9443, Seen: now})
+	p := policy("lockdown", selectAll, func(p *networkingv1.NetworkPolicy) {
+		p.Spec.PolicyTypes = []networkingv1.PolicyType{networkingv1.PolicyTypeIngress, networkingv1.PolicyTypeEgress}
+	})
+	msg := f.guard.Handle(t.Context(), request(admissionv1.Create, nil, p, false)).Result.Message
+	for _, want := range []string{"DNS", "traffic from node node-b (load-balancer health checks, NodePort)", "the API server's path to admission webhook validate.checkout.example.com"} {
+		if !strings.Contains(msg, "This change cuts") || !strings.Contains(msg, want) {
+			t.Errorf("message does not name %q:\n%s", want, msg)
+		}
+	}
+}
+
+func TestEvaluationThatCannotFinishInTimeAdmitsWithAWarning(t *testing.T) {
+	f := newFixture(t, Enforce, shopCache(now.Add(-48*time.Hour)))
+	f.view.block = make(chan struct{})
+	defer close(f.view.block)
+	ctx, cancel := context.WithTimeout(t.Context(), 50*time.Millisecond)
+	defer cancel()
+	resp := f.guard.Handle(ctx, request(admissionv1.Create, nil, defaultDeny, false))
+	if !resp.Allowed || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "did not finish within") {
+		t.Errorf("allowed %v, warnings %q", resp.Allowed, resp.Warnings)
+	}
+}
+
+func TestBadReviewsGetProperAnswers(t *testing.T) {
+	f := newFixture(t, Enforce, shopCache(now.Add(-48*time.Hour)))
+	garbage := request(admissionv1.Create, nil, defaultDeny, false)
+	garbage.Object.Raw = []byte(`{"spec": {"podSelector": "everything"}}`)
+	noOld := request(admissionv1.Delete, defaultDeny, nil, false)
+	noOld.OldObject.Raw = nil
+	connect := request(admissionv1.Create, nil, defaultDeny, false)
+	connect.Operation = admissionv1.Connect
+	configMap := request(admissionv1.Create, nil, defaultDeny, false)
+	configMap.Kind = metav1.GroupVersionKind{Version: "v1", Kind: "ConfigMap"}
+
+	for name, tt := range map[string]struct {
+		req     admission.Request
+		allowed bool
+		code    int32
+		msg     string
+	}{
+		"object that is not a NetworkPolicy": {garbage, false, 400, "object: decoding NetworkPolicy"},
+		"delete without oldObject":           {noOld, false, 400, "oldObject: missing in a DELETE request"},
+		"operation it does not judge":        {connect, false, 400, `operation "CONNECT"`},
+		"another kind":                       {configMap, true, 200, "only judges NetworkPolicies"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			resp := f.guard.Handle(t.Context(), tt.req)
+			if resp.Allowed != tt.allowed || resp.Result == nil || resp.Result.Code != tt.code || !strings.Contains(resp.Result.Message, tt.msg) {
+				t.Errorf("response %+v", resp.AdmissionResponse)
+			}
+		})
+	}
+}
