@@ -346,7 +346,7 @@ func (g *Guard) respond(subject *networkingv1.NetworkPolicy, d decisionResult) (
 	switch {
 	case d.mode == Enforce && d.bypassed:
 		outcome = outcomeBypassed
-		resp = admission.Allowed("").WithWarnings(r.warnings("admitted by "+BypassAnnotation+" ("+truncate(d.bypass, 40)+")")...)
+		resp = admission.Allowed("").WithWarnings(r.warnings("admitted by " + BypassAnnotation + " (" + truncate(d.bypass, 40) + ")")...)
 	case d.mode == Enforce && d.coverage.history < g.opts.MinHistory:
 		outcome = outcomeDegraded
 		resp = admission.Allowed("").WithWarnings(r.warnings(fmt.Sprintf("enforce degraded to warn: %s of history < %s", shortDuration(d.coverage.history), shortDuration(g.opts.MinHistory)))...)
@@ -392,4 +392,3 @@ func (g *Guard) record(subject *networkingv1.NetworkPolicy, d decisionResult, ou
 	note := r.eventNote(outcome)
 	g.opts.Recorder.Eventf(subject, nil, eventType, reason, "Admission", "%s", note)
 }
-
