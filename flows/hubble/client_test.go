@@ -1,0 +1,530 @@
+package hubble
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
+	"math/big"
+	"net"
+	"os"
+	"path/filepath"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	flowpb "github.com/cilium/cilium/api/v1/flow"
+	observerpb "github.com/cilium/cilium/api/v1/observer"
+	relaypb "github.com/cilium/cilium/api/v1/relay"
+	"github.com/cilium/cilium/pkg/hubble/parser/fieldmask"
+	"github.com/go-logr/logr/testr"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/status"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/netpol-guard/netpol-guard/flows"
+)
+
+var (
+	_ manager.Runnable               = &Client{}
+	_ manager.LeaderElectionRunnable = &Client{}
+	_ observerpb.ObserverServer      = &relay{}
+)
+
+// relay is a Hubble Relay in the test: a real gRPC server implementing the Observer service.
+// Each GetFlows call plays the next script (the last one again when they run out): it sends
+// the script's events, masked by the request's field mask as Relay does, then holds the
+// stream open until the client goes, or ends it when the script says so.
+type relay struct {
+	observerpb.UnimplementedObserverServer
+
+	mu      sync.Mutex
+	scripts []script
+	calls   int
+	reqs    []*observerpb.GetFlowsRequest
+}
+
+type script struct {
+	events []*observerpb.GetFlowsResponse
+	end    bool // end the stream after the events instead of holding it open
+}
+
+func (r *relay) GetFlows(req *observerpb.GetFlowsRequest, stream grpc.ServerStreamingServer[observerpb.GetFlowsResponse]) error {
+	r.mu.Lock()
+	sc := r.scripts[min(r.calls, len(r.scripts)-1)]
+	r.calls++
+	r.reqs = append(r.reqs, proto.CloneOf(req))
+	r.mu.Unlock()
+
+	mask, err := fieldmask.New(req.GetFieldMask())
+	if err != nil {
+		return status.Error(codes.InvalidArgument, err.Error())
+	}
+	for _, ev := range sc.events {
+		if f := ev.GetFlow(); f != nil && mask.Active() {
+			masked := new(flowpb.Flow)
+			mask.Alloc(masked.ProtoReflect())
+			mask.Copy(masked.ProtoReflect(), f.ProtoReflect())
+			ev = &observerpb.GetFlowsResponse{
+				ResponseTypes: &observerpb.GetFlowsResponse_Flow{Flow: masked},
+				NodeName:      ev.GetNodeName(), Time: ev.GetTime(),
+			}
+		}
+		if err := stream.Send(ev); err != nil {
+			return err
+		}
+	}
+	if !sc.end {
+		<-stream.Context().Done()
+	}
+	return nil
+}
+
+func (r *relay) requests() []*observerpb.GetFlowsRequest {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return slices.Clone(r.reqs)
+}
+
+// serve runs r on lis until the test ends; stop stops it sooner.
+func serve(t *testing.T, lis net.Listener, r *relay, opts ...grpc.ServerOption) (stop func()) {
+	t.Helper()
+	s := grpc.NewServer(opts...)
+	observerpb.RegisterObserverServer(s, r)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.Serve(lis)
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			s.Stop()
+			<-done
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func listen(t *testing.T, addr string) net.Listener {
+	t.Helper()
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lis
+}
+
+func flowEvent(f *flowpb.Flow) *observerpb.GetFlowsResponse {
+	return &observerpb.GetFlowsResponse{
+		ResponseTypes: &observerpb.GetFlowsResponse_Flow{Flow: f},
+		NodeName:      f.GetNodeName(), Time: f.GetTime(),
+	}
+}
+
+func at(d time.Duration) func(*flowpb.Flow) {
+	return func(f *flowpb.Flow) { f.Time = timestamppb.New(t0.Add(d)) }
+}
+
+// collector gathers what a Client delivers.
+type collector struct {
+	mu      sync.Mutex
+	batches [][]flows.Record
+	ctxErrs []error
+}
+
+func (c *collector) deliver(ctx context.Context, recs []flows.Record) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.batches = append(c.batches, recs)
+	c.ctxErrs = append(c.ctxErrs, ctx.Err())
+}
+
+func (c *collector) records() []flows.Record {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var all []flows.Record
+	for _, b := range c.batches {
+		all = append(all, b...)
+	}
+	return all
+}
+
+// eventually polls cond until it holds, failing the test after 15s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// run starts a Client for addr and stops it when the test ends, checking that Start
+// returns nil promptly.
+func run(t *testing.T, opts Options, col *collector) (*Client, context.CancelFunc) {
+	t.Helper()
+	opts.Log = testr.New(t)
+	if opts.MinBackoff == 0 {
+		opts.MinBackoff, opts.MaxBackoff = 10*time.Millisecond, 50*time.Millisecond
+	}
+	c, err := New(opts, col.deliver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- c.Start(ctx) }()
+	stop := func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Start returned %v, want nil", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Start did not return after cancel")
+		}
+	}
+	var once sync.Once
+	t.Cleanup(func() { once.Do(stop) })
+	return c, func() { once.Do(stop) }
+}
+
+func TestClientDeliversOnlyForwardedAndAuditedRequests(t *testing.T) {
+	lis := listen(t, "127.0.0.1:0")
+	noTime := makeFlow(at(9*time.Second), func(f *flowpb.Flow) { f.L4.GetTCP().SourcePort = 43299 })
+	noTimeEvent := flowEvent(noTime)
+	noTime.Time = nil
+	r := &relay{scripts: []script{{events: []*observerpb.GetFlowsResponse{
+		{ResponseTypes: &observerpb.GetFlowsResponse_NodeStatus{NodeStatus: &relaypb.NodeStatusEvent{
+			StateChange: relaypb.NodeState_NODE_CONNECTED, NodeNames: []string{"kind-worker", "kind-worker2"}}}},
+		flowEvent(makeFlow()),
+		flowEvent(makeFlow(at(time.Second), withVerdict(flowpb.Verdict_DROPPED), func(f *flowpb.Flow) {
+			f.DropReasonDesc = flowpb.DropReason_POLICY_DENIED
+		})),
+		flowEvent(makeFlow(at(2*time.Second), asReply)),
+		flowEvent(makeFlow(at(3*time.Second), withICMP)),
+		flowEvent(makeFlow(at(4*time.Second), toWorld)),
+		flowEvent(makeFlow(at(5*time.Second), withVerdict(flowpb.Verdict_AUDIT), withUDP(5353))),
+		flowEvent(makeFlow(at(6*time.Second), func(f *flowpb.Flow) { f.Type = flowpb.FlowType_L7 })),
+		flowEvent(makeFlow(at(7*time.Second), func(f *flowpb.Flow) { f.IsReply = nil })),
+		{ResponseTypes: &observerpb.GetFlowsResponse_LostEvents{LostEvents: &flowpb.LostEvent{
+			Source: flowpb.LostEventSource_HUBBLE_RING_BUFFER, NumEventsLost: 42}}},
+		noTimeEvent,
+	}}}}
+	serve(t, lis, r)
+	col := &collector{}
+	c, stop := run(t, Options{Address: lis.Addr().String(), BatchSize: 100, BatchInterval: 20 * time.Millisecond}, col)
+
+	eventually(t, "all flows are handled", func() bool { s := c.Stats(); return s.Flows == 9 && s.Delivered == 4 })
+	world := webToCart()
+	world.Dst, world.Port, world.LastSeen = flows.Peer{IP: "93.184.216.34"}, 443, t0.Add(4*time.Second)
+	audit := webToCart()
+	audit.Port, audit.Protocol, audit.LastSeen = 5353, "UDP", t0.Add(5*time.Second)
+	wrapperTime := webToCart()
+	wrapperTime.LastSeen = t0.Add(9 * time.Second)
+	want := []flows.Record{webToCart(), world, audit, wrapperTime}
+	if got := col.records(); !reflect.DeepEqual(got, want) {
+		t.Errorf("delivered:\n got %+v\nwant %+v", got, want)
+	}
+
+	s := c.Stats()
+	wantSkipped := map[SkipReason]uint64{SkipVerdict: 1, SkipReply: 1, SkipNotL4: 1, SkipType: 1, SkipReplyUnknown: 1}
+	if !reflect.DeepEqual(s.Skipped, wantSkipped) {
+		t.Errorf("skipped = %v, want %v", s.Skipped, wantSkipped)
+	}
+	if !s.Connected || s.Reconnects != 0 || s.LostEvents != 42 || !s.LastFlowTime.Equal(t0.Add(9*time.Second)) || s.LastReceived.IsZero() {
+		t.Errorf("stats = %+v", s)
+	}
+
+	reqs := r.requests()
+	if len(reqs) != 1 {
+		t.Fatalf("%d GetFlows calls, want 1", len(reqs))
+	}
+	req := reqs[0]
+	wantFilter := &flowpb.FlowFilter{
+		Verdict:  []flowpb.Verdict{flowpb.Verdict_FORWARDED, flowpb.Verdict_AUDIT},
+		Protocol: []string{"tcp", "udp", "sctp"},
+		Reply:    []bool{false},
+	}
+	if !req.GetFollow() || req.GetSince() != nil || req.GetNumber() != 0 || len(req.GetWhitelist()) != 1 ||
+		!proto.Equal(req.GetWhitelist()[0], wantFilter) || len(req.GetBlacklist()) != 0 {
+		t.Errorf("request = %v", req)
+	}
+
+	stop()
+	if s := c.Stats(); s.Connected {
+		t.Error("still connected after Start returned")
+	}
+}
+
+func TestClientReconnectsWhenRelayEndsTheStream(t *testing.T) {
+	lis := listen(t, "127.0.0.1:0")
+	r := &relay{scripts: []script{
+		{events: []*observerpb.GetFlowsResponse{flowEvent(makeFlow())}, end: true},
+		{events: []*observerpb.GetFlowsResponse{flowEvent(makeFlow(at(time.Minute), withUDP(53)))}},
+	}}
+	serve(t, lis, r)
+	col := &collector{}
+	c, _ := run(t, Options{Address: lis.Addr().String(), BatchInterval: 10 * time.Millisecond}, col)
+
+	eventually(t, "both streams delivered", func() bool { return len(col.records()) == 2 })
+	got := col.records()
+	if got[0].Port != 8080 || got[1].Port != 53 {
+		t.Errorf("delivered %+v", got)
+	}
+	s := c.Stats()
+	if s.Reconnects != 1 || !strings.Contains(s.LastError, "stream closed by Hubble Relay") {
+		t.Errorf("stats = %+v", s)
+	}
+	reqs := r.requests()
+	if len(reqs) != 2 || !reqs[1].GetSince().AsTime().Equal(t0) || !reqs[1].GetFollow() {
+		t.Errorf("second request should follow since the newest flow seen (%v): %v", t0, reqs[len(reqs)-1])
+	}
+}
+
+func TestClientReconnectsAfterRelayRestarts(t *testing.T) {
+	lis := listen(t, "127.0.0.1:0")
+	addr := lis.Addr().String()
+	first := &relay{scripts: []script{{events: []*observerpb.GetFlowsResponse{flowEvent(makeFlow())}}}}
+	stop := serve(t, lis, first)
+	col := &collector{}
+	c, _ := run(t, Options{Address: addr, BatchInterval: 10 * time.Millisecond}, col)
+	eventually(t, "the first relay's flow is delivered", func() bool { return len(col.records()) == 1 })
+
+	stop()
+	eventually(t, "the client notices", func() bool { s := c.Stats(); return !s.Connected && s.Reconnects > 0 })
+
+	second := &relay{scripts: []script{{events: []*observerpb.GetFlowsResponse{flowEvent(makeFlow(at(time.Minute), withUDP(53)))}}}}
+	serve(t, listen(t, addr), second)
+	eventually(t, "the restarted relay's flow is delivered", func() bool { return len(col.records()) == 2 })
+	if got := col.records()[1]; got.Port != 53 || !got.LastSeen.Equal(t0.Add(time.Minute)) {
+		t.Errorf("second record = %+v", got)
+	}
+	s := c.Stats()
+	if !s.Connected || s.LastError == "" {
+		t.Errorf("stats = %+v", s)
+	}
+	reqs := second.requests()
+	if len(reqs) != 1 || !reqs[0].GetSince().AsTime().Equal(t0) {
+		t.Errorf("request to the restarted relay should ask since %v: %v", t0, reqs)
+	}
+}
+
+func TestClientBatches(t *testing.T) {
+	lis := listen(t, "127.0.0.1:0")
+	var events []*observerpb.GetFlowsResponse
+	for i := range 5 {
+		events = append(events, flowEvent(makeFlow(at(time.Duration(i)*time.Second))))
+	}
+	serve(t, lis, &relay{scripts: []script{{events: events}}})
+	col := &collector{}
+	run(t, Options{Address: lis.Addr().String(), BatchSize: 2, BatchInterval: 50 * time.Millisecond}, col)
+
+	eventually(t, "all records delivered, the last by the interval", func() bool { return len(col.records()) == 5 })
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	for i, b := range col.batches {
+		if len(b) == 0 || len(b) > 2 {
+			t.Errorf("batch %d has %d records, want 1 or 2", i, len(b))
+		}
+	}
+}
+
+func TestClientDeliversWhatItHoldsOnShutdown(t *testing.T) {
+	lis := listen(t, "127.0.0.1:0")
+	serve(t, lis, &relay{scripts: []script{{events: []*observerpb.GetFlowsResponse{flowEvent(makeFlow())}}}})
+	col := &collector{}
+	c, stop := run(t, Options{Address: lis.Addr().String(), BatchInterval: time.Hour}, col)
+	eventually(t, "the flow is received", func() bool { return c.Stats().Flows == 1 })
+	if n := len(col.records()); n != 0 {
+		t.Fatalf("%d records delivered before the batch was due", n)
+	}
+	stop()
+	col.mu.Lock()
+	defer col.mu.Unlock()
+	if len(col.batches) != 1 || len(col.batches[0]) != 1 || col.ctxErrs[0] != nil {
+		t.Errorf("on shutdown delivered %v with context error %v, want one record with a live context", col.batches, col.ctxErrs)
+	}
+}
+
+func TestClientTLS(t *testing.T) {
+	const serverName = "ui.hubble-relay.cilium.io"
+	dir := t.TempDir()
+	ca, caKey := newCA(t, "hubble-ca.cilium.io")
+	caFile := writePEM(t, dir, "ca.crt", "CERTIFICATE", ca.Raw)
+	serverCert := issue(t, ca, caKey, "*.hubble-relay.cilium.io", x509.ExtKeyUsageServerAuth)
+	clientCert := issue(t, ca, caKey, "netpol-guard.hubble-relay.cilium.io", x509.ExtKeyUsageClientAuth)
+	clientCertFile := writePEM(t, dir, "client.crt", "CERTIFICATE", clientCert.Certificate[0])
+	keyDER, err := x509.MarshalPKCS8PrivateKey(clientCert.PrivateKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	clientKeyFile := writePEM(t, dir, "client.key", "PRIVATE KEY", keyDER)
+	otherCA, _ := newCA(t, "other-ca")
+	otherCAFile := writePEM(t, dir, "other-ca.crt", "CERTIFICATE", otherCA.Raw)
+
+	pool := x509.NewCertPool()
+	pool.AddCert(ca)
+	lis := listen(t, "127.0.0.1:0")
+	serve(t, lis, &relay{scripts: []script{{events: []*observerpb.GetFlowsResponse{flowEvent(makeFlow())}}}},
+		grpc.Creds(credentials.NewTLS(&tls.Config{
+			Certificates: []tls.Certificate{serverCert},
+			ClientCAs:    pool,
+			ClientAuth:   tls.RequireAndVerifyClientCert,
+			MinVersion:   tls.VersionTLS13,
+		})))
+	addr := lis.Addr().String()
+
+	t.Run("mutual TLS with the Relay CA and a server name override delivers flows", func(t *testing.T) {
+		col := &collector{}
+		c, _ := run(t, Options{Address: addr, BatchInterval: 10 * time.Millisecond, TLS: &TLSOptions{
+			CAFiles: []string{caFile}, CertFile: clientCertFile, KeyFile: clientKeyFile, ServerName: serverName,
+		}}, col)
+		eventually(t, "the flow is delivered over TLS", func() bool { return len(col.records()) == 1 })
+		if s := c.Stats(); !s.Connected || s.Reconnects != 0 {
+			t.Errorf("stats = %+v", s)
+		}
+	})
+
+	failures := []struct {
+		name string
+		tls  *TLSOptions
+		want string
+	}{
+		{"plaintext to a TLS relay fails", nil, "Unavailable"},
+		{"server signed by another CA fails", &TLSOptions{CAFiles: []string{otherCAFile}, CertFile: clientCertFile, KeyFile: clientKeyFile, ServerName: serverName}, "certificate"},
+		{"server name not in the certificate fails", &TLSOptions{CAFiles: []string{caFile}, CertFile: clientCertFile, KeyFile: clientKeyFile}, "certificate"},
+		{"missing client certificate fails", &TLSOptions{CAFiles: []string{caFile}, ServerName: serverName}, "Unavailable"},
+	}
+	for _, tt := range failures {
+		t.Run(tt.name, func(t *testing.T) {
+			col := &collector{}
+			c, _ := run(t, Options{Address: addr, BatchInterval: 10 * time.Millisecond, TLS: tt.tls}, col)
+			eventually(t, "the client retries", func() bool { return c.Stats().Reconnects >= 2 })
+			s := c.Stats()
+			if n := len(col.records()); n != 0 || s.Flows != 0 {
+				t.Errorf("%d records delivered, %d flows received", n, s.Flows)
+			}
+			if !strings.Contains(s.LastError, tt.want) {
+				t.Errorf("last error %q does not mention %q", s.LastError, tt.want)
+			}
+		})
+	}
+}
+
+func TestNewChecksOptions(t *testing.T) {
+	dir := t.TempDir()
+	notPEM := filepath.Join(dir, "ca.crt")
+	if err := os.WriteFile(notPEM, []byte("not a certificate"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	deliver := func(context.Context, []flows.Record) {}
+	tests := []struct {
+		name    string
+		opts    Options
+		deliver func(context.Context, []flows.Record)
+		want    string
+	}{
+		{"address is required", Options{}, deliver, "address is required"},
+		{"deliver is required", Options{Address: "relay:80"}, nil, "function to deliver"},
+		{"missing CA file", Options{Address: "relay:443", TLS: &TLSOptions{CAFiles: []string{filepath.Join(dir, "nope")}}}, deliver, "reading Hubble Relay CA"},
+		{"CA file without certificates", Options{Address: "relay:443", TLS: &TLSOptions{CAFiles: []string{notPEM}}}, deliver, "no PEM certificate"},
+		{"certificate without key", Options{Address: "relay:443", TLS: &TLSOptions{CertFile: notPEM}}, deliver, "both a certificate and a key"},
+		{"unreadable key pair", Options{Address: "relay:443", TLS: &TLSOptions{CertFile: notPEM, KeyFile: notPEM}}, deliver, "loading Hubble Relay client certificate"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := New(tt.opts, tt.deliver)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Errorf("error = %v, want it to contain %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func TestBackoff(t *testing.T) {
+	b := backoff{min: 100 * time.Millisecond, max: time.Second, cur: 100 * time.Millisecond}
+	for i, base := range []time.Duration{100, 200, 400, 800, 1000, 1000} {
+		base *= time.Millisecond
+		if d := b.next(); d < base/2 || d > base {
+			t.Errorf("wait %d = %v, want within [%v, %v]", i, d, base/2, base)
+		}
+	}
+	b.reset()
+	if d := b.next(); d > 100*time.Millisecond {
+		t.Errorf("wait after reset = %v, want at most 100ms", d)
+	}
+}
+
+func newCA(t *testing.T, cn string) (*x509.Certificate, *ecdsa.PrivateKey) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber:          big.NewInt(1),
+		Subject:               pkix.Name{CommonName: cn},
+		NotBefore:             time.Now().Add(-time.Hour),
+		NotAfter:              time.Now().Add(time.Hour),
+		IsCA:                  true,
+		BasicConstraintsValid: true,
+		KeyUsage:              x509.KeyUsageCertSign,
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return cert, key
+}
+
+func issue(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, dnsName string, usage x509.ExtKeyUsage) tls.Certificate {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(time.Now().UnixNano()),
+		Subject:      pkix.Name{CommonName: dnsName},
+		DNSNames:     []string{dnsName},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
+	t.Helper()
+	path := filepath.Join(dir, name)
+	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}

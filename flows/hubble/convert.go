@@ -1,0 +1,209 @@
+package hubble
+
+import (
+	"fmt"
+	"strings"
+	"time"
+
+	flowpb "github.com/cilium/cilium/api/v1/flow"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	"k8s.io/apimachinery/pkg/api/validate/content"
+
+	"github.com/netpol-guard/netpol-guard/flows"
+)
+
+// SkipReason says why Convert passed over a Hubble flow.
+type SkipReason uint8
+
+const (
+	// NotSkipped: the flow became a record.
+	NotSkipped SkipReason = iota
+	// SkipVerdict: the verdict is neither FORWARDED nor AUDIT (DROPPED, ERROR, REDIRECTED,
+	// TRACED, TRANSLATED, unknown). Traffic that does not flow now cannot be cut.
+	SkipVerdict
+	// SkipType: an L7 or SOCK event. L7 events repeat a connection its L3/L4 events report;
+	// SOCK events are socket load-balancer translations, not traffic.
+	SkipType
+	// SkipReply: is_reply is true — the answer on a connection, not a new one.
+	SkipReply
+	// SkipReplyUnknown: is_reply is absent. Hubble leaves it so when the datapath did not say
+	// (drops, encapsulation and decapsulation trace points), and such flows include replies,
+	// whose "destination port" is the client's ephemeral port; Hubble's own reply filter
+	// (`hubble observe --is-reply=false`) excludes them too.
+	SkipReplyUnknown
+	// SkipNotL4: no TCP, UDP or SCTP header (ICMP, VRRP, IGMP, none), or destination port 0.
+	SkipNotL4
+	// SkipNoPeer: an end has neither a Kubernetes identity nor an IP.
+	SkipNoPeer
+	// SkipInvalid: the record would fail flows.Record.Normalize.
+	SkipInvalid
+
+	numSkipReasons
+)
+
+var skipReasonNames = [numSkipReasons]string{
+	NotSkipped:       "notSkipped",
+	SkipVerdict:      "verdict",
+	SkipType:         "type",
+	SkipReply:        "reply",
+	SkipReplyUnknown: "replyUnknown",
+	SkipNotL4:        "notL4",
+	SkipNoPeer:       "noPeer",
+	SkipInvalid:      "invalid",
+}
+
+// String names the reason in lowerCamelCase ("replyUnknown"), fit for a metric label.
+func (r SkipReason) String() string {
+	if r < numSkipReasons {
+		return skipReasonNames[r]
+	}
+	return fmt.Sprintf("SkipReason(%d)", uint8(r))
+}
+
+// Label sources and keys, as Cilium writes endpoint labels ("k8s:app=cart").
+const (
+	labelSourceK8s      = "k8s:"
+	labelSourceReserved = "reserved:"
+	// Cilium's own labels in the k8s source: the namespace name, the service account,
+	// the cluster and the namespace's labels (io.cilium.k8s.namespace.labels.*).
+	labelPodNamespace  = "io.kubernetes.pod.namespace"
+	labelCiliumK8sKeys = "io.cilium.k8s."
+)
+
+// Convert turns a Hubble flow into a flow record — or says why not.
+//
+// A flow is taken when its verdict is FORWARDED or AUDIT (policy audit mode: the traffic
+// flows), its type is L3_L4 (or unset, as in hand-written files), is_reply is present and
+// false, it carries a TCP, UDP or SCTP header with a destination port, and both ends can
+// be named. Otherwise the SkipReason tells which rule it failed, in that order.
+//
+// Each end becomes a peer:
+//
+//   - a Kubernetes endpoint (one with a namespace and no reserved: label) is named by
+//     namespace and pod_name; its workload is the first of Endpoint.workloads as
+//     "Kind/name" (Cilium derives it from the owner chain as netpol-guard does:
+//     "Deployment/cart", "CronJob/report"; a bare pod has none); its labels are those of
+//     the "k8s:" source with the prefix stripped, less Cilium's own
+//     (io.kubernetes.pod.namespace and io.cilium.k8s.*: service account, cluster, namespace
+//     labels) and less any that are not valid Kubernetes labels. Labels of other sources
+//     (container:, cidr:, fqdn:, unspec:) are not pod labels and are dropped. These are the
+//     labels Cilium derived the security identity from, which may leave out some pod labels
+//     (Cilium's label filter drops pod-template-hash, controller-uid and the like).
+//   - any other end — world, CIDR and FQDN identities, host, remote-node, kube-apiserver,
+//     health, ingress, or any endpoint with a reserved: label — is named by IP only, which
+//     the resolver turns into a node, a pod, or an external address.
+//   - every end keeps its IP (IP.source, IP.destination; before SNAT, after DNAT as Hubble
+//     reports them), so the resolver can also go by address.
+//
+// The record's port is the L4 destination port, its protocol TCP, UDP or SCTP, lastSeen the
+// flow's time (zero when absent or invalid: flows.Ingest then takes the time of ingest), and
+// its count 1. The record is normalised; SkipInvalid comes with the error saying why it is
+// not valid.
+func Convert(f *flowpb.Flow) (flows.Record, SkipReason, error) {
+	switch f.GetVerdict() {
+	case flowpb.Verdict_FORWARDED, flowpb.Verdict_AUDIT:
+	default:
+		return flows.Record{}, SkipVerdict, nil
+	}
+	switch f.GetType() {
+	case flowpb.FlowType_L3_L4, flowpb.FlowType_UNKNOWN_TYPE:
+	default:
+		return flows.Record{}, SkipType, nil
+	}
+	switch r := f.GetIsReply(); {
+	case r != nil && r.GetValue():
+		return flows.Record{}, SkipReply, nil
+	case r == nil && f.GetReply(): // deprecated field, only ever wrong when false
+		return flows.Record{}, SkipReply, nil
+	case r == nil:
+		return flows.Record{}, SkipReplyUnknown, nil
+	}
+
+	rec := flows.Record{Count: 1}
+	var port uint32
+	switch l4 := f.GetL4().GetProtocol().(type) {
+	case *flowpb.Layer4_TCP:
+		port, rec.Protocol = l4.TCP.GetDestinationPort(), flows.ProtocolTCP
+	case *flowpb.Layer4_UDP:
+		port, rec.Protocol = l4.UDP.GetDestinationPort(), flows.ProtocolUDP
+	case *flowpb.Layer4_SCTP:
+		port, rec.Protocol = l4.SCTP.GetDestinationPort(), flows.ProtocolSCTP
+	}
+	if port < 1 || port > 65535 {
+		return flows.Record{}, SkipNotL4, nil
+	}
+	rec.Port = int32(port)
+
+	var ok bool
+	if rec.Src, ok = peer(f.GetSource(), f.GetIP().GetSource()); !ok {
+		return flows.Record{}, SkipNoPeer, nil
+	}
+	if rec.Dst, ok = peer(f.GetDestination(), f.GetIP().GetDestination()); !ok {
+		return flows.Record{}, SkipNoPeer, nil
+	}
+	rec.LastSeen = validTime(f.GetTime())
+	if err := rec.Normalize(); err != nil {
+		return flows.Record{}, SkipInvalid, err
+	}
+	return rec, NotSkipped, nil
+}
+
+// peer names one end of a flow; ok is false when there is nothing to name it by.
+func peer(ep *flowpb.Endpoint, ip string) (p flows.Peer, ok bool) {
+	p.IP = ip
+	if ep.GetNamespace() == "" || isReserved(ep.GetLabels()) {
+		return p, p.IP != ""
+	}
+	p.Namespace = ep.GetNamespace()
+	p.Pod = ep.GetPodName()
+	for _, w := range ep.GetWorkloads() {
+		if w.GetKind() != "" && w.GetName() != "" {
+			p.Workload = w.GetKind() + "/" + w.GetName()
+			break
+		}
+	}
+	p.Labels = podLabels(ep.GetLabels())
+	if p.Pod == "" && p.Workload == "" && p.Labels == nil && p.IP == "" {
+		return flows.Peer{}, false
+	}
+	return p, true
+}
+
+func isReserved(labels []string) bool {
+	for _, l := range labels {
+		if strings.HasPrefix(l, labelSourceReserved) {
+			return true
+		}
+	}
+	return false
+}
+
+// podLabels picks the pod's own labels out of Cilium's endpoint labels; see Convert.
+func podLabels(labels []string) map[string]string {
+	var m map[string]string
+	for _, l := range labels {
+		kv, ok := strings.CutPrefix(l, labelSourceK8s)
+		if !ok {
+			continue
+		}
+		k, v, _ := strings.Cut(kv, "=")
+		if k == labelPodNamespace || strings.HasPrefix(k, labelCiliumK8sKeys) ||
+			len(content.IsLabelKey(k)) > 0 || len(content.IsLabelValue(v)) > 0 {
+			continue
+		}
+		if m == nil {
+			m = make(map[string]string, len(labels))
+		}
+		m[k] = v
+	}
+	return m
+}
+
+// validTime is ts in UTC, or zero when ts is absent or out of the range RFC 3339 can write
+// (years 1 to 9999).
+func validTime(ts *timestamppb.Timestamp) time.Time {
+	if ts == nil || ts.CheckValid() != nil {
+		return time.Time{}
+	}
+	return ts.AsTime()
+}
