@@ -1,6 +1,9 @@
 package cli
 
 import (
+	"bufio"
+	"bytes"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -9,6 +12,7 @@ import (
 	"github.com/netpol-guard/netpol-guard/cluster"
 	"github.com/netpol-guard/netpol-guard/evaluator"
 	"github.com/netpol-guard/netpol-guard/flows"
+	"github.com/netpol-guard/netpol-guard/flows/hubble"
 )
 
 // Exit codes shared by the offline commands.
@@ -25,8 +29,61 @@ type Inputs struct {
 	Cluster string
 	// Flows is a JSON Lines file of flow records, or "-" for standard input.
 	Flows string
+	// FlowsFormat is FormatAuto (default), FormatFlows (our JSON Lines) or FormatHubble
+	// (`hubble observe -o json`, Hubble exporter files).
+	FlowsFormat string
 	// Stdin is read for "-"; os.Stdin when nil.
 	Stdin io.Reader
+}
+
+// Flow file formats.
+const (
+	FormatAuto   = "auto"
+	FormatFlows  = "flows"
+	FormatHubble = "hubble"
+)
+
+// readFlows reads records in the given format; auto looks at the first record's fields.
+func readFlows(r io.Reader, source, format string, fn func(line int, rec flows.Record) error) error {
+	br := bufio.NewReaderSize(r, 1<<16)
+	if format == "" || format == FormatAuto {
+		format = sniffFormat(br)
+	}
+	switch format {
+	case FormatFlows:
+		return flows.Read(br, source, fn)
+	case FormatHubble:
+		return hubble.ReadJSON(br, source, fn)
+	}
+	return fmt.Errorf("flows format %q: must be auto, flows or hubble", format)
+}
+
+// sniffFormat peeks at the first record: ours has "src" and "dst"; Hubble's has "flow"
+// (hubble observe -o json, exporter files) or the flow's own fields.
+func sniffFormat(br *bufio.Reader) string {
+	data, _ := br.Peek(br.Size())
+	for line := range bytes.Lines(data) {
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 || line[0] == '#' {
+			continue
+		}
+		var top map[string]json.RawMessage
+		if json.Unmarshal(line, &top) != nil {
+			return FormatFlows // let the reader name the error
+		}
+		_, src := top["src"]
+		_, dst := top["dst"]
+		if src || dst {
+			return FormatFlows
+		}
+		for _, k := range []string{"flow", "verdict", "IP", "l4", "node_status", "lost_events"} {
+			if _, ok := top[k]; ok {
+				return FormatHubble
+			}
+		}
+		return FormatFlows
+	}
+	return FormatFlows
 }
 
 // observed is a cluster and the flows seen in it, resolved to evaluator endpoints.
@@ -78,7 +135,7 @@ func load(in Inputs) (*observed, error) {
 		defer f.Close()
 		r = f
 	}
-	err = flows.Read(r, source, func(_ int, rec flows.Record) error {
+	err = readFlows(r, source, in.FlowsFormat, func(_ int, rec flows.Record) error {
 		src, err := res.Endpoint(rec.Src)
 		if err != nil {
 			return fmt.Errorf("src: %w", err)
@@ -95,4 +152,31 @@ func load(in Inputs) (*observed, error) {
 		return nil, fmt.Errorf("reading flows: %w", err)
 	}
 	return obs, nil
+}
+
+// Import converts a flow file (ours or Hubble's) into our JSON Lines on w, checking every
+// line. It returns how many records it wrote.
+func Import(path, format string, stdin io.Reader, w io.Writer) (int, error) {
+	source, r := path, stdin
+	if path != "-" {
+		f, err := os.Open(path)
+		if err != nil {
+			return 0, err
+		}
+		defer f.Close()
+		r = f
+	} else {
+		source = "<stdin>"
+	}
+	bw := bufio.NewWriter(w)
+	fw := flows.NewWriter(bw)
+	n := 0
+	err := readFlows(r, source, format, func(_ int, rec flows.Record) error {
+		n++
+		return fw.Write(rec)
+	})
+	if err != nil {
+		return n, err
+	}
+	return n, bw.Flush()
 }
