@@ -498,3 +498,27 @@ func (nsp *nsPolicies) find(name string) *compiledPolicy {
 	}
 	return nsp.policies[i]
 }
+
+// WithNamespace returns the set with namespace ns's policies replaced by list (none: the
+// namespace has no policies). Other namespaces are shared with ps.
+func (ps *PolicySet) WithNamespace(ns string, list []*networkingv1.NetworkPolicy) (*PolicySet, error) {
+	next := &PolicySet{byNS: make(map[string]*nsPolicies, len(ps.byNS)+1)}
+	for k, v := range ps.byNS {
+		next.byNS[k] = v
+	}
+	delete(next.byNS, ns)
+	if len(list) == 0 {
+		return next, nil
+	}
+	for _, p := range list {
+		if p.Namespace != ns {
+			return nil, fmt.Errorf("networkpolicy %s/%s is not in namespace %s", p.Namespace, p.Name, ns)
+		}
+	}
+	nsp, err := compileNamespace(ns, list)
+	if err != nil {
+		return nil, err
+	}
+	next.byNS[ns] = nsp
+	return next, nil
+}
