@@ -33,6 +33,10 @@ type nsPolicies struct {
 	// a rule set stands for rules[i].
 	ingress []*compiledRule
 	egress  []*compiledRule
+	// peers are the distinct peers of all rules: policies of a namespace tend to repeat the
+	// same from/to entries (the monitoring namespace, the ingress controller), and whether
+	// one matches an endpoint is worked out once for all the rules that list it.
+	peers []compiledPeer
 }
 
 type compiledPolicy struct {
@@ -51,6 +55,7 @@ type compiledRule struct {
 	// (egress), pods and outside addresses alike.
 	anyPeer bool
 	peers   []compiledPeer
+	peerIDs []int // indexes of peers in nsPolicies.peers
 	// anyPort: the rule lists no ports, so it matches every port of every protocol.
 	anyPort bool
 	ports   []compiledPort
@@ -275,6 +280,7 @@ func compileNamespace(ns string, list []*networkingv1.NetworkPolicy) (*nsPolicie
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
+	nsp.internPeers()
 	for _, cp := range nsp.policies {
 		cp.ingressRules = newBitset(len(nsp.ingress))
 		cp.egressRules = newBitset(len(nsp.egress))
@@ -286,6 +292,45 @@ func compileNamespace(ns string, list []*networkingv1.NetworkPolicy) (*nsPolicie
 		nsp.policies[policyIndex(nsp, r.ref.Policy)].egressRules.set(i)
 	}
 	return nsp, nil
+}
+
+// internPeers gives every rule the indexes of its peers among the namespace's distinct ones.
+func (nsp *nsPolicies) internPeers() {
+	ids := map[string]int{}
+	for _, rules := range [][]*compiledRule{nsp.ingress, nsp.egress} {
+		for _, r := range rules {
+			r.peerIDs = r.peerIDs[:0]
+			for _, p := range r.peers {
+				key := p.key()
+				id, ok := ids[key]
+				if !ok {
+					id = len(nsp.peers)
+					ids[key] = id
+					nsp.peers = append(nsp.peers, p)
+				}
+				r.peerIDs = append(r.peerIDs, id)
+			}
+		}
+	}
+}
+
+// key is the same for peers that match the same endpoints.
+func (p compiledPeer) key() string {
+	var b strings.Builder
+	if p.ipBlock != nil {
+		b.WriteString("ip:" + p.ipBlock.cidr.String())
+		for _, e := range p.ipBlock.except {
+			b.WriteString("-" + e.String())
+		}
+		return b.String()
+	}
+	if p.pods != nil {
+		b.WriteString("pods:" + p.pods.String())
+	}
+	if p.namespaces != nil {
+		b.WriteString("|ns:" + p.namespaces.String())
+	}
+	return b.String()
 }
 
 func policyIndex(nsp *nsPolicies, ref PolicyRef) int {

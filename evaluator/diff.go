@@ -44,21 +44,39 @@ func Diff(before, after *PolicySet, w *World, flows []Flow) DiffResult {
 	if len(changed) == 0 {
 		return res
 	}
+	// A direction no changed policy has (in its old or new version) cannot change for any
+	// pod: that side is judged once, not before and after.
+	var ingressChanged, egressChanged bool
+	for _, cp := range changed {
+		ingressChanged = ingressChanged || cp.ingress
+		egressChanged = egressChanged || cp.egress
+	}
 	m := newMemo()
 	eb := &Evaluation{ps: before, w: w, m: m}
 	ea := &Evaluation{ps: after, w: w, m: m}
 	var cut []int
 	for i, f := range flows {
 		src, dst := eb.state(f.Src), eb.state(f.Dst)
-		if !candidate(f.Src, src, changed) && !candidate(f.Dst, dst, changed) {
+		srcSelected, dstSelected := candidate(f.Src, src, changed), candidate(f.Dst, dst, changed)
+		if !srcSelected && !dstSelected {
 			continue
 		}
 		res.Summary.Candidates++
-		// Most flows survive most changes: ask the new set first.
-		if ea.allowed(f, src, dst) || !eb.allowed(f, src, dst) {
-			continue
+		// Only the sides of selected pods, in a direction that changed, can change.
+		egressMay, ingressMay := srcSelected && egressChanged, dstSelected && ingressChanged
+		var isCut bool
+		switch {
+		case egressMay && ingressMay:
+			// Most flows survive most changes: ask the new set first.
+			isCut = !ea.allowed(f, src, dst) && eb.allowed(f, src, dst)
+		case egressMay:
+			isCut = !ea.egressAllowed(f, src, dst) && eb.egressAllowed(f, src, dst) && ea.ingressAllowed(f, src, dst)
+		case ingressMay:
+			isCut = !ea.ingressAllowed(f, src, dst) && eb.ingressAllowed(f, src, dst) && ea.egressAllowed(f, src, dst)
 		}
-		cut = append(cut, i)
+		if isCut {
+			cut = append(cut, i)
+		}
 	}
 	// Explanations only for what is cut.
 	res.Cut = make([]Cut, len(cut))

@@ -27,12 +27,24 @@ type Evaluation struct {
 // memo is shared by the evaluations of a Diff: namespaces that a change does not touch are
 // the same *nsPolicies in both sets, so what was learnt about them serves both.
 type memo struct {
-	endpoints map[*Endpoint]*endpointState
+	endpoints *endpointMap
 	nsLabels  map[string]labels.Set
 	// The two endpoints looked up last: flows from the cache come grouped by workload, so
 	// consecutive flows mostly share an end.
 	lastEp [2]*Endpoint
 	lastSt [2]*endpointState
+	// slab backs the memo's bit sets, a few thousand at a time rather than one allocation each.
+	slab []uint64
+}
+
+func (m *memo) bits(n int) bitset {
+	w := (n + 63) / 64
+	if len(m.slab) < w {
+		m.slab = make([]uint64, max(2048, w))
+	}
+	b := m.slab[:w:w]
+	m.slab = m.slab[w:]
+	return b
 }
 
 type endpointState struct {
@@ -62,7 +74,7 @@ func (e *Evaluation) own(ep *Endpoint, st *endpointState) *nsMemo {
 	}
 	var m *nsMemo
 	if nsp := e.ps.byNS[ep.Namespace]; nsp != nil {
-		m = e.of(nsp, st).target(ep)
+		m = e.of(nsp, st).target(ep, e.m)
 	}
 	st.own = append(st.own, ownMemo{ps: e.ps, m: m})
 	return m
@@ -81,10 +93,12 @@ type nsMemo struct {
 	// this endpoint, for the rules asked about so far.
 	ingressKnown, ingressMatch bitset
 	egressKnown, egressMatch   bitset
+	// peerKnown and peerMatch do the same for the namespace's distinct peers.
+	peerKnown, peerMatch bitset
 }
 
 func newMemo() *memo {
-	return &memo{endpoints: map[*Endpoint]*endpointState{}, nsLabels: map[string]labels.Set{}}
+	return &memo{endpoints: newEndpointMap(), nsLabels: map[string]labels.Set{}}
 }
 
 // NewEvaluation starts evaluating flows under ps, in the cluster w.
@@ -100,10 +114,10 @@ func (e *Evaluation) state(ep *Endpoint) *endpointState {
 	if ep == m.lastEp[1] {
 		return m.lastSt[1]
 	}
-	st := m.endpoints[ep]
+	st := m.endpoints.get(ep)
 	if st == nil {
 		st = &endpointState{candidate: -1}
-		m.endpoints[ep] = st
+		m.endpoints.put(ep, st)
 	}
 	m.lastEp[1], m.lastSt[1] = m.lastEp[0], m.lastSt[0]
 	m.lastEp[0], m.lastSt[0] = ep, st
@@ -123,7 +137,7 @@ func (e *Evaluation) of(nsp *nsPolicies, st *endpointState) *nsMemo {
 }
 
 // target fills in which of the namespace's policies select the pod ep.
-func (m *nsMemo) target(ep *Endpoint) *nsMemo {
+func (m *nsMemo) target(ep *Endpoint, mem *memo) *nsMemo {
 	if m.targetKnown {
 		return m
 	}
@@ -139,7 +153,7 @@ func (m *nsMemo) target(ep *Endpoint) *nsMemo {
 		}
 		if cp.ingress {
 			if m.ingressRules == nil {
-				m.ingressRules = newBitset(len(nsp.ingress))
+				m.ingressRules = mem.bits(len(nsp.ingress))
 			}
 			m.ingressIsolated = true
 			m.ingressRules.or(cp.ingressRules)
@@ -147,7 +161,7 @@ func (m *nsMemo) target(ep *Endpoint) *nsMemo {
 		}
 		if cp.egress {
 			if m.egressRules == nil {
-				m.egressRules = newBitset(len(nsp.egress))
+				m.egressRules = mem.bits(len(nsp.egress))
 			}
 			m.egressIsolated = true
 			m.egressRules.or(cp.egressRules)
@@ -158,38 +172,59 @@ func (m *nsMemo) target(ep *Endpoint) *nsMemo {
 }
 
 // ruleIndex returns the first rule among selected (the rules of the policies that isolate
-// the pod) that matches the peer endpoint and the port, or -1. Peer matches are computed
-// once per rule and endpoint, and only for rules whose ports match.
+// the pod) that matches the peer endpoint and the port, or -1. Whether a rule's peers match
+// an endpoint is learnt once per rule and endpoint and then costs a bit test, so it is asked
+// before the port.
 func (e *Evaluation) ruleIndex(dir Direction, selected bitset, peerMemo *nsMemo, peer *Endpoint, port int32, proto corev1.Protocol, dst *Endpoint) int {
 	nsp := peerMemo.nsp
 	rules, known, match := nsp.ingress, &peerMemo.ingressKnown, &peerMemo.ingressMatch
 	if dir == Egress {
 		rules, known, match = nsp.egress, &peerMemo.egressKnown, &peerMemo.egressMatch
 	}
+	if *known == nil {
+		*known, *match = e.m.bits(len(rules)), e.m.bits(len(rules))
+	}
+	k, m := *known, *match
 	for w := range selected {
-		x := selected[w]
+		// Rules already known not to match the peer drop out a word at a time.
+		x := selected[w] &^ (k[w] &^ m[w])
 		for x != 0 {
 			i := w*64 + trailingZeros(x)
 			x &= x - 1
 			r := rules[i]
-			if !r.portMatches(port, proto, dst) {
-				continue
-			}
-			if *known == nil {
-				*known, *match = newBitset(len(rules)), newBitset(len(rules))
-			}
-			if !known.has(i) {
-				known.set(i)
-				if r.anyPeer || slices.ContainsFunc(r.peers, func(p compiledPeer) bool { return e.peerMatches(nsp, p, peer) }) {
-					match.set(i)
+			if !k.has(i) {
+				k.set(i)
+				if r.anyPeer || e.anyPeerMatches(peerMemo, r.peerIDs, peer) {
+					m.set(i)
 				}
 			}
-			if match.has(i) {
+			if m.has(i) && r.portMatches(port, proto, dst) {
 				return i
 			}
 		}
 	}
 	return -1
+}
+
+// anyPeerMatches reports whether one of the namespace's peers ids matches ep, learning each
+// once per endpoint.
+func (e *Evaluation) anyPeerMatches(pm *nsMemo, ids []int, ep *Endpoint) bool {
+	nsp := pm.nsp
+	if pm.peerKnown == nil {
+		pm.peerKnown, pm.peerMatch = e.m.bits(len(nsp.peers)), e.m.bits(len(nsp.peers))
+	}
+	for _, id := range ids {
+		if !pm.peerKnown.has(id) {
+			pm.peerKnown.set(id)
+			if e.peerMatches(nsp, nsp.peers[id], ep) {
+				pm.peerMatch.set(id)
+			}
+		}
+		if pm.peerMatch.has(id) {
+			return true
+		}
+	}
+	return false
 }
 
 // peerMatches reports whether one entry of a rule's from/to matches ep. ipBlock matches any
@@ -304,25 +339,30 @@ func containerProtocol(cp ContainerPort) corev1.Protocol {
 	return cp.Protocol
 }
 
-// allowed is the fast path: the decision without its explanation.
+// allowed is the fast path: the decision without its explanation. A pod-to-pod flow needs
+// both the source's egress and the destination's ingress to allow it; an end that is not a
+// pod has no policies of its own.
 func (e *Evaluation) allowed(f Flow, src, dst *endpointState) bool {
-	proto := f.protocol()
-	// A pod-to-pod flow needs both the source's egress and the destination's ingress to
-	// allow it; an end that is not a pod has no policies of its own.
-	if f.Src.Kind == Pod {
-		if t := e.own(f.Src, src); t != nil && t.egressIsolated &&
-			e.ruleIndex(Egress, t.egressRules, e.of(t.nsp, dst), f.Dst, f.Port, proto, f.Dst) < 0 {
-			return false
-		}
+	return e.egressAllowed(f, src, dst) && e.ingressAllowed(f, src, dst)
+}
+
+func (e *Evaluation) egressAllowed(f Flow, src, dst *endpointState) bool {
+	if f.Src.Kind != Pod {
+		return true
 	}
-	if f.Dst.Kind == Pod {
-		if t := e.own(f.Dst, dst); t != nil && t.ingressIsolated &&
-			e.ruleIndex(Ingress, t.ingressRules, e.of(t.nsp, src), f.Src, f.Port, proto, f.Dst) < 0 &&
-			!e.fromOwnNode(f.Src, src, f.Dst) {
-			return false
-		}
+	t := e.own(f.Src, src)
+	return t == nil || !t.egressIsolated ||
+		e.ruleIndex(Egress, t.egressRules, e.of(t.nsp, dst), f.Dst, f.Port, f.protocol(), f.Dst) >= 0
+}
+
+func (e *Evaluation) ingressAllowed(f Flow, src, dst *endpointState) bool {
+	if f.Dst.Kind != Pod {
+		return true
 	}
-	return true
+	t := e.own(f.Dst, dst)
+	return t == nil || !t.ingressIsolated ||
+		e.ruleIndex(Ingress, t.ingressRules, e.of(t.nsp, src), f.Src, f.Port, f.protocol(), f.Dst) >= 0 ||
+		e.fromOwnNode(f.Src, src, f.Dst)
 }
 
 // Allowed reports whether the flow is allowed, without building an explanation.
