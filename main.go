@@ -22,9 +22,11 @@ Usage:
   netpol-guard <command> [flags]
 
 Commands:
+  webhook    Serve the validating admission webhook and the flow API.
   evaluate   Judge every observed flow under a cluster's current policies.
   check      Report the flows that applying (or deleting) policies would cut.
              Exit 0: nothing cut; 1: something cut; 2: bad input.
+  flows      Export the webhook's flow cache; import Hubble flow files.
   version    Print the version.
 
 Run 'netpol-guard <command> -h' for a command's flags.
@@ -41,6 +43,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		return cli.ExitBadInput
 	}
 	switch cmd, rest := args[0], args[1:]; cmd {
+	case "webhook":
+		return webhookCommand(rest, stderr)
+	case "flows":
+		return flowsCommand(rest, stdin, stdout, stderr)
 	case "evaluate":
 		return evaluate(rest, stdin, stdout, stderr)
 	case "check":
@@ -59,8 +65,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 
 func inputFlags(fs *flag.FlagSet, in *cli.Inputs, output *string) {
 	fs.StringVar(&in.Cluster, "cluster", "", "Kubernetes objects: a file or directory of YAML/JSON (kubectl get namespaces,pods,nodes,networkpolicies -A -o yaml), or - for stdin (required)")
-	fs.StringVar(&in.Flows, "flows", "", "observed flows, JSON Lines, or - for stdin (required)")
+	fs.StringVar(&in.Flows, "flows", "", "observed flows: JSON Lines flow records or Hubble JSON, or - for stdin (required)")
 	fs.StringVar(output, "o", cli.OutputTable, "output format: table or json")
+	fs.StringVar(&in.FlowsFormat, "flows-format", cli.FormatAuto, "format of --flows: auto, flows (our JSON Lines) or hubble (hubble observe -o json)")
 }
 
 func evaluate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
