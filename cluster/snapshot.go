@@ -22,6 +22,8 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
+
+	"github.com/netpol-guard/netpol-guard/flows"
 )
 
 // Snapshot is the state of a cluster as files describe it: what
@@ -284,7 +286,7 @@ type header struct {
 // object, or a list of them. Items of a typed list (PodList) that name no kind are of the
 // list's item kind.
 func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string) error {
-	if t := jsonType(raw); t != "object" {
+	if t := flows.JSONKind(raw); t != "object" {
 		return fmt.Errorf("%s: not an object (got %s)", loc, t)
 	}
 	var h header
@@ -303,7 +305,7 @@ func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string) 
 		if isNull(h.Items) {
 			return nil
 		}
-		if t := jsonType(h.Items); t != "array" {
+		if t := flows.JSONKind(h.Items); t != "array" {
 			return fmt.Errorf("%s (%s): items: expected array, got %s", loc, h.Kind, t)
 		}
 		var items []gojson.RawMessage
@@ -480,28 +482,6 @@ func jsonTypeOf(t reflect.Type) string {
 		return "number"
 	default:
 		return t.String()
-	}
-}
-
-// jsonType names the type of a JSON value by its first byte.
-func jsonType(raw []byte) string {
-	raw = bytes.TrimLeft(raw, " \t\r\n")
-	if len(raw) == 0 {
-		return "nothing"
-	}
-	switch raw[0] {
-	case '{':
-		return "object"
-	case '[':
-		return "array"
-	case '"':
-		return "string"
-	case 't', 'f':
-		return "boolean"
-	case 'n':
-		return "null"
-	default:
-		return "number"
 	}
 }
 

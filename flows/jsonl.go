@@ -130,7 +130,7 @@ func decodeRecord(line []byte) (Record, error) {
 		return Record{}, fmt.Errorf("invalid JSON: %w", err)
 	}
 	if line[0] != '{' {
-		return Record{}, fmt.Errorf("must be a JSON object, not %s", jsonKind(line))
+		return Record{}, fmt.Errorf("must be a JSON object, not %s", JSONKind(line))
 	}
 
 	var rec Record
@@ -189,7 +189,7 @@ func topLevel(key string) *field.Path { return field.NewPath(key) }
 func decodePeer(v json.RawMessage, path *field.Path) (Peer, error) {
 	var p Peer
 	if v[0] != '{' {
-		return p, fieldErrorf(path, "must be an object, not %s", jsonKind(v))
+		return p, fieldErrorf(path, "must be an object, not %s", JSONKind(v))
 	}
 	err := decodeObject(v, func(k string) *field.Path { return path.Child(k) }, func(key string, path *field.Path, v json.RawMessage) error {
 		var err error
@@ -217,12 +217,12 @@ func decodeLabels(v json.RawMessage, path *field.Path) (map[string]string, error
 		return nil, nil
 	}
 	if v[0] != '{' {
-		return nil, fieldErrorf(path, "must be an object, not %s", jsonKind(v))
+		return nil, fieldErrorf(path, "must be an object, not %s", JSONKind(v))
 	}
 	labels := map[string]string{}
 	err := decodeObject(v, path.Key, func(key string, path *field.Path, v json.RawMessage) error {
 		if v[0] != '"' {
-			return fieldErrorf(path, "must be a string, not %s", jsonKind(v))
+			return fieldErrorf(path, "must be a string, not %s", JSONKind(v))
 		}
 		s, err := decodeString(v, path)
 		labels[key] = s
@@ -268,7 +268,7 @@ func decodeString(v json.RawMessage, path *field.Path) (string, error) {
 		return "", nil
 	}
 	if v[0] != '"' {
-		return "", fieldErrorf(path, "must be a string, not %s", jsonKind(v))
+		return "", fieldErrorf(path, "must be a string, not %s", JSONKind(v))
 	}
 	var s string
 	if err := json.Unmarshal(v, &s); err != nil {
@@ -282,7 +282,7 @@ func decodePort(v json.RawMessage, path *field.Path) (port int32, ok bool, err e
 	if isNull(v) {
 		return 0, false, nil
 	}
-	if k := jsonKind(v); k != "number" {
+	if k := JSONKind(v); k != "number" {
 		return 0, false, fieldErrorf(path, "must be an integer, not %s", k)
 	}
 	n, err := strconv.ParseInt(string(v), 10, 64)
@@ -300,7 +300,7 @@ func decodeCount(v json.RawMessage, path *field.Path) (uint64, error) {
 	if isNull(v) {
 		return 0, nil
 	}
-	if k := jsonKind(v); k != "number" {
+	if k := JSONKind(v); k != "number" {
 		return 0, fieldErrorf(path, "must be an integer, not %s", k)
 	}
 	n, err := strconv.ParseUint(string(v), 10, 64)
@@ -322,8 +322,13 @@ func decodeCount(v json.RawMessage, path *field.Path) (uint64, error) {
 
 func isNull(v json.RawMessage) bool { return string(v) == "null" }
 
-// jsonKind names the kind of a syntactically valid JSON value for error messages.
-func jsonKind(v []byte) string {
+// JSONKind names the kind of a JSON value by its first byte, for error messages: object,
+// array, string, boolean, null, number, or nothing for blank input.
+func JSONKind(v []byte) string {
+	v = bytes.TrimLeft(v, " \t\r\n")
+	if len(v) == 0 {
+		return "nothing"
+	}
 	switch v[0] {
 	case '{':
 		return "object"

@@ -118,12 +118,12 @@ func decodeLine(b []byte) (*flowpb.Flow, error) {
 			return nil, fmt.Errorf("invalid JSON at byte %d: %w", se.Offset, err)
 		}
 		if _, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
-			return nil, fmt.Errorf("must be a JSON object, not %s", jsonKind(b))
+			return nil, fmt.Errorf("must be a JSON object, not %s", flows.JSONKind(b))
 		}
 		return nil, fmt.Errorf("invalid JSON: %w", err)
 	}
 	if top == nil { // null
-		return nil, fmt.Errorf("must be a JSON object, not %s", jsonKind(b))
+		return nil, fmt.Errorf("must be a JSON object, not %s", flows.JSONKind(b))
 	}
 	if _, ok := top["flow"]; ok {
 		var ev observerpb.ExportEvent
@@ -156,19 +156,3 @@ func decodeLine(b []byte) (*flowpb.Flow, error) {
 	return nil, nil
 }
 
-// jsonKind names the kind of a syntactically valid JSON value for error messages.
-func jsonKind(v []byte) string {
-	switch v[0] {
-	case '{':
-		return "object"
-	case '[':
-		return "array"
-	case '"':
-		return "string"
-	case 't', 'f':
-		return "boolean"
-	case 'n':
-		return "null"
-	}
-	return "number"
-}
