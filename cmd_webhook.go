@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
 	clientgoscheme "k8s.io/client-go/kubernetes/scheme"
@@ -212,6 +213,15 @@ func serveWebhook(f webhookFlags) error {
 		Recorder: mgr.GetEventRecorder("netpol-guard"),
 		Metrics:  webhook.NewMetrics(metrics.Registry, cache, time.Now),
 	})
+	metrics.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "netpol_guard_serving_certificate_expiry_timestamp_seconds",
+		Help: "When the webhook's serving certificate expires (Unix time); 0 until one is loaded.",
+	}, func() float64 {
+		if t := tlsSource.NotAfter(); !t.IsZero() {
+			return float64(t.Unix())
+		}
+		return 0
+	}))
 	server := mgr.GetWebhookServer()
 	server.Register(ValidatePath, &admission.Webhook{Handler: guard, WithContextFunc: deadlineFromTimeout})
 	auth := flows.NewTokenReviewAuthenticator(clientset, f.tokenAudiences, flows.AuthCacheOptions{})
