@@ -22,6 +22,13 @@ if [ -z "${KUBEBUILDER_ASSETS:-}" ]; then
 fi
 echo "KUBEBUILDER_ASSETS=$KUBEBUILDER_ASSETS"
 
+echo "==> helm for the chart tests (built from Go module sources once, then cached)"
+if [ -z "${HELM:-}" ]; then
+	HELM="$(bash e2e/helmtool/build.sh)"
+	export HELM
+fi
+echo "HELM=$HELM"
+
 echo "==> go test -race"
 go test -race -count=1 ./...
 
