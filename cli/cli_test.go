@@ -66,7 +66,7 @@ func TestCheckExample(t *testing.T) {
 	}
 
 	code, out, _ = check(t, cli.CheckOptions{Inputs: in, Policies: []string{denyWithEgress}})
-	if code != cli.ExitOK || !strings.HasPrefix(out, "OK: create shop/default-deny, create shop/allow-egress cuts none of 19") {
+	if code != cli.ExitOK || !strings.HasPrefix(out, "OK: create shop/allow-egress, create shop/default-deny cuts none of 19") {
 		t.Errorf("default-deny with egress allows: exit %d\n%s", code, out)
 	}
 

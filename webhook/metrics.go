@@ -46,7 +46,7 @@ func NewMetrics(reg prometheus.Registerer, cache *flows.Cache, now func() time.T
 			gauge("netpol_guard_cache_history_seconds", "How long the flow cache has been observing.", func(c flows.Coverage) float64 { return now().Sub(c.Since).Seconds() }),
 			counter("netpol_guard_cache_evicted_edges_total", "Edges evicted to stay under the cap, least recently seen first.", func(c flows.Coverage) float64 { return float64(c.Evicted) }),
 			counter("netpol_guard_cache_expired_edges_total", "Edges expired past the window.", func(c flows.Coverage) float64 { return float64(c.Expired) }),
-			counter("netpol_guard_flows_unresolved_total", "Flows whose addresses resolved to nothing known.", func(c flows.Coverage) float64 { return float64(c.Unresolved) }),
+			counter("netpol_guard_cache_unresolved_flows_total", "Flows, from every source, whose addresses resolved to nothing known.", func(c flows.Coverage) float64 { return float64(c.Unresolved) }),
 		)
 	}
 	return m
