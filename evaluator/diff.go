@@ -6,9 +6,30 @@ import (
 
 // DiffResult is what a policy change would cut.
 type DiffResult struct {
-	// Cut lists the flows allowed before and denied after, in input order.
-	Cut     []Cut
-	Summary DiffSummary
+	// Cut lists the flows allowed before and denied after, in input order, explained.
+	// DiffWith without Explain leaves it nil and fills CutIndexes instead.
+	Cut []Cut
+	// CutIndexes are the input positions of the cut flows, in order.
+	CutIndexes []int
+	Summary    DiffSummary
+
+	before, after *Evaluation // for Explain
+	flows         []Flow
+}
+
+// DiffOptions tunes DiffWith.
+type DiffOptions struct {
+	// Explain builds Cut, every cut flow with its verdicts. Without it only CutIndexes is
+	// filled, and Explain explains the cuts the caller shows: a webhook lists five of ten
+	// thousand.
+	Explain bool
+}
+
+// Explain returns the cut flow at input position i with its verdicts. Not safe for
+// concurrent use with other calls on the same result.
+func (r *DiffResult) Explain(i int) Cut {
+	f := r.flows[i]
+	return Cut{Index: i, Flow: f, Before: r.before.Verdict(f), After: r.after.Verdict(f)}
 }
 
 // Cut is one flow a change would cut, with the verdicts that explain it.
@@ -39,6 +60,11 @@ type DiffSummary struct {
 // isolated by another. Only flows into or out of pods that a changed policy selects (with its
 // old or its new podSelector) can change their verdict, so only those are evaluated.
 func Diff(before, after *PolicySet, w *World, flows []Flow) DiffResult {
+	return DiffWith(before, after, w, flows, DiffOptions{Explain: true})
+}
+
+// DiffWith is Diff with options.
+func DiffWith(before, after *PolicySet, w *World, flows []Flow, opts DiffOptions) DiffResult {
 	changed := changedPolicies(before, after)
 	res := DiffResult{Summary: DiffSummary{Flows: len(flows), PoliciesChanged: len(changed)}}
 	if len(changed) == 0 {
@@ -78,12 +104,16 @@ func Diff(before, after *PolicySet, w *World, flows []Flow) DiffResult {
 			cut = append(cut, i)
 		}
 	}
-	// Explanations only for what is cut.
-	res.Cut = make([]Cut, len(cut))
-	for j, i := range cut {
-		res.Cut[j] = Cut{Index: i, Flow: flows[i], Before: eb.Verdict(flows[i]), After: ea.Verdict(flows[i])}
+	// Explanations only for what is cut, and only when asked.
+	res.before, res.after, res.flows = eb, ea, flows
+	res.CutIndexes = cut
+	if opts.Explain {
+		res.Cut = make([]Cut, len(cut))
+		for j, i := range cut {
+			res.Cut[j] = res.Explain(i)
+		}
 	}
-	res.Summary.Cut = len(res.Cut)
+	res.Summary.Cut = len(cut)
 	return res
 }
 

@@ -2,6 +2,7 @@ package flows
 
 import (
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 
@@ -84,6 +85,10 @@ type Edge struct {
 	Protocol            corev1.Protocol
 	FirstSeen, LastSeen time.Time
 	Count               uint64
+	// SrcRef and DstRef number the peers within one read of the cache: edges returned by the
+	// same call with equal refs share that peer, so callers can convert each peer once.
+	// They mean nothing across calls.
+	SrcRef, DstRef uint32
 }
 
 // Options configures a Cache.
@@ -454,6 +459,11 @@ func (c *Cache) Candidates(ns string, selected func(PeerID, *PeerInfo) bool, buf
 			isChosen[pi] = true
 		}
 	}
+	n := 0
+	for _, pi := range chosen {
+		n += len(c.peers[pi].in) + len(c.peers[pi].out)
+	}
+	buf = slices.Grow(buf, n)
 	for _, pi := range chosen {
 		p := &c.peers[pi]
 		for _, ei := range p.in {
@@ -511,6 +521,8 @@ func (c *Cache) edgeAt(i uint32) Edge {
 		FirstSeen: time.Unix(e.first, 0).UTC(),
 		LastSeen:  time.Unix(e.last, 0).UTC(),
 		Count:     e.count,
+		SrcRef:    e.key.src,
+		DstRef:    e.key.dst,
 	}
 }
 

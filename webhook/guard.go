@@ -192,8 +192,9 @@ func decodePolicies(req admission.Request) (old, new *networkingv1.NetworkPolicy
 
 // cutFlow is one flow the change cuts, with what a human needs to judge it.
 type cutFlow struct {
-	edge          flows.Edge
-	before, after evaluator.Verdict
+	edge *flows.Edge
+	// before and after explain the flow; set for the cuts a message lists, nil for the rest.
+	before, after *evaluator.Verdict
 	// protection names a path the cluster itself depends on: DNS, an admission webhook,
 	// node traffic. Empty for ordinary flows.
 	protection string
@@ -270,26 +271,44 @@ func (g *Guard) decide(ns string, oldPolicy, newPolicy *networkingv1.NetworkPoli
 		}
 		return false
 	}, nil)
-	fl := make([]evaluator.Flow, len(edges))
-	for i, e := range edges {
-		fl[i] = evaluator.Flow{Src: view.Endpoint(e.Src, e.SrcInfo), Dst: view.Endpoint(e.Dst, e.DstInfo), Port: e.Port, Protocol: e.Protocol}
-	}
-	res := evaluator.Diff(before, after, view.World(), fl)
-	d.summary = res.Summary
-	for _, c := range res.Cut {
-		e := edges[c.Index]
-		d.cuts = append(d.cuts, cutFlow{edge: e, before: c.Before, after: c.After, protection: g.protection(e)})
-	}
-	// Self-protection first, then the most recently seen.
-	slices.SortStableFunc(d.cuts, func(a, b cutFlow) int {
-		if (a.protection == "") != (b.protection == "") {
-			if a.protection != "" {
-				return -1
-			}
-			return 1
+	// Edges of one read share peers by ref: each peer is converted once.
+	endpoints := make(map[uint32]*evaluator.Endpoint, len(seen)*4)
+	endpoint := func(ref uint32, id flows.PeerID, info *flows.PeerInfo) *evaluator.Endpoint {
+		ep, ok := endpoints[ref]
+		if !ok {
+			ep = view.Endpoint(id, info)
+			endpoints[ref] = ep
 		}
-		return b.edge.LastSeen.Compare(a.edge.LastSeen)
-	})
+		return ep
+	}
+	fl := make([]evaluator.Flow, len(edges))
+	for i := range edges {
+		e := &edges[i]
+		fl[i] = evaluator.Flow{Src: endpoint(e.SrcRef, e.Src, e.SrcInfo), Dst: endpoint(e.DstRef, e.Dst, e.DstInfo), Port: e.Port, Protocol: e.Protocol}
+	}
+	res := evaluator.DiffWith(before, after, view.World(), fl, evaluator.DiffOptions{})
+	d.summary = res.Summary
+	d.cuts = make([]cutFlow, len(res.CutIndexes))
+	index := make([]int, len(res.CutIndexes)) // position in edges and flows, by cut
+	backends := map[uint32]string{}
+	for i, j := range res.CutIndexes {
+		d.cuts[i] = cutFlow{edge: &edges[j], protection: g.protection(&edges[j], backends)}
+		index[i] = j
+	}
+	// The ones a message lists first — self-protection, then the most recently seen — and
+	// explained; the order of the rest does not matter.
+	for i := range min(len(d.cuts), g.opts.MaxListed) {
+		best := i
+		for j := i + 1; j < len(d.cuts); j++ {
+			if listedBefore(&d.cuts[j], &d.cuts[best]) {
+				best = j
+			}
+		}
+		d.cuts[i], d.cuts[best] = d.cuts[best], d.cuts[i]
+		index[i], index[best] = index[best], index[i]
+		c := res.Explain(index[i])
+		d.cuts[i].before, d.cuts[i].after = &c.Before, &c.After
+	}
 
 	cov := g.opts.Cache.Coverage()
 	d.coverage = coverage{since: cov.Since, history: now.Sub(cov.Since), edges: len(edges), unresolved: cov.Unresolved}
@@ -302,21 +321,40 @@ func (g *Guard) decide(ns string, oldPolicy, newPolicy *networkingv1.NetworkPoli
 	return d
 }
 
-// protection says whether a cut flow is one the cluster itself depends on.
-func (g *Guard) protection(e flows.Edge) string {
+// listedBefore orders cut flows for messages: the cluster's own paths first, then the most
+// recently seen, then by name so the order is stable.
+func listedBefore(a, b *cutFlow) bool {
+	if (a.protection == "") != (b.protection == "") {
+		return a.protection != ""
+	}
+	if !a.edge.LastSeen.Equal(b.edge.LastSeen) {
+		return a.edge.LastSeen.After(b.edge.LastSeen)
+	}
+	return flowName(a.edge) < flowName(b.edge)
+}
+
+// protection says whether a cut flow is one the cluster itself depends on. backends memoises
+// the webhook-backend lookup per destination ref.
+func (g *Guard) protection(e *flows.Edge, backends map[uint32]string) string {
 	switch {
 	case e.Src.Kind == flows.PeerNode:
 		return "traffic from node " + e.Src.Name + " (load-balancer health checks, NodePort)"
-	case e.Dst.Kind == flows.PeerWorkload && isDNS(e):
+	case e.Dst.Kind != flows.PeerWorkload:
+		return ""
+	case isDNS(e):
 		return "DNS"
 	}
-	if name, ok := g.opts.View.WebhookBackend(e.Dst); ok && e.Dst.Kind == flows.PeerWorkload {
-		return "the API server's path to admission webhook " + name
+	name, ok := backends[e.DstRef]
+	if !ok {
+		if n, ok := g.opts.View.WebhookBackend(e.Dst); ok {
+			name = "the API server's path to admission webhook " + n
+		}
+		backends[e.DstRef] = name
 	}
-	return ""
+	return name
 }
 
-func isDNS(e flows.Edge) bool {
+func isDNS(e *flows.Edge) bool {
 	if e.DstInfo != nil {
 		if app := e.DstInfo.Labels["k8s-app"]; app == "kube-dns" || app == "coredns" {
 			return true

@@ -121,10 +121,14 @@ func (r report) flowLine(c cutFlow) string {
 	if c.edge.Count > 0 {
 		fmt.Fprintf(&b, ", %d×", c.edge.Count)
 	}
-	if by := allowedBy(c.before); by != "" {
-		b.WriteString("; was allowed by " + by)
+	if c.before != nil {
+		if by := allowedBy(*c.before); by != "" {
+			b.WriteString("; was allowed by " + by)
+		}
 	}
-	b.WriteString("; now " + c.after.Denial())
+	if c.after != nil {
+		b.WriteString("; now " + c.after.Denial())
+	}
 	return b.String()
 }
 
@@ -137,8 +141,10 @@ func (r report) shortFlowLine(c cutFlow) string {
 	if c.protection != "" {
 		s = strings.SplitN(c.protection, " (", 2)[0] + ": " + s
 	}
-	if by := allowedBy(c.before); by != "" {
-		s += " was allowed by " + by
+	if c.before != nil {
+		if by := allowedBy(*c.before); by != "" {
+			s += " was allowed by " + by
+		}
 	}
 	return s
 }
@@ -185,7 +191,7 @@ func allowedBy(v evaluator.Verdict) string {
 }
 
 // flowName is "shop/web → shop/cart TCP/8080".
-func flowName(e flows.Edge) string {
+func flowName(e *flows.Edge) string {
 	return fmt.Sprintf("%s → %s %s/%d", peerName(e.Src), peerName(e.Dst), e.Protocol, e.Port)
 }
 
