@@ -23,6 +23,7 @@ Usage:
 
 Commands:
   webhook    Serve the validating admission webhook and the flow API.
+  agent      Node flow agent: push the flows kernel conntrack sees to the webhook.
   evaluate   Judge every observed flow under a cluster's current policies.
   check      Report the flows that applying (or deleting) policies would cut.
              Exit 0: nothing cut; 1: something cut; 2: bad input.
@@ -45,6 +46,8 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	switch cmd, rest := args[0], args[1:]; cmd {
 	case "webhook":
 		return webhookCommand(rest, stderr)
+	case "agent":
+		return agentCommand(rest, stderr)
 	case "flows":
 		return flowsCommand(rest, stdin, stdout, stderr)
 	case "evaluate":

@@ -15,6 +15,11 @@ fi
 echo "==> go vet"
 go vet ./...
 
+echo "==> nftables and iproute2 for the agent's tests on real kernel conntrack"
+if ! command -v nft >/dev/null || ! command -v ip >/dev/null; then
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables iproute2
+fi
+
 echo "==> control plane for the e2e tests (built from Go module sources once, then cached)"
 if [ -z "${KUBEBUILDER_ASSETS:-}" ]; then
 	KUBEBUILDER_ASSETS="$(bash e2e/tools/build.sh)"
