@@ -155,4 +155,3 @@ func decodeLine(b []byte) (*flowpb.Flow, error) {
 	}
 	return nil, nil
 }
-
