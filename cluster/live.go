@@ -86,14 +86,18 @@ type Live struct {
 	stale    map[string]bool
 	// Admission webhooks' backends, for self-protection: the Services that webhook
 	// configurations call, and the Services' selectors.
-	webhookConfigs map[string]map[types.NamespacedName][]string // "validating/name" → service → webhook names
-	services       map[types.NamespacedName]map[string]string   // service → selector
+	webhookConfigs    map[string]map[types.NamespacedName][]string // "validating/name" → service → webhook names
+	webhookNamespaces map[string]int                               // namespaces of those services
+	services          map[types.NamespacedName]map[string]string   // service → selector
 
 	ipQ, goneQ, memQ expiryQueue
 
 	// Endpoints and peer infos for identities the view does not know (a workload only
 	// the flow cache remembers, a gone node, an external address), interned.
-	memoMu sync.Mutex
+	memoMu sync.RWMutex
+	// byInfo finds the endpoint of a workload only the cache remembers by the address of
+	// the info the cache stored with it: a pointer lookup instead of hashing its name.
+	byInfo map[*flows.PeerInfo]*evaluator.Endpoint
 	memo   map[memoKey]*evaluator.Endpoint
 	infos  map[flows.PeerID]*flows.PeerInfo
 }
@@ -162,26 +166,28 @@ func newLive(opts LiveOptions) *Live {
 		opts.Now = time.Now
 	}
 	l := &Live{
-		grace:          opts.IPGrace,
-		memory:         opts.WorkloadMemory,
-		now:            opts.Now,
-		pods:           map[types.NamespacedName]*livePod{},
-		workloads:      map[string]map[string]*workload{},
-		owners:         map[ownerKey]*owner{},
-		byIP:           map[netip.Addr][]holding{},
-		hostNet:        map[netip.Addr]*hostAddr{},
-		gone:           map[types.NamespacedName]gonePod{},
-		nodes:          map[string]*liveNode{},
-		nodeByIP:       map[netip.Addr]string{},
-		namespaces:     map[string]map[string]string{},
-		policies:       map[string]map[string]*networkingv1.NetworkPolicy{},
-		policyList:     map[string][]*networkingv1.NetworkPolicy{},
-		compiled:       &evaluator.PolicySet{},
-		stale:          map[string]bool{},
-		services:       map[types.NamespacedName]map[string]string{},
-		webhookConfigs: map[string]map[types.NamespacedName][]string{},
-		memo:           map[memoKey]*evaluator.Endpoint{},
-		infos:          map[flows.PeerID]*flows.PeerInfo{},
+		grace:             opts.IPGrace,
+		memory:            opts.WorkloadMemory,
+		now:               opts.Now,
+		pods:              map[types.NamespacedName]*livePod{},
+		workloads:         map[string]map[string]*workload{},
+		owners:            map[ownerKey]*owner{},
+		byIP:              map[netip.Addr][]holding{},
+		hostNet:           map[netip.Addr]*hostAddr{},
+		gone:              map[types.NamespacedName]gonePod{},
+		nodes:             map[string]*liveNode{},
+		nodeByIP:          map[netip.Addr]string{},
+		namespaces:        map[string]map[string]string{},
+		policies:          map[string]map[string]*networkingv1.NetworkPolicy{},
+		policyList:        map[string][]*networkingv1.NetworkPolicy{},
+		compiled:          &evaluator.PolicySet{},
+		stale:             map[string]bool{},
+		services:          map[types.NamespacedName]map[string]string{},
+		webhookConfigs:    map[string]map[types.NamespacedName][]string{},
+		webhookNamespaces: map[string]int{},
+		memo:              map[memoKey]*evaluator.Endpoint{},
+		byInfo:            map[*flows.PeerInfo]*evaluator.Endpoint{},
+		infos:             map[flows.PeerID]*flows.PeerInfo{},
 	}
 	for _, p := range opts.PodCIDRs {
 		l.optCIDRs = append(l.optCIDRs, p.Masked())
@@ -322,6 +328,14 @@ func (l *Live) Endpoint(id flows.PeerID, stored *flows.PeerInfo) *evaluator.Endp
 	}
 	l.mu.RUnlock()
 
+	if id.Kind == flows.PeerWorkload && stored != nil {
+		l.memoMu.RLock()
+		ep := l.byInfo[stored]
+		l.memoMu.RUnlock()
+		if ep != nil && ep.Namespace == id.Namespace && ep.Name == id.Name {
+			return ep
+		}
+	}
 	key := memoKey{id: id}
 	if id.Kind == flows.PeerWorkload {
 		key.info = stored
@@ -347,6 +361,12 @@ func (l *Live) Endpoint(id flows.PeerID, stored *flows.PeerInfo) *evaluator.Endp
 		clear(l.memo)
 	}
 	l.memo[key] = ep
+	if id.Kind == flows.PeerWorkload && stored != nil {
+		if len(l.byInfo) >= maxMemo {
+			clear(l.byInfo)
+		}
+		l.byInfo[stored] = ep
+	}
 	return ep
 }
 

@@ -82,6 +82,12 @@ func (l *Live) WebhookBackend(id flows.PeerID) (string, bool) {
 	if id.Kind != flows.PeerWorkload {
 		return "", false
 	}
+	l.mu.RLock()
+	called := l.webhookNamespaces[id.Namespace] > 0
+	l.mu.RUnlock()
+	if !called {
+		return "", false
+	}
 	ep := l.Endpoint(id, nil)
 	l.mu.RLock()
 	defer l.mu.RUnlock()
@@ -142,9 +148,16 @@ func (l *Live) setWebhookConfig(key string, refs map[types.NamespacedName][]stri
 	defer l.mu.Unlock()
 	if len(refs) == 0 {
 		delete(l.webhookConfigs, key)
-		return
+	} else {
+		l.webhookConfigs[key] = refs
 	}
-	l.webhookConfigs[key] = refs
+	// Namespaces whose Services some webhook calls: the quick no for every other workload.
+	clear(l.webhookNamespaces)
+	for _, byService := range l.webhookConfigs {
+		for svc := range byService {
+			l.webhookNamespaces[svc.Namespace]++
+		}
+	}
 }
 
 func (l *Live) deleteWebhookConfig(kind string) func(types.NamespacedName) {

@@ -290,9 +290,9 @@ func (g *Guard) decide(ns string, oldPolicy, newPolicy *networkingv1.NetworkPoli
 	d.summary = res.Summary
 	d.cuts = make([]cutFlow, len(res.CutIndexes))
 	index := make([]int, len(res.CutIndexes)) // position in edges and flows, by cut
-	backends := map[uint32]string{}
+	protections := map[uint64]string{}
 	for i, j := range res.CutIndexes {
-		d.cuts[i] = cutFlow{edge: &edges[j], protection: g.protection(&edges[j], backends)}
+		d.cuts[i] = cutFlow{edge: &edges[j], protection: g.protection(&edges[j], protections)}
 		index[i] = j
 	}
 	// The ones a message lists first — self-protection, then the most recently seen — and
@@ -333,25 +333,36 @@ func listedBefore(a, b *cutFlow) bool {
 	return flowName(a.edge) < flowName(b.edge)
 }
 
-// protection says whether a cut flow is one the cluster itself depends on. backends memoises
-// the webhook-backend lookup per destination ref.
-func (g *Guard) protection(e *flows.Edge, backends map[uint32]string) string {
-	switch {
-	case e.Src.Kind == flows.PeerNode:
-		return "traffic from node " + e.Src.Name + " (load-balancer health checks, NodePort)"
-	case e.Dst.Kind != flows.PeerWorkload:
-		return ""
-	case isDNS(e):
-		return "DNS"
-	}
-	name, ok := backends[e.DstRef]
-	if !ok {
-		if n, ok := g.opts.View.WebhookBackend(e.Dst); ok {
-			name = "the API server's path to admission webhook " + n
+// protection says whether a cut flow is one the cluster itself depends on. memo keeps the
+// answer per peer ref: node sources by SrcRef, destinations by DstRef, since thousands of
+// cut flows share a few peers.
+func (g *Guard) protection(e *flows.Edge, memo map[uint64]string) string {
+	if e.Src.Kind == flows.PeerNode {
+		key := uint64(e.SrcRef) | 1<<32
+		p, ok := memo[key]
+		if !ok {
+			p = "traffic from node " + e.Src.Name + " (load-balancer health checks, NodePort)"
+			memo[key] = p
 		}
-		backends[e.DstRef] = name
+		return p
 	}
-	return name
+	if e.Dst.Kind != flows.PeerWorkload {
+		return ""
+	}
+	key := uint64(e.DstRef) | uint64(e.Port)<<33 // DNS depends on the port too
+	p, ok := memo[key]
+	if !ok {
+		switch {
+		case isDNS(e):
+			p = "DNS"
+		default:
+			if name, ok := g.opts.View.WebhookBackend(e.Dst); ok {
+				p = "the API server's path to admission webhook " + name
+			}
+		}
+		memo[key] = p
+	}
+	return p
 }
 
 func isDNS(e *flows.Edge) bool {

@@ -117,7 +117,7 @@ func TestLoad(t *testing.T) {
 	start = time.Now()
 	wh, err := harness.StartWebhook(ctx, cp, harness.WebhookOptions{
 		Mode: "warn", MinHistory: time.Hour, SnapshotPath: snapPath,
-		Args: []string{"--snapshot-interval", "1h"}, // no snapshot writes while measuring
+		Args: []string{"--snapshot-interval", "1h", "--profiling"}, // no snapshot writes while measuring
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -161,7 +161,9 @@ func TestLoad(t *testing.T) {
 		for _, n := range workers {
 			sumBefore, _ := wh.Metric(ctx, "netpol_guard_admission_decision_seconds_sum")
 			countBefore, _ := wh.Metric(ctx, "netpol_guard_admission_decision_seconds_count")
+			profiled := startProfile(ctx, t, wh, v.name, n, duration)
 			r := run(ctx, wh, body, n, duration)
+			<-profiled
 			if r.errors > 0 {
 				t.Errorf("%s, %d workers: %d failed requests, first: %v", v.name, n, r.errors, r.firstErr)
 			}
@@ -178,6 +180,34 @@ func TestLoad(t *testing.T) {
 	fmt.Fprintf(&report, "p50…max: client-side round trips (TLS keep-alive); server avg: netpol_guard_admission_decision_seconds;\n"+
 		"candidates: edges the answer says it considered (* the generated count: an answer that cuts nothing states none).\n")
 	t.Log(report.String())
+}
+
+// startProfile, when NETPOL_GUARD_LOAD_PROFILE names a directory, records the webhook's CPU
+// profile during a run into it; the returned channel closes when the profile is written.
+func startProfile(ctx context.Context, t *testing.T, wh *harness.Webhook, name string, workers int, d time.Duration) chan struct{} {
+	done := make(chan struct{})
+	dir := os.Getenv("NETPOL_GUARD_LOAD_PROFILE")
+	if dir == "" {
+		close(done)
+		return done
+	}
+	go func() {
+		defer close(done)
+		url := fmt.Sprintf("http://%s/debug/pprof/profile?seconds=%d", wh.MetricsAddr, int(d.Seconds()))
+		req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Errorf("profile: %v", err)
+			return
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		path := filepath.Join(dir, fmt.Sprintf("%s-%d.pprof", strings.ReplaceAll(strings.Fields(name)[0], ",", ""), workers))
+		if err := os.WriteFile(path, b, 0o644); err != nil {
+			t.Errorf("profile: %v", err)
+		}
+	}()
+	return done
 }
 
 func ms(d time.Duration) string { return fmt.Sprintf("%.2fms", float64(d)/float64(time.Millisecond)) }
