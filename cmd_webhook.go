@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/pprof"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -49,6 +50,7 @@ type webhookFlags struct {
 	selfSigned       bool
 	namespace        string
 	serviceName      string
+	extraDNSNames    stringList
 	secretName       string
 	webhookConfig    string
 	window           time.Duration
@@ -70,6 +72,7 @@ type webhookFlags struct {
 	hubbleServerName string
 	tokenAudiences   stringList
 	gracefulTimeout  time.Duration
+	profiling        bool
 	zap              zap.Options
 }
 
@@ -99,6 +102,7 @@ func webhookCommand(args []string, stderr io.Writer) int {
 	fs.BoolVar(&f.selfSigned, "self-signed", false, "bootstrap a CA and serving certificate, kept in --secret-name and injected into --webhook-config's caBundle, instead of --cert-dir")
 	fs.StringVar(&f.namespace, "namespace", os.Getenv("POD_NAMESPACE"), "namespace netpol-guard runs in (default $POD_NAMESPACE)")
 	fs.StringVar(&f.serviceName, "service-name", "netpol-guard", "the webhook Service, for the self-signed certificate's DNS names")
+	fs.Var(&f.extraDNSNames, "extra-dns-name", "with --self-signed, one more DNS name for the certificate (repeatable, or comma-separated), e.g. the headless Service the node agents dial")
 	fs.StringVar(&f.secretName, "secret-name", "netpol-guard-tls", "Secret holding the self-signed CA and certificate")
 	fs.StringVar(&f.webhookConfig, "webhook-config", "netpol-guard", "ValidatingWebhookConfiguration whose caBundle --self-signed keeps in step")
 	fs.DurationVar(&f.window, "cache-window", flows.DefaultWindow, "how long a flow is remembered after it was last seen")
@@ -120,6 +124,7 @@ func webhookCommand(args []string, stderr io.Writer) int {
 	fs.StringVar(&f.hubbleCert, "hubble-tls-cert", "", "client certificate for mTLS to Hubble Relay")
 	fs.StringVar(&f.hubbleKey, "hubble-tls-key", "", "client key for mTLS to Hubble Relay")
 	fs.StringVar(&f.hubbleServerName, "hubble-tls-server-name", "", "server name to verify Hubble Relay's certificate against")
+	fs.BoolVar(&f.profiling, "profiling", false, "serve Go's pprof profiles under /debug/pprof/ on the metrics address")
 	f.zap.BindFlags(fs)
 	if code, done := parse(fs, args); done {
 		return code
@@ -160,7 +165,7 @@ func serveWebhook(f webhookFlags) error {
 	if f.selfSigned {
 		tlsSource = &certs.SelfSigned{
 			Client: clientset, Namespace: f.namespace, SecretName: f.secretName,
-			ServiceName: f.serviceName, WebhookConfigName: f.webhookConfig, Log: ctrl.Log.WithName("certs"),
+			ServiceName: f.serviceName, ExtraDNSNames: f.extraDNSNames, WebhookConfigName: f.webhookConfig, Log: ctrl.Log.WithName("certs"),
 		}
 	} else {
 		tlsSource = &certs.Directory{Dir: f.certDir, Log: ctrl.Log.WithName("certs")}
@@ -173,7 +178,7 @@ func serveWebhook(f webhookFlags) error {
 	graceful := f.gracefulTimeout
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
-		Metrics:                 metricsserver.Options{BindAddress: f.metricsAddr},
+		Metrics:                 metricsserver.Options{BindAddress: f.metricsAddr, ExtraHandlers: profilingHandlers(f.profiling)},
 		HealthProbeBindAddress:  f.probeAddr,
 		GracefulShutdownTimeout: &graceful,
 		Cache:                   cluster.CacheOptions(),
@@ -301,6 +306,20 @@ type deadlineContext struct {
 }
 
 func (c deadlineContext) Deadline() (time.Time, bool) { return c.deadline, true }
+
+// profilingHandlers serves net/http/pprof when enabled.
+func profilingHandlers(enabled bool) map[string]http.Handler {
+	if !enabled {
+		return nil
+	}
+	return map[string]http.Handler{
+		"/debug/pprof/":        http.HandlerFunc(pprof.Index),
+		"/debug/pprof/cmdline": http.HandlerFunc(pprof.Cmdline),
+		"/debug/pprof/profile": http.HandlerFunc(pprof.Profile),
+		"/debug/pprof/symbol":  http.HandlerFunc(pprof.Symbol),
+		"/debug/pprof/trace":   http.HandlerFunc(pprof.Trace),
+	}
+}
 
 // disableHTTP2 keeps the server on HTTP/1.1: HTTP/2's rapid-reset and stream floods are not
 // worth the exposure for a webhook (as controller-runtime's scaffolding advises).

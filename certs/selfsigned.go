@@ -11,6 +11,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -68,6 +69,10 @@ type SelfSigned struct {
 	// svc, svc.ns, svc.ns.svc and svc.ns.svc.<ClusterDomain>.
 	ServiceName   string
 	ClusterDomain string // default "cluster.local"
+	// ExtraDNSNames are more names the certificate is valid for, e.g. the headless Service
+	// the node agents dial (<svc>.<ns>.svc, *.<svc>.<ns>.svc). They are part of DNSNames,
+	// so a serving certificate whose names differ from them is issued again.
+	ExtraDNSNames []string
 	// WebhookConfigName is the ValidatingWebhookConfiguration whose every webhook's
 	// clientConfig.caBundle is kept equal to the CA bundle. Empty: no injection.
 	WebhookConfigName string
@@ -116,14 +121,21 @@ type served struct {
 
 var _ Source = &SelfSigned{}
 
-// DNSNames are the names the serving certificate is valid for.
+// DNSNames are the names the serving certificate is valid for: the Service's, then
+// ExtraDNSNames (empty ones and repeats left out).
 func (s *SelfSigned) DNSNames() []string {
 	svc, ns := s.ServiceName, s.Namespace
 	domain := s.ClusterDomain
 	if domain == "" {
 		domain = DefaultClusterDomain
 	}
-	return []string{svc, svc + "." + ns, svc + "." + ns + ".svc", svc + "." + ns + ".svc." + domain}
+	names := []string{svc, svc + "." + ns, svc + "." + ns + ".svc", svc + "." + ns + ".svc." + domain}
+	for _, n := range s.ExtraDNSNames {
+		if n != "" && !slices.Contains(names, n) {
+			names = append(names, n)
+		}
+	}
+	return names
 }
 
 // GetCertificate returns the serving certificate; it fails until the first one is loaded.

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -352,5 +353,87 @@ func TestSelfSignedCARotationKeepsBothCAsBundled(t *testing.T) {
 		caRotations, waited, switched, dropped)
 	if caRotations < 2 || waited != caRotations || switched == 0 || dropped < 2 {
 		t.Errorf("CA rotations %d, waited %d, switched steps %d, drops %d", caRotations, waited, switched, dropped)
+	}
+}
+
+// The node agents dial the headless flows Service and verify the certificate for its name:
+// ExtraDNSNames are in the certificate, and a change of them issues it again by the same CA.
+// Without an API server: the names and the plan.
+func TestSelfSignedExtraDNSNames(t *testing.T) {
+	flows := []string{"netpol-guard-flows.netpol-guard.svc", "*.netpol-guard-flows.netpol-guard.svc"}
+	s := &SelfSigned{ServiceName: "netpol-guard", Namespace: "netpol-guard", ExtraDNSNames: append(slices.Clone(flows), "", testServerName, flows[0])}
+	want := append(slices.Clone(testDNSNames), flows...)
+	if got := s.DNSNames(); !slices.Equal(got, want) {
+		t.Fatalf("DNSNames %v, want %v (extras after the Service's names, no empties or repeats)", got, want)
+	}
+	p := policy{DNSNames: s.DNSNames(), CAValidity: 100 * day, CertValidity: 30 * day, RotateBefore: 10 * day}
+	now := time.Now()
+	boot := mustPlan(t, p, material{}, now, never)
+	roots := poolOf(boot.Next.bundlePEM())
+	for _, name := range []string{testServerName, flows[0], "10-244-0-7.netpol-guard-flows.netpol-guard.svc"} {
+		if _, err := boot.Next.Serving.Cert.Verify(x509.VerifyOptions{Roots: roots, DNSName: name, CurrentTime: now}); err != nil {
+			t.Errorf("certificate does not verify for %s: %v", name, err)
+		}
+	}
+	if again := mustPlan(t, p, boot.Next, now.Add(day), never); again.Changed {
+		t.Errorf("same names: changed (%v)", again.Reasons)
+	}
+
+	s.ExtraDNSNames = append(s.ExtraDNSNames, "netpol-guard-flows.netpol-guard.svc.cluster.local")
+	p.DNSNames = s.DNSNames()
+	d := mustPlan(t, p, boot.Next, now.Add(day), never)
+	if !d.Changed || d.Next.Serving == boot.Next.Serving || d.Next.CA != boot.Next.CA || d.Waiting {
+		t.Fatalf("name added: changed %v, reissued %v, same CA %v, waiting %v", d.Changed, d.Next.Serving != boot.Next.Serving, d.Next.CA == boot.Next.CA, d.Waiting)
+	}
+	if !slices.Contains(d.Next.Serving.Cert.DNSNames, "netpol-guard-flows.netpol-guard.svc.cluster.local") {
+		t.Errorf("reissued certificate names %v", d.Next.Serving.Cert.DNSNames)
+	}
+}
+
+// The same on a real API server: the Secret's certificate carries the extra names, passes a
+// handshake for them against the published caBundle, and is reissued (same CA, caBundle
+// unchanged) when a replica with one more name syncs, as after a `helm upgrade`.
+func TestSelfSignedExtraDNSNamesReissueOnChange(t *testing.T) {
+	cs := apiServer(t)
+	ns, vwc := newNamespace(t, cs), newWebhookConfig(t, cs)
+	flows := []string{"netpol-guard-flows." + ns + ".svc", "*.netpol-guard-flows." + ns + ".svc"}
+	replica := func(extra ...string) *SelfSigned {
+		s := newSelfSigned(t, cs, ns, vwc, func(s *SelfSigned) { s.ExtraDNSNames = extra })
+		if err := s.setDefaults(); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := s.sync(t.Context()); err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	check := func(s *SelfSigned, names ...string) *x509.Certificate {
+		t.Helper()
+		cert, err := inStep(t, cs, ns, vwc, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !sameNames(cert.DNSNames, s.DNSNames()) {
+			t.Errorf("certificate names %v, want %v", cert.DNSNames, s.DNSNames())
+		}
+		bundle, _ := published(t, cs, vwc)
+		addr := serveTLS(t, s.GetCertificate)
+		for _, name := range names {
+			if got, err := handshake(addr, poolOf(bundle), name, time.Now); err != nil || !got.Equal(cert) {
+				t.Errorf("handshake as %s: %v", name, err)
+			}
+		}
+		return cert
+	}
+
+	first := check(replica(flows...), "netpol-guard."+ns+".svc", flows[0], "10-244-1-5.netpol-guard-flows."+ns+".svc")
+	caBefore := getSecret(t, cs, ns).Data[keyCACert]
+	more := "netpol-guard-flows." + ns + ".svc.cluster.local"
+	next := check(replica(append(slices.Clone(flows), more)...), more, flows[0])
+	if next.Equal(first) {
+		t.Error("a new DNS name did not reissue the certificate")
+	}
+	if !bytes.Equal(getSecret(t, cs, ns).Data[keyCACert], caBefore) {
+		t.Error("a new DNS name changed the CA")
 	}
 }

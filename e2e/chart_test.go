@@ -397,7 +397,7 @@ func TestChart(t *testing.T) {
 	t.Run("agent flags are the binary's", func(t *testing.T) {
 		known, err := knownFlags(t, binary(t), "agent")
 		if err != nil {
-			t.Skipf("`netpol-guard agent -h` failed (no agent subcommand yet?), agent flags not checked: %v", err)
+			t.Fatalf("netpol-guard agent -h: %v", err)
 		}
 		for _, m := range manifests {
 			for _, ds := range all[*appsv1.DaemonSet](m) {
@@ -774,6 +774,15 @@ func checkTLS(t *testing.T, m manifest, vwc *admissionregistrationv1.ValidatingW
 		if flag1(flags, "service-name") != svc.Name {
 			t.Errorf("--service-name=%s, Service is %s", flag1(flags, "service-name"), svc.Name)
 		}
+		// The agents dial the replicas through the headless Service and verify its name
+		// (their --server-name default): the self-signed certificate must carry it.
+		headless := findService(t, m, true)
+		base := fmt.Sprintf("%s.%s.svc", headless.Name, m.namespace)
+		for _, want := range []string{base, base + ".cluster.local", "*." + base} {
+			if !slices.Contains(flags["extra-dns-name"], want) {
+				t.Errorf("--extra-dns-name=%v lacks %s (the name the node agents verify)", flags["extra-dns-name"], want)
+			}
+		}
 		secret := flag1(flags, "secret-name")
 		var found bool
 		for _, s := range all[*corev1.Secret](m) {
@@ -988,6 +997,111 @@ func checkAgent(t *testing.T, m manifest, ds *appsv1.DaemonSet, webhookFlags map
 	if spec.AutomountServiceAccountToken == nil || *spec.AutomountServiceAccountToken {
 		t.Error("agent automounts an API token it does not need")
 	}
+	t.Run("agent verifies the webhook's certificate against its CA", func(t *testing.T) {
+		checkAgentCA(t, m, spec, c, flags, webhookFlags)
+	})
+}
+
+// checkAgentCA: --ca-file is the ca.crt (and only that) of the CA for the TLS mode — the
+// cert-manager serving Secret, the self-signed Secret (optional: the webhook fills it after
+// the agents start), or a ConfigMap holding tls.existingSecret.caBundle — and the name the
+// agent verifies is one the serving certificate carries.
+func checkAgentCA(t *testing.T, m manifest, spec corev1.PodSpec, c corev1.Container, flags, webhookFlags map[string][]string) {
+	t.Helper()
+	caFile := flag1(flags, "ca-file")
+	if caFile == "" {
+		t.Fatal("agent has no --ca-file: it would verify the webhook against the system roots")
+	}
+	var mount *corev1.VolumeMount
+	for i, vm := range c.VolumeMounts {
+		if strings.HasPrefix(caFile, vm.MountPath+"/") {
+			mount = &c.VolumeMounts[i]
+		}
+	}
+	if mount == nil {
+		t.Fatalf("--ca-file=%s is on no mounted volume", caFile)
+	}
+	if mount.SubPath != "" || !mount.ReadOnly {
+		t.Errorf("CA volume mounted with subPath %q, readOnly %v: want no subPath (rotations must reach the agent) and read-only", mount.SubPath, mount.ReadOnly)
+	}
+	v := volume(t, spec, mount.Name)
+	var items []corev1.KeyToPath
+	var optional *bool
+	switch {
+	case v.Secret != nil:
+		items, optional = v.Secret.Items, v.Secret.Optional
+	case v.ConfigMap != nil:
+		items, optional = v.ConfigMap.Items, v.ConfigMap.Optional
+	default:
+		t.Fatalf("CA volume %s is neither a Secret nor a ConfigMap: %+v", v.Name, v.VolumeSource)
+	}
+	if len(items) != 1 || items[0].Key != "ca.crt" || mount.MountPath+"/"+items[0].Path != caFile {
+		t.Errorf("CA volume items %+v, mounted at %s: want only key ca.crt at --ca-file=%s (never the serving key)", items, mount.MountPath, caFile)
+	}
+	isOptional := optional != nil && *optional
+
+	serverName := flag1(flags, "server-name")
+	if serverName == "" {
+		serverName = fmt.Sprintf("%s.%s.svc", flag1(flags, "webhook-service"), m.namespace)
+	}
+	_, selfSigned := webhookFlags["self-signed"]
+	certs := unstructuredOf(m, "Certificate")
+	switch {
+	case selfSigned:
+		if v.Secret == nil || v.Secret.SecretName != flag1(webhookFlags, "secret-name") {
+			t.Errorf("CA volume %+v, want the self-signed Secret %s", v.VolumeSource, flag1(webhookFlags, "secret-name"))
+		}
+		if !isOptional {
+			t.Error("self-signed CA volume is not optional: the chart creates the Secret empty, so the agent pods could not start until the webhook fills it")
+		}
+		if !slices.Contains(webhookFlags["extra-dns-name"], serverName) {
+			t.Errorf("agent verifies %s, the self-signed certificate has only the Service's names and %v", serverName, webhookFlags["extra-dns-name"])
+		}
+	case len(certs) > 0:
+		var serving *unstructured.Unstructured
+		for _, u := range certs {
+			if name, _, _ := unstructured.NestedString(u.Object, "spec", "secretName"); v.Secret != nil && name == v.Secret.SecretName {
+				serving = u
+			}
+		}
+		if serving == nil {
+			t.Fatalf("CA volume %+v is not the Secret of a rendered Certificate", v.VolumeSource)
+		}
+		if isCA, _, _ := unstructured.NestedBool(serving.Object, "spec", "isCA"); isCA {
+			t.Errorf("CA volume is the CA Certificate's Secret %s (with the CA key), want the serving one's ca.crt", v.Secret.SecretName)
+		}
+		if isOptional {
+			t.Error("cert-manager CA volume is optional: the agent would start without it and exit")
+		}
+		if dns, _, _ := unstructured.NestedStringSlice(serving.Object, "spec", "dnsNames"); !slices.Contains(dns, serverName) {
+			t.Errorf("agent verifies %s, serving certificate dnsNames %v", serverName, dns)
+		}
+	default:
+		if v.ConfigMap == nil {
+			t.Fatalf("existing-Secret mode: CA volume %+v, want the chart's ConfigMap of tls.existingSecret.caBundle", v.VolumeSource)
+		}
+		var cm *corev1.ConfigMap
+		for _, x := range all[*corev1.ConfigMap](m) {
+			if x.Name == v.ConfigMap.Name {
+				cm = x
+			}
+		}
+		if cm == nil {
+			t.Fatalf("CA ConfigMap %s is not rendered", v.ConfigMap.Name)
+		}
+		caBundle := one[*admissionregistrationv1.ValidatingWebhookConfiguration](t, m).Webhooks[0].ClientConfig.CABundle
+		if got := strings.TrimSpace(cm.Data["ca.crt"]); got == "" || got != strings.TrimSpace(string(caBundle)) {
+			t.Errorf("ConfigMap %s ca.crt is not the webhook configuration's caBundle:\n%s", cm.Name, got)
+		}
+		if isOptional {
+			t.Error("existing-Secret CA volume is optional")
+		}
+		// The user's certificate is required to cover the webhook Service's name, not the
+		// headless one's.
+		if want := fmt.Sprintf("%s.%s.svc", findService(t, m, false).Name, m.namespace); serverName != want {
+			t.Errorf("agent verifies %s, want %s (the name the user's certificate must carry)", serverName, want)
+		}
+	}
 }
 
 // checkSchemaClosed walks values.schema.json: every object schema says what else it
@@ -1146,7 +1260,7 @@ func TestChartOnControlPlane(t *testing.T) {
 		applied[u.GetKind()]++
 	}
 	t.Logf("applied %v", applied)
-	for _, kind := range []string{"Deployment", "DaemonSet", "Service", "ValidatingWebhookConfiguration", "Certificate", "Issuer", "ServiceMonitor", "NetworkPolicy", "PodDisruptionBudget", "PersistentVolumeClaim", "Role", "Secret", "Pod"} {
+	for _, kind := range []string{"Deployment", "DaemonSet", "Service", "ValidatingWebhookConfiguration", "Certificate", "Issuer", "ServiceMonitor", "NetworkPolicy", "PodDisruptionBudget", "PersistentVolumeClaim", "Role", "Secret", "ConfigMap", "Pod"} {
 		if applied[kind] == 0 {
 			t.Errorf("no %s was applied: a values set that renders it is missing", kind)
 		}
