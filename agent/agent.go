@@ -222,8 +222,9 @@ func New(opts Options) (*Agent, error) {
 
 // Run reads conntrack and pushes edges every interval until ctx is done, then pushes what
 // is left (within the shutdown timeout) and returns. It fails at once when the conntrack
-// socket cannot be opened or the CA bundle not loaded; later errors are retried, logged and
-// counted.
+// socket cannot be opened. A CA bundle that is not there yet (a self-signed webhook fills
+// its Secret after the agents start) is waited for: edges are buffered and the file read
+// again every interval. Later errors are retried, logged and counted.
 func (a *Agent) Run(ctx context.Context) error {
 	c, err := a.dial()
 	if err != nil {
@@ -231,7 +232,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	c.Close()
 	if err := a.push.reloadCA(); err != nil {
-		return err
+		a.log.Error(err, "Webhook CA bundle not loaded yet: buffering edges and reading it again every interval", "caFile", a.opts.CAFile)
 	}
 	a.aliveAt.Store(time.Now().UnixNano())
 	a.log.Info("Starting node flow agent", "webhookService", a.opts.WebhookService, "namespace", a.opts.Namespace,

@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -326,4 +328,32 @@ func TestRolledReplicasTakeOverWhatTheOldOnesMissed(t *testing.T) {
 	if v := value(t, a.metrics.dropped[dropReplicaGone]); v != 2 {
 		t.Errorf("dropped (replica_gone) = %v, want 2", v)
 	}
+}
+
+func TestPushWaitsForACABundleThatIsNotThereYet(t *testing.T) {
+	w := newWebhook(t, nil)
+	caFile := filepath.Join(t.TempDir(), "ca.crt") // a self-signed webhook fills it later
+	a := newTestAgent(t, func(o *Options) { o.WebhookURLs = []string{w.srv.URL}; o.CAFile = caFile })
+	if err := a.push.reloadCA(); err == nil {
+		t.Fatal("loaded a CA bundle that does not exist")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	a.push.start(ctx)
+	t.Cleanup(func() { cancel(); a.push.wait() })
+	a.cycle(t.Context())
+	a.push.add(oneEdge(1))
+	time.Sleep(100 * time.Millisecond)
+	if n := len(w.records()); n != 0 {
+		t.Fatalf("pushed %d records without a CA to verify the webhook", n)
+	}
+	if a.push.pending() != 1 {
+		t.Fatalf("%d edges pending, want the one buffered", a.push.pending())
+	}
+	ca, err := os.ReadFile(w.caFile(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, caFile, string(ca))
+	a.cycle(t.Context()) // the next interval reads it
+	eventually(t, 5*time.Second, "the push once the CA bundle appeared", func() bool { return len(w.records()) == 1 })
 }
