@@ -23,6 +23,9 @@ type DiffOptions struct {
 	// filled, and Explain explains the cuts the caller shows: a webhook lists five of ten
 	// thousand.
 	Explain bool
+	// Memo, when set, carries what was learnt about the endpoints over from earlier diffs
+	// and on to later ones.
+	Memo *Memo
 }
 
 // Explain returns the cut flow at input position i with its verdicts. Not safe for
@@ -77,7 +80,12 @@ func DiffWith(before, after *PolicySet, w *World, flows []Flow, opts DiffOptions
 		ingressChanged = ingressChanged || cp.ingress
 		egressChanged = egressChanged || cp.egress
 	}
-	m := newMemo()
+	var m *memo
+	if opts.Memo != nil {
+		m = opts.Memo.begin(w, before, after)
+	} else {
+		m = newMemo()
+	}
 	eb := &Evaluation{ps: before, w: w, m: m}
 	ea := &Evaluation{ps: after, w: w, m: m}
 	var cut []int

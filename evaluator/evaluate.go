@@ -29,12 +29,68 @@ type Evaluation struct {
 type memo struct {
 	endpoints *endpointMap
 	nsLabels  map[string]labels.Set
+	// world is what the memo's answers rest on (namespace labels, node addresses); a memo
+	// kept across diffs (Memo) starts over when it changes.
+	world *World
+	// gen counts the diffs a kept memo served; endpoint states of an older generation drop
+	// what was specific to it. sets are the policy sets of the current one: what was learnt
+	// about the namespaces of other sets is dropped.
+	gen  uint32
+	sets []*PolicySet
 	// The two endpoints looked up last: flows from the cache come grouped by workload, so
 	// consecutive flows mostly share an end.
 	lastEp [2]*Endpoint
 	lastSt [2]*endpointState
 	// slab backs the memo's bit sets, a few thousand at a time rather than one allocation each.
 	slab []uint64
+}
+
+// refresh brings an endpoint's state learnt in an earlier diff up to this one: what was
+// specific to that diff goes, and so does what was learnt about namespaces whose policies
+// are in neither of this diff's sets.
+func (m *memo) refresh(st *endpointState) {
+	st.gen = m.gen
+	st.candidate = -1
+	st.own = st.own[:0]
+	kept := st.perNS[:0]
+	for _, nm := range st.perNS {
+		for _, ps := range m.sets {
+			if ps.byNS[nm.nsp.namespace] == nm.nsp {
+				kept = append(kept, nm)
+				break
+			}
+		}
+	}
+	clear(st.perNS[len(kept):])
+	st.perNS = kept
+}
+
+// Memo keeps what evaluations learnt about endpoints — which policies select them, which
+// rules' peers match them — from one Diff to the next, so a webhook judging change after
+// change over the same workloads does not learn it all again. Pass it in DiffOptions. It
+// starts over when the World changes or it has grown past a bound. Not safe for concurrent
+// use: keep one per goroutine (a sync.Pool).
+type Memo struct {
+	m *memo
+}
+
+// NewMemo returns an empty Memo.
+func NewMemo() *Memo { return &Memo{} }
+
+// maxMemoEndpoints bounds a kept Memo; past it, it starts over.
+const maxMemoEndpoints = 1 << 18
+
+// begin readies the memo for a diff of these sets in world w.
+func (k *Memo) begin(w *World, sets ...*PolicySet) *memo {
+	if k.m == nil || k.m.world != w || k.m.endpoints.n > maxMemoEndpoints {
+		k.m = newMemo()
+		k.m.world = w
+	}
+	m := k.m
+	m.gen++
+	m.sets = sets
+	m.lastEp, m.lastSt = [2]*Endpoint{}, [2]*endpointState{}
+	return m
 }
 
 func (m *memo) bits(n int) bitset {
@@ -48,6 +104,7 @@ func (m *memo) bits(n int) bitset {
 }
 
 type endpointState struct {
+	gen   uint32
 	perNS []*nsMemo // usually one or two: the endpoint's own namespace and its peers'
 	// candidate is set by Diff: -1 unknown, 0 no, 1 yes.
 	candidate int8
@@ -116,8 +173,10 @@ func (e *Evaluation) state(ep *Endpoint) *endpointState {
 	}
 	st := m.endpoints.get(ep)
 	if st == nil {
-		st = &endpointState{candidate: -1}
+		st = &endpointState{candidate: -1, gen: m.gen}
 		m.endpoints.put(ep, st)
+	} else if st.gen != m.gen {
+		m.refresh(st)
 	}
 	m.lastEp[1], m.lastSt[1] = m.lastEp[0], m.lastSt[0]
 	m.lastEp[0], m.lastSt[0] = ep, st

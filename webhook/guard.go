@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"slices"
+	"sync"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -64,6 +65,9 @@ type Options struct {
 // Guard is the validating admission handler for NetworkPolicies.
 type Guard struct {
 	opts Options
+	// memos keep what the evaluator learnt about the cluster's workloads from one admission
+	// to the next, one per concurrent admission.
+	memos sync.Pool
 }
 
 var _ admission.Handler = (*Guard)(nil)
@@ -85,7 +89,9 @@ func NewGuard(opts Options) *Guard {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
-	return &Guard{opts: opts}
+	g := &Guard{opts: opts}
+	g.memos.New = func() any { return evaluator.NewMemo() }
+	return g
 }
 
 // Outcomes, as metrics and audit annotations name them.
@@ -286,7 +292,9 @@ func (g *Guard) decide(ns string, oldPolicy, newPolicy *networkingv1.NetworkPoli
 		e := &edges[i]
 		fl[i] = evaluator.Flow{Src: endpoint(e.SrcRef, e.Src, e.SrcInfo), Dst: endpoint(e.DstRef, e.Dst, e.DstInfo), Port: e.Port, Protocol: e.Protocol}
 	}
-	res := evaluator.DiffWith(before, after, view.World(), fl, evaluator.DiffOptions{})
+	memo := g.memos.Get().(*evaluator.Memo)
+	defer g.memos.Put(memo) // after the cuts are explained below
+	res := evaluator.DiffWith(before, after, view.World(), fl, evaluator.DiffOptions{Memo: memo})
 	d.summary = res.Summary
 	d.cuts = make([]cutFlow, len(res.CutIndexes))
 	index := make([]int, len(res.CutIndexes)) // position in edges and flows, by cut
@@ -349,7 +357,10 @@ func (g *Guard) protection(e *flows.Edge, memo map[uint64]string) string {
 	if e.Dst.Kind != flows.PeerWorkload {
 		return ""
 	}
-	key := uint64(e.DstRef) | uint64(e.Port)<<33 // DNS depends on the port too
+	key := uint64(e.DstRef)
+	if e.Port == 53 {
+		key |= 1 << 33 // DNS depends on the port too
+	}
 	p, ok := memo[key]
 	if !ok {
 		switch {
@@ -365,13 +376,20 @@ func (g *Guard) protection(e *flows.Edge, memo map[uint64]string) string {
 	return p
 }
 
+// isDNS: cluster DNS answers on port 53 (after DNAT), from kube-system or pods labelled as
+// CoreDNS/kube-dns.
 func isDNS(e *flows.Edge) bool {
-	if e.DstInfo != nil {
-		if app := e.DstInfo.Labels["k8s-app"]; app == "kube-dns" || app == "coredns" {
-			return true
-		}
+	if e.Port != 53 {
+		return false
 	}
-	return e.Dst.Namespace == "kube-system" && e.Port == 53
+	if e.Dst.Namespace == "kube-system" {
+		return true
+	}
+	if e.DstInfo != nil {
+		app := e.DstInfo.Labels["k8s-app"]
+		return app == "kube-dns" || app == "coredns"
+	}
+	return false
 }
 
 // respond turns a decision into the answer for its mode, and records it.

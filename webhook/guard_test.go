@@ -35,14 +35,18 @@ type testView struct {
 	pods     map[flows.PeerID]*evaluator.Endpoint
 	webhooks map[flows.PeerID]string
 	block    chan struct{} // when set, PolicySet waits on it: an evaluation that takes too long
+	// remembered interns endpoints of workloads known only from the cache, as Live does:
+	// the same identity and stored info give the same pointer.
+	remembered map[*flows.PeerInfo]*evaluator.Endpoint
 }
 
 func newTestView(policies ...*networkingv1.NetworkPolicy) *testView {
 	v := &testView{
-		policies: policies,
-		nsLabels: map[string]map[string]string{"shop": {"team": "shop"}, "kube-system": {}, "payments": {}},
-		pods:     map[flows.PeerID]*evaluator.Endpoint{},
-		webhooks: map[flows.PeerID]string{},
+		policies:   policies,
+		nsLabels:   map[string]map[string]string{"shop": {"team": "shop"}, "kube-system": {}, "payments": {}},
+		pods:       map[flows.PeerID]*evaluator.Endpoint{},
+		webhooks:   map[flows.PeerID]string{},
+		remembered: map[*flows.PeerInfo]*evaluator.Endpoint{},
 	}
 	for _, w := range []struct{ ns, name, app string }{
 		{"shop", "Deployment/web", "web"}, {"shop", "Deployment/cart", "cart"}, {"shop", "Deployment/checkout", "checkout"},
@@ -80,9 +84,15 @@ func (v *testView) Endpoint(id flows.PeerID, stored *flows.PeerInfo) *evaluator.
 		if ep, ok := v.pods[id]; ok {
 			return ep
 		}
+		v.mu.Lock()
+		defer v.mu.Unlock()
+		if ep, ok := v.remembered[stored]; ok && stored != nil && ep.Namespace == id.Namespace && ep.Name == id.Name {
+			return ep
+		}
 		ep := &evaluator.Endpoint{Kind: evaluator.Pod, Namespace: id.Namespace, Name: id.Name}
 		if stored != nil {
 			ep.Labels = stored.Labels
+			v.remembered[stored] = ep
 		}
 		return ep
 	case flows.PeerNode:
