@@ -244,7 +244,7 @@ func TestEnforceRejectsACutNamingIt(t *testing.T) {
 		"create shop/default-deny (mode enforce, from the global --mode)",
 		"1. shop/web → shop/cart TCP/8080, last seen 2m ago, 5210×; now ingress isolated by shop/default-deny and no rule allows it",
 		"payments/api → shop/cart TCP/8080, last seen 1h ago",
-		"Coverage: 48h of flow history, 5 edges considered, 0 flows unresolved; 1 selected workloads never seen (CronJob/report).",
+		"Coverage: 48h of flow history, 5 edges considered, 0 flows unresolved; 1 selected workload never seen (CronJob/report).",
 		"netpol-guard.io/allow-cut=\"<reason>\"",
 	} {
 		if !strings.Contains(msg, want) {

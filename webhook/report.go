@@ -162,9 +162,9 @@ func (r report) protections() string {
 
 func (r report) coverageLine() string {
 	c := r.d.coverage
-	s := fmt.Sprintf("Coverage: %s of flow history, %d edges considered, %d flows unresolved", shortDuration(c.history), c.edges, c.unresolved)
+	s := fmt.Sprintf("Coverage: %s of flow history, %s considered, %s unresolved", shortDuration(c.history), plural(c.edges, "edge"), plural(int(c.unresolved), "flow"))
 	if len(c.neverSeen) > 0 {
-		s += fmt.Sprintf("; %d selected workloads never seen (%s)", len(c.neverSeen), truncate(strings.Join(c.neverSeen, ", "), 200))
+		s += fmt.Sprintf("; %s never seen (%s)", plural(len(c.neverSeen), "selected workload"), truncate(strings.Join(c.neverSeen, ", "), 200))
 	}
 	if c.history < r.minHistory {
 		s += fmt.Sprintf("; less than the %s enforce needs", shortDuration(r.minHistory))
@@ -209,6 +209,14 @@ func peerName(id flows.PeerID) string {
 
 func change(op admissionv1.Operation, p *networkingv1.NetworkPolicy) string {
 	return strings.ToLower(string(op)) + " " + p.Namespace + "/" + p.Name
+}
+
+// plural is "1 edge", "2 edges".
+func plural(n int, noun string) string {
+	if n == 1 {
+		return "1 " + noun
+	}
+	return fmt.Sprintf("%d %ss", n, noun)
 }
 
 func shortDuration(d time.Duration) string {
