@@ -22,6 +22,19 @@ import (
 // not touch.
 type PolicySet struct {
 	byNS map[string]*nsPolicies
+	// base is the set With derived this one from, and changed the namespaces it touched:
+	// for any other namespace the base answers the same, so what was learnt from it holds.
+	base    *PolicySet
+	changed []string
+}
+
+// origin returns the first set in the chain of Withs that holds namespace ns's policies as
+// ps does: the one whose memos serve ps for that namespace.
+func (ps *PolicySet) origin(ns string) *PolicySet {
+	for ps.base != nil && !slices.Contains(ps.changed, ns) {
+		ps = ps.base
+	}
+	return ps
 }
 
 // nsPolicies holds one namespace's policies, compiled. A policy only ever applies to pods in
@@ -148,7 +161,7 @@ func (ps *PolicySet) With(old, new *networkingv1.NetworkPolicy) (*PolicySet, err
 	if old == nil && new == nil {
 		return ps, nil
 	}
-	next := &PolicySet{byNS: make(map[string]*nsPolicies, len(ps.byNS)+1)}
+	next := &PolicySet{byNS: make(map[string]*nsPolicies, len(ps.byNS)+1), base: ps}
 	for ns, nsp := range ps.byNS {
 		next.byNS[ns] = nsp
 	}
@@ -160,6 +173,7 @@ func (ps *PolicySet) With(old, new *networkingv1.NetworkPolicy) (*PolicySet, err
 		touched[new.Namespace] = true
 	}
 	for ns := range touched {
+		next.changed = append(next.changed, ns)
 		var list []*networkingv1.NetworkPolicy
 		if nsp := ps.byNS[ns]; nsp != nil {
 			for _, cp := range nsp.policies {

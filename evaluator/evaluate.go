@@ -37,6 +37,8 @@ type memo struct {
 	// about the namespaces of other sets is dropped.
 	gen  uint32
 	sets []*PolicySet
+	// free holds namespace memos of sets no longer current, for reuse.
+	free []*nsMemo
 	// The two endpoints looked up last: flows from the cache come grouped by workload, so
 	// consecutive flows mostly share an end.
 	lastEp [2]*Endpoint
@@ -51,18 +53,31 @@ type memo struct {
 func (m *memo) refresh(st *endpointState) {
 	st.gen = m.gen
 	st.candidate = -1
-	st.own = st.own[:0]
 	kept := st.perNS[:0]
 	for _, nm := range st.perNS {
-		for _, ps := range m.sets {
-			if ps.byNS[nm.nsp.namespace] == nm.nsp {
-				kept = append(kept, nm)
-				break
-			}
+		if m.current(nm.nsp) {
+			kept = append(kept, nm)
+			continue
+		}
+		// A memo own still answers from (for a set that is the origin of later ones) stays
+		// alive; the others are reused.
+		inUse := slices.ContainsFunc(st.own, func(o ownMemo) bool { return o.m == nm })
+		if !inUse && len(m.free) < maxFreeMemos {
+			m.free = append(m.free, nm)
 		}
 	}
 	clear(st.perNS[len(kept):])
 	st.perNS = kept
+}
+
+// current reports whether nsp holds a namespace's policies in one of this diff's sets.
+func (m *memo) current(nsp *nsPolicies) bool {
+	for _, ps := range m.sets {
+		if ps.byNS[nsp.namespace] == nsp {
+			return true
+		}
+	}
+	return false
 }
 
 // Memo keeps what evaluations learnt about endpoints — which policies select them, which
@@ -76,6 +91,9 @@ type Memo struct {
 
 // NewMemo returns an empty Memo.
 func NewMemo() *Memo { return &Memo{} }
+
+// maxFreeMemos bounds the recycled namespace memos a Memo holds.
+const maxFreeMemos = 1 << 16
 
 // maxMemoEndpoints bounds a kept Memo; past it, it starts over.
 const maxMemoEndpoints = 1 << 18
@@ -91,6 +109,16 @@ func (k *Memo) begin(w *World, sets ...*PolicySet) *memo {
 	m.sets = sets
 	m.lastEp, m.lastSt = [2]*Endpoint{}, [2]*endpointState{}
 	return m
+}
+
+// reuse returns a cleared bit set for n elements in b's memory if it is large enough.
+func (m *memo) reuse(b bitset, n int) bitset {
+	if w := (n + 63) / 64; cap(b) >= w {
+		b = b[:w]
+		clear(b)
+		return b
+	}
+	return m.bits(n)
 }
 
 func (m *memo) bits(n int) bitset {
@@ -123,19 +151,37 @@ type ownMemo struct {
 
 // own returns what the policies of a pod's own namespace say about it, with the policies
 // that select it filled in; nil when the namespace has no policies.
+//
+// Sets derived by With share the answer of their base for every namespace they did not
+// touch, so the answer is kept per origin set: a kept Memo answers change after change over
+// the same cluster without looking the namespace up again.
 func (e *Evaluation) own(ep *Endpoint, st *endpointState) *nsMemo {
 	for _, o := range st.own {
 		if o.ps == e.ps {
 			return o.m
 		}
 	}
+	origin := e.ps.origin(ep.Namespace)
+	for _, o := range st.own {
+		if o.ps == origin {
+			return o.m
+		}
+	}
 	var m *nsMemo
-	if nsp := e.ps.byNS[ep.Namespace]; nsp != nil {
+	if nsp := origin.byNS[ep.Namespace]; nsp != nil {
 		m = e.of(nsp, st).target(ep, e.m)
 	}
-	st.own = append(st.own, ownMemo{ps: e.ps, m: m})
+	if len(st.own) >= maxOwn {
+		// Oldest first out: sets of past changes, and live sets since replaced.
+		copy(st.own, st.own[1:])
+		st.own = st.own[:len(st.own)-1]
+	}
+	st.own = append(st.own, ownMemo{ps: origin, m: m})
 	return m
 }
+
+// maxOwn bounds the sets an endpoint state remembers its own namespace's answer for.
+const maxOwn = 4
 
 // nsMemo is what one namespace's policies say about one endpoint, learnt as needed.
 type nsMemo struct {
@@ -190,9 +236,28 @@ func (e *Evaluation) of(nsp *nsPolicies, st *endpointState) *nsMemo {
 			return m
 		}
 	}
-	m := &nsMemo{nsp: nsp}
+	var m *nsMemo
+	if n := len(e.m.free); n > 0 {
+		m = e.m.free[n-1]
+		e.m.free = e.m.free[:n-1]
+		m.reset(nsp)
+	} else {
+		m = &nsMemo{nsp: nsp}
+	}
 	st.perNS = append(st.perNS, m)
 	return m
+}
+
+// reset readies a recycled nsMemo for nsp, keeping its bit sets' memory. The isolating
+// policy lists are not reused: verdicts handed out share them.
+func (m *nsMemo) reset(nsp *nsPolicies) {
+	*m = nsMemo{
+		nsp:          nsp,
+		ingressRules: m.ingressRules[:0], egressRules: m.egressRules[:0],
+		ingressKnown: m.ingressKnown[:0], ingressMatch: m.ingressMatch[:0],
+		egressKnown: m.egressKnown[:0], egressMatch: m.egressMatch[:0],
+		peerKnown: m.peerKnown[:0], peerMatch: m.peerMatch[:0],
+	}
 }
 
 // target fills in which of the namespace's policies select the pod ep.
@@ -211,16 +276,16 @@ func (m *nsMemo) target(ep *Endpoint, mem *memo) *nsMemo {
 			continue
 		}
 		if cp.ingress {
-			if m.ingressRules == nil {
-				m.ingressRules = mem.bits(len(nsp.ingress))
+			if len(m.ingressRules) == 0 {
+				m.ingressRules = mem.reuse(m.ingressRules, len(nsp.ingress))
 			}
 			m.ingressIsolated = true
 			m.ingressRules.or(cp.ingressRules)
 			m.ingressBy = append(m.ingressBy, cp.ref)
 		}
 		if cp.egress {
-			if m.egressRules == nil {
-				m.egressRules = mem.bits(len(nsp.egress))
+			if len(m.egressRules) == 0 {
+				m.egressRules = mem.reuse(m.egressRules, len(nsp.egress))
 			}
 			m.egressIsolated = true
 			m.egressRules.or(cp.egressRules)
@@ -240,8 +305,8 @@ func (e *Evaluation) ruleIndex(dir Direction, selected bitset, peerMemo *nsMemo,
 	if dir == Egress {
 		rules, known, match = nsp.egress, &peerMemo.egressKnown, &peerMemo.egressMatch
 	}
-	if *known == nil {
-		*known, *match = e.m.bits(len(rules)), e.m.bits(len(rules))
+	if len(*known) == 0 {
+		*known, *match = e.m.reuse(*known, len(rules)), e.m.reuse(*match, len(rules))
 	}
 	k, m := *known, *match
 	for w := range selected {
@@ -269,8 +334,8 @@ func (e *Evaluation) ruleIndex(dir Direction, selected bitset, peerMemo *nsMemo,
 // once per endpoint.
 func (e *Evaluation) anyPeerMatches(pm *nsMemo, ids []int, ep *Endpoint) bool {
 	nsp := pm.nsp
-	if pm.peerKnown == nil {
-		pm.peerKnown, pm.peerMatch = e.m.bits(len(nsp.peers)), e.m.bits(len(nsp.peers))
+	if len(pm.peerKnown) == 0 {
+		pm.peerKnown, pm.peerMatch = e.m.reuse(pm.peerKnown, len(nsp.peers)), e.m.reuse(pm.peerMatch, len(nsp.peers))
 	}
 	for _, id := range ids {
 		if !pm.peerKnown.has(id) {

@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -68,6 +69,40 @@ type Guard struct {
 	// memos keep what the evaluator learnt about the cluster's workloads from one admission
 	// to the next, one per concurrent admission.
 	memos sync.Pool
+	// scratches are the buffers of an admission (its candidate edges, flows, cuts), reused:
+	// an admission over 10k edges would otherwise allocate megabytes and make the
+	// collector, not the decision, set its latency.
+	scratches sync.Pool
+}
+
+// scratch holds an admission's buffers; the cuts of a decision point into its edges, so it
+// goes back to the pool only once the answer is built.
+type scratch struct {
+	edges       []flows.Edge
+	flows       []evaluator.Flow
+	cuts        []cutFlow
+	index       []int
+	endpoints   map[uint32]*evaluator.Endpoint
+	protections map[uint64]string
+	seen        map[flows.PeerID]bool
+}
+
+func (g *Guard) getScratch() *scratch {
+	if sc, ok := g.scratches.Get().(*scratch); ok {
+		clear(sc.endpoints)
+		clear(sc.protections)
+		clear(sc.seen)
+		return sc
+	}
+	return &scratch{endpoints: map[uint32]*evaluator.Endpoint{}, protections: map[uint64]string{}, seen: map[flows.PeerID]bool{}}
+}
+
+// putScratch returns buffers to the pool, unless an unusually large admission grew them.
+func (g *Guard) putScratch(sc *scratch) {
+	if sc == nil || cap(sc.edges) > 1<<17 {
+		return
+	}
+	g.scratches.Put(sc)
 }
 
 var _ admission.Handler = (*Guard)(nil)
@@ -166,6 +201,7 @@ func (g *Guard) handle(ctx context.Context, req admission.Request) (admission.Re
 	d.user = req.UserInfo.Username
 	d.dryRun = req.DryRun != nil && *req.DryRun
 	d.bypass, d.bypassed = subject.Annotations[BypassAnnotation]
+	defer g.putScratch(d.scratch)
 	return g.respond(subject, d)
 }
 
@@ -215,6 +251,7 @@ type coverage struct {
 }
 
 type decisionResult struct {
+	scratch  *scratch // the buffers cuts point into
 	cuts     []cutFlow
 	summary  evaluator.DiffSummary
 	coverage coverage
@@ -269,16 +306,19 @@ func (g *Guard) decide(ns string, oldPolicy, newPolicy *networkingv1.NetworkPoli
 
 	// The only edges a change to a policy of ns can affect: into or out of the workloads it
 	// selects, old selector or new.
-	seen := map[flows.PeerID]bool{}
+	sc := g.getScratch()
+	d.scratch = sc
+	seen := sc.seen
 	edges, _ := g.opts.Cache.Candidates(ns, func(id flows.PeerID, info *flows.PeerInfo) bool {
 		if selects(view.Endpoint(id, info)) {
 			seen[id] = true
 			return true
 		}
 		return false
-	}, nil)
+	}, sc.edges[:0])
+	sc.edges = edges
 	// Edges of one read share peers by ref: each peer is converted once.
-	endpoints := make(map[uint32]*evaluator.Endpoint, len(seen)*4)
+	endpoints := sc.endpoints
 	endpoint := func(ref uint32, id flows.PeerID, info *flows.PeerInfo) *evaluator.Endpoint {
 		ep, ok := endpoints[ref]
 		if !ok {
@@ -287,7 +327,8 @@ func (g *Guard) decide(ns string, oldPolicy, newPolicy *networkingv1.NetworkPoli
 		}
 		return ep
 	}
-	fl := make([]evaluator.Flow, len(edges))
+	fl := slices.Grow(sc.flows[:0], len(edges))[:len(edges)]
+	sc.flows = fl
 	for i := range edges {
 		e := &edges[i]
 		fl[i] = evaluator.Flow{Src: endpoint(e.SrcRef, e.Src, e.SrcInfo), Dst: endpoint(e.DstRef, e.Dst, e.DstInfo), Port: e.Port, Protocol: e.Protocol}
@@ -296,18 +337,31 @@ func (g *Guard) decide(ns string, oldPolicy, newPolicy *networkingv1.NetworkPoli
 	defer g.memos.Put(memo) // after the cuts are explained below
 	res := evaluator.DiffWith(before, after, view.World(), fl, evaluator.DiffOptions{Memo: memo})
 	d.summary = res.Summary
-	d.cuts = make([]cutFlow, len(res.CutIndexes))
-	index := make([]int, len(res.CutIndexes)) // position in edges and flows, by cut
-	protections := map[uint64]string{}
+	d.cuts = slices.Grow(sc.cuts[:0], len(res.CutIndexes))[:len(res.CutIndexes)]
+	sc.cuts = d.cuts
+	index := slices.Grow(sc.index[:0], len(res.CutIndexes))[:len(res.CutIndexes)] // position in edges and flows, by cut
+	sc.index = index
+	protections := sc.protections
 	for i, j := range res.CutIndexes {
 		d.cuts[i] = cutFlow{edge: &edges[j], protection: g.protection(&edges[j], protections)}
 		index[i] = j
 	}
 	// The ones a message lists first — self-protection, then the most recently seen — and
-	// explained; the order of the rest does not matter.
-	for i := range min(len(d.cuts), g.opts.MaxListed) {
+	// explained; the order of the rest does not matter. One pass keeps the best few.
+	top := min(len(d.cuts), g.opts.MaxListed)
+	if top > 0 {
+		w := worst(d.cuts[:top])
+		for i := top; i < len(d.cuts); i++ {
+			if listedBefore(&d.cuts[i], &d.cuts[w]) {
+				d.cuts[i], d.cuts[w] = d.cuts[w], d.cuts[i]
+				index[i], index[w] = index[w], index[i]
+				w = worst(d.cuts[:top])
+			}
+		}
+	}
+	for i := range top {
 		best := i
-		for j := i + 1; j < len(d.cuts); j++ {
+		for j := i + 1; j < top; j++ {
 			if listedBefore(&d.cuts[j], &d.cuts[best]) {
 				best = j
 			}
@@ -329,6 +383,17 @@ func (g *Guard) decide(ns string, oldPolicy, newPolicy *networkingv1.NetworkPoli
 	return d
 }
 
+// worst is the position of the cut a message would list last.
+func worst(cuts []cutFlow) int {
+	w := 0
+	for i := 1; i < len(cuts); i++ {
+		if listedBefore(&cuts[w], &cuts[i]) {
+			w = i
+		}
+	}
+	return w
+}
+
 // listedBefore orders cut flows for messages: the cluster's own paths first, then the most
 // recently seen, then by name so the order is stable.
 func listedBefore(a, b *cutFlow) bool {
@@ -338,7 +403,11 @@ func listedBefore(a, b *cutFlow) bool {
 	if !a.edge.LastSeen.Equal(b.edge.LastSeen) {
 		return a.edge.LastSeen.After(b.edge.LastSeen)
 	}
-	return flowName(a.edge) < flowName(b.edge)
+	x, y := a.edge, b.edge
+	if c := cmp.Or(cmp.Compare(x.Src.String(), y.Src.String()), cmp.Compare(x.Dst.String(), y.Dst.String())); c != 0 {
+		return c < 0
+	}
+	return x.Port < y.Port || (x.Port == y.Port && x.Protocol < y.Protocol)
 }
 
 // protection says whether a cut flow is one the cluster itself depends on. memo keeps the

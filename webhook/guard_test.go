@@ -38,6 +38,7 @@ type testView struct {
 	// remembered interns endpoints of workloads known only from the cache, as Live does:
 	// the same identity and stored info give the same pointer.
 	remembered map[*flows.PeerInfo]*evaluator.Endpoint
+	world      *evaluator.World
 }
 
 func newTestView(policies ...*networkingv1.NetworkPolicy) *testView {
@@ -74,8 +75,18 @@ func (v *testView) PolicySet() *evaluator.PolicySet {
 	return ps
 }
 
+// World is the same pointer until namespace labels change, as Live's is.
 func (v *testView) World() *evaluator.World {
-	return &evaluator.World{NamespaceLabels: v.nsLabels, NodeAddresses: map[string][]netip.Addr{"node-a": {netip.MustParseAddr("192.168.0.10")}}}
+	v.mu.Lock()
+	defer v.mu.Unlock()
+	if v.world == nil || fmt.Sprint(v.world.NamespaceLabels) != fmt.Sprint(v.nsLabels) {
+		labels := map[string]map[string]string{}
+		for k, l := range v.nsLabels {
+			labels[k] = l
+		}
+		v.world = &evaluator.World{NamespaceLabels: labels, NodeAddresses: map[string][]netip.Addr{"node-a": {netip.MustParseAddr("192.168.0.10")}}}
+	}
+	return v.world
 }
 
 func (v *testView) Endpoint(id flows.PeerID, stored *flows.PeerInfo) *evaluator.Endpoint {
