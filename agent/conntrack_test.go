@@ -86,9 +86,8 @@ func TestConntrackReportsPodToPodEdgesAfterDNAT(t *testing.T) {
 	if err := a.Healthz(nil); err != nil {
 		t.Errorf("Healthz: %v", err)
 	}
-	if err := a.Readyz(nil); err != nil {
-		t.Errorf("Readyz: %v", err)
-	}
+	// Ready once the agent has read a webhook answer, which may trail the webhook's record.
+	eventually(t, 5*time.Second, "ready after a push", func() bool { return a.Readyz(nil) == nil })
 }
 
 // tcpEcho serves TCP echo on addr in namespace ns until the test ends.
