@@ -52,6 +52,10 @@ type pusher struct {
 	targets map[string]*target
 	orphan  *edgeBuffer // edges no replica has taken yet: none was known, or theirs left
 	total   int         // edges in all buffers and in flight
+	// inFlight counts the edges of batches being pushed. They are older than what is
+	// buffered, so the cap applies to the buffers alone, and a batch that fails comes back
+	// as the oldest edges, first to go.
+	inFlight int
 	max     int
 	workers sync.WaitGroup
 }
@@ -195,9 +199,9 @@ func (p *pusher) add(edges map[edge]edgeStats) {
 }
 
 // evictLocked drops the least recently seen edges of the largest buffers until at most max
-// edges are held.
+// edges are buffered (besides at most a batch per replica in flight).
 func (p *pusher) evictLocked() {
-	for p.total > p.max {
+	for p.total-p.inFlight > p.max {
 		largest := p.orphan
 		for _, t := range p.targets {
 			if t.buf.len() > largest.len() {
@@ -223,7 +227,9 @@ func (p *pusher) pending() int {
 func (p *pusher) take(t *target, n int) []bufItem {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return t.buf.take(n)
+	items := t.buf.take(n)
+	p.inFlight += len(items)
+	return items
 }
 
 // release forgets a batch that was delivered or is discarded.
@@ -231,6 +237,7 @@ func (p *pusher) release(items []bufItem) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.total -= len(items)
+	p.inFlight -= len(items)
 	p.metrics.buffered.Set(float64(p.total))
 }
 
@@ -239,6 +246,7 @@ func (p *pusher) release(items []bufItem) {
 func (p *pusher) giveBack(t *target, items []bufItem) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.inFlight -= len(items)
 	for _, it := range slices.Backward(items) {
 		if !t.buf.addOldest(it.edge, it.edgeStats) {
 			p.total--
