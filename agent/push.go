@@ -56,8 +56,8 @@ type pusher struct {
 	// buffered, so the cap applies to the buffers alone, and a batch that fails comes back
 	// as the oldest edges, first to go.
 	inFlight int
-	max     int
-	workers sync.WaitGroup
+	max      int
+	workers  sync.WaitGroup
 }
 
 // target is one webhook replica, by its push URL.

@@ -4,12 +4,9 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 )
 
@@ -32,19 +29,6 @@ type AgentOptions struct {
 	MetricsAddr, ProbeAddr string
 	// Args are more flags, appended last.
 	Args []string
-}
-
-// Process is a netpol-guard subprocess other than the webhook: the node agent.
-type Process struct {
-	Name    string
-	Args    []string
-	LogPath string
-
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	exitErr error
-	stop    sync.Once
-	stopErr error
 }
 
 // StartAgent runs `netpol-guard agent` (in opts.Netns when set) and returns once it runs;
@@ -87,24 +71,10 @@ func StartAgent(ctx context.Context, cp *ControlPlane, opts AgentOptions) (*Proc
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		return nil, err
 	}
-	p := &Process{Name: opts.Name, Args: argv, LogPath: filepath.Join(dir, "agent.log"), exited: make(chan struct{})}
-	logFile, err := os.Create(p.LogPath)
+	p, err := startProcess(cp, "netpol-guard agent "+opts.Name, argv, filepath.Join(dir, "agent.log"))
 	if err != nil {
 		return nil, err
 	}
-	p.cmd = exec.Command(argv[0], argv[1:]...)
-	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
-	setDeathSignal(p.cmd)
-	if err := p.cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("starting %s: %w", argv[0], err)
-	}
-	go func() {
-		p.exitErr = p.cmd.Wait()
-		logFile.Close()
-		close(p.exited)
-	}()
-	cp.OnStop(p.Stop)
 	// An agent that cannot start (flags, conntrack) exits at once.
 	select {
 	case <-p.exited:
@@ -113,55 +83,6 @@ func StartAgent(ctx context.Context, cp *ControlPlane, opts AgentOptions) (*Proc
 	}
 	cp.logf("Agent %s (pid %d) running: %s", p.Name, p.PID(), strings.Join(argv, " "))
 	return p, nil
-}
-
-// PID is the process id (ip netns exec execs the agent in place: it is the agent's).
-func (p *Process) PID() int { return p.cmd.Process.Pid }
-
-// Running reports whether the process has not exited.
-func (p *Process) Running() bool {
-	select {
-	case <-p.exited:
-		return false
-	default:
-		return true
-	}
-}
-
-// Stop sends SIGTERM and waits for the process to exit (SIGKILL after 20 s); it returns an
-// error when it did not exit cleanly.
-func (p *Process) Stop() error {
-	p.stop.Do(func() {
-		select {
-		case <-p.exited:
-			if p.exitErr != nil {
-				p.stopErr = fmt.Errorf("%s had exited: %w", p.Name, p.exitErr)
-			}
-			return
-		default:
-		}
-		_ = p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.exited:
-			if p.exitErr != nil {
-				p.stopErr = fmt.Errorf("%s exited on SIGTERM with %w", p.Name, p.exitErr)
-			}
-		case <-time.After(20 * time.Second):
-			_ = p.cmd.Process.Kill()
-			<-p.exited
-			p.stopErr = fmt.Errorf("%s did not exit within 20s of SIGTERM; killed", p.Name)
-		}
-	})
-	return p.stopErr
-}
-
-// Logs returns what the process has logged so far.
-func (p *Process) Logs() string {
-	b, err := os.ReadFile(p.LogPath)
-	if err != nil {
-		return fmt.Sprintf("(reading %s: %v)", p.LogPath, err)
-	}
-	return string(b)
 }
 
 // MetricSum reads a Prometheus text exposition: the sum of the samples of a metric

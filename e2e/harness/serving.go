@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -93,52 +92,13 @@ func StartWebhookServing(ctx context.Context, cp *ControlPlane, opts WebhookOpti
 		URL:         "https://" + net.JoinHostPort(srv.Host, strconv.Itoa(srv.Port)),
 		MetricsAddr: "127.0.0.1:" + strconv.Itoa(ports[0]),
 		ProbeAddr:   "127.0.0.1:" + strconv.Itoa(ports[1]),
-		LogPath:     filepath.Join(dir, "webhook.log"),
-		exited:      make(chan struct{}),
 		logf:        cp.logf,
 	}
 	w.Trust(srv.CA, srv.ServerName)
-	w.Args = append([]string{"webhook", "--kubeconfig", cp.Kubeconfig}, srv.TLSArgs...)
-	w.Args = append(w.Args,
-		"--port", strconv.Itoa(w.Port),
-		"--metrics-bind-address", w.MetricsAddr,
-		"--health-probe-bind-address", w.ProbeAddr,
-		"--mode", opts.Mode,
-		"--min-history", opts.MinHistory.String(),
-		"--flow-writers", strings.Join(opts.FlowWriters, ","),
-		"--pod-cidr", opts.PodCIDR,
-		"--shutdown-delay", "0s",
-		"--graceful-timeout", "10s",
-	)
-	if opts.SnapshotPath != "" {
-		w.Args = append(w.Args, "--snapshot-path", opts.SnapshotPath)
-	}
-	w.Args = append(w.Args, opts.Args...)
-
-	logFile, err := os.Create(w.LogPath)
-	if err != nil {
+	args := append(append([]string{"webhook", "--kubeconfig", cp.Kubeconfig}, srv.TLSArgs...), webhookArgs(w, opts)...)
+	if err := w.launch(ctx, cp, bin, args, filepath.Join(dir, "webhook.log"), opts.ReadyTimeout); err != nil {
 		return nil, err
 	}
-	w.cmd = exec.Command(bin, w.Args...)
-	w.cmd.Stdout, w.cmd.Stderr = logFile, logFile
-	setDeathSignal(w.cmd)
-	start := time.Now()
-	if err := w.cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("starting %s: %w", bin, err)
-	}
-	go func() {
-		w.exitErr = w.cmd.Wait()
-		logFile.Close()
-		close(w.exited)
-	}()
-	cp.OnStop(w.Stop)
-	if err := w.waitReady(ctx, opts.ReadyTimeout); err != nil {
-		_ = w.Stop()
-		return nil, fmt.Errorf("%w\n--- webhook log (%s) ---\n%s", err, w.LogPath, w.Logs())
-	}
-	cp.logf("Webhook %s (pid %d) ready at %s in %s (netpol-guard %s)", w.Name, w.PID(), w.URL,
-		time.Since(start).Round(100*time.Millisecond), strings.Join(w.Args[3:], " "))
 	return w, nil
 }
 
@@ -181,19 +141,6 @@ func (w *Webhook) PeerCertificate(ctx context.Context) (*x509.Certificate, error
 	}
 	defer conn.Close()
 	return conn.(*tls.Conn).ConnectionState().PeerCertificates[0], nil
-}
-
-// PID is the webhook's process id.
-func (w *Webhook) PID() int { return w.cmd.Process.Pid }
-
-// Running reports whether the process has not exited.
-func (w *Webhook) Running() bool {
-	select {
-	case <-w.exited:
-		return false
-	default:
-		return true
-	}
 }
 
 // CreateClusterIPService creates Service namespace/name of type ClusterIP at clusterIP

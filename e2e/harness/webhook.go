@@ -15,8 +15,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -108,17 +106,10 @@ type Webhook struct {
 	CA *TestCA
 	// HTTPClient trusts CA and keeps connections alive.
 	HTTPClient *http.Client
-	// Args are the flags it was started with.
-	Args []string
-	// LogPath is the file its stdout and stderr go to.
-	LogPath string
+	// Process is the running binary: its arguments, log, Stop.
+	*Process
 
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	exitErr error
-	logf    func(string, ...any)
-	stop    sync.Once
-	stopErr error
+	logf func(string, ...any)
 }
 
 // StartWebhook runs `netpol-guard webhook` against the control plane with serving
@@ -162,8 +153,6 @@ func StartWebhook(ctx context.Context, cp *ControlPlane, opts WebhookOptions) (*
 		URL:         "https://127.0.0.1:" + strconv.Itoa(ports[0]),
 		MetricsAddr: "127.0.0.1:" + strconv.Itoa(ports[1]),
 		ProbeAddr:   "127.0.0.1:" + strconv.Itoa(ports[2]),
-		LogPath:     filepath.Join(dir, "webhook.log"),
-		exited:      make(chan struct{}),
 		logf:        cp.logf,
 	}
 	w.HTTPClient = &http.Client{
@@ -175,9 +164,16 @@ func StartWebhook(ctx context.Context, cp *ControlPlane, opts WebhookOptions) (*
 			IdleConnTimeout:     90 * time.Second,
 		},
 	}
-	w.Args = []string{"webhook",
-		"--kubeconfig", cp.Kubeconfig,
-		"--cert-dir", certDir,
+	args := append([]string{"webhook", "--kubeconfig", cp.Kubeconfig, "--cert-dir", certDir}, webhookArgs(w, opts)...)
+	if err := w.launch(ctx, cp, bin, args, filepath.Join(dir, "webhook.log"), opts.ReadyTimeout); err != nil {
+		return nil, err
+	}
+	return w, nil
+}
+
+// webhookArgs are the flags every test webhook runs with, after those that set up TLS.
+func webhookArgs(w *Webhook, opts WebhookOptions) []string {
+	args := []string{
 		"--port", strconv.Itoa(w.Port),
 		"--metrics-bind-address", w.MetricsAddr,
 		"--health-probe-bind-address", w.ProbeAddr,
@@ -189,35 +185,26 @@ func StartWebhook(ctx context.Context, cp *ControlPlane, opts WebhookOptions) (*
 		"--graceful-timeout", "10s",
 	}
 	if opts.SnapshotPath != "" {
-		w.Args = append(w.Args, "--snapshot-path", opts.SnapshotPath)
+		args = append(args, "--snapshot-path", opts.SnapshotPath)
 	}
-	w.Args = append(w.Args, opts.Args...)
+	return append(args, opts.Args...)
+}
 
-	logFile, err := os.Create(w.LogPath)
-	if err != nil {
-		return nil, err
-	}
-	w.cmd = exec.Command(bin, w.Args...)
-	w.cmd.Stdout, w.cmd.Stderr = logFile, logFile
-	setDeathSignal(w.cmd)
+// launch starts the webhook binary with args and waits until /readyz answers 200.
+func (w *Webhook) launch(ctx context.Context, cp *ControlPlane, bin string, args []string, logPath string, readyTimeout time.Duration) error {
 	start := time.Now()
-	if err := w.cmd.Start(); err != nil {
-		logFile.Close()
-		return nil, fmt.Errorf("starting %s: %w", bin, err)
+	p, err := startProcess(cp, "netpol-guard webhook "+w.Name, append([]string{bin}, args...), logPath)
+	if err != nil {
+		return err
 	}
-	go func() {
-		w.exitErr = w.cmd.Wait()
-		logFile.Close()
-		close(w.exited)
-	}()
-	cp.OnStop(w.Stop)
-
-	if err := w.waitReady(ctx, opts.ReadyTimeout); err != nil {
+	w.Process = p
+	if err := w.waitReady(ctx, readyTimeout); err != nil {
 		_ = w.Stop()
-		return nil, fmt.Errorf("%w\n--- webhook log (%s) ---\n%s", err, w.LogPath, w.Logs())
+		return fmt.Errorf("%w\n--- webhook log (%s) ---\n%s", err, w.LogPath, w.Logs())
 	}
-	cp.logf("Webhook %s ready at %s in %s (netpol-guard %s)", w.Name, w.URL, time.Since(start).Round(100*time.Millisecond), strings.Join(w.Args[5:], " "))
-	return w, nil
+	cp.logf("Webhook %s (pid %d) ready at %s in %s (netpol-guard %s)", w.Name, w.PID(), w.URL,
+		time.Since(start).Round(100*time.Millisecond), strings.Join(args, " "))
+	return nil
 }
 
 func (w *Webhook) waitReady(ctx context.Context, timeout time.Duration) error {
@@ -247,42 +234,6 @@ func (w *Webhook) waitReady(ctx context.Context, timeout time.Duration) error {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-}
-
-// Stop sends SIGTERM and waits for the process to drain and exit (SIGKILL after 20 s). It
-// returns an error when the process did not exit cleanly.
-func (w *Webhook) Stop() error {
-	w.stop.Do(func() {
-		select {
-		case <-w.exited:
-			if w.exitErr != nil {
-				w.stopErr = fmt.Errorf("netpol-guard webhook %s had exited: %w", w.Name, w.exitErr)
-			}
-			return
-		default:
-		}
-		_ = w.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-w.exited:
-			if w.exitErr != nil {
-				w.stopErr = fmt.Errorf("netpol-guard webhook %s exited on SIGTERM with %w", w.Name, w.exitErr)
-			}
-		case <-time.After(20 * time.Second):
-			_ = w.cmd.Process.Kill()
-			<-w.exited
-			w.stopErr = fmt.Errorf("netpol-guard webhook %s did not exit within 20s of SIGTERM; killed", w.Name)
-		}
-	})
-	return w.stopErr
-}
-
-// Logs returns what the process has logged so far.
-func (w *Webhook) Logs() string {
-	b, err := os.ReadFile(w.LogPath)
-	if err != nil {
-		return fmt.Sprintf("(reading %s: %v)", w.LogPath, err)
-	}
-	return string(b)
 }
 
 // RegisterOptions configures Register.
