@@ -362,3 +362,34 @@ func BenchmarkDiffReference(b *testing.B) {
 		})
 	}
 }
+
+// TestParallelDiffAgreesWithSerial: a diff shared between workers finds exactly the cuts,
+// in the same order, that one evaluation finds.
+func TestParallelDiffAgreesWithSerial(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the 100k-flow benchmark input")
+	}
+	in, err := benchSetup()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range in.changes {
+		after, err := in.set.With(c.old, c.new)
+		if err != nil {
+			t.Fatal(err)
+		}
+		serial := evaluator.DiffWith(in.set, after, in.w, in.flows, evaluator.DiffOptions{Workers: 1})
+		parallel := evaluator.DiffWith(in.set, after, in.w, in.flows, evaluator.DiffOptions{Workers: 4, Explain: true})
+		if !slices.Equal(serial.CutIndexes, parallel.CutIndexes) || serial.Summary != parallel.Summary {
+			t.Errorf("%s: serial %+v (%d cut), parallel %+v (%d cut)", c.name, serial.Summary, len(serial.CutIndexes), parallel.Summary, len(parallel.CutIndexes))
+		}
+		for i, cut := range parallel.Cut {
+			if cut.Index != parallel.CutIndexes[i] || !cut.Before.Allowed || cut.After.Allowed {
+				t.Fatalf("%s: cut %d explained as %+v", c.name, i, cut)
+			}
+		}
+		if len(serial.CutIndexes) == 0 {
+			t.Errorf("%s cuts nothing: the comparison proves little", c.name)
+		}
+	}
+}

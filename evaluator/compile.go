@@ -3,6 +3,7 @@ package evaluator
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net/netip"
 	"slices"
 	"strings"
@@ -50,6 +51,43 @@ type nsPolicies struct {
 	// same from/to entries (the monitoring namespace, the ingress controller), and whether
 	// one matches an endpoint is worked out once for all the rules that list it.
 	peers []compiledPeer
+	// byLabel indexes the policies whose podSelector requires a label (matchLabels) by one
+	// such label; the others are in unindexed. A pod can only be selected by the policies
+	// of its own labels' entries and the unindexed ones, so most selectors need no test.
+	byLabel   map[labelPair][]int
+	unindexed []int
+}
+
+type labelPair struct{ key, value string }
+
+// mayApply returns, in policy order, the policies that may select a pod with these labels:
+// the rest certainly do not. buf is reused.
+func (nsp *nsPolicies) mayApply(podLabels map[string]string, buf *[]int) []int {
+	if len(nsp.byLabel) == 0 {
+		return nsp.unindexed
+	}
+	out := append((*buf)[:0], nsp.unindexed...)
+	for k, v := range podLabels {
+		out = append(out, nsp.byLabel[labelPair{k, v}]...)
+	}
+	slices.Sort(out)
+	*buf = out
+	return out
+}
+
+// indexSelectors fills byLabel and unindexed.
+func (nsp *nsPolicies) indexSelectors() {
+	nsp.byLabel = map[labelPair][]int{}
+	for i, cp := range nsp.policies {
+		ml := cp.src.Spec.PodSelector.MatchLabels
+		if len(ml) == 0 {
+			nsp.unindexed = append(nsp.unindexed, i)
+			continue
+		}
+		key := slices.Min(slices.Collect(maps.Keys(ml)))
+		p := labelPair{key, ml[key]}
+		nsp.byLabel[p] = append(nsp.byLabel[p], i)
+	}
 }
 
 type compiledPolicy struct {
@@ -295,6 +333,7 @@ func compileNamespace(ns string, list []*networkingv1.NetworkPolicy) (*nsPolicie
 		return nil, errors.Join(errs...)
 	}
 	nsp.internPeers()
+	nsp.indexSelectors()
 	for _, cp := range nsp.policies {
 		cp.ingressRules = newBitset(len(nsp.ingress))
 		cp.egressRules = newBitset(len(nsp.egress))

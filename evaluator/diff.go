@@ -1,6 +1,9 @@
 package evaluator
 
 import (
+	"runtime"
+	"sync"
+
 	"k8s.io/apimachinery/pkg/labels"
 )
 
@@ -26,6 +29,52 @@ type DiffOptions struct {
 	// Memo, when set, carries what was learnt about the endpoints over from earlier diffs
 	// and on to later ones.
 	Memo *Memo
+	// Workers share a large diff (at least minFlowsPerWorker flows each); 0 or 1: none.
+	Workers int
+}
+
+// minFlowsPerWorker is the least share of a diff worth another goroutine.
+const minFlowsPerWorker = 20_000
+
+// differ is one diff's fixed inputs.
+type differ struct {
+	changed                       []*compiledPolicy
+	ingressChanged, egressChanged bool
+}
+
+type diffPart struct {
+	cut        []int
+	candidates int
+}
+
+// run judges flows[lo:hi] with evaluations of the sets before and after.
+func (d *differ) run(eb, ea *Evaluation, flows []Flow, lo, hi int) diffPart {
+	var p diffPart
+	for i := lo; i < hi; i++ {
+		f := flows[i]
+		src, dst := eb.state(f.Src), eb.state(f.Dst)
+		srcSelected, dstSelected := candidate(f.Src, src, d.changed), candidate(f.Dst, dst, d.changed)
+		if !srcSelected && !dstSelected {
+			continue
+		}
+		p.candidates++
+		// Only the sides of selected pods, in a direction that changed, can change.
+		egressMay, ingressMay := srcSelected && d.egressChanged, dstSelected && d.ingressChanged
+		var isCut bool
+		switch {
+		case egressMay && ingressMay:
+			// Most flows survive most changes: ask the new set first.
+			isCut = !ea.allowed(f, src, dst) && eb.allowed(f, src, dst)
+		case egressMay:
+			isCut = !ea.egressAllowed(f, src, dst) && eb.egressAllowed(f, src, dst) && ea.ingressAllowed(f, src, dst)
+		case ingressMay:
+			isCut = !ea.ingressAllowed(f, src, dst) && eb.ingressAllowed(f, src, dst) && ea.egressAllowed(f, src, dst)
+		}
+		if isCut {
+			p.cut = append(p.cut, i)
+		}
+	}
+	return p
 }
 
 // Explain returns the cut flow at input position i with its verdicts. Not safe for
@@ -63,7 +112,7 @@ type DiffSummary struct {
 // isolated by another. Only flows into or out of pods that a changed policy selects (with its
 // old or its new podSelector) can change their verdict, so only those are evaluated.
 func Diff(before, after *PolicySet, w *World, flows []Flow) DiffResult {
-	return DiffWith(before, after, w, flows, DiffOptions{Explain: true})
+	return DiffWith(before, after, w, flows, DiffOptions{Explain: true, Workers: runtime.GOMAXPROCS(0)})
 }
 
 // DiffWith is Diff with options.
@@ -88,30 +137,30 @@ func DiffWith(before, after *PolicySet, w *World, flows []Flow, opts DiffOptions
 	}
 	eb := &Evaluation{ps: before, w: w, m: m}
 	ea := &Evaluation{ps: after, w: w, m: m}
-	var cut []int
-	for i, f := range flows {
-		src, dst := eb.state(f.Src), eb.state(f.Dst)
-		srcSelected, dstSelected := candidate(f.Src, src, changed), candidate(f.Dst, dst, changed)
-		if !srcSelected && !dstSelected {
-			continue
+	d := differ{changed: changed, ingressChanged: ingressChanged, egressChanged: egressChanged}
+
+	// Large inputs are split between workers, each with memos of its own (an Evaluation is
+	// not safe for concurrent use); the first uses the caller's.
+	workers := max(1, min(opts.Workers, len(flows)/minFlowsPerWorker))
+	parts := make([]diffPart, workers)
+	chunk := (len(flows) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for k := range workers {
+		lo, hi := k*chunk, min(len(flows), (k+1)*chunk)
+		b, a := eb, ea
+		if k > 0 {
+			mk := newMemo()
+			b, a = &Evaluation{ps: before, w: w, m: mk}, &Evaluation{ps: after, w: w, m: mk}
 		}
-		res.Summary.Candidates++
-		// Only the sides of selected pods, in a direction that changed, can change.
-		egressMay, ingressMay := srcSelected && egressChanged, dstSelected && ingressChanged
-		var isCut bool
-		switch {
-		case egressMay && ingressMay:
-			// Most flows survive most changes: ask the new set first.
-			isCut = !ea.allowed(f, src, dst) && eb.allowed(f, src, dst)
-		case egressMay:
-			isCut = !ea.egressAllowed(f, src, dst) && eb.egressAllowed(f, src, dst) && ea.ingressAllowed(f, src, dst)
-		case ingressMay:
-			isCut = !ea.ingressAllowed(f, src, dst) && eb.ingressAllowed(f, src, dst) && ea.egressAllowed(f, src, dst)
-		}
-		if isCut {
-			cut = append(cut, i)
-		}
+		wg.Go(func() { parts[k] = d.run(b, a, flows, lo, hi) })
 	}
+	wg.Wait()
+	var cut []int
+	for _, p := range parts {
+		cut = append(cut, p.cut...)
+		res.Summary.Candidates += p.candidates
+	}
+
 	// Explanations only for what is cut, and only when asked.
 	res.before, res.after, res.flows = eb, ea, flows
 	res.CutIndexes = cut

@@ -39,6 +39,8 @@ type memo struct {
 	sets []*PolicySet
 	// free holds namespace memos of sets no longer current, for reuse.
 	free []*nsMemo
+	// scratchIdx is reused by nsPolicies.mayApply.
+	scratchIdx []int
 	// The two endpoints looked up last: flows from the cache come grouped by workload, so
 	// consecutive flows mostly share an end.
 	lastEp [2]*Endpoint
@@ -162,26 +164,38 @@ func (e *Evaluation) own(ep *Endpoint, st *endpointState) *nsMemo {
 		}
 	}
 	origin := e.ps.origin(ep.Namespace)
+	var m *nsMemo
+	found := false
 	for _, o := range st.own {
 		if o.ps == origin {
-			return o.m
+			m, found = o.m, true
+			break
 		}
 	}
-	var m *nsMemo
-	if nsp := origin.byNS[ep.Namespace]; nsp != nil {
-		m = e.of(nsp, st).target(ep, e.m)
+	if !found {
+		if nsp := origin.byNS[ep.Namespace]; nsp != nil {
+			m = e.of(nsp, st).target(ep, e.m)
+		}
+		st.remember(origin, m)
 	}
-	if len(st.own) >= maxOwn {
-		// Oldest first out: sets of past changes, and live sets since replaced.
-		copy(st.own, st.own[1:])
-		st.own = st.own[:len(st.own)-1]
+	if origin != e.ps {
+		st.remember(e.ps, m) // the next flow of this set finds it at once
 	}
-	st.own = append(st.own, ownMemo{ps: origin, m: m})
 	return m
 }
 
+// remember keeps the own-namespace answer for a set, dropping the oldest past maxOwn: sets
+// of past changes, and live sets since replaced.
+func (st *endpointState) remember(ps *PolicySet, m *nsMemo) {
+	if len(st.own) >= maxOwn {
+		copy(st.own, st.own[1:])
+		st.own = st.own[:len(st.own)-1]
+	}
+	st.own = append(st.own, ownMemo{ps: ps, m: m})
+}
+
 // maxOwn bounds the sets an endpoint state remembers its own namespace's answer for.
-const maxOwn = 4
+const maxOwn = 6
 
 // nsMemo is what one namespace's policies say about one endpoint, learnt as needed.
 type nsMemo struct {
@@ -271,7 +285,8 @@ func (m *nsMemo) target(ep *Endpoint, mem *memo) *nsMemo {
 		return m
 	}
 	podLabels := labels.Set(ep.Labels)
-	for _, cp := range nsp.policies {
+	for _, i := range nsp.mayApply(ep.Labels, &mem.scratchIdx) {
+		cp := nsp.policies[i]
 		if (!cp.ingress && !cp.egress) || !cp.selector.Matches(podLabels) {
 			continue
 		}
