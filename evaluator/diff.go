@@ -44,11 +44,13 @@ type differ struct {
 
 type diffPart struct {
 	cut        []int
+	explained  []Cut // when explaining
 	candidates int
 }
 
-// run judges flows[lo:hi] with evaluations of the sets before and after.
-func (d *differ) run(eb, ea *Evaluation, flows []Flow, lo, hi int) diffPart {
+// run judges flows[lo:hi] with evaluations of the sets before and after, and explains the
+// cuts when asked.
+func (d *differ) run(eb, ea *Evaluation, flows []Flow, lo, hi int, explain bool) diffPart {
 	var p diffPart
 	for i := lo; i < hi; i++ {
 		f := flows[i]
@@ -72,6 +74,9 @@ func (d *differ) run(eb, ea *Evaluation, flows []Flow, lo, hi int) diffPart {
 		}
 		if isCut {
 			p.cut = append(p.cut, i)
+			if explain {
+				p.explained = append(p.explained, Cut{Index: i, Flow: f, Before: eb.Verdict(f), After: ea.Verdict(f)})
+			}
 		}
 	}
 	return p
@@ -152,24 +157,19 @@ func DiffWith(before, after *PolicySet, w *World, flows []Flow, opts DiffOptions
 			mk := newMemo()
 			b, a = &Evaluation{ps: before, w: w, m: mk}, &Evaluation{ps: after, w: w, m: mk}
 		}
-		wg.Go(func() { parts[k] = d.run(b, a, flows, lo, hi) })
+		wg.Go(func() { parts[k] = d.run(b, a, flows, lo, hi, opts.Explain) })
 	}
 	wg.Wait()
 	var cut []int
 	for _, p := range parts {
 		cut = append(cut, p.cut...)
+		res.Cut = append(res.Cut, p.explained...)
 		res.Summary.Candidates += p.candidates
 	}
 
 	// Explanations only for what is cut, and only when asked.
 	res.before, res.after, res.flows = eb, ea, flows
 	res.CutIndexes = cut
-	if opts.Explain {
-		res.Cut = make([]Cut, len(cut))
-		for j, i := range cut {
-			res.Cut[j] = res.Explain(i)
-		}
-	}
 	res.Summary.Cut = len(cut)
 	return res
 }

@@ -546,9 +546,8 @@ func side(t *nsMemo, dir Direction, i int) Side {
 		s.IsolatedBy = slices.Clip(t.egressBy)
 	}
 	if i >= 0 {
-		ref := rules[i].ref
 		s.Allowed = true
-		s.AllowedBy = &ref
+		s.AllowedBy = &rules[i].ref // shared with the compiled rule, like IsolatedBy
 	}
 	return s
 }

@@ -12,6 +12,7 @@ type Side struct {
 	// Allowed is the outcome for this end.
 	Allowed bool `json:"allowed"`
 	// AllowedBy is the first rule (policies by name, rules by index) that allowed the flow.
+	// It is shared with the compiled set: do not modify it.
 	AllowedBy *RuleRef `json:"allowedBy,omitempty"`
 	// FromOwnNode is set on ingress when the source is the destination pod's own node,
 	// which pods cannot block.
