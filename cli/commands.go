@@ -14,6 +14,7 @@ import (
 	"github.com/netpol-guard/netpol-guard/cluster"
 	"github.com/netpol-guard/netpol-guard/evaluator"
 	"github.com/netpol-guard/netpol-guard/flows"
+	"github.com/netpol-guard/netpol-guard/internal/human"
 )
 
 // Output formats.
@@ -161,12 +162,8 @@ func writeCheckTable(out io.Writer, changes []change, res evaluator.DiffResult, 
 // allowedBy names what allowed a flow, briefly: the rules, or that nothing isolated it.
 func allowedBy(v evaluator.Verdict) string {
 	var parts []string
-	for _, s := range []evaluator.Side{v.Egress, v.Ingress} {
-		switch {
-		case !s.Applies:
-		case s.AllowedBy != nil:
-			parts = append(parts, s.AllowedBy.String())
-		}
+	for _, r := range v.AllowingRules() {
+		parts = append(parts, r.String())
 	}
 	if len(parts) == 0 {
 		return "not isolated"
@@ -313,18 +310,10 @@ func age(t, now time.Time) string {
 		return t.UTC().Format(time.RFC3339)
 	}
 	d := now.Sub(t)
-	switch {
-	case d < 0:
+	if d < 0 {
 		return t.UTC().Format(time.RFC3339)
-	case d < time.Minute:
-		return fmt.Sprintf("%ds ago", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm ago", int(d.Minutes()))
-	case d < 48*time.Hour:
-		return fmt.Sprintf("%dh ago", int(d.Hours()))
-	default:
-		return fmt.Sprintf("%dd ago", int(d.Hours()/24))
 	}
+	return human.Duration(d) + " ago"
 }
 
 func checkOutput(o string) error {

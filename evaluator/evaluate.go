@@ -568,6 +568,18 @@ func (v Verdict) Reason() string {
 	return strings.Join(parts, "; ")
 }
 
+// AllowingRules are the rules that allowed the flow at each end where a policy isolates
+// it: the source's egress rule first, then the destination's ingress rule.
+func (v Verdict) AllowingRules() []RuleRef {
+	var out []RuleRef
+	for _, s := range []Side{v.Egress, v.Ingress} {
+		if s.AllowedBy != nil {
+			out = append(out, *s.AllowedBy)
+		}
+	}
+	return out
+}
+
 // Denial explains only what denies the flow, e.g. "egress isolated by shop/default-deny and
 // no rule allows it"; empty when the flow is allowed.
 func (v Verdict) Denial() string {

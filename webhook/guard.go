@@ -20,6 +20,7 @@ import (
 
 	"github.com/netpol-guard/netpol-guard/evaluator"
 	"github.com/netpol-guard/netpol-guard/flows"
+	"github.com/netpol-guard/netpol-guard/internal/human"
 )
 
 // View is the live cluster as the guard needs it. package cluster's Live implements it from
@@ -485,7 +486,7 @@ func (g *Guard) respond(subject *networkingv1.NetworkPolicy, d decisionResult) (
 		resp = admission.Allowed("").WithWarnings(r.warnings("admitted by " + BypassAnnotation + " (" + truncate(d.bypass, 40) + ")")...)
 	case d.mode == Enforce && d.coverage.history < g.opts.MinHistory:
 		outcome = outcomeDegraded
-		resp = admission.Allowed("").WithWarnings(r.warnings(fmt.Sprintf("enforce degraded to warn: %s of history < %s", shortDuration(d.coverage.history), shortDuration(g.opts.MinHistory)))...)
+		resp = admission.Allowed("").WithWarnings(r.warnings(fmt.Sprintf("enforce degraded to warn: %s of history < %s", human.Duration(d.coverage.history), human.Duration(g.opts.MinHistory)))...)
 	case d.mode == Enforce:
 		outcome = outcomeRejected
 		resp = admission.Denied(r.message())

@@ -11,6 +11,7 @@ import (
 
 	"github.com/netpol-guard/netpol-guard/evaluator"
 	"github.com/netpol-guard/netpol-guard/flows"
+	"github.com/netpol-guard/netpol-guard/internal/human"
 )
 
 // maxWarning is the length kubectl users can read at a glance.
@@ -69,7 +70,7 @@ func (r report) warnings(head string) []string {
 	for _, c := range listed {
 		out = append(out, "cut "+r.shortFlowLine(c))
 	}
-	tail := fmt.Sprintf("coverage: %s history, %d edges, %d unresolved", shortDuration(r.d.coverage.history), r.d.coverage.edges, r.d.coverage.unresolved)
+	tail := fmt.Sprintf("coverage: %s history, %d edges, %d unresolved", human.Duration(r.d.coverage.history), r.d.coverage.edges, r.d.coverage.unresolved)
 	if n := len(r.d.coverage.neverSeen); n > 0 {
 		tail += fmt.Sprintf(", %d selected never seen", n)
 	}
@@ -162,12 +163,12 @@ func (r report) protections() string {
 
 func (r report) coverageLine() string {
 	c := r.d.coverage
-	s := fmt.Sprintf("Coverage: %s of flow history, %s considered, %s unresolved", shortDuration(c.history), plural(c.edges, "edge"), plural(int(c.unresolved), "flow"))
+	s := fmt.Sprintf("Coverage: %s of flow history, %s considered, %s unresolved", human.Duration(c.history), plural(c.edges, "edge"), plural(int(c.unresolved), "flow"))
 	if len(c.neverSeen) > 0 {
 		s += fmt.Sprintf("; %s never seen (%s)", plural(len(c.neverSeen), "selected workload"), truncate(strings.Join(c.neverSeen, ", "), 200))
 	}
 	if c.history < r.minHistory {
-		s += fmt.Sprintf("; less than the %s enforce needs", shortDuration(r.minHistory))
+		s += fmt.Sprintf("; less than the %s enforce needs", human.Duration(r.minHistory))
 	}
 	return s + "."
 }
@@ -176,16 +177,14 @@ func (r report) ago(t time.Time) string {
 	if t.IsZero() {
 		return "never"
 	}
-	return shortDuration(r.now.Sub(t)) + " ago"
+	return human.Duration(r.now.Sub(t)) + " ago"
 }
 
 // allowedBy names the rules that allowed a flow before the change.
 func allowedBy(v evaluator.Verdict) string {
 	var parts []string
-	for _, s := range []evaluator.Side{v.Egress, v.Ingress} {
-		if s.AllowedBy != nil {
-			parts = append(parts, s.AllowedBy.String())
-		}
+	for _, r := range v.AllowingRules() {
+		parts = append(parts, r.String())
 	}
 	return strings.Join(parts, " and ")
 }
@@ -217,19 +216,6 @@ func plural(n int, noun string) string {
 		return "1 " + noun
 	}
 	return fmt.Sprintf("%d %ss", n, noun)
-}
-
-func shortDuration(d time.Duration) string {
-	switch {
-	case d < time.Minute:
-		return fmt.Sprintf("%ds", int(d.Seconds()))
-	case d < time.Hour:
-		return fmt.Sprintf("%dm", int(d.Minutes()))
-	case d < 72*time.Hour:
-		return fmt.Sprintf("%dh", int(d.Hours()))
-	default:
-		return fmt.Sprintf("%dd", int(d.Hours()/24))
-	}
 }
 
 // truncate shortens s to at most n characters, ending with "…" when cut.
