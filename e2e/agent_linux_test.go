@@ -20,12 +20,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/netpol-guard/netpol-guard/cluster"
 	"github.com/netpol-guard/netpol-guard/e2e/harness"
@@ -37,21 +35,9 @@ func TestAgentEndToEnd(t *testing.T) {
 	if why := harness.NetLabUnavailable(); why != "" {
 		skipOrFailCI(t, why)
 	}
-	setLoggerOnce.Do(func() { ctrllog.SetLogger(logr.Discard()) })
 	ctx := t.Context()
 	start := time.Now()
-
-	cp, err := harness.StartControlPlane(harness.ControlPlaneOptions{Assets: assets, Dir: t.TempDir(), Logf: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := cp.Stop(); err != nil {
-			t.Errorf("stopping: %v", err)
-		}
-	})
-	built := make(chan error, 1)
-	go func() { _, err := cp.Binary(ctx); built <- err }()
+	cp, built := startControlPlane(t, assets)
 
 	lab, err := harness.NewNetLab()
 	if err != nil {

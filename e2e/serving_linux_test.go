@@ -18,14 +18,12 @@ import (
 	"testing"
 	"time"
 
-	"github.com/go-logr/logr"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-	ctrllog "sigs.k8s.io/controller-runtime/pkg/log"
 
 	"github.com/netpol-guard/netpol-guard/cluster"
 	"github.com/netpol-guard/netpol-guard/e2e/harness"
@@ -47,21 +45,9 @@ func TestWebhookServingCertificate(t *testing.T) {
 	if os.Geteuid() != 0 {
 		skipOrFailCI(t, "needs root: the Service's ClusterIP goes on the loopback and the webhook listens on port 443")
 	}
-	setLoggerOnce.Do(func() { ctrllog.SetLogger(logr.Discard()) })
 	ctx := t.Context()
 	start := time.Now()
-
-	cp, err := harness.StartControlPlane(harness.ControlPlaneOptions{Assets: assets, Dir: t.TempDir(), Logf: t.Logf})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		if err := cp.Stop(); err != nil {
-			t.Errorf("stopping: %v", err)
-		}
-	})
-	built := make(chan error, 1)
-	go func() { _, err := cp.Binary(ctx); built <- err }()
+	cp, built := startControlPlane(t, assets)
 
 	removeAddr, err := harness.AddLoopbackAddress(guardServiceIP)
 	if err != nil {

@@ -59,12 +59,11 @@ var whScenarios = []whScenario{
 
 var setLoggerOnce sync.Once
 
-func TestWebhook(t *testing.T) {
-	assets := requireAssets(t)
+// startControlPlane starts kube-apiserver and etcd for one test, stopped when it ends, and
+// builds the netpol-guard binary meanwhile: built delivers the build's error.
+func startControlPlane(t *testing.T, assets string) (cp *harness.ControlPlane, built <-chan error) {
+	t.Helper()
 	setLoggerOnce.Do(func() { ctrllog.SetLogger(logr.Discard()) })
-	ctx := t.Context()
-	start := time.Now()
-
 	cp, err := harness.StartControlPlane(harness.ControlPlaneOptions{Assets: assets, Dir: t.TempDir(), Logf: t.Logf})
 	if err != nil {
 		t.Fatal(err)
@@ -74,9 +73,16 @@ func TestWebhook(t *testing.T) {
 			t.Errorf("stopping: %v", err)
 		}
 	})
-	// Build while the cluster is created.
-	built := make(chan error, 1)
-	go func() { _, err := cp.Binary(ctx); built <- err }()
+	done := make(chan error, 1)
+	go func() { _, err := cp.Binary(t.Context()); done <- err }()
+	return cp, done
+}
+
+func TestWebhook(t *testing.T) {
+	assets := requireAssets(t)
+	ctx := t.Context()
+	start := time.Now()
+	cp, built := startControlPlane(t, assets)
 
 	// The example shop (enforced by its namespace label), and the scenarios' namespaces.
 	shop, err := cluster.Load("../examples/cluster.yaml")

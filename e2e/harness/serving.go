@@ -48,24 +48,7 @@ func StartWebhookServing(ctx context.Context, cp *ControlPlane, opts WebhookOpti
 	if err != nil {
 		return nil, err
 	}
-	if opts.Name == "" {
-		opts.Name = "netpol-guard"
-	}
-	if opts.Mode == "" {
-		opts.Mode = "warn"
-	}
-	if opts.MinHistory == 0 {
-		opts.MinHistory = time.Millisecond
-	}
-	if opts.FlowWriters == nil {
-		opts.FlowWriters = []string{AgentUser}
-	}
-	if opts.PodCIDR == "" {
-		opts.PodCIDR = "10.244.0.0/16"
-	}
-	if opts.ReadyTimeout == 0 {
-		opts.ReadyTimeout = time.Minute
-	}
+	opts.setDefaults(time.Minute)
 	if srv.Host == "" {
 		srv.Host = "127.0.0.1"
 	}

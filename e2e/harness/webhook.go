@@ -112,14 +112,8 @@ type Webhook struct {
 	logf func(string, ...any)
 }
 
-// StartWebhook runs `netpol-guard webhook` against the control plane with serving
-// certificates from a test CA, on free ports, and waits until /readyz answers 200
-// (informers synced, snapshot loaded). The control plane stops it on Stop.
-func StartWebhook(ctx context.Context, cp *ControlPlane, opts WebhookOptions) (*Webhook, error) {
-	bin, err := cp.Binary(ctx)
-	if err != nil {
-		return nil, err
-	}
+// setDefaults fills in the options left empty; readyTimeout is the wait for /readyz.
+func (opts *WebhookOptions) setDefaults(readyTimeout time.Duration) {
 	if opts.Name == "" {
 		opts.Name = "netpol-guard"
 	}
@@ -136,8 +130,19 @@ func StartWebhook(ctx context.Context, cp *ControlPlane, opts WebhookOptions) (*
 		opts.PodCIDR = "10.244.0.0/16"
 	}
 	if opts.ReadyTimeout == 0 {
-		opts.ReadyTimeout = 2 * time.Minute
+		opts.ReadyTimeout = readyTimeout
 	}
+}
+
+// StartWebhook runs `netpol-guard webhook` against the control plane with serving
+// certificates from a test CA, on free ports, and waits until /readyz answers 200
+// (informers synced, snapshot loaded). The control plane stops it on Stop.
+func StartWebhook(ctx context.Context, cp *ControlPlane, opts WebhookOptions) (*Webhook, error) {
+	bin, err := cp.Binary(ctx)
+	if err != nil {
+		return nil, err
+	}
+	opts.setDefaults(2 * time.Minute)
 	dir := filepath.Join(cp.Dir, "webhook-"+opts.Name)
 	certDir := filepath.Join(dir, "certs")
 	ca, err := WriteServingCerts(certDir)
