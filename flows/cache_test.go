@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -232,7 +233,7 @@ func TestSnapshotCorruptionIsRefusedAndChangesNothing(t *testing.T) {
 func withChecksum(body []byte) []byte {
 	var buf bytes.Buffer
 	buf.Write(body)
-	sum := crc32IEEE(body)
+	sum := crc32.ChecksumIEEE(body)
 	buf.Write([]byte{byte(sum >> 24), byte(sum >> 16), byte(sum >> 8), byte(sum)})
 	return buf.Bytes()
 }

@@ -427,5 +427,3 @@ func (d *decoder) bytes() []byte {
 }
 
 func (d *decoder) str() string { return string(d.bytes()) }
-
-func crc32IEEE(b []byte) uint32 { return crc32.ChecksumIEEE(b) }
