@@ -16,15 +16,6 @@ func (b bitset) or(o bitset) {
 	}
 }
 
-func (b bitset) empty() bool {
-	for _, w := range b {
-		if w != 0 {
-			return false
-		}
-	}
-	return true
-}
-
 func trailingZeros(x uint64) int { return bits.TrailingZeros64(x) }
 
 func (b bitset) has(i int) bool { return b[i/64]&(1<<(uint(i)%64)) != 0 }
