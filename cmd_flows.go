@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/netpol-guard/netpol-guard/cli"
-	"github.com/netpol-guard/netpol-guard/flows"
+	"github.com/netpol-guard/netpol-guard/flowapi"
 )
 
 const flowsUsage = `Usage:
@@ -85,7 +85,7 @@ func flowsExport(args []string, stdout, stderr io.Writer) int {
 	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
 	defer cancel()
 	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfig, Proxy: http.ProxyFromEnvironment}}
-	err = flows.Export(ctx, client, url, strings.TrimSpace(string(token)), w)
+	err = flowapi.Export(ctx, client, url, strings.TrimSpace(string(token)), w)
 	if cerr := closeOut(); err == nil {
 		err = cerr
 	}

@@ -30,6 +30,8 @@ import (
 
 	"github.com/netpol-guard/netpol-guard/certs"
 	"github.com/netpol-guard/netpol-guard/cluster"
+	"github.com/netpol-guard/netpol-guard/flowapi"
+	"github.com/netpol-guard/netpol-guard/flowapi/tokenreview"
 	"github.com/netpol-guard/netpol-guard/flows"
 	"github.com/netpol-guard/netpol-guard/flows/hubble"
 	"github.com/netpol-guard/netpol-guard/webhook"
@@ -213,10 +215,11 @@ func serveWebhook(f webhookFlags) error {
 		return err
 	}
 
+	flows.RegisterMetrics(metrics.Registry, cache, time.Now)
 	guard := webhook.NewGuard(webhook.Options{
 		Cache: cache, View: live, Mode: mode, MinHistory: f.minHistory, MaxListed: f.maxListed, Budget: f.budget,
 		Recorder: mgr.GetEventRecorder("netpol-guard"),
-		Metrics:  webhook.NewMetrics(metrics.Registry, cache, time.Now),
+		Metrics:  webhook.NewMetrics(metrics.Registry),
 	})
 	metrics.Registry.MustRegister(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
 		Name: "netpol_guard_serving_certificate_expiry_timestamp_seconds",
@@ -229,11 +232,11 @@ func serveWebhook(f webhookFlags) error {
 	}))
 	server := mgr.GetWebhookServer()
 	server.Register(ValidatePath, &admission.Webhook{Handler: guard, WithContextFunc: deadlineFromTimeout})
-	auth := flows.NewTokenReviewAuthenticator(clientset, f.tokenAudiences, flows.AuthCacheOptions{})
-	server.Register(flows.FlowsPath, flows.NewHandler(flows.HandlerOptions{
+	auth := flowapi.NewCachingAuthenticator(&tokenreview.Authenticator{Client: clientset, Audiences: f.tokenAudiences}, flowapi.AuthCacheOptions{})
+	server.Register(flowapi.FlowsPath, flowapi.NewHandler(flowapi.HandlerOptions{
 		Cache: cache, Resolver: live, Authenticator: auth, Writers: f.writers, Readers: f.readers,
 		MaxBodyBytes: f.maxPushBytes, NodeAddress: live.NodeAddress,
-		Metrics: flows.NewMetrics(metrics.Registry), Log: ctrl.Log.WithName("flows"),
+		Metrics: flowapi.NewMetrics(metrics.Registry), Log: ctrl.Log.WithName("flows"),
 	}))
 
 	if f.hubbleAddr != "" {

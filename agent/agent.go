@@ -20,7 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/ti-mo/conntrack"
 
-	"github.com/netpol-guard/netpol-guard/flows"
+	"github.com/netpol-guard/netpol-guard/flowapi"
 )
 
 // Defaults for Options.
@@ -141,8 +141,8 @@ func New(opts Options) (*Agent, error) {
 		if u.Scheme != "https" || u.Host == "" {
 			return nil, fmt.Errorf("webhook URL %q: want https://host[:port]", s)
 		}
-		if !strings.HasSuffix(u.Path, flows.FlowsPath) {
-			u.Path = strings.TrimSuffix(u.Path, "/") + flows.FlowsPath
+		if !strings.HasSuffix(u.Path, flowapi.FlowsPath) {
+			u.Path = strings.TrimSuffix(u.Path, "/") + flowapi.FlowsPath
 			u.RawPath = ""
 		}
 		urls = append(urls, u)
@@ -332,7 +332,7 @@ func (a *Agent) resolve(ctx context.Context) (urls []string, addrs []netip.AddrP
 	}
 	addrs = addrPorts(ips, uint16(a.opts.WebhookPort))
 	for _, ap := range addrs {
-		urls = append(urls, "https://"+ap.String()+flows.FlowsPath)
+		urls = append(urls, "https://"+ap.String()+flowapi.FlowsPath)
 	}
 	slices.Sort(urls)
 	return slices.Compact(urls), addrs, nil

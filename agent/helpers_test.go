@@ -23,6 +23,7 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"github.com/ti-mo/conntrack"
 
+	"github.com/netpol-guard/netpol-guard/flowapi"
 	"github.com/netpol-guard/netpol-guard/flows"
 )
 
@@ -137,7 +138,7 @@ func newWebhook(t *testing.T, ln net.Listener) *webhook {
 }
 
 func (w *webhook) serve(rw http.ResponseWriter, r *http.Request) {
-	if r.URL.Path != flows.FlowsPath || r.Method != http.MethodPost {
+	if r.URL.Path != flowapi.FlowsPath || r.Method != http.MethodPost {
 		http.Error(rw, "not found", http.StatusNotFound)
 		return
 	}
@@ -166,7 +167,7 @@ func (w *webhook) serve(rw http.ResponseWriter, r *http.Request) {
 	if code == http.StatusOK {
 		w.recs = append(w.recs, recs...)
 		w.batches = append(w.batches, len(recs))
-		w.sources = append(w.sources, r.Header.Get(flows.FlowSourceHeader))
+		w.sources = append(w.sources, r.Header.Get(flowapi.FlowSourceHeader))
 	}
 	w.mu.Unlock()
 	if code != http.StatusOK {

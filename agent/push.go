@@ -23,6 +23,7 @@ import (
 
 	"github.com/go-logr/logr"
 
+	"github.com/netpol-guard/netpol-guard/flowapi"
 	"github.com/netpol-guard/netpol-guard/flows"
 )
 
@@ -382,10 +383,10 @@ func (p *pusher) send(ctx context.Context, url string, items []bufItem) error {
 		return &pushError{err: err}
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", flows.NDJSONContentType)
+	req.Header.Set("Content-Type", flowapi.NDJSONContentType)
 	req.Header.Set("Content-Encoding", "gzip")
 	if p.source != "" {
-		req.Header.Set(flows.FlowSourceHeader, p.source)
+		req.Header.Set(flowapi.FlowSourceHeader, p.source)
 	}
 	client := p.client.Load()
 	if client == nil {
@@ -403,7 +404,7 @@ func (p *pusher) send(ctx context.Context, url string, items []bufItem) error {
 	}
 	p.succeeded.Store(true)
 	if l := p.log.V(levelDebug); l.Enabled() {
-		var res flows.IngestResult
+		var res flowapi.IngestResult
 		_ = json.Unmarshal(msg, &res)
 		l.Info("Flows pushed", "url", url, "edges", len(items), "accepted", res.Accepted, "unresolved", res.Unresolved)
 	}

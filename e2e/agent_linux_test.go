@@ -27,6 +27,7 @@ import (
 
 	"github.com/netpol-guard/netpol-guard/cluster"
 	"github.com/netpol-guard/netpol-guard/e2e/harness"
+	"github.com/netpol-guard/netpol-guard/flowapi"
 	"github.com/netpol-guard/netpol-guard/flows"
 )
 
@@ -202,7 +203,7 @@ func allowServerFromClient(ns string) *networkingv1.NetworkPolicy {
 func exportFlows(t *testing.T, wh *harness.Webhook, token string) []flows.Record {
 	t.Helper()
 	var buf bytes.Buffer
-	if err := flows.Export(t.Context(), wh.HTTPClient, wh.URL, token, &buf); err != nil {
+	if err := flowapi.Export(t.Context(), wh.HTTPClient, wh.URL, token, &buf); err != nil {
 		t.Fatal(err)
 	}
 	recs, err := flows.ReadAll(&buf, "export")

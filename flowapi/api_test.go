@@ -1,4 +1,4 @@
-package flows
+package flowapi
 
 import (
 	"bytes"
@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/netpol-guard/netpol-guard/flows"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -47,34 +48,34 @@ var testTokens = tokenAuth{"agent-token": agentUser, "exporter-token": exporterU
 
 // testResolver is a test double for the cluster's resolver: workloads and pods resolve by
 // name, IPs in 192.0.2.0/24 are external, any other IP is unknown (unresolved).
-var testResolver = ResolverFunc(func(rec Record) (Observation, bool) {
+var testResolver = flows.ResolverFunc(func(rec flows.Record) (flows.Observation, bool) {
 	src, srcInfo, ok1 := resolveTestPeer(rec.Src)
 	dst, dstInfo, ok2 := resolveTestPeer(rec.Dst)
 	if !ok1 || !ok2 {
-		return Observation{}, false
+		return flows.Observation{}, false
 	}
-	return Observation{
+	return flows.Observation{
 		Src: src, Dst: dst, SrcInfo: srcInfo, DstInfo: dstInfo,
 		Port: rec.Port, Protocol: corev1.Protocol(rec.Protocol), Seen: rec.LastSeen, Count: rec.Count,
 	}, true
 })
 
-func resolveTestPeer(p Peer) (PeerID, *PeerInfo, bool) {
-	var info *PeerInfo
+func resolveTestPeer(p flows.Peer) (flows.PeerID, *flows.PeerInfo, bool) {
+	var info *flows.PeerInfo
 	if p.Labels != nil {
-		info = &PeerInfo{Labels: p.Labels}
+		info = &flows.PeerInfo{Labels: p.Labels}
 	}
 	switch {
 	case p.Workload != "":
-		return PeerID{Kind: PeerWorkload, Namespace: p.Namespace, Name: p.Workload}, info, true
+		return flows.PeerID{Kind: flows.PeerWorkload, Namespace: p.Namespace, Name: p.Workload}, info, true
 	case p.Pod != "":
-		return PeerID{Kind: PeerWorkload, Namespace: p.Namespace, Name: "Pod/" + p.Pod}, info, true
+		return flows.PeerID{Kind: flows.PeerWorkload, Namespace: p.Namespace, Name: "Pod/" + p.Pod}, info, true
 	}
 	addr, err := netip.ParseAddr(p.IP)
 	if err == nil && netip.MustParsePrefix("192.0.2.0/24").Contains(addr) {
-		return PeerID{Kind: PeerExternal, IP: addr}, nil, true
+		return flows.PeerID{Kind: flows.PeerExternal, IP: addr}, nil, true
 	}
-	return PeerID{}, nil, false
+	return flows.PeerID{}, nil, false
 }
 
 const (
@@ -100,8 +101,8 @@ func gzipped(t testing.TB, s string) []byte {
 }
 
 // newTestHandler returns the API over a fresh cache, changed by tweaks.
-func newTestHandler(t testing.TB, tweaks ...func(*HandlerOptions)) (http.Handler, *Cache) {
-	c := New(Options{Now: pushNow.Add(-time.Hour)})
+func newTestHandler(t testing.TB, tweaks ...func(*HandlerOptions)) (http.Handler, *flows.Cache) {
+	c := flows.New(flows.Options{Now: pushNow.Add(-time.Hour)})
 	opts := HandlerOptions{
 		Cache: c, Resolver: testResolver, Authenticator: testTokens,
 		Writers: []string{agentUser}, Readers: []string{exporterUser},
@@ -415,9 +416,9 @@ func TestPushedFlowsLandAsEdges(t *testing.T) {
 		t.Errorf("lastSeen %v, want the record's", e.LastSeen)
 	}
 	out := c.EdgesOutOf("shop", nil)
-	var bank *Edge
+	var bank *flows.Edge
 	for i := range out {
-		if out[i].Dst.Kind == PeerExternal {
+		if out[i].Dst.Kind == flows.PeerExternal {
 			bank = &out[i]
 		}
 	}
@@ -470,7 +471,7 @@ func counterValue(t *testing.T, c prometheus.Collector) float64 {
 }
 
 // newTestServer serves the API over TLS, as the webhook does.
-func newTestServer(t *testing.T, tweaks ...func(*HandlerOptions)) (*httptest.Server, *Cache) {
+func newTestServer(t *testing.T, tweaks ...func(*HandlerOptions)) (*httptest.Server, *flows.Cache) {
 	h, c := newTestHandler(t, tweaks...)
 	mux := http.NewServeMux()
 	mux.Handle(FlowsPath, h)
@@ -497,7 +498,7 @@ func TestExportRoundTrip(t *testing.T) {
 		if err := Export(t.Context(), ts.Client(), ts.URL, token, &out); err != nil {
 			t.Fatalf("Export with %s: %v", token, err)
 		}
-		recs, err := ReadAll(&out, "export")
+		recs, err := flows.ReadAll(&out, "export")
 		if err != nil {
 			t.Fatalf("export does not read back: %v\n%s", err, out.String())
 		}
@@ -514,7 +515,7 @@ func TestExportRoundTrip(t *testing.T) {
 		// Re-importing the export into another cache gives the same edges.
 		h2, c2 := newTestHandler(t)
 		var body bytes.Buffer
-		if err := Write(&body, recs...); err != nil {
+		if err := flows.Write(&body, recs...); err != nil {
 			t.Fatal(err)
 		}
 		req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, FlowsPath, &body)
@@ -528,11 +529,11 @@ func TestExportRoundTrip(t *testing.T) {
 }
 
 // recordStrings writes each record on its own, sorted, for order-free comparison.
-func recordStrings(recs []Record) []string {
+func recordStrings(recs []flows.Record) []string {
 	var out []string
 	for _, r := range recs {
 		var b bytes.Buffer
-		if err := Write(&b, r); err != nil {
+		if err := flows.Write(&b, r); err != nil {
 			panic(err)
 		}
 		out = append(out, strings.TrimSpace(b.String()))
@@ -543,18 +544,18 @@ func recordStrings(recs []Record) []string {
 
 func TestExportNamespaceFilter(t *testing.T) {
 	h, c := newTestHandler(t)
-	shop := func(n string) PeerID { return PeerID{Kind: PeerWorkload, Namespace: "shop", Name: n} }
-	bill := PeerID{Kind: PeerWorkload, Namespace: "billing", Name: "Deployment/ledger"}
-	ops := PeerID{Kind: PeerWorkload, Namespace: "ops", Name: "DaemonSet/probe"}
-	bank := PeerID{Kind: PeerExternal, IP: netip.MustParseAddr("192.0.2.10")}
+	shop := func(n string) flows.PeerID { return flows.PeerID{Kind: flows.PeerWorkload, Namespace: "shop", Name: n} }
+	bill := flows.PeerID{Kind: flows.PeerWorkload, Namespace: "billing", Name: "Deployment/ledger"}
+	ops := flows.PeerID{Kind: flows.PeerWorkload, Namespace: "ops", Name: "DaemonSet/probe"}
+	bank := flows.PeerID{Kind: flows.PeerExternal, IP: netip.MustParseAddr("192.0.2.10")}
 	at := pushNow.Add(-time.Minute)
 	c.Add(
-		Observation{Src: shop("Deployment/web"), Dst: shop("Deployment/cart"), Port: 8080, Seen: at},
-		Observation{Src: shop("Deployment/cart"), Dst: bill, Port: 9000, Seen: at},
-		Observation{Src: bill, Dst: shop("Deployment/cart"), Port: 8081, Seen: at},
-		Observation{Src: bank, Dst: shop("Deployment/web"), Port: 443, Seen: at},
-		Observation{Src: ops, Dst: ops, Port: 9100, Seen: at},
-		Observation{Src: bill, Dst: bank, Port: 443, Seen: at},
+		flows.Observation{Src: shop("Deployment/web"), Dst: shop("Deployment/cart"), Port: 8080, Seen: at},
+		flows.Observation{Src: shop("Deployment/cart"), Dst: bill, Port: 9000, Seen: at},
+		flows.Observation{Src: bill, Dst: shop("Deployment/cart"), Port: 8081, Seen: at},
+		flows.Observation{Src: bank, Dst: shop("Deployment/web"), Port: 443, Seen: at},
+		flows.Observation{Src: ops, Dst: ops, Port: 9100, Seen: at},
+		flows.Observation{Src: bill, Dst: bank, Port: 443, Seen: at},
 	)
 	cases := []struct {
 		name  string
@@ -592,7 +593,7 @@ func TestExportNamespaceFilter(t *testing.T) {
 			if ct := rr.Header().Get("Content-Type"); ct != NDJSONContentType {
 				t.Errorf("Content-Type %q", ct)
 			}
-			recs, err := ReadAll(rr.Body, "export")
+			recs, err := flows.ReadAll(rr.Body, "export")
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -608,7 +609,7 @@ func TestExportNamespaceFilter(t *testing.T) {
 	}
 }
 
-func peerString(p Peer) string {
+func peerString(p flows.Peer) string {
 	if p.Workload != "" {
 		return p.Namespace + "/" + p.Workload
 	}
@@ -626,17 +627,17 @@ func TestExportNodePeers(t *testing.T) {
 			return netip.Addr{}, false
 		}
 	})
-	web := PeerID{Kind: PeerWorkload, Namespace: "shop", Name: "Deployment/web"}
+	web := flows.PeerID{Kind: flows.PeerWorkload, Namespace: "shop", Name: "Deployment/web"}
 	c.Add(
-		Observation{Src: PeerID{Kind: PeerNode, Name: "node-a"}, Dst: web, Port: 8080, Seen: pushNow},
-		Observation{Src: PeerID{Kind: PeerNode, Name: "node-b"}, Dst: web, Port: 8080, Seen: pushNow},
-		Observation{Src: web, Dst: PeerID{Kind: PeerNode, Name: "node-b"}, Port: 10250, Seen: pushNow},
+		flows.Observation{Src: flows.PeerID{Kind: flows.PeerNode, Name: "node-a"}, Dst: web, Port: 8080, Seen: pushNow},
+		flows.Observation{Src: flows.PeerID{Kind: flows.PeerNode, Name: "node-b"}, Dst: web, Port: 8080, Seen: pushNow},
+		flows.Observation{Src: web, Dst: flows.PeerID{Kind: flows.PeerNode, Name: "node-b"}, Port: 10250, Seen: pushNow},
 	)
 	req := httptest.NewRequestWithContext(t.Context(), http.MethodGet, FlowsPath, nil)
 	req.Header.Set("Authorization", "Bearer exporter-token")
 	rr := httptest.NewRecorder()
 	h.ServeHTTP(rr, req)
-	recs, err := ReadAll(rr.Body, "export")
+	recs, err := flows.ReadAll(rr.Body, "export")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -650,7 +651,7 @@ func TestExportNodePeers(t *testing.T) {
 
 func TestExportCompressesWhenAsked(t *testing.T) {
 	h, c := newTestHandler(t)
-	c.Add(Observation{Src: wl("shop", "Deployment/web"), Dst: wl("shop", "Deployment/cart"), Port: 8080, Seen: pushNow})
+	c.Add(flows.Observation{Src: wl("shop", "Deployment/web"), Dst: wl("shop", "Deployment/cart"), Port: 8080, Seen: pushNow})
 	for _, tc := range []struct {
 		acceptEncoding string
 		gzip           bool
@@ -674,7 +675,7 @@ func TestExportCompressesWhenAsked(t *testing.T) {
 			}
 			body = zr
 		}
-		if recs, err := ReadAll(body, "export"); err != nil || len(recs) != 1 {
+		if recs, err := flows.ReadAll(body, "export"); err != nil || len(recs) != 1 {
 			t.Errorf("Accept-Encoding %q: %d records, %v", tc.acceptEncoding, len(recs), err)
 		}
 	}
@@ -774,4 +775,8 @@ func FuzzPushBody(f *testing.F) {
 			t.Fatalf("answer is not JSON: %q", rr.Body)
 		}
 	})
+}
+
+func wl(ns, name string) flows.PeerID {
+	return flows.PeerID{Kind: flows.PeerWorkload, Namespace: ns, Name: name}
 }

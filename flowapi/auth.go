@@ -1,4 +1,4 @@
-package flows
+package flowapi
 
 import (
 	"container/list"
@@ -9,10 +9,6 @@ import (
 	"slices"
 	"sync"
 	"time"
-
-	authv1 "k8s.io/api/authentication/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/client-go/kubernetes"
 )
 
 // ErrUnauthenticated is wrapped by the errors an Authenticator returns for a token it
@@ -29,54 +25,6 @@ type Authenticator interface {
 // e.g. "system:serviceaccount:netpol-guard:netpol-guard-agent".
 func ServiceAccountUser(namespace, name string) string {
 	return "system:serviceaccount:" + namespace + ":" + name
-}
-
-// TokenReviewAuthenticator authenticates tokens with a TokenReview, one API call per
-// token. Wrap it in a CachingAuthenticator (NewTokenReviewAuthenticator does) so that
-// agents pushing every few seconds do not cost a review each.
-type TokenReviewAuthenticator struct {
-	Client kubernetes.Interface
-	// Audiences, when set, are the audiences the token must be valid for; a token bound to
-	// none of them is rejected.
-	Audiences []string
-}
-
-var _ Authenticator = &TokenReviewAuthenticator{}
-
-// NewTokenReviewAuthenticator returns a TokenReview authenticator for audiences (none:
-// the API server's own) behind a cache configured by opts.
-func NewTokenReviewAuthenticator(client kubernetes.Interface, audiences []string, opts AuthCacheOptions) *CachingAuthenticator {
-	return NewCachingAuthenticator(&TokenReviewAuthenticator{Client: client, Audiences: audiences}, opts)
-}
-
-// Authenticate creates a TokenReview for token.
-func (a *TokenReviewAuthenticator) Authenticate(ctx context.Context, token string) (string, []string, error) {
-	if token == "" {
-		return "", nil, fmt.Errorf("%w: empty token", ErrUnauthenticated)
-	}
-	review := &authv1.TokenReview{Spec: authv1.TokenReviewSpec{Token: token, Audiences: a.Audiences}}
-	res, err := a.Client.AuthenticationV1().TokenReviews().Create(ctx, review, metav1.CreateOptions{})
-	if err != nil {
-		return "", nil, fmt.Errorf("creating TokenReview: %w", err)
-	}
-	return reviewedUser(res.Status, a.Audiences)
-}
-
-// reviewedUser reads a TokenReview's answer. With audiences asked for, the API server
-// answers with those the token is valid for; at least one must be among them.
-func reviewedUser(st authv1.TokenReviewStatus, audiences []string) (string, []string, error) {
-	switch {
-	case !st.Authenticated && st.Error != "":
-		return "", nil, fmt.Errorf("%w: %s", ErrUnauthenticated, st.Error)
-	case !st.Authenticated:
-		return "", nil, fmt.Errorf("%w: token not authenticated", ErrUnauthenticated)
-	case st.User.Username == "":
-		return "", nil, fmt.Errorf("%w: token review named no user", ErrUnauthenticated)
-	}
-	if len(audiences) > 0 && !slices.ContainsFunc(st.Audiences, func(a string) bool { return slices.Contains(audiences, a) }) {
-		return "", nil, fmt.Errorf("%w: token not valid for audiences %q", ErrUnauthenticated, audiences)
-	}
-	return st.User.Username, st.User.Groups, nil
 }
 
 // AuthCacheOptions configures a CachingAuthenticator.

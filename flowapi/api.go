@@ -1,4 +1,4 @@
-package flows
+package flowapi
 
 import (
 	"bufio"
@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/netpol-guard/netpol-guard/flows"
 	"io"
 	"mime"
 	"net"
@@ -59,10 +60,10 @@ const (
 
 // HandlerOptions configures the push and export API.
 type HandlerOptions struct {
-	// Cache receives pushed flows and is exported. Required.
-	Cache *Cache
-	// Resolver turns pushed records into cache identities. Required.
-	Resolver Resolver
+	// flows.Cache receives pushed flows and is exported. Required.
+	Cache *flows.Cache
+	// flows.Resolver turns pushed records into cache identities. Required.
+	Resolver flows.Resolver
 	// Authenticator checks bearer tokens. Required.
 	Authenticator Authenticator
 	// Writers are the users allowed to push, e.g. the node agent's ServiceAccount
@@ -133,8 +134,8 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 }
 
 type handler struct {
-	cache       *Cache
-	resolver    Resolver
+	cache       *flows.Cache
+	resolver    flows.Resolver
 	auth        Authenticator
 	writers     map[string]bool
 	readers     map[string]bool
@@ -147,11 +148,11 @@ type handler struct {
 	now         func() time.Time
 }
 
-// NewHandler returns the push and export API for FlowsPath. It panics when Cache,
-// Resolver or Authenticator is missing.
+// NewHandler returns the push and export API for FlowsPath. It panics when flows.Cache,
+// flows.Resolver or Authenticator is missing.
 func NewHandler(opts HandlerOptions) http.Handler {
 	if opts.Cache == nil || opts.Resolver == nil || opts.Authenticator == nil {
-		panic("flows.NewHandler: Cache, Resolver and Authenticator are required")
+		panic("flowapi.NewHandler: Cache, Resolver and Authenticator are required")
 	}
 	h := &handler{
 		cache: opts.Cache, resolver: opts.Resolver, auth: opts.Authenticator,
@@ -277,7 +278,7 @@ func bearerToken(v string) (string, bool) {
 	return token, true
 }
 
-// errTooManyRecords stops Read when a batch holds more records than allowed.
+// errTooManyRecords stops flows.Read when a batch holds more records than allowed.
 var errTooManyRecords = errors.New("too many records")
 
 // ingest answers a push: authenticate, authorise, read and validate the whole batch, and
@@ -336,8 +337,8 @@ func (h *handler) ingest(w http.ResponseWriter, r *http.Request) int {
 		in = &readTap{r: in}
 	}
 
-	recs := make([]Record, 0, min(h.maxRecords, 1024))
-	err := Read(in, "", func(_ int, rec Record) error {
+	recs := make([]flows.Record, 0, min(h.maxRecords, 1024))
+	err := flows.Read(in, "", func(_ int, rec flows.Record) error {
 		if len(recs) >= h.maxRecords {
 			return errTooManyRecords
 		}
@@ -351,7 +352,7 @@ func (h *handler) ingest(w http.ResponseWriter, r *http.Request) int {
 		if t, ok := in.(*readTap); ok && t.err != nil {
 			readErr = t.err
 		}
-		le, isLineErr := errors.AsType[*LineError](err)
+		le, isLineErr := errors.AsType[*flows.LineError](err)
 		switch {
 		case tooLarge(readErr):
 			return h.reject(w, user, http.StatusRequestEntityTooLarge, h.tooLarge())
@@ -369,7 +370,7 @@ func (h *handler) ingest(w http.ResponseWriter, r *http.Request) int {
 	}
 
 	now := h.now()
-	accepted, unresolved := Ingest(h.cache, h.resolver, source, recs, now)
+	accepted, unresolved := flows.Ingest(h.cache, h.resolver, source, recs, now)
 	if h.metrics != nil {
 		h.metrics.FlowsAccepted.Add(float64(accepted))
 		h.metrics.FlowsUnresolved.Add(float64(unresolved))
@@ -477,11 +478,11 @@ func (h *handler) export(w http.ResponseWriter, r *http.Request) int {
 	}
 	w.WriteHeader(http.StatusOK)
 	bw := bufio.NewWriterSize(out, 64<<10)
-	fw := NewWriter(bw)
+	fw := flows.NewWriter(bw)
 
 	var exported, skipped int
 	var writeErr error
-	emit := func(e Edge) bool {
+	emit := func(e flows.Edge) bool {
 		rec, ok := h.edgeRecord(e)
 		if !ok {
 			skipped++
@@ -506,7 +507,7 @@ func (h *handler) export(w http.ResponseWriter, r *http.Request) int {
 				break
 			}
 			// An edge between two workloads of ns was listed as an edge into ns.
-			if e.Dst.Kind == PeerWorkload && e.Dst.Namespace == ns {
+			if e.Dst.Kind == flows.PeerWorkload && e.Dst.Namespace == ns {
 				continue
 			}
 			emit(e)
@@ -536,42 +537,42 @@ func (h *handler) export(w http.ResponseWriter, r *http.Request) int {
 // edgeRecord turns an edge into a flow record with its peers by identity. ok is false when
 // a peer cannot be named in a record (a node with no known address) or the record would be
 // invalid.
-func (h *handler) edgeRecord(e Edge) (Record, bool) {
+func (h *handler) edgeRecord(e flows.Edge) (flows.Record, bool) {
 	src, ok := h.exportPeer(e.Src, e.SrcInfo)
 	if !ok {
-		return Record{}, false
+		return flows.Record{}, false
 	}
 	dst, ok := h.exportPeer(e.Dst, e.DstInfo)
 	if !ok {
-		return Record{}, false
+		return flows.Record{}, false
 	}
-	rec := Record{Src: src, Dst: dst, Port: e.Port, Protocol: string(e.Protocol), LastSeen: e.LastSeen, Count: e.Count}
+	rec := flows.Record{Src: src, Dst: dst, Port: e.Port, Protocol: string(e.Protocol), LastSeen: e.LastSeen, Count: e.Count}
 	if err := rec.Normalize(); err != nil {
 		h.log.V(1).Info("Flow export left out an invalid edge", "src", e.Src.String(), "dst", e.Dst.String(), "err", err.Error())
-		return Record{}, false
+		return flows.Record{}, false
 	}
 	return rec, true
 }
 
-func (h *handler) exportPeer(id PeerID, info *PeerInfo) (Peer, bool) {
+func (h *handler) exportPeer(id flows.PeerID, info *flows.PeerInfo) (flows.Peer, bool) {
 	switch id.Kind {
-	case PeerWorkload:
-		p := Peer{Namespace: id.Namespace, Workload: id.Name}
+	case flows.PeerWorkload:
+		p := flows.Peer{Namespace: id.Namespace, Workload: id.Name}
 		if info != nil {
 			p.Labels = info.Labels
 		}
 		return p, true
-	case PeerNode:
+	case flows.PeerNode:
 		addr, ok := h.nodeAddress(id.Name)
 		if !ok || !addr.IsValid() {
-			return Peer{}, false
+			return flows.Peer{}, false
 		}
-		return Peer{IP: addr.String()}, true
+		return flows.Peer{IP: addr.String()}, true
 	default:
 		if !id.IP.IsValid() {
-			return Peer{}, false
+			return flows.Peer{}, false
 		}
-		return Peer{IP: id.IP.String()}, true
+		return flows.Peer{IP: id.IP.String()}, true
 	}
 }
 

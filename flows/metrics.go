@@ -1,0 +1,26 @@
+package flows
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// RegisterMetrics registers gauges and counters of the cache with reg, read from its
+// Coverage when scraped; now measures the history.
+func RegisterMetrics(reg prometheus.Registerer, cache *Cache, now func() time.Time) {
+	gauge := func(name, help string, f func(Coverage) float64) prometheus.Collector {
+		return prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: name, Help: help}, func() float64 { return f(cache.Coverage()) })
+	}
+	counter := func(name, help string, f func(Coverage) float64) prometheus.Collector {
+		return prometheus.NewCounterFunc(prometheus.CounterOpts{Name: name, Help: help}, func() float64 { return f(cache.Coverage()) })
+	}
+	reg.MustRegister(
+		gauge("netpol_guard_cache_edges", "Edges held in the flow cache.", func(c Coverage) float64 { return float64(c.Edges) }),
+		gauge("netpol_guard_cache_peers", "Workloads, nodes and addresses the cached edges connect.", func(c Coverage) float64 { return float64(c.Peers) }),
+		gauge("netpol_guard_cache_history_seconds", "How long the flow cache has been observing.", func(c Coverage) float64 { return now().Sub(c.Since).Seconds() }),
+		counter("netpol_guard_cache_evicted_edges_total", "Edges evicted to stay under the cap, least recently seen first.", func(c Coverage) float64 { return float64(c.Evicted) }),
+		counter("netpol_guard_cache_expired_edges_total", "Edges expired past the window.", func(c Coverage) float64 { return float64(c.Expired) }),
+		counter("netpol_guard_cache_unresolved_flows_total", "Flows, from every source, whose addresses resolved to nothing known.", func(c Coverage) float64 { return float64(c.Unresolved) }),
+	)
+}
