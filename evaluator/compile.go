@@ -56,6 +56,10 @@ type nsPolicies struct {
 	// of its own labels' entries and the unindexed ones, so most selectors need no test.
 	byLabel   map[labelPair][]int
 	unindexed []int
+	// ingressIPBlocks and egressIPBlocks say whether a rule of the direction has an ipBlock
+	// peer: only then can a verdict depend on the peer's address, and a workload's pods
+	// need judging one by one.
+	ingressIPBlocks, egressIPBlocks bool
 }
 
 type labelPair struct{ key, value string }
@@ -334,6 +338,7 @@ func compileNamespace(ns string, list []*networkingv1.NetworkPolicy) (*nsPolicie
 	}
 	nsp.internPeers()
 	nsp.indexSelectors()
+	nsp.ingressIPBlocks, nsp.egressIPBlocks = hasIPBlock(nsp.ingress), hasIPBlock(nsp.egress)
 	for _, cp := range nsp.policies {
 		cp.ingressRules = newBitset(len(nsp.ingress))
 		cp.egressRules = newBitset(len(nsp.egress))
@@ -345,6 +350,17 @@ func compileNamespace(ns string, list []*networkingv1.NetworkPolicy) (*nsPolicie
 		nsp.policies[policyIndex(nsp, r.ref.Policy)].egressRules.set(i)
 	}
 	return nsp, nil
+}
+
+func hasIPBlock(rules []*compiledRule) bool {
+	for _, r := range rules {
+		for _, p := range r.peers {
+			if p.ipBlock != nil {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // internPeers gives every rule the indexes of its peers among the namespace's distinct ones.

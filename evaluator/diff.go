@@ -18,6 +18,7 @@ type DiffResult struct {
 
 	before, after *Evaluation // for Explain
 	flows         []Flow
+	pods          map[int]podCut // the cuts judged pod by pod, by input position
 }
 
 // DiffOptions tunes DiffWith.
@@ -44,6 +45,7 @@ type differ struct {
 
 type diffPart struct {
 	cut        []int
+	pods       []indexedPodCut
 	explained  []Cut // when explaining
 	candidates int
 }
@@ -60,33 +62,70 @@ func (d *differ) run(eb, ea *Evaluation, flows []Flow, lo, hi int, explain bool)
 			continue
 		}
 		p.candidates++
-		// Only the sides of selected pods, in a direction that changed, can change.
-		egressMay, ingressMay := srcSelected && d.egressChanged, dstSelected && d.ingressChanged
-		var isCut bool
-		switch {
-		case egressMay && ingressMay:
-			// Most flows survive most changes: ask the new set first.
-			isCut = !ea.allowed(f, src, dst) && eb.allowed(f, src, dst)
-		case egressMay:
-			isCut = !ea.egressAllowed(f, src, dst) && eb.egressAllowed(f, src, dst) && ea.ingressAllowed(f, src, dst)
-		case ingressMay:
-			isCut = !ea.ingressAllowed(f, src, dst) && eb.ingressAllowed(f, src, dst) && ea.egressAllowed(f, src, dst)
+		var splitSrc, splitDst bool
+		if len(f.Src.Pods) > 1 || len(f.Dst.Pods) > 1 {
+			splitSrc, splitDst = splitEnds(f, eb.isNodeSource(f.Src, src), eb.ps, ea.ps)
 		}
-		if isCut {
+		if !splitSrc && !splitDst {
+			if d.judge(eb, ea, f, src, dst, srcSelected, dstSelected) {
+				p.cut = append(p.cut, i)
+				if explain {
+					p.explained = append(p.explained, explainCut(eb, ea, i, f, nil))
+				}
+			}
+			continue
+		}
+		if pc, cut := d.judgePods(eb, ea, f, splitSrc, splitDst, srcSelected, dstSelected); cut {
 			p.cut = append(p.cut, i)
+			p.pods = append(p.pods, indexedPodCut{i, pc})
 			if explain {
-				p.explained = append(p.explained, Cut{Index: i, Flow: f, Before: eb.Verdict(f), After: ea.Verdict(f)})
+				p.explained = append(p.explained, explainCut(eb, ea, i, f, &pc))
 			}
 		}
 	}
 	return p
 }
 
+// judge reports whether f (one pair of ends) is allowed before and denied after. Only the
+// sides of selected pods, in a direction that changed, can change.
+func (d *differ) judge(eb, ea *Evaluation, f Flow, src, dst *endpointState, srcSelected, dstSelected bool) bool {
+	egressMay, ingressMay := srcSelected && d.egressChanged, dstSelected && d.ingressChanged
+	switch {
+	case egressMay && ingressMay:
+		// Most flows survive most changes: ask the new set first.
+		return !ea.allowed(f, src, dst) && eb.allowed(f, src, dst)
+	case egressMay:
+		return !ea.egressAllowed(f, src, dst) && eb.egressAllowed(f, src, dst) && ea.ingressAllowed(f, src, dst)
+	case ingressMay:
+		return !ea.ingressAllowed(f, src, dst) && eb.ingressAllowed(f, src, dst) && ea.egressAllowed(f, src, dst)
+	}
+	return false
+}
+
+// explainCut explains cut flow i; for a flow judged pod by pod, the verdicts are its first
+// cut pair's, and the after verdict names the cut pods when not all of them are.
+func explainCut(eb, ea *Evaluation, i int, f Flow, pc *podCut) Cut {
+	if pc == nil {
+		return Cut{Index: i, Flow: f, Before: eb.Verdict(f), After: ea.Verdict(f)}
+	}
+	g := Flow{Src: pc.src, Dst: pc.dst, Port: f.Port, Protocol: f.Protocol}
+	c := Cut{Index: i, Flow: f, Before: eb.verdict(g), After: ea.verdict(g)}
+	c.After.Pods = pc.pods
+	return c
+}
+
+type indexedPodCut struct {
+	index int
+	podCut
+}
+
 // Explain returns the cut flow at input position i with its verdicts. Not safe for
 // concurrent use with other calls on the same result.
 func (r *DiffResult) Explain(i int) Cut {
-	f := r.flows[i]
-	return Cut{Index: i, Flow: f, Before: r.before.Verdict(f), After: r.after.Verdict(f)}
+	if pc, ok := r.pods[i]; ok {
+		return explainCut(r.before, r.after, i, r.flows[i], &pc)
+	}
+	return explainCut(r.before, r.after, i, r.flows[i], nil)
 }
 
 // Cut is one flow a change would cut, with the verdicts that explain it.
@@ -163,6 +202,12 @@ func DiffWith(before, after *PolicySet, w *World, flows []Flow, opts DiffOptions
 	var cut []int
 	for _, p := range parts {
 		cut = append(cut, p.cut...)
+		for _, pc := range p.pods {
+			if res.pods == nil {
+				res.pods = map[int]podCut{}
+			}
+			res.pods[pc.index] = pc.podCut
+		}
 		res.Cut = append(res.Cut, p.explained...)
 		res.Summary.Candidates += p.candidates
 	}

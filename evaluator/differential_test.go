@@ -624,6 +624,9 @@ func (g *gen) world() *genWorld {
 				ep.Ports = append(ep.Ports, evaluator.ContainerPort{Name: n, Port: pick(r, commonPorts), Protocol: proto})
 			}
 		}
+		if g.chance(0.35) {
+			ep = g.workload(ep, nodes)
+		}
 		gw.endpoints = append(gw.endpoints, ep)
 	}
 	// Nodes as peers.
@@ -669,9 +672,36 @@ func (g *gen) world() *genWorld {
 		if ep.IP.IsValid() {
 			gw.ips = append(gw.ips, ep.IP.Unmap())
 		}
+		for _, p := range ep.Pods {
+			if p.IP.IsValid() {
+				gw.ips = append(gw.ips, p.IP.Unmap())
+			}
+		}
 	}
 	gw.ips = append(gw.ips, nodeAddrs...)
 	return gw
+}
+
+// workload makes pod ep one of two or three pods of a workload, each on a node and with an
+// address of its own (or none), sharing its labels and ports.
+func (g *gen) workload(ep *evaluator.Endpoint, nodes []string) *evaluator.Endpoint {
+	wl := &evaluator.Endpoint{Kind: evaluator.Pod, Namespace: ep.Namespace, Name: "Deployment/" + ep.Name, Labels: ep.Labels, Ports: ep.Ports}
+	first := *ep
+	first.Name, first.Pod = wl.Name, ep.Name+"-0"
+	wl.Pods = append(wl.Pods, &first)
+	for i := 1; i < 2+g.r.IntN(2); i++ {
+		p := &evaluator.Endpoint{Kind: evaluator.Pod, Namespace: ep.Namespace, Name: wl.Name, Pod: fmt.Sprintf("%s-%d", ep.Name, i), Labels: ep.Labels, Ports: ep.Ports}
+		if !g.chance(0.1) {
+			p.NodeName = pick(g.r, nodes)
+		}
+		if !g.chance(0.1) {
+			a := ipv4PodBase
+			a[2], a[3] = byte(g.r.IntN(2)), byte(g.r.IntN(256))
+			p.IP = netip.AddrFrom4(a)
+		}
+		wl.Pods = append(wl.Pods, p)
+	}
+	return wl
 }
 
 func (g *gen) policies(gw *genWorld, n int) []*networkingv1.NetworkPolicy {

@@ -504,11 +504,25 @@ func (e *Evaluation) ingressAllowed(f Flow, src, dst *endpointState) bool {
 		e.fromOwnNode(f.Src, src, f.Dst)
 }
 
-// Allowed reports whether the flow is allowed, without building an explanation.
-func (e *Evaluation) Allowed(f Flow) bool { return e.allowed(f, e.state(f.Src), e.state(f.Dst)) }
+// Allowed reports whether the flow is allowed, without building an explanation. A flow of
+// workloads whose pods the policies tell apart is allowed only if it is for each of them.
+func (e *Evaluation) Allowed(f Flow) bool {
+	if splitSrc, splitDst := e.split(f); splitSrc || splitDst {
+		return e.podsAllowed(f, splitSrc, splitDst)
+	}
+	return e.allowed(f, e.state(f.Src), e.state(f.Dst))
+}
 
-// Verdict decides the flow and explains the decision.
+// Verdict decides the flow and explains the decision. A flow of workloads whose pods the
+// policies tell apart is judged pod by pod: see Verdict.Pods.
 func (e *Evaluation) Verdict(f Flow) Verdict {
+	if splitSrc, splitDst := e.split(f); splitSrc || splitDst {
+		return e.podsVerdict(f, splitSrc, splitDst)
+	}
+	return e.verdict(f)
+}
+
+func (e *Evaluation) verdict(f Flow) Verdict {
 	proto := f.protocol()
 	src, dst := e.state(f.Src), e.state(f.Dst)
 	var v Verdict

@@ -22,17 +22,46 @@ import (
 // namespaceNameLabel is set by the API server on every namespace.
 const namespaceNameLabel = "kubernetes.io/metadata.name"
 
-// refAllowed reports whether the policies allow the flow.
+// refAllowed reports whether the policies allow the flow: for a workload of several pods,
+// the flow of every pair of pods.
 func refAllowed(policies []*networkingv1.NetworkPolicy, w *evaluator.World, f evaluator.Flow) bool {
-	return refVerdict(policies, w, f).allowed
+	for _, g := range refPodFlows(f) {
+		if !refVerdict(policies, w, g).allowed {
+			return false
+		}
+	}
+	return true
 }
 
-// refDiff returns the indices of the flows that before allows and after denies.
+// refPodFlows is every flow between a pod of the source and a pod of the destination, each
+// end that is a workload of several pods replaced by each of them in turn.
+func refPodFlows(f evaluator.Flow) []evaluator.Flow {
+	srcs, dsts := []*evaluator.Endpoint{f.Src}, []*evaluator.Endpoint{f.Dst}
+	if len(f.Src.Pods) > 0 {
+		srcs = f.Src.Pods
+	}
+	if len(f.Dst.Pods) > 0 {
+		dsts = f.Dst.Pods
+	}
+	var out []evaluator.Flow
+	for _, s := range srcs {
+		for _, d := range dsts {
+			out = append(out, evaluator.Flow{Src: s, Dst: d, Port: f.Port, Protocol: f.Protocol})
+		}
+	}
+	return out
+}
+
+// refDiff returns the indices of the flows that before allows and after denies for at
+// least one pair of pods.
 func refDiff(before, after []*networkingv1.NetworkPolicy, w *evaluator.World, flows []evaluator.Flow) []int {
 	var cut []int
 	for i, f := range flows {
-		if refAllowed(before, w, f) && !refAllowed(after, w, f) {
-			cut = append(cut, i)
+		for _, g := range refPodFlows(f) {
+			if refVerdict(before, w, g).allowed && !refVerdict(after, w, g).allowed {
+				cut = append(cut, i)
+				break
+			}
 		}
 	}
 	return cut
@@ -56,7 +85,19 @@ type refSide struct {
 
 // refVerdict decides the flow. A flow is allowed iff the source's egress allows it and the
 // destination's ingress allows it; only pods have either side restricted.
+//
+// A flow of workloads of several pods is decided pod by pod: it is allowed if every pair's
+// flow is, and explained by the first denied pair's otherwise.
 func refVerdict(policies []*networkingv1.NetworkPolicy, w *evaluator.World, f evaluator.Flow) refResult {
+	if len(f.Src.Pods) > 0 || len(f.Dst.Pods) > 0 {
+		pairs := refPodFlows(f)
+		for _, g := range pairs {
+			if r := refVerdict(policies, w, g); !r.allowed {
+				return r
+			}
+		}
+		return refVerdict(policies, w, pairs[0])
+	}
 	r := refResult{
 		egress:  refSideOf(policies, w, f, evaluator.Egress),
 		ingress: refSideOf(policies, w, f, evaluator.Ingress),

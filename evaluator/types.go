@@ -61,6 +61,15 @@ type Endpoint struct {
 	IP netip.Addr
 	// Ports are the pod's declared container ports, for named-port rules.
 	Ports []ContainerPort
+	// Pod is the pod's own name when the endpoint is one pod (of the workload in Name).
+	Pod string
+	// Pods are a workload's pods when it has more than one, each an Endpoint of its own with
+	// the workload's namespace, name, labels and ports and the pod's node and address. A
+	// verdict on the workload is what the verdicts on its pods' flows say: where policies
+	// tell the pods apart (an ipBlock over their addresses, a probe from the node one of
+	// them runs on), each is judged, and a flow is allowed only if it is for every pod.
+	// NodeName and IP of the workload endpoint itself are then empty.
+	Pods []*Endpoint
 }
 
 // String names the endpoint for messages: "shop/Deployment/cart", "node/worker-1", "10.0.0.1".

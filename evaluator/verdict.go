@@ -24,4 +24,8 @@ type Verdict struct {
 	Allowed bool `json:"allowed"`
 	Egress  Side `json:"egress"`  // the source's egress
 	Ingress Side `json:"ingress"` // the destination's ingress
+	// Pods, for a flow between workloads whose pods the policies tell apart, names the
+	// pods (or pairs of pods) the verdict is about when they disagree: the denied ones,
+	// whose flow the sides explain. Empty when every pod's flow has the same verdict.
+	Pods []string `json:"pods,omitempty"`
 }

@@ -1,0 +1,193 @@
+package evaluator
+
+// A workload endpoint stands for its pods, which may run on several nodes and have several
+// addresses. Labels and ports are the workload's, so selectors and named ports judge all of
+// its pods alike; only two rules can tell them apart: an ipBlock over the peer's address,
+// and the node a pod runs on (its own node's probes are always allowed). A flow between
+// workloads is judged pod by pod only where one of these can apply, so most flows cost one
+// verdict, not one per pod.
+
+// maxPodsListed bounds the pods a verdict names.
+const maxPodsListed = 8
+
+// splitEnds says which ends of f must be judged pod by pod under the policy sets: the
+// source's pods when the destination's ingress rules read addresses, the destination's when
+// the source is a node (probes from the node one of them runs on) or the source's egress
+// rules read addresses. srcIsNode says the source is a node, by kind or by address.
+func splitEnds(f Flow, srcIsNode bool, sets ...*PolicySet) (src, dst bool) {
+	if len(f.Src.Pods) > 1 && f.Dst.Kind == Pod {
+		for _, ps := range sets {
+			if nsp := ps.byNS[f.Dst.Namespace]; nsp != nil && nsp.ingressIPBlocks {
+				src = true
+			}
+		}
+	}
+	if len(f.Dst.Pods) > 1 {
+		switch {
+		case srcIsNode:
+			dst = true
+		case f.Src.Kind == Pod:
+			for _, ps := range sets {
+				if nsp := ps.byNS[f.Src.Namespace]; nsp != nil && nsp.egressIPBlocks {
+					dst = true
+				}
+			}
+		}
+	}
+	return src, dst
+}
+
+// isNodeSource reports whether ep is a node, by kind or by one of the nodes' addresses.
+func (e *Evaluation) isNodeSource(ep *Endpoint, st *endpointState) bool {
+	switch ep.Kind {
+	case Node:
+		return true
+	case Pod:
+		return false
+	}
+	if !st.nodeKnown {
+		st.nodeKnown = true
+		st.nodes = e.nodesOf(ep)
+	}
+	return len(st.nodes) > 0
+}
+
+// podPairs calls fn for each pair of pods f stands for, with the split ends replaced by
+// their pods, until fn returns false.
+func podPairs(f Flow, splitSrc, splitDst bool, fn func(g Flow) bool) {
+	ns, nd := 1, 1
+	if splitSrc {
+		ns = len(f.Src.Pods)
+	}
+	if splitDst {
+		nd = len(f.Dst.Pods)
+	}
+	g := f
+	for i := range ns {
+		if splitSrc {
+			g.Src = f.Src.Pods[i]
+		}
+		for j := range nd {
+			if splitDst {
+				g.Dst = f.Dst.Pods[j]
+			}
+			if !fn(g) {
+				return
+			}
+		}
+	}
+}
+
+// pairName names the pods of a pair that were split out: "web-1 (node-a)", or
+// "web-1 (node-a) → api-2 (node-b)" when both were.
+func pairName(g Flow, splitSrc, splitDst bool) string {
+	switch {
+	case splitSrc && splitDst:
+		return podName(g.Src) + " → " + podName(g.Dst)
+	case splitSrc:
+		return podName(g.Src)
+	default:
+		return podName(g.Dst)
+	}
+}
+
+func podName(ep *Endpoint) string {
+	name := ep.Pod
+	if name == "" {
+		name = ep.String()
+	}
+	switch {
+	case ep.NodeName != "":
+		return name + " (" + ep.NodeName + ")"
+	case ep.IP.IsValid():
+		return name + " (" + ep.IP.String() + ")"
+	}
+	return name
+}
+
+// split returns the ends of f this evaluation must judge pod by pod.
+func (e *Evaluation) split(f Flow) (src, dst bool) {
+	if len(f.Src.Pods) <= 1 && len(f.Dst.Pods) <= 1 {
+		return false, false
+	}
+	return splitEnds(f, e.isNodeSource(f.Src, e.state(f.Src)), e.ps)
+}
+
+// podsAllowed reports whether the flow of every pod pair is allowed.
+func (e *Evaluation) podsAllowed(f Flow, splitSrc, splitDst bool) bool {
+	ok := true
+	podPairs(f, splitSrc, splitDst, func(g Flow) bool {
+		ok = e.allowed(g, e.state(g.Src), e.state(g.Dst))
+		return ok
+	})
+	return ok
+}
+
+// podsVerdict is the verdict on f from its pods' flows: allowed if every one is; else the
+// first denied one's, naming the denied pods when some were allowed.
+func (e *Evaluation) podsVerdict(f Flow, splitSrc, splitDst bool) Verdict {
+	var first, denied Verdict
+	seen, allowed, n := false, 0, 0
+	var names []string
+	podPairs(f, splitSrc, splitDst, func(g Flow) bool {
+		v := e.verdict(g)
+		n++
+		if !seen {
+			first, seen = v, true
+		}
+		if v.Allowed {
+			allowed++
+			return true
+		}
+		if len(names) == 0 {
+			denied = v
+		}
+		if len(names) < maxPodsListed {
+			names = append(names, pairName(g, splitSrc, splitDst))
+		}
+		return true
+	})
+	if allowed == n {
+		return first
+	}
+	if allowed > 0 {
+		denied.Pods = names
+	}
+	return denied
+}
+
+// podCut is a cut flow that was judged pod by pod.
+type podCut struct {
+	// src and dst are the first pair whose flow is cut: the one explained.
+	src, dst *Endpoint
+	// pods names the cut pairs when some of the flow's pairs are not cut.
+	pods []string
+}
+
+// judgePods judges a flow pod by pod: it is cut if the flow of any pair of its pods is.
+func (d *differ) judgePods(eb, ea *Evaluation, f Flow, splitSrc, splitDst, srcSel, dstSel bool) (podCut, bool) {
+	var pc podCut
+	var names []string
+	cut, n := 0, 0
+	podPairs(f, splitSrc, splitDst, func(g Flow) bool {
+		n++
+		if !d.judge(eb, ea, g, eb.state(g.Src), eb.state(g.Dst), srcSel, dstSel) {
+			return true
+		}
+		if cut == 0 {
+			pc.src, pc.dst = g.Src, g.Dst
+		}
+		cut++
+		if len(names) < maxPodsListed {
+			names = append(names, pairName(g, splitSrc, splitDst))
+		}
+		return true
+	})
+	if cut == 0 {
+		return pc, false
+	}
+	if cut < n {
+		pc.pods = names
+	}
+	return pc, true
+}
