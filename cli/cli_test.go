@@ -148,6 +148,37 @@ func TestEvaluateDeniesUnderClusterPolicies(t *testing.T) {
 	}
 }
 
+func TestUnresolvedFlowsAreSkippedAndNamed(t *testing.T) {
+	dir := t.TempDir()
+	flows := filepath.Join(dir, "flows.jsonl")
+	content := `{"src":{"namespace":"shop","pod":"frontend-6d8f7c9b5-x2k4p"},"dst":{"namespace":"shop","pod":"cart-5c7d9f8b4-h7j2k"},"port":7070}` + "\n" +
+		`{"src":{"namespace":"shop","pod":"ghost"},"dst":{"ip":"10.0.0.1"},"port":80}` + "\n" +
+		`{"src":{"namespace":"shop","labels":{"app":"cart"}},"dst":{"ip":"10.0.0.1"},"port":80}` + "\n"
+	if err := os.WriteFile(flows, []byte(content), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := check(t, cli.CheckOptions{Inputs: cli.Inputs{Cluster: exampleCluster, Flows: flows}, Policies: []string{defaultDeny}})
+	if code != cli.ExitCut || !strings.Contains(out, "would cut 1 of 1 observed flows") {
+		t.Fatalf("exit %d, stdout %s; want the one resolvable flow judged and cut", code, out)
+	}
+	for _, want := range []string{"2 of 3 flow records skipped", "flows.jsonl:2: src: pod shop/ghost", "flows.jsonl:3: src: peer: labels alone"} {
+		if !strings.Contains(errs, want) {
+			t.Errorf("stderr %q does not say %q", errs, want)
+		}
+	}
+}
+
+func TestNoFlowsAllowedOnPurpose(t *testing.T) {
+	empty := filepath.Join(t.TempDir(), "flows.jsonl")
+	if err := os.WriteFile(empty, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	code, out, errs := check(t, cli.CheckOptions{Inputs: cli.Inputs{Cluster: exampleCluster, Flows: empty, AllowNoFlows: true}, Policies: []string{defaultDeny}})
+	if code != cli.ExitOK || !strings.Contains(out, "cuts none of 0 observed flows") {
+		t.Errorf("exit %d, stdout %q, stderr %q; want an admitted check of no flows", code, out, errs)
+	}
+}
+
 func TestBadInputNamesWhereAndExits2(t *testing.T) {
 	dir := t.TempDir()
 	write := func(name, content string) string {
@@ -168,8 +199,9 @@ func TestBadInputNamesWhereAndExits2(t *testing.T) {
 	}{
 		{name: "malformed flow line", flows: good + good + `{"src":{"ip":"10.0.0.300"},"dst":{"ip":"10.0.0.1"},"port":80}` + "\n",
 			want: []string{"flows.jsonl:3", "src.ip"}},
-		{name: "flow to an unknown pod", flows: good + `{"src":{"namespace":"shop","pod":"ghost"},"dst":{"ip":"10.0.0.1"},"port":80}` + "\n",
-			want: []string{"flows.jsonl:2", "src", "shop/ghost"}},
+		{name: "no flow that resolves", flows: `{"src":{"namespace":"shop","pod":"ghost"},"dst":{"ip":"10.0.0.1"},"port":80}` + "\n",
+			want: []string{"none of the 1 flow records", "flows.jsonl:1", "src", "pod shop/ghost", "--allow-no-flows"}},
+		{name: "empty flow file", flows: "# nothing observed yet\n", want: []string{"holds no flow that can be judged"}},
 		{name: "invalid proposed policy", flows: good,
 			policy: "apiVersion: networking.k8s.io/v1\nkind: NetworkPolicy\nmetadata: {name: bad, namespace: shop}\nspec:\n  podSelector: {}\n  ingress:\n  - from:\n    - ipBlock: {cidr: 10.0.0.0/33}\n",
 			want:   []string{"shop/bad", "spec.ingress[0].from[0].ipBlock.cidr"}},

@@ -53,6 +53,7 @@ func Evaluate(out, errw io.Writer, opts EvaluateOptions) int {
 	if err != nil {
 		return fail(errw, err)
 	}
+	obs.reportSkipped(errw)
 	ps, err := evaluator.Compile(obs.snapshot.Policies)
 	if err != nil {
 		return fail(errw, fmt.Errorf("cluster policies: %w", err))
@@ -99,6 +100,7 @@ func Check(out, errw io.Writer, opts CheckOptions) int {
 	if err != nil {
 		return fail(errw, err)
 	}
+	obs.reportSkipped(errw)
 	before, err := evaluator.Compile(obs.snapshot.Policies)
 	if err != nil {
 		return fail(errw, fmt.Errorf("cluster policies: %w", err))

@@ -34,6 +34,10 @@ type Inputs struct {
 	FlowsFormat string
 	// Stdin is read for "-"; os.Stdin when nil.
 	Stdin io.Reader
+	// AllowNoFlows accepts flows of which none can be judged (an empty file, or records
+	// that all resolve to nothing the cluster knows). Without it that is bad input: a
+	// check that judged nothing must not pass as one that found nothing cut.
+	AllowNoFlows bool
 }
 
 // Flow file formats.
@@ -86,13 +90,24 @@ func sniffFormat(br *bufio.Reader) string {
 	return FormatFlows
 }
 
-// observed is a cluster and the flows seen in it, resolved to evaluator endpoints.
+// observed is a cluster and the flows seen in it, resolved to evaluator endpoints through
+// the same live view the webhook judges with.
 type observed struct {
 	snapshot *cluster.Snapshot
+	view     *cluster.Live
 	world    *evaluator.World
-	records  []flows.Record
-	flows    []evaluator.Flow
+	// records are the flows that resolved, in input order, and flows the same as the
+	// evaluator sees them.
+	records []flows.Record
+	flows   []evaluator.Flow
+	// read counts the records read; skipped are those that did not resolve, each with its
+	// line and why (the first maxSkippedListed of them).
+	read, skippedCount int
+	skipped            []string
 }
+
+// maxSkippedListed bounds the skipped records named on standard error.
+const maxSkippedListed = 10
 
 func (in Inputs) stdin() io.Reader {
 	if in.Stdin != nil {
@@ -121,8 +136,8 @@ func load(in Inputs) (*observed, error) {
 	if err != nil {
 		return nil, fmt.Errorf("reading cluster: %w", err)
 	}
-	res := cluster.NewResolver(snap)
-	obs := &observed{snapshot: snap, world: res.World()}
+	view := cluster.LiveFromObjects(snap, cluster.LiveOptions{})
+	obs := &observed{snapshot: snap, view: view, world: view.World()}
 
 	source, r := in.Flows, io.Reader(nil)
 	if in.Flows == "-" {
@@ -135,23 +150,49 @@ func load(in Inputs) (*observed, error) {
 		defer f.Close()
 		r = f
 	}
-	err = readFlows(r, source, in.FlowsFormat, func(_ int, rec flows.Record) error {
-		src, err := res.Endpoint(rec.Src)
+	err = readFlows(r, source, in.FlowsFormat, func(line int, rec flows.Record) error {
+		obs.read++
+		// The webhook resolves a record into cache identities when it is pushed, and judges
+		// the identities' endpoints when a change comes: the same two steps here.
+		o, err := view.Identify(rec)
 		if err != nil {
-			return fmt.Errorf("src: %w", err)
-		}
-		dst, err := res.Endpoint(rec.Dst)
-		if err != nil {
-			return fmt.Errorf("dst: %w", err)
+			obs.skippedCount++
+			if len(obs.skipped) < maxSkippedListed {
+				obs.skipped = append(obs.skipped, fmt.Sprintf("%s:%d: %v", source, line, err))
+			}
+			return nil
 		}
 		obs.records = append(obs.records, rec)
-		obs.flows = append(obs.flows, evaluator.Flow{Src: src, Dst: dst, Port: rec.Port, Protocol: protocolOf(rec)})
+		obs.flows = append(obs.flows, evaluator.Flow{
+			Src: view.Endpoint(o.Src, o.SrcInfo), Dst: view.Endpoint(o.Dst, o.DstInfo), Port: rec.Port, Protocol: protocolOf(rec),
+		})
 		return nil
 	})
 	if err != nil {
 		return nil, fmt.Errorf("reading flows: %w", err)
 	}
+	if len(obs.flows) == 0 && !in.AllowNoFlows {
+		msg := fmt.Sprintf("%s holds no flow that can be judged", source)
+		if obs.read > 0 {
+			msg = fmt.Sprintf("none of the %d flow records in %s resolves to anything the cluster knows (first: %s)", obs.read, source, obs.skipped[0])
+		}
+		return nil, errors.New(msg + "; pass --allow-no-flows to accept that")
+	}
 	return obs, nil
+}
+
+// reportSkipped writes to errw how many records were read and which were skipped, and why.
+func (obs *observed) reportSkipped(errw io.Writer) {
+	if obs.skippedCount == 0 {
+		return
+	}
+	fmt.Fprintf(errw, "warning: %d of %d flow records skipped: they resolve to nothing the cluster knows\n", obs.skippedCount, obs.read)
+	for _, s := range obs.skipped {
+		fmt.Fprintf(errw, "  %s\n", s)
+	}
+	if n := obs.skippedCount - len(obs.skipped); n > 0 {
+		fmt.Fprintf(errw, "  … and %d more\n", n)
+	}
 }
 
 // Import converts a flow file (ours or Hubble's) into our JSON Lines on w, checking every

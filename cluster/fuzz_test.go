@@ -7,7 +7,7 @@ import (
 	"github.com/netpol-guard/netpol-guard/flows"
 )
 
-// FuzzDecode feeds arbitrary input to Decode and resolves every pod and IP it yields: neither
+// FuzzDecode feeds arbitrary input to Decode loads it into a view and resolves every pod and IP it yields: neither
 // may panic, whatever the input.
 func FuzzDecode(f *testing.F) {
 	f.Add([]byte(kubectlList))
@@ -21,8 +21,8 @@ func FuzzDecode(f *testing.F) {
 		if err != nil {
 			return
 		}
-		r := NewResolver(s)
-		_ = r.World()
+		l := LiveFromObjects(s, LiveOptions{})
+		_ = l.World()
 		for _, pod := range s.Pods {
 			peers := []flows.Peer{
 				{Namespace: pod.Namespace, Pod: pod.Name},
@@ -31,8 +31,8 @@ func FuzzDecode(f *testing.F) {
 				{IP: pod.Status.HostIP},
 			}
 			for _, p := range peers {
-				if e, err := r.Endpoint(p); err == nil {
-					_ = e.String()
+				if o, err := l.Identify(flows.Record{Src: p, Dst: p, Port: 80}); err == nil {
+					_ = l.Endpoint(o.Src, o.SrcInfo).String()
 				}
 			}
 		}

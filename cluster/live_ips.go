@@ -1,6 +1,7 @@
 package cluster
 
 import (
+	"fmt"
 	"maps"
 	"net/netip"
 	"slices"
@@ -150,6 +151,9 @@ func (l *Live) claim(ip netip.Addr, p *livePod, now time.Time) {
 			l.ipQ.push(expiry{ip: ip, at: now.Add(l.grace)})
 			other.ips = slices.DeleteFunc(other.ips, func(a netip.Addr) bool { return a == ip })
 			other.lost = append(other.lost, ip)
+			if other.wl != nil && other.wl != p.wl {
+				l.refreshEndpoint(other.wl)
+			}
 		}
 		if h.pod == nil && h.until.After(from) {
 			from = h.until
@@ -219,17 +223,27 @@ func (l *Live) setHostAddrs(p *livePod, addrs []netip.Addr) {
 // ports the view knows of them (pointer-stable while unchanged), or the source's labels for a
 // workload the view does not know.
 func (l *Live) Resolve(rec flows.Record) (flows.Observation, bool) {
+	o, err := l.Identify(rec)
+	return o, err == nil
+}
+
+// Identify is Resolve, saying why a record does not resolve: the offline commands report it
+// for the line.
+func (l *Live) Identify(rec flows.Record) (flows.Observation, error) {
 	now := l.now()
 	at := rec.LastSeen
 	if at.IsZero() {
 		at = now
 	}
 	l.mu.RLock()
-	src, srcInfo, srcOK := l.resolvePeer(&rec.Src, at, now)
-	dst, dstInfo, dstOK := l.resolvePeer(&rec.Dst, at, now)
+	src, srcInfo, srcWhy := l.resolvePeer(&rec.Src, at, now)
+	dst, dstInfo, dstWhy := l.resolvePeer(&rec.Dst, at, now)
 	l.mu.RUnlock()
-	if !srcOK || !dstOK {
-		return flows.Observation{}, false
+	switch {
+	case srcWhy != "":
+		return flows.Observation{}, fmt.Errorf("src: %s", peerProblem(&rec.Src, srcWhy))
+	case dstWhy != "":
+		return flows.Observation{}, fmt.Errorf("dst: %s", peerProblem(&rec.Dst, dstWhy))
 	}
 	if src.Kind == flows.PeerWorkload && srcInfo == nil {
 		srcInfo = l.sourceInfo(src, rec.Src.Labels)
@@ -244,21 +258,54 @@ func (l *Live) Resolve(rec flows.Record) (flows.Observation, bool) {
 	return flows.Observation{
 		Src: src, Dst: dst, SrcInfo: srcInfo, DstInfo: dstInfo,
 		Port: rec.Port, Protocol: proto, Seen: at, Count: rec.Count,
-	}, true
+	}, nil
 }
 
-// resolvePeer resolves one end of a flow observed at at. It runs under the read lock.
-func (l *Live) resolvePeer(p *flows.Peer, at, now time.Time) (flows.PeerID, *flows.PeerInfo, bool) {
+// Why a peer does not resolve.
+const (
+	whyNoIdentity    = "names no pod or workload the cluster knows, and no ip"
+	whyBadIP         = "invalid ip"
+	whyNoHolder      = "no known pod held the address then (it is inside the pod networks)"
+	whyOtherNS       = "the address belonged to no pod of that namespace then"
+	whyLabelsOnly    = "labels alone do not say which workload it is: give a pod, a workload or an ip"
+	whyHostNetNoNode = "host-network pod on no node"
+)
+
+// peerProblem describes a peer that did not resolve, for humans.
+func peerProblem(p *flows.Peer, why string) string {
+	var who string
+	switch {
+	case p.Pod != "":
+		who = "pod " + p.Namespace + "/" + p.Pod
+	case p.Workload != "":
+		who = "workload " + p.Namespace + "/" + p.Workload
+	case p.IP != "":
+		who = "ip " + p.IP
+	default:
+		who = "peer"
+	}
+	if p.IP != "" && p.Pod+p.Workload != "" {
+		who += " (ip " + p.IP + ")"
+	}
+	return who + ": " + why
+}
+
+// resolvePeer resolves one end of a flow observed at at, or says why it cannot. It runs
+// under the read lock.
+func (l *Live) resolvePeer(p *flows.Peer, at, now time.Time) (flows.PeerID, *flows.PeerInfo, string) {
 	if p.Namespace != "" && p.Pod != "" {
 		key := types.NamespacedName{Namespace: p.Namespace, Name: p.Pod}
 		if lp := l.pods[key]; lp != nil && lp.wl != nil {
 			if lp.hostNet {
-				return flows.PeerID{Kind: flows.PeerNode, Name: lp.node}, nil, lp.node != ""
+				if lp.node == "" {
+					return flows.PeerID{}, nil, whyHostNetNoNode
+				}
+				return flows.PeerID{Kind: flows.PeerNode, Name: lp.node}, nil, ""
 			}
-			return lp.wl.id, lp.wl.info, true
+			return lp.wl.id, lp.wl.info, ""
 		}
 		if g, ok := l.gone[key]; ok && now.Before(g.until.Add(l.grace)) {
-			return g.peer, l.infoOf(g.peer), true
+			return g.peer, l.infoOf(g.peer), ""
 		}
 	}
 	if p.Namespace != "" && p.Workload != "" {
@@ -266,31 +313,34 @@ func (l *Live) resolvePeer(p *flows.Peer, at, now time.Time) (flows.PeerID, *flo
 		wl := l.workloads[id.Namespace][id.Name]
 		switch {
 		case wl == nil:
-			return id, nil, true
+			return id, nil, ""
 		case !wl.hostNet:
-			return id, wl.info, true
+			return id, wl.info, ""
 		}
 		// A host-network workload's flows are its nodes': only the address can tell which.
 	}
 	if p.IP == "" {
-		return flows.PeerID{}, nil, false
+		if p.Pod == "" && p.Workload == "" && len(p.Labels) > 0 {
+			return flows.PeerID{}, nil, whyLabelsOnly
+		}
+		return flows.PeerID{}, nil, whyNoIdentity
 	}
 	ip, err := netip.ParseAddr(p.IP)
 	if err != nil {
-		return flows.PeerID{}, nil, false
+		return flows.PeerID{}, nil, whyBadIP
 	}
 	ip = ip.Unmap().WithZone("")
 	id, ok := l.resolveIP(ip, at, now)
 	switch {
 	case !ok:
-		return flows.PeerID{}, nil, false
+		return flows.PeerID{}, nil, whyNoHolder
 	case p.Namespace == "":
 	case id.Kind == flows.PeerWorkload && id.Namespace != p.Namespace,
 		id.Kind == flows.PeerExternal:
 		// The source says a pod of p.Namespace had the address; the view disagrees.
-		return flows.PeerID{}, nil, false
+		return flows.PeerID{}, nil, whyOtherNS
 	}
-	return id, l.infoOf(id), true
+	return id, l.infoOf(id), ""
 }
 
 // resolveIP names who had address ip at time at. It runs under the read lock.

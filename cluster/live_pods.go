@@ -4,6 +4,7 @@ import (
 	"maps"
 	"net/netip"
 	"slices"
+	"strings"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -60,11 +61,14 @@ type livePod struct {
 
 // workload is a workload the view knows: by its pods now, or by the memory of them.
 type workload struct {
-	id         flows.PeerID
-	pods       map[types.NamespacedName]*livePod
-	src        *livePod // the pod info comes from: the newest running, else the newest
-	info       *flows.PeerInfo
-	ep         *evaluator.Endpoint
+	id   flows.PeerID
+	pods map[types.NamespacedName]*livePod
+	src  *livePod // the pod info comes from: the newest running, else the newest
+	info *flows.PeerInfo
+	ep   *evaluator.Endpoint
+	// placed are where its running pods are (name, node, address), as ep carries them; the
+	// last ones seen while it has none.
+	placed     []placement
 	emptySince time.Time // when its last pod went; zero while it has pods
 	// hostNet says its pods run in their node's network: its flows are its nodes'.
 	hostNet bool
@@ -136,6 +140,7 @@ func (l *Live) upsertPod(pod *corev1.Pod) {
 		addrs = slices.DeleteFunc(addrs, func(ip netip.Addr) bool { return slices.Contains(p.lost, ip) })
 		l.setPodAddrs(p, addrs, now)
 	}
+	l.refreshEndpoint(p.wl)
 }
 
 func (l *Live) deletePod(key types.NamespacedName) {
@@ -311,6 +316,7 @@ func (l *Live) unplacePod(p *livePod, moved bool, now time.Time) {
 	wl := p.wl
 	p.wl = nil
 	delete(wl.pods, p.key)
+	defer l.refreshEndpoint(wl)
 	if len(wl.pods) == 0 {
 		wl.src = nil
 		if moved {
@@ -354,13 +360,71 @@ func (l *Live) setInfo(wl *workload, info *flows.PeerInfo) {
 		return
 	}
 	wl.info = info
-	wl.ep = &evaluator.Endpoint{
+	wl.ep = nil
+	l.refreshEndpoint(wl)
+}
+
+// placement is where one pod of a workload runs.
+type placement struct {
+	pod, node string
+	ip        netip.Addr
+}
+
+// refreshEndpoint makes the workload's endpoint carry its labels and ports and where its
+// running pods are: the node and address of its one pod, or each of its pods. The offline
+// CLI and the webhook judge a workload by this same endpoint, so a probe from the node one of
+// its pods runs on, or an ipBlock over its pods' addresses, is decided alike. A workload
+// whose pods are all gone keeps where they last were. An unchanged endpoint keeps its
+// pointer, and with it what the evaluator memoised.
+func (l *Live) refreshEndpoint(wl *workload) {
+	if wl.info == nil {
+		return
+	}
+	var placed []placement
+	for _, p := range wl.pods {
+		if !p.running || p.hostNet {
+			continue
+		}
+		pl := placement{pod: p.key.Name, node: p.node}
+		if len(p.ips) > 0 {
+			pl.ip = p.ips[0]
+		}
+		placed = append(placed, pl)
+	}
+	if len(placed) == 0 {
+		placed = wl.placed
+	}
+	slices.SortFunc(placed, func(a, b placement) int { return strings.Compare(a.pod, b.pod) })
+	if wl.ep != nil && slices.Equal(placed, wl.placed) {
+		return
+	}
+	wl.placed = placed
+	ep := &evaluator.Endpoint{
 		Kind:      evaluator.Pod,
 		Namespace: wl.id.Namespace,
 		Name:      wl.id.Name,
-		Labels:    info.Labels,
-		Ports:     info.Ports,
+		Labels:    wl.info.Labels,
+		Ports:     wl.info.Ports,
 	}
+	switch len(placed) {
+	case 0:
+	case 1:
+		ep.Pod, ep.NodeName, ep.IP = placed[0].pod, placed[0].node, placed[0].ip
+	default:
+		for _, pl := range placed {
+			if pl.node != "" && !slices.Contains(ep.Nodes, pl.node) {
+				ep.Nodes = append(ep.Nodes, pl.node)
+			}
+		}
+		ep.Pods = make([]*evaluator.Endpoint, len(placed))
+		for i, pl := range placed {
+			pod := *ep
+			pod.Pods = nil
+			pod.Pod, pod.NodeName, pod.IP = pl.pod, pl.node, pl.ip
+			ep.Pods[i] = &pod
+		}
+	}
+	wl.ep = ep
 }
 
 func equalInfo(a, b *flows.PeerInfo) bool {

@@ -397,8 +397,11 @@ func TestLiveCronJobBetweenRuns(t *testing.T) {
 	if ep != before {
 		t.Error("endpoint changed although the labels and ports did not")
 	}
+	// Between runs the CronJob is judged as its last run's pod was: its labels and ports,
+	// and where it ran (a probe from that node was its kubelet's).
 	want := &evaluator.Endpoint{Kind: evaluator.Pod, Namespace: "batch", Name: "CronJob/report", Labels: labels,
-		Ports: []evaluator.ContainerPort{{Name: "http", Port: 8080, Protocol: corev1.ProtocolTCP}}}
+		Ports: []evaluator.ContainerPort{{Name: "http", Port: 8080, Protocol: corev1.ProtocolTCP}},
+		Pod:   "report-29000000-x1", NodeName: "worker-1", IP: netip.MustParseAddr("10.244.1.30")}
 	if !reflect.DeepEqual(ep, want) {
 		t.Errorf("endpoint between runs = %+v, want %+v", ep, want)
 	}
@@ -422,7 +425,9 @@ func TestLiveScaleToZeroKeepsLabels(t *testing.T) {
 	l.upsertPod(livePodObj("shop", "cart-5c8d-a", rs, withLabels(labels), withIP("10.244.1.10")))
 	l.upsertPod(livePodObj("shop", "cart-5c8d-b", rs, withLabels(labels), withIP("10.244.1.11")))
 	id := workloadID("shop", "Deployment/cart")
-	ep := l.Endpoint(id, nil)
+	if ep := l.Endpoint(id, nil); len(ep.Pods) != 2 || ep.Pods[0].Pod != "cart-5c8d-a" || ep.Pods[1].IP != netip.MustParseAddr("10.244.1.11") {
+		t.Fatalf("workload of two pods: endpoint pods %v, want cart-5c8d-a and cart-5c8d-b with their addresses", ep.Pods)
+	}
 	o, _ := l.Resolve(flows.Record{Src: flows.Peer{IP: "10.244.1.10"}, Dst: flows.Peer{IP: "10.244.1.11"}, Port: 80})
 	if o.SrcInfo == nil || o.SrcInfo != o.DstInfo {
 		t.Fatalf("two pods of one workload give infos %p and %p, want one shared pointer", o.SrcInfo, o.DstInfo)
@@ -431,9 +436,13 @@ func TestLiveScaleToZeroKeepsLabels(t *testing.T) {
 
 	clock.Set(t0.Add(time.Minute))
 	l.deletePod(types.NamespacedName{Namespace: "shop", Name: "cart-5c8d-a"})
+	ep := l.Endpoint(id, nil)
+	if ep.Pod != "cart-5c8d-b" || ep.IP != netip.MustParseAddr("10.244.1.11") || len(ep.Pods) != 0 {
+		t.Errorf("one pod left: endpoint %+v, want that pod's name and address", ep)
+	}
 	l.deletePod(types.NamespacedName{Namespace: "shop", Name: "cart-5c8d-b"})
 	if got := l.Endpoint(id, nil); got != ep || !maps.Equal(got.Labels, labels) {
-		t.Errorf("scaled to zero: endpoint %+v (same pointer: %v), want the labels %v kept", got, got == ep, labels)
+		t.Errorf("scaled to zero: endpoint %+v (same pointer: %v), want the labels %v and the last pod kept", got, got == ep, labels)
 	}
 	if got := l.infoOf(id); got != info {
 		t.Error("scaled to zero: info pointer changed")
@@ -442,8 +451,11 @@ func TestLiveScaleToZeroKeepsLabels(t *testing.T) {
 	// Scaled up again with the same template: still the same pointers.
 	clock.Set(t0.Add(2 * time.Minute))
 	l.upsertPod(livePodObj("shop", "cart-5c8d-c", rs, startedAt(t0.Add(2*time.Minute)), withLabels(labels), withIP("10.244.1.12")))
-	if got := l.Endpoint(id, nil); got != ep {
-		t.Error("scaled up with unchanged labels: endpoint pointer changed")
+	if got := l.Endpoint(id, nil); got.IP != netip.MustParseAddr("10.244.1.12") || !maps.Equal(got.Labels, labels) {
+		t.Errorf("scaled up: endpoint %+v, want the new pod's address with the same labels", got)
+	}
+	if got := l.infoOf(id); got != info {
+		t.Error("scaled up with unchanged labels: info pointer changed")
 	}
 
 	// Past WorkloadMemory with no pod, the workload is forgotten; the flow cache's stored

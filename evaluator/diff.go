@@ -64,7 +64,7 @@ func (d *differ) run(eb, ea *Evaluation, flows []Flow, lo, hi int, explain bool)
 		p.candidates++
 		var splitSrc, splitDst bool
 		if len(f.Src.Pods) > 1 || len(f.Dst.Pods) > 1 {
-			splitSrc, splitDst = splitEnds(f, eb.isNodeSource(f.Src, src), eb.ps, ea.ps)
+			splitSrc, splitDst = splitEnds(f, eb.ps, ea.ps)
 		}
 		if !splitSrc && !splitDst {
 			if d.judge(eb, ea, f, src, dst, srcSelected, dstSelected) {

@@ -701,6 +701,14 @@ func (g *gen) workload(ep *evaluator.Endpoint, nodes []string) *evaluator.Endpoi
 		}
 		wl.Pods = append(wl.Pods, p)
 	}
+	for _, p := range wl.Pods {
+		if p.NodeName != "" && !slices.Contains(wl.Nodes, p.NodeName) {
+			wl.Nodes = append(wl.Nodes, p.NodeName)
+		}
+	}
+	for _, p := range wl.Pods {
+		p.Nodes = wl.Nodes
+	}
 	return wl
 }
 

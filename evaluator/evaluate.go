@@ -406,13 +406,19 @@ func (e *Evaluation) namespaceLabels(ns string) labels.Set {
 // fromOwnNode reports whether src is the node dst runs on. "Traffic to and from the node
 // where a Pod is running is always allowed, regardless of the IP address of the Pod or the
 // node" — pods cannot block their own kubelet's probes.
+//
+// A workload accepts the traffic of every node one of its pods runs on: an edge from a node
+// to a workload stands for that node's kubelet probing its pods there.
 func (e *Evaluation) fromOwnNode(src *Endpoint, st *endpointState, dst *Endpoint) bool {
-	if dst.NodeName == "" {
+	if dst.NodeName == "" && len(dst.Nodes) == 0 {
 		return false
 	}
 	if !st.nodeKnown {
 		st.nodeKnown = true
 		st.nodes = e.nodesOf(src)
+	}
+	if len(dst.Nodes) > 0 {
+		return slices.ContainsFunc(dst.Nodes, func(n string) bool { return slices.Contains(st.nodes, n) })
 	}
 	return slices.Contains(st.nodes, dst.NodeName)
 }

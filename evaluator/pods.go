@@ -1,20 +1,18 @@
 package evaluator
 
 // A workload endpoint stands for its pods, which may run on several nodes and have several
-// addresses. Labels and ports are the workload's, so selectors and named ports judge all of
-// its pods alike; only two rules can tell them apart: an ipBlock over the peer's address,
-// and the node a pod runs on (its own node's probes are always allowed). A flow between
-// workloads is judged pod by pod only where one of these can apply, so most flows cost one
-// verdict, not one per pod.
+// addresses. Labels, ports and nodes are the workload's, so selectors, named ports and the
+// own-node rule judge all of its pods alike; only an ipBlock over the peer's address can
+// tell them apart. A flow between workloads is judged pod by pod only where one can apply,
+// so most flows cost one verdict, not one per pod.
 
 // maxPodsListed bounds the pods a verdict names.
 const maxPodsListed = 8
 
 // splitEnds says which ends of f must be judged pod by pod under the policy sets: the
 // source's pods when the destination's ingress rules read addresses, the destination's when
-// the source is a node (probes from the node one of them runs on) or the source's egress
-// rules read addresses. srcIsNode says the source is a node, by kind or by address.
-func splitEnds(f Flow, srcIsNode bool, sets ...*PolicySet) (src, dst bool) {
+// the source's egress rules do.
+func splitEnds(f Flow, sets ...*PolicySet) (src, dst bool) {
 	if len(f.Src.Pods) > 1 && f.Dst.Kind == Pod {
 		for _, ps := range sets {
 			if nsp := ps.byNS[f.Dst.Namespace]; nsp != nil && nsp.ingressIPBlocks {
@@ -22,34 +20,14 @@ func splitEnds(f Flow, srcIsNode bool, sets ...*PolicySet) (src, dst bool) {
 			}
 		}
 	}
-	if len(f.Dst.Pods) > 1 {
-		switch {
-		case srcIsNode:
-			dst = true
-		case f.Src.Kind == Pod:
-			for _, ps := range sets {
-				if nsp := ps.byNS[f.Src.Namespace]; nsp != nil && nsp.egressIPBlocks {
-					dst = true
-				}
+	if len(f.Dst.Pods) > 1 && f.Src.Kind == Pod {
+		for _, ps := range sets {
+			if nsp := ps.byNS[f.Src.Namespace]; nsp != nil && nsp.egressIPBlocks {
+				dst = true
 			}
 		}
 	}
 	return src, dst
-}
-
-// isNodeSource reports whether ep is a node, by kind or by one of the nodes' addresses.
-func (e *Evaluation) isNodeSource(ep *Endpoint, st *endpointState) bool {
-	switch ep.Kind {
-	case Node:
-		return true
-	case Pod:
-		return false
-	}
-	if !st.nodeKnown {
-		st.nodeKnown = true
-		st.nodes = e.nodesOf(ep)
-	}
-	return len(st.nodes) > 0
 }
 
 // podPairs calls fn for each pair of pods f stands for, with the split ends replaced by
@@ -110,7 +88,7 @@ func (e *Evaluation) split(f Flow) (src, dst bool) {
 	if len(f.Src.Pods) <= 1 && len(f.Dst.Pods) <= 1 {
 		return false, false
 	}
-	return splitEnds(f, e.isNodeSource(f.Src, e.state(f.Src)), e.ps)
+	return splitEnds(f, e.ps)
 }
 
 // podsAllowed reports whether the flow of every pod pair is allowed.

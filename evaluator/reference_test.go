@@ -188,18 +188,26 @@ func refHasType(p *networkingv1.NetworkPolicy, dir evaluator.Direction) bool {
 // addresses.
 func refFromOwnNode(w *evaluator.World, f evaluator.Flow) bool {
 	dst, src := f.Dst, f.Src
-	if dst.Kind != evaluator.Pod || dst.NodeName == "" {
+	if dst.Kind != evaluator.Pod {
 		return false
 	}
-	if src.Kind == evaluator.Node && src.NodeName == dst.NodeName {
-		return true
+	// A workload's pods accept the traffic of every node one of them runs on: an edge from
+	// a node to a workload stands for its kubelet's probes of the pods there.
+	nodes := dst.Nodes
+	if len(nodes) == 0 && dst.NodeName != "" {
+		nodes = []string{dst.NodeName}
 	}
-	if !src.IP.IsValid() {
-		return false
-	}
-	for _, a := range w.NodeAddresses[dst.NodeName] {
-		if a.Unmap() == src.IP.Unmap() {
+	for _, n := range nodes {
+		if src.Kind == evaluator.Node && src.NodeName == n {
 			return true
+		}
+		if !src.IP.IsValid() {
+			continue
+		}
+		for _, a := range w.NodeAddresses[n] {
+			if a.Unmap() == src.IP.Unmap() {
+				return true
+			}
 		}
 	}
 	return false

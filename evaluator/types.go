@@ -61,13 +61,17 @@ type Endpoint struct {
 	IP netip.Addr
 	// Ports are the pod's declared container ports, for named-port rules.
 	Ports []ContainerPort
+	// Nodes, for a workload, are the nodes its pods run on: an edge from one of them to the
+	// workload is that node's kubelet probing its pods there, which policies cannot block.
+	// Empty for a single pod, whose NodeName says it.
+	Nodes []string
 	// Pod is the pod's own name when the endpoint is one pod (of the workload in Name).
 	Pod string
 	// Pods are a workload's pods when it has more than one, each an Endpoint of its own with
-	// the workload's namespace, name, labels and ports and the pod's node and address. A
-	// verdict on the workload is what the verdicts on its pods' flows say: where policies
-	// tell the pods apart (an ipBlock over their addresses, a probe from the node one of
-	// them runs on), each is judged, and a flow is allowed only if it is for every pod.
+	// the workload's namespace, name, labels, ports and nodes and the pod's node and
+	// address. A verdict on the workload is what the verdicts on its pods' flows say: where
+	// policies tell the pods apart (an ipBlock over their addresses), each is judged, and a
+	// flow is allowed only if it is for every pod.
 	// NodeName and IP of the workload endpoint itself are then empty.
 	Pods []*Endpoint
 }
