@@ -102,7 +102,7 @@ func gzipped(t testing.TB, s string) []byte {
 
 // newTestHandler returns the API over a fresh cache, changed by tweaks.
 func newTestHandler(t testing.TB, tweaks ...func(*HandlerOptions)) (http.Handler, *flows.Cache) {
-	c := flows.New(flows.Options{Now: pushNow.Add(-time.Hour)})
+	c := flows.New(flows.Options{})
 	opts := HandlerOptions{
 		Cache: c, Resolver: testResolver, Authenticator: testTokens,
 		Writers: []string{agentUser}, Readers: []string{exporterUser},

@@ -97,8 +97,6 @@ type Options struct {
 	Window time.Duration
 	// MaxEdges caps the edges held; past it the least recently seen go first. Default 1M.
 	MaxEdges int
-	// Now is when observation starts (coverage); default time.Now().
-	Now time.Time
 }
 
 // Defaults for Options.
@@ -171,11 +169,8 @@ func New(opts Options) *Cache {
 	if opts.MaxEdges <= 0 {
 		opts.MaxEdges = DefaultMaxEdges
 	}
-	if opts.Now.IsZero() {
-		opts.Now = time.Now()
-	}
 	c := &Cache{window: opts.Window, maxEdges: opts.MaxEdges}
-	c.reset(opts.Now)
+	c.reset(time.Time{})
 	return c
 }
 
@@ -227,6 +222,9 @@ func (c *Cache) add(o *Observation) {
 		count = 1
 	}
 	proto := protoCode(o.Protocol)
+	if c.since.IsZero() || o.Seen.Before(c.since) {
+		c.since = o.Seen
+	}
 	// The hit path: both peers and the edge are held.
 	if src, ok := c.peerIndex[o.Src]; ok {
 		if dst, ok := c.peerIndex[o.Dst]; ok {
@@ -415,6 +413,9 @@ func (c *Cache) expireBatch(cutoff int64, max int) (int, bool) {
 		n++
 	}
 	c.expired += uint64(n)
+	if c.live == 0 {
+		c.since = time.Time{} // nothing observed is held any more
+	}
 	return n, n == max
 }
 
@@ -533,9 +534,18 @@ func (c *Cache) Len() int {
 	return c.live
 }
 
+// History is how long before now the cache's data reaches: 0 while it holds nothing.
+func (c Coverage) History(now time.Time) time.Duration {
+	if c.Since.IsZero() || now.Before(c.Since) {
+		return 0
+	}
+	return now.Sub(c.Since)
+}
+
 // Coverage is what the cache's answers rest on.
 type Coverage struct {
-	// Since is when observation started (kept across restarts by the snapshot).
+	// Since is when the oldest observation the cache took was seen (kept across restarts by
+	// the snapshot): the history the cache's answers rest on. Zero while it holds nothing.
 	Since time.Time
 	// Edges held now; Peers they connect.
 	Edges, Peers int

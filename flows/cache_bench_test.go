@@ -58,7 +58,7 @@ func benchObservations(n, target int) []Observation {
 // whose traffic the cache has seen.
 func BenchmarkIngestHits(b *testing.B) {
 	obs := benchObservations(10_000, 0)
-	c := New(Options{Now: t0})
+	c := New(Options{})
 	c.Add(obs...)
 	const batch = 1024
 	n := 0
@@ -79,7 +79,7 @@ func BenchmarkMemoryPerEdge(b *testing.B) {
 		var before, after runtime.MemStats
 		runtime.GC()
 		runtime.ReadMemStats(&before)
-		c := New(Options{Now: t0})
+		c := New(Options{})
 		for i := 0; i < len(obs); i += 4096 {
 			c.Add(obs[i:min(i+4096, len(obs))]...)
 		}
@@ -95,7 +95,7 @@ func BenchmarkMemoryPerEdge(b *testing.B) {
 
 // BenchmarkEdgesInto: the admission read — 10k edges into one namespace among 1M.
 func BenchmarkEdgesInto(b *testing.B) {
-	c := New(Options{Now: t0})
+	c := New(Options{})
 	c.Add(benchObservations(1_000_000, 10_000)...)
 	buf := make([]Edge, 0, 16384)
 	var got int
@@ -109,7 +109,7 @@ func BenchmarkEdgesInto(b *testing.B) {
 
 // BenchmarkSnapshot: write and restore 1M edges.
 func BenchmarkSnapshot(b *testing.B) {
-	c := New(Options{Now: t0})
+	c := New(Options{})
 	c.Add(benchObservations(1_000_000, 0)...)
 	var buf bytes.Buffer
 	b.Run("write", func(b *testing.B) {
@@ -123,7 +123,7 @@ func BenchmarkSnapshot(b *testing.B) {
 	})
 	b.Run("restore", func(b *testing.B) {
 		for b.Loop() {
-			r := New(Options{Now: t0})
+			r := New(Options{})
 			if err := r.ReadSnapshot(bytes.NewReader(buf.Bytes())); err != nil {
 				b.Fatal(err)
 			}

@@ -26,7 +26,7 @@ func obs(src, dst PeerID, port int32, at time.Time) Observation {
 }
 
 func TestCacheAggregatesIntoEdges(t *testing.T) {
-	c := New(Options{Now: t0})
+	c := New(Options{})
 	web, cart := wl("shop", "Deployment/web"), wl("shop", "Deployment/cart")
 	c.Add(obs(web, cart, 8080, t0.Add(time.Minute)), obs(web, cart, 8080, t0))
 	c.Add(Observation{Src: web, Dst: cart, Port: 8080, Protocol: corev1.ProtocolTCP, Seen: t0.Add(2 * time.Minute), Count: 40})
@@ -49,7 +49,7 @@ func TestCacheAggregatesIntoEdges(t *testing.T) {
 }
 
 func TestCacheCapEvictsLeastRecentlySeen(t *testing.T) {
-	c := New(Options{Now: t0, MaxEdges: 3})
+	c := New(Options{MaxEdges: 3})
 	a, b := wl("shop", "Deployment/a"), wl("shop", "Deployment/b")
 	c.Add(obs(a, b, 1, t0), obs(a, b, 2, t0), obs(a, b, 3, t0))
 	c.Add(obs(a, b, 1, t0.Add(time.Second))) // 1 is now the most recent, 2 the least
@@ -68,7 +68,7 @@ func TestCacheCapEvictsLeastRecentlySeen(t *testing.T) {
 
 func TestCacheFloodStaysBounded(t *testing.T) {
 	const limit = 1000
-	c := New(Options{Now: t0, MaxEdges: limit})
+	c := New(Options{MaxEdges: limit})
 	for i := range 50 * limit {
 		c.Add(obs(ext(fmt.Sprintf("203.0.%d.%d", i/256%256, i%256)), wl(fmt.Sprintf("ns-%d", i%97), fmt.Sprintf("Deployment/w%d", i)), int32(1+i%65535), t0))
 	}
@@ -85,7 +85,7 @@ func TestCacheFloodStaysBounded(t *testing.T) {
 }
 
 func TestCacheExpiresPastTheWindow(t *testing.T) {
-	c := New(Options{Now: t0, Window: time.Hour})
+	c := New(Options{Window: time.Hour})
 	a, b := wl("shop", "Deployment/a"), wl("payments", "Deployment/b")
 	c.Add(obs(a, b, 1, t0), obs(a, b, 2, t0.Add(30*time.Minute)), obs(b, a, 3, t0.Add(50*time.Minute)))
 	if n := c.Expire(t0.Add(61 * time.Minute)); n != 1 {
@@ -101,7 +101,7 @@ func TestCacheExpiresPastTheWindow(t *testing.T) {
 }
 
 func TestCacheIndexesByNamespace(t *testing.T) {
-	c := New(Options{Now: t0})
+	c := New(Options{})
 	web, cart, pay := wl("shop", "Deployment/web"), wl("shop", "Deployment/cart"), wl("payments", "Deployment/api")
 	c.Add(obs(web, cart, 80, t0), obs(cart, pay, 443, t0), obs(ext("203.0.113.1"), web, 443, t0), obs(pay, ext("198.51.100.1"), 443, t0))
 	if in := c.EdgesInto("shop", nil); len(in) != 2 {
@@ -125,7 +125,7 @@ func TestCacheIndexesByNamespace(t *testing.T) {
 }
 
 func TestCacheKeepsLatestPeerInfo(t *testing.T) {
-	c := New(Options{Now: t0})
+	c := New(Options{})
 	web, cart := wl("shop", "Deployment/web"), wl("shop", "Deployment/cart")
 	v1 := &PeerInfo{Labels: map[string]string{"app": "cart", "v": "1"}}
 	v2 := &PeerInfo{Labels: map[string]string{"app": "cart", "v": "2"}}
@@ -138,7 +138,7 @@ func TestCacheKeepsLatestPeerInfo(t *testing.T) {
 }
 
 func TestSnapshotRoundTrip(t *testing.T) {
-	c := New(Options{Now: t0})
+	c := New(Options{})
 	info := &PeerInfo{Labels: map[string]string{"app": "cart"}, Ports: nil}
 	c.Add(
 		Observation{Src: wl("shop", "Deployment/web"), Dst: wl("shop", "Deployment/cart"), DstInfo: info, Port: 8080, Seen: t0, Count: 7},
@@ -152,7 +152,7 @@ func TestSnapshotRoundTrip(t *testing.T) {
 	if err := c.WriteSnapshot(&buf); err != nil {
 		t.Fatal(err)
 	}
-	r := New(Options{Now: t0.Add(24 * time.Hour)})
+	r := New(Options{})
 	if err := r.ReadSnapshot(bytes.NewReader(buf.Bytes())); err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func edgeSet(c *Cache) map[string]string {
 }
 
 func TestSnapshotCorruptionIsRefusedAndChangesNothing(t *testing.T) {
-	c := New(Options{Now: t0})
+	c := New(Options{})
 	c.Add(obs(wl("shop", "Deployment/web"), wl("shop", "Deployment/cart"), 8080, t0))
 	var buf bytes.Buffer
 	if err := c.WriteSnapshot(&buf); err != nil {
@@ -211,7 +211,7 @@ func TestSnapshotCorruptionIsRefusedAndChangesNothing(t *testing.T) {
 		"new version": withChecksum(versioned),
 	} {
 		t.Run(name, func(t *testing.T) {
-			r := New(Options{Now: t0})
+			r := New(Options{})
 			r.Add(obs(wl("a", "Pod/a"), wl("a", "Pod/b"), 1, t0))
 			err := r.ReadSnapshot(bytes.NewReader(data))
 			if err == nil {
@@ -241,7 +241,7 @@ func withChecksum(body []byte) []byte {
 func TestSnapshotFiles(t *testing.T) {
 	dir := t.TempDir()
 	path := filepath.Join(dir, "flows.snap")
-	c := New(Options{Now: t0})
+	c := New(Options{})
 	if found, err := c.LoadFile(path); found || err != nil {
 		t.Fatalf("missing snapshot: found %v, err %v", found, err)
 	}
@@ -257,7 +257,7 @@ func TestSnapshotFiles(t *testing.T) {
 	if len(entries) != 1 {
 		t.Errorf("snapshot directory holds %d files, want just the snapshot", len(entries))
 	}
-	r := New(Options{Now: t0})
+	r := New(Options{})
 	if found, err := r.LoadFile(path); !found || err != nil || r.Len() != 2 {
 		t.Errorf("restore: found %v, err %v, %d edges", found, err, r.Len())
 	}
@@ -268,7 +268,7 @@ func TestSnapshotFiles(t *testing.T) {
 }
 
 func TestCacheConcurrentWritersAndReaders(t *testing.T) {
-	c := New(Options{Now: t0, MaxEdges: 500})
+	c := New(Options{MaxEdges: 500})
 	var wg sync.WaitGroup
 	for w := range 4 {
 		wg.Go(func() {
@@ -308,7 +308,7 @@ func TestCacheConcurrentWritersAndReaders(t *testing.T) {
 }
 
 func FuzzReadSnapshot(f *testing.F) {
-	c := New(Options{Now: t0})
+	c := New(Options{})
 	c.Add(obs(wl("shop", "Deployment/web"), wl("shop", "Deployment/cart"), 8080, t0))
 	c.Add(Observation{Src: wl("shop", "Deployment/web"), Dst: ext("10.1.2.3"), SrcInfo: &PeerInfo{Labels: map[string]string{"a": "b"}}, Port: 53, Protocol: corev1.ProtocolUDP, Seen: t0})
 	var buf bytes.Buffer
@@ -316,7 +316,7 @@ func FuzzReadSnapshot(f *testing.F) {
 	f.Add(buf.Bytes())
 	f.Add([]byte(snapshotMagic))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		r := New(Options{Now: t0})
+		r := New(Options{})
 		if err := r.ReadSnapshot(bytes.NewReader(data)); err != nil {
 			return
 		}
@@ -325,7 +325,7 @@ func FuzzReadSnapshot(f *testing.F) {
 		if err := r.WriteSnapshot(&out); err != nil {
 			t.Fatal(err)
 		}
-		r2 := New(Options{Now: t0})
+		r2 := New(Options{})
 		if err := r2.ReadSnapshot(&out); err != nil {
 			t.Fatalf("re-reading an accepted snapshot: %v", err)
 		}
@@ -336,7 +336,7 @@ func FuzzReadSnapshot(f *testing.F) {
 }
 
 func TestCacheEvictionFreeingThePeersOfTheNewEdge(t *testing.T) {
-	c := New(Options{Now: t0, MaxEdges: 1})
+	c := New(Options{MaxEdges: 1})
 	a, b, d := wl("shop", "Deployment/a"), wl("shop", "Deployment/b"), wl("shop", "Deployment/d")
 	c.Add(obs(a, b, 80, t0))
 	c.Add(obs(a, d, 80, t0)) // evicting a → b leaves a with no edge while a → d is added
@@ -347,5 +347,25 @@ func TestCacheEvictionFreeingThePeersOfTheNewEdge(t *testing.T) {
 	}
 	if cov := c.Coverage(); cov.Peers != 2 || cov.Evicted != 2 {
 		t.Errorf("coverage %+v, want 2 peers, 2 evicted", cov)
+	}
+}
+
+func TestHistoryIsWhatTheDataCovers(t *testing.T) {
+	c := New(Options{Window: time.Hour})
+	if h := c.Coverage().History(t0); h != 0 {
+		t.Errorf("empty cache: %s of history, want none", h)
+	}
+	// A backlog pushed at once, right after a restart without a snapshot: its flows are
+	// 25 minutes of history, not the seconds the process has run.
+	web, cart := wl("shop", "Deployment/web"), wl("shop", "Deployment/cart")
+	c.Add(Observation{Src: web, Dst: cart, Port: 80, Seen: t0.Add(-25 * time.Minute)},
+		Observation{Src: cart, Dst: web, Port: 80, Seen: t0.Add(-time.Minute)})
+	if h := c.Coverage().History(t0); h != 25*time.Minute {
+		t.Errorf("backlog of 25m: %s of history", h)
+	}
+	// Once everything it held has expired, it has observed nothing it can answer from.
+	c.Expire(t0.Add(2 * time.Hour))
+	if h := c.Coverage().History(t0.Add(2 * time.Hour)); c.Len() != 0 || h != 0 {
+		t.Errorf("all expired: %d edges, %s of history, want none", c.Len(), h)
 	}
 }

@@ -374,7 +374,7 @@ func (g *Guard) decide(ns string, oldPolicy, newPolicy *networkingv1.NetworkPoli
 	}
 
 	cov := g.opts.Cache.Coverage()
-	d.coverage = coverage{since: cov.Since, history: now.Sub(cov.Since), edges: len(edges), unresolved: cov.Unresolved}
+	d.coverage = coverage{since: cov.Since, history: cov.History(now), edges: len(edges), unresolved: cov.Unresolved}
 	for _, id := range view.WorkloadsIn(ns) {
 		if !seen[id] && selects(view.Endpoint(id, nil)) {
 			d.coverage.neverSeen = append(d.coverage.neverSeen, id.Name)

@@ -18,7 +18,7 @@ import (
 // namespace, each talking to 100 others) in a cache of 200k: the webhook's own cost, without
 // HTTPS. e2e/load measures the same over the wire with 1M edges.
 func BenchmarkDecision(b *testing.B) {
-	c := flows.New(flows.Options{Now: now.Add(-48 * time.Hour), MaxEdges: 1 << 21})
+	c := flows.New(flows.Options{MaxEdges: 1 << 21})
 	grpc := []evaluator.ContainerPort{{Name: "grpc", Port: 7070, Protocol: corev1.ProtocolTCP}}
 	var obs []flows.Observation
 	for i := range 200_000 {

@@ -134,10 +134,17 @@ func wl(ns, name string) flows.PeerID {
 	return flows.PeerID{Kind: flows.PeerWorkload, Namespace: ns, Name: name}
 }
 
+// observingSince gives the cache history back to since: a flow between workloads no test
+// changes a policy of, seen then. History is what the cache's data covers.
+func observingSince(c *flows.Cache, since time.Time) *flows.Cache {
+	c.Add(flows.Observation{Src: wl("elsewhere", "Deployment/a"), Dst: wl("elsewhere", "Deployment/b"), Port: 80, Seen: since})
+	return c
+}
+
 // shopCache holds the flows the shop carried: web → cart, checkout → cart, cart → DNS,
-// probes from cart's own node, the CronJob → cart.
+// probes from cart's own node, the CronJob → cart; the cache has been observing since since.
 func shopCache(since time.Time) *flows.Cache {
-	c := flows.New(flows.Options{Now: since})
+	c := observingSince(flows.New(flows.Options{}), since)
 	add := func(src, dst flows.PeerID, port int32, proto corev1.Protocol, ago time.Duration, count uint64) {
 		c.Add(flows.Observation{Src: src, Dst: dst, Port: port, Protocol: proto, Seen: now.Add(-ago), Count: count})
 	}
@@ -274,7 +281,7 @@ func TestEnforceRejectsACutNamingIt(t *testing.T) {
 }
 
 func TestEnforceListsAtMostMaxListed(t *testing.T) {
-	c := flows.New(flows.Options{Now: now.Add(-48 * time.Hour)})
+	c := observingSince(flows.New(flows.Options{}), now.Add(-48*time.Hour))
 	for i := range 9 {
 		c.Add(flows.Observation{Src: wl("payments", fmt.Sprintf("Deployment/client-%d", i)), Dst: wl("shop", "Deployment/cart"), Port: 8080, Seen: now.Add(-time.Duration(i) * time.Minute)})
 	}
@@ -306,7 +313,7 @@ func TestWarnAdmitsWithShortWarnings(t *testing.T) {
 }
 
 func TestWarningsStayWithinBudgetForManyCuts(t *testing.T) {
-	c := flows.New(flows.Options{Now: now.Add(-48 * time.Hour)})
+	c := flows.New(flows.Options{})
 	for i := range 40 {
 		c.Add(flows.Observation{Src: wl("payments", fmt.Sprintf("Deployment/a-very-long-client-name-that-goes-on-and-on-%d", i)), Dst: wl("shop", "Deployment/cart"), Port: 8080, Seen: now})
 	}
@@ -445,7 +452,12 @@ func TestPolicyThatCutsNothingIsAdmittedSilently(t *testing.T) {
 }
 
 func TestTooLittleHistoryDegradesEnforceToAWarning(t *testing.T) {
-	f := newFixture(t, Enforce, shopCache(now.Add(-12*time.Minute)))
+	// History is what the cache holds, whenever the process started: flows of the last 12
+	// minutes, pushed as a backlog or observed live, are 12 minutes of history.
+	c := flows.New(flows.Options{})
+	c.Add(flows.Observation{Src: wl("shop", "Deployment/web"), Dst: wl("shop", "Deployment/cart"), Port: 8080, Seen: now.Add(-12 * time.Minute)},
+		flows.Observation{Src: wl("shop", "Deployment/cart"), Dst: wl("kube-system", "Deployment/coredns"), Port: 53, Protocol: corev1.ProtocolUDP, Seen: now.Add(-time.Minute)})
+	f := newFixture(t, Enforce, c)
 	resp := f.guard.Handle(t.Context(), request(admissionv1.Create, nil, defaultDeny, false))
 	if !resp.Allowed {
 		t.Fatal("enforce rejected on 12m of history")

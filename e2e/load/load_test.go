@@ -224,7 +224,7 @@ func benchLabels(i int) map[string]string {
 func writeSnapshot(t *testing.T, path string) {
 	t.Helper()
 	now := time.Now()
-	c := flows.New(flows.Options{Now: now.Add(-2 * time.Hour), MaxEdges: totalEdges})
+	c := flows.New(flows.Options{MaxEdges: totalEdges})
 	grpc := []evaluator.ContainerPort{{Name: "grpc", Port: 7070, Protocol: corev1.ProtocolTCP}}
 	type wl struct {
 		id   flows.PeerID
