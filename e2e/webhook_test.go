@@ -118,7 +118,7 @@ func TestWebhook(t *testing.T) {
 	}
 
 	wh := startWebhook(t, cp, harness.WebhookOptions{Mode: "warn", MinHistory: time.Millisecond},
-		harness.RegisterOptions{NamespaceSelector: harness.ExcludeNamespaces("kube-system", harness.GuardNamespace, "e2e-degraded")})
+		harness.RegisterOptions{NamespaceSelector: harness.ExcludeNamespaces(append([]string{"kube-system", harness.GuardNamespace, "e2e-degraded"}, oneDecisionNamespaces...)...)})
 	degraded := startWebhook(t, cp, harness.WebhookOptions{Name: "netpol-guard-degraded", Mode: "warn", MinHistory: time.Hour},
 		harness.RegisterOptions{NamespaceSelector: harness.OnlyNamespaces("e2e-degraded"), ProbeNamespace: "e2e-degraded"})
 
@@ -266,6 +266,11 @@ func TestWebhook(t *testing.T) {
 		res := kubectlApply(t, cp, denyIngress("e2e-degraded", "default-deny", nil))
 		wantAdmitted(t, res)
 		wantWarnings(t, res, "Warning: netpol-guard: enforce degraded to warn: ", " of history < 1h; would cut 2 flows")
+	})
+
+	t.Run("the webhook and check cut the same flows on a random world", func(t *testing.T) {
+		t.Parallel()
+		testOneDecision(t, cp, token)
 	})
 
 	t.Run("the flow API authenticates and validates pushes", func(t *testing.T) {
