@@ -10,8 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -233,14 +236,23 @@ func (l *loader) decodeSized(r io.Reader, source string, size int64) error {
 	if err != nil {
 		return fmt.Errorf("%s: %w", source, err)
 	}
+	// Objects are found first and decoded together; an error found on the way comes after
+	// those of the objects before it.
 	d := &sourceDecoder{loader: l, source: source}
+	var walkErr error
 	for i, doc := range docs {
 		if isNull(doc) { // an empty or comments-only document
 			continue
 		}
-		if err := d.value(doc, fmt.Sprintf("document %d", i+1), "", "", 0); err != nil {
-			return fmt.Errorf("%s: %w", source, err)
+		if walkErr = d.value(doc, fmt.Sprintf("document %d", i+1), "", "", 0); walkErr != nil {
+			break
 		}
+	}
+	if err := d.finish(); err != nil {
+		return fmt.Errorf("%s: %w", source, err)
+	}
+	if walkErr != nil {
+		return fmt.Errorf("%s: %w", source, walkErr)
 	}
 	return nil
 }
@@ -318,6 +330,7 @@ type sourceDecoder struct {
 	source    string
 	objects   int
 	headerBuf []byte
+	pending   []pendingObject
 }
 
 // header is what an object or list says about itself, read loosely before the strict
@@ -455,10 +468,7 @@ func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string, 
 		return fmt.Errorf("%s: %w", label, field.Required(field.NewPath("metadata", "name"), ""))
 	}
 
-	var obj interface {
-		metav1.Object
-		SetGroupVersionKind(schema.GroupVersionKind)
-	}
+	var obj kubeObject
 	switch want {
 	case namespaceGVK:
 		obj = &corev1.Namespace{}
@@ -469,13 +479,68 @@ func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string, 
 	case networkPolicyGVK:
 		obj = &networkingv1.NetworkPolicy{}
 	}
-	if err := strictUnmarshal(raw, obj); err != nil {
-		return fmt.Errorf("%s: %w", label, err)
+	d.pending = append(d.pending, pendingObject{raw: raw, obj: obj, gvk: want, namespaced: namespaced, label: label, n: n})
+	return nil
+}
+
+// pendingObject is an object found in a source and not yet decoded.
+type pendingObject struct {
+	raw        []byte
+	obj        kubeObject
+	gvk        schema.GroupVersionKind
+	namespaced bool
+	label      string // "object 3 (Pod shop/web)"
+	n          int
+	err        error // of decoding
+}
+
+type kubeObject interface {
+	metav1.Object
+	SetGroupVersionKind(schema.GroupVersionKind)
+}
+
+// finish decodes the objects found so far, on as many cores as there are, and adds them to
+// the snapshot in input order. Its error is that of the first object in that order that
+// fails, to decode or for being a duplicate.
+func (d *sourceDecoder) finish() error {
+	pending := d.pending
+	d.pending = nil
+	var next atomic.Int64
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(pending)) {
+		wg.Go(func() {
+			// Objects are taken in order, so once one fails, every object before it has
+			// been taken and the first error is known when all have returned.
+			for !failed.Load() {
+				i := int(next.Add(1) - 1)
+				if i >= len(pending) {
+					return
+				}
+				if pending[i].err = strictUnmarshal(pending[i].raw, pending[i].obj); pending[i].err != nil {
+					failed.Store(true)
+				}
+			}
+		})
 	}
+	wg.Wait()
+	for _, p := range pending {
+		if err := d.add(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *sourceDecoder) add(p pendingObject) error {
+	if p.err != nil {
+		return fmt.Errorf("%s: %w", p.label, p.err)
+	}
+	obj := p.obj
 	// Items of a typed list carry no kind of their own; give them theirs.
-	obj.SetGroupVersionKind(want)
-	key := objectKey{kind: want.Kind, name: obj.GetName()}
-	if namespaced {
+	obj.SetGroupVersionKind(p.gvk)
+	key := objectKey{kind: p.gvk.Kind, name: obj.GetName()}
+	if p.namespaced {
 		if obj.GetNamespace() == "" {
 			obj.SetNamespace(metav1.NamespaceDefault)
 		}
@@ -486,9 +551,9 @@ func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string, 
 		if first.source != d.source {
 			where += " in " + first.source
 		}
-		return fmt.Errorf("%s: duplicate of %s", label, where)
+		return fmt.Errorf("%s: duplicate of %s", p.label, where)
 	}
-	d.seen[key] = place{source: d.source, object: n}
+	d.seen[key] = place{source: d.source, object: p.n}
 
 	switch o := obj.(type) {
 	case *corev1.Namespace:
