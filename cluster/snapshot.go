@@ -10,8 +10,11 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strconv"
 	"strings"
+	"sync"
+	"sync/atomic"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -49,6 +52,17 @@ var (
 	networkPolicyGVK = networkingv1.SchemeGroupVersion.WithKind("NetworkPolicy")
 )
 
+// Limits on what Load and Decode read, so that a hostile file (a pull request's `-f`)
+// cannot take the machine down: the bytes of one snapshot, all files together, and how
+// deep Lists may nest in Lists.
+const (
+	MaxSnapshotBytes = 512 << 20
+	MaxListDepth     = 16
+)
+
+// maxSnapshotBytes is MaxSnapshotBytes, lowered by tests.
+var maxSnapshotBytes int64 = MaxSnapshotBytes
+
 // Load reads a snapshot from path: a file of YAML documents (separated by "---") or JSON
 // objects, each an object or a List of them (kind List, or a typed list such as PodList,
 // nested as deep as need be); a directory, whose *.yaml, *.yml and *.json files are read in
@@ -56,6 +70,10 @@ var (
 //
 // The same object (kind, namespace, name) given twice, in one file or two, is an error that
 // names both places.
+//
+// Only regular files are read (a symlink to one is fine): a device, a named pipe or a
+// socket is an error, as are more than MaxSnapshotBytes in all and Lists nested more than
+// MaxListDepth deep.
 func Load(path string) (*Snapshot, error) {
 	if path == "-" {
 		return Decode(os.Stdin, "<stdin>")
@@ -66,7 +84,7 @@ func Load(path string) (*Snapshot, error) {
 	}
 	l := newLoader()
 	if !info.IsDir() {
-		if err := l.loadFile(path); err != nil {
+		if err := l.loadFile(path, info); err != nil {
 			return nil, err
 		}
 		return l.snap, nil
@@ -83,13 +101,14 @@ func Load(path string) (*Snapshot, error) {
 			continue
 		}
 		p := filepath.Join(path, e.Name())
-		if info, err := os.Stat(p); err != nil || info.IsDir() {
-			if err != nil {
-				return nil, err
-			}
+		info, err := os.Stat(p)
+		if err != nil {
+			return nil, err
+		}
+		if info.IsDir() {
 			continue
 		}
-		if err := l.loadFile(p); err != nil {
+		if err := l.loadFile(p, info); err != nil {
 			return nil, err
 		}
 		files++
@@ -154,6 +173,7 @@ func mergeObjects[T metav1.Object](dst, src []T) []T {
 type loader struct {
 	snap *Snapshot
 	seen map[objectKey]place
+	read int64 // bytes, of all sources
 }
 
 type objectKey struct {
@@ -169,32 +189,70 @@ func newLoader() *loader {
 	return &loader{snap: &Snapshot{}, seen: map[objectKey]place{}}
 }
 
-func (l *loader) loadFile(path string) error {
+// loadFile reads the file path, which info (from os.Stat) describes.
+func (l *loader) loadFile(path string, info os.FileInfo) error {
+	if !info.Mode().IsRegular() {
+		return fmt.Errorf("%s: not a regular file", path)
+	}
+	if info.Size() > maxSnapshotBytes-l.read {
+		return l.tooLarge(path)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	return l.decode(f, path)
+	// The file may have changed since Stat: check what was opened.
+	if info, err = f.Stat(); err != nil {
+		return err
+	}
+	if !info.Mode().IsRegular() {
+		return fmt.Errorf("%s: not a regular file", path)
+	}
+	return l.decodeSized(f, path, info.Size())
+}
+
+func (l *loader) tooLarge(source string) error {
+	return fmt.Errorf("%s: cluster objects larger than the limit of %d bytes", source, maxSnapshotBytes)
 }
 
 func (l *loader) decode(r io.Reader, source string) error {
-	data, err := io.ReadAll(r)
+	return l.decodeSized(r, source, 0)
+}
+
+// decodeSized decodes r, whose size may be known, up to what is left of the limit.
+func (l *loader) decodeSized(r io.Reader, source string, size int64) error {
+	left := maxSnapshotBytes - l.read
+	var buf bytes.Buffer
+	buf.Grow(int(min(size, left)) + bytes.MinRead)
+	if _, err := buf.ReadFrom(io.LimitReader(r, left+1)); err != nil {
+		return fmt.Errorf("%s: %w", source, err)
+	}
+	if int64(buf.Len()) > left {
+		return l.tooLarge(source)
+	}
+	l.read += int64(buf.Len())
+	docs, err := splitDocuments(buf.Bytes())
 	if err != nil {
 		return fmt.Errorf("%s: %w", source, err)
 	}
-	docs, err := splitDocuments(data)
-	if err != nil {
-		return fmt.Errorf("%s: %w", source, err)
-	}
+	// Objects are found first and decoded together; an error found on the way comes after
+	// those of the objects before it.
 	d := &sourceDecoder{loader: l, source: source}
+	var walkErr error
 	for i, doc := range docs {
 		if isNull(doc) { // an empty or comments-only document
 			continue
 		}
-		if err := d.value(doc, fmt.Sprintf("document %d", i+1), "", ""); err != nil {
-			return fmt.Errorf("%s: %w", source, err)
+		if walkErr = d.value(doc, fmt.Sprintf("document %d", i+1), "", "", 0); walkErr != nil {
+			break
 		}
+	}
+	if err := d.finish(); err != nil {
+		return fmt.Errorf("%s: %w", source, err)
+	}
+	if walkErr != nil {
+		return fmt.Errorf("%s: %w", source, walkErr)
 	}
 	return nil
 }
@@ -206,6 +264,9 @@ func (l *loader) decode(r io.Reader, source string) error {
 func splitDocuments(data []byte) ([][]byte, error) {
 	data = bytes.TrimPrefix(data, []byte("\xef\xbb\xbf")) // a UTF-8 byte order mark
 	if utilyaml.IsJSONBuffer(data) {
+		if docs, ok := splitJSONObjects(data); ok {
+			return docs, nil
+		}
 		docs, err := splitJSON(data)
 		if err == nil {
 			return docs, nil
@@ -266,8 +327,10 @@ func splitYAML(data []byte) ([][]byte, error) {
 // sourceDecoder decodes the documents of one source, numbering its objects.
 type sourceDecoder struct {
 	*loader
-	source  string
-	objects int
+	source    string
+	objects   int
+	headerBuf []byte
+	pending   []pendingObject
 }
 
 // header is what an object or list says about itself, read loosely before the strict
@@ -279,18 +342,52 @@ type header struct {
 		Name      string `json:"name"`
 		Namespace string `json:"namespace"`
 	} `json:"metadata"`
-	Items gojson.RawMessage `json:"items"`
+}
+
+// readHeader reads the header of the object raw, and returns the value of its items (the
+// last, if given twice; nil if none). Only the members the header has are decoded: a
+// copy of raw without the others, and with metadata cut down to its name and namespace,
+// gives the same header and the same type errors as raw would, at a fraction of the work.
+func (d *sourceDecoder) readHeader(raw []byte, h *header) (items []byte, err error) {
+	b := append(d.headerBuf[:0], '{')
+	member := func(key, value []byte) {
+		if b[len(b)-1] != '{' {
+			b = append(b, ',')
+		}
+		b = append(append(append(b, key...), ':'), value...)
+	}
+	eachMember(raw, func(key, value []byte) {
+		switch {
+		case keyIs(key, "apiVersion"), keyIs(key, "kind"):
+			member(key, value)
+		case keyIs(key, "items"):
+			items = value
+		case keyIs(key, "metadata") && value[0] == '{':
+			member(key, []byte("{"))
+			eachMember(value, func(key, value []byte) {
+				if keyIs(key, "name") || keyIs(key, "namespace") {
+					member(key, value)
+				}
+			})
+			b = append(b, '}')
+		case keyIs(key, "metadata"):
+			member(key, value)
+		}
+	})
+	b = append(b, '}')
+	d.headerBuf = b
+	return items, sigsjson.UnmarshalCaseSensitivePreserveInts(b, h)
 }
 
 // value decodes one JSON value found at loc ("document 2", "document 1 items[3]"): an
 // object, or a list of them. Items of a typed list (PodList) that name no kind are of the
 // list's item kind.
-func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string) error {
+func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string, depth int) error {
 	if t := flows.JSONKind(raw); t != "object" {
 		return fmt.Errorf("%s: not an object (got %s)", loc, t)
 	}
 	var h header
-	headerErr := sigsjson.UnmarshalCaseSensitivePreserveInts(raw, &h)
+	listItems, headerErr := d.readHeader(raw, &h)
 	if h.Kind == "" && itemKind != "" {
 		h.Kind = itemKind
 		if h.APIVersion == "" {
@@ -298,30 +395,27 @@ func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string) 
 		}
 	}
 
-	if h.Kind == "List" || (strings.HasSuffix(h.Kind, "List") && len(h.Items) > 0) {
+	if h.Kind == "List" || (strings.HasSuffix(h.Kind, "List") && len(listItems) > 0) {
 		if headerErr != nil {
 			return fmt.Errorf("%s (%s): %w", loc, h.Kind, describeDecodeError(headerErr))
 		}
-		if isNull(h.Items) {
+		if isNull(listItems) {
 			return nil
 		}
-		if t := flows.JSONKind(h.Items); t != "array" {
+		if t := flows.JSONKind(listItems); t != "array" {
 			return fmt.Errorf("%s (%s): items: expected array, got %s", loc, h.Kind, t)
 		}
-		var items []gojson.RawMessage
-		if err := gojson.Unmarshal(h.Items, &items); err != nil {
-			return fmt.Errorf("%s (%s): items: %w", loc, h.Kind, err)
+		if depth >= MaxListDepth {
+			return fmt.Errorf("%s (%s): Lists nested deeper than %d", loc, h.Kind, MaxListDepth)
 		}
 		itemKind := ""
 		if h.Kind != "List" {
 			itemKind = strings.TrimSuffix(h.Kind, "List")
 		}
-		for i, item := range items {
-			if err := d.value(item, fmt.Sprintf("%s items[%d]", loc, i), h.APIVersion, itemKind); err != nil {
-				return err
-			}
-		}
-		return nil
+		apiVersion := h.APIVersion
+		return eachElement(listItems, func(i int, item []byte) error {
+			return d.value(item, fmt.Sprintf("%s items[%d]", loc, i), apiVersion, itemKind, depth+1)
+		})
 	}
 
 	d.objects++
@@ -374,10 +468,7 @@ func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string) 
 		return fmt.Errorf("%s: %w", label, field.Required(field.NewPath("metadata", "name"), ""))
 	}
 
-	var obj interface {
-		metav1.Object
-		SetGroupVersionKind(schema.GroupVersionKind)
-	}
+	var obj kubeObject
 	switch want {
 	case namespaceGVK:
 		obj = &corev1.Namespace{}
@@ -388,13 +479,68 @@ func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string) 
 	case networkPolicyGVK:
 		obj = &networkingv1.NetworkPolicy{}
 	}
-	if err := strictUnmarshal(raw, obj); err != nil {
-		return fmt.Errorf("%s: %w", label, err)
+	d.pending = append(d.pending, pendingObject{raw: raw, obj: obj, gvk: want, namespaced: namespaced, label: label, n: n})
+	return nil
+}
+
+// pendingObject is an object found in a source and not yet decoded.
+type pendingObject struct {
+	raw        []byte
+	obj        kubeObject
+	gvk        schema.GroupVersionKind
+	namespaced bool
+	label      string // "object 3 (Pod shop/web)"
+	n          int
+	err        error // of decoding
+}
+
+type kubeObject interface {
+	metav1.Object
+	SetGroupVersionKind(schema.GroupVersionKind)
+}
+
+// finish decodes the objects found so far, on as many cores as there are, and adds them to
+// the snapshot in input order. Its error is that of the first object in that order that
+// fails, to decode or for being a duplicate.
+func (d *sourceDecoder) finish() error {
+	pending := d.pending
+	d.pending = nil
+	var next atomic.Int64
+	var failed atomic.Bool
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(pending)) {
+		wg.Go(func() {
+			// Objects are taken in order, so once one fails, every object before it has
+			// been taken and the first error is known when all have returned.
+			for !failed.Load() {
+				i := int(next.Add(1) - 1)
+				if i >= len(pending) {
+					return
+				}
+				if pending[i].err = strictUnmarshal(pending[i].raw, pending[i].obj); pending[i].err != nil {
+					failed.Store(true)
+				}
+			}
+		})
 	}
+	wg.Wait()
+	for _, p := range pending {
+		if err := d.add(p); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (d *sourceDecoder) add(p pendingObject) error {
+	if p.err != nil {
+		return fmt.Errorf("%s: %w", p.label, p.err)
+	}
+	obj := p.obj
 	// Items of a typed list carry no kind of their own; give them theirs.
-	obj.SetGroupVersionKind(want)
-	key := objectKey{kind: want.Kind, name: obj.GetName()}
-	if namespaced {
+	obj.SetGroupVersionKind(p.gvk)
+	key := objectKey{kind: p.gvk.Kind, name: obj.GetName()}
+	if p.namespaced {
 		if obj.GetNamespace() == "" {
 			obj.SetNamespace(metav1.NamespaceDefault)
 		}
@@ -405,9 +551,9 @@ func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string) 
 		if first.source != d.source {
 			where += " in " + first.source
 		}
-		return fmt.Errorf("%s: duplicate of %s", label, where)
+		return fmt.Errorf("%s: duplicate of %s", p.label, where)
 	}
-	d.seen[key] = place{source: d.source, object: n}
+	d.seen[key] = place{source: d.source, object: p.n}
 
 	switch o := obj.(type) {
 	case *corev1.Namespace:

@@ -1,6 +1,8 @@
 package cluster
 
 import (
+	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"slices"
@@ -601,5 +603,81 @@ func TestMerge(t *testing.T) {
 	}
 	if s.Pods[1].Spec.NodeName != "w2" {
 		t.Errorf("the later shop/b did not replace the earlier")
+	}
+}
+
+// nestedLists returns a JSON List with a Pod at the bottom of depth Lists.
+func nestedLists(depth int) string {
+	return strings.Repeat(`{"apiVersion":"v1","kind":"List","items":[`, depth) +
+		`{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web","namespace":"shop"}}` + strings.Repeat("]}", depth)
+}
+
+func TestDecodeOfListsNestedWithinTheLimitReadsThem(t *testing.T) {
+	s, err := Decode(strings.NewReader(nestedLists(MaxListDepth)), "nested.json")
+	if err != nil {
+		t.Fatalf("Decode: %v", err)
+	}
+	if got := summarise(s); !got.equal(want{pods: []string{"shop/web"}}) {
+		t.Errorf("got %+v", got)
+	}
+}
+
+func TestDecodeOfListsNestedTooDeepIsAnErrorNamingFileAndLimit(t *testing.T) {
+	// 4 500 Lists in 190 KB, within encoding/json's nesting limit: parsed again at every
+	// level, they took gigabytes.
+	_, err := Decode(strings.NewReader(nestedLists(4500)), "nested.json")
+	want := fmt.Sprintf("nested.json: document 1%s (List): Lists nested deeper than %d", strings.Repeat(" items[0]", MaxListDepth), MaxListDepth)
+	if err == nil || err.Error() != want {
+		t.Errorf("error\n got: %v\nwant: %s", err, want)
+	}
+}
+
+func TestDecodeOfMoreThanTheSizeLimitIsAnErrorNamingTheLimit(t *testing.T) {
+	defer func(n int64) { maxSnapshotBytes = n }(maxSnapshotBytes)
+	maxSnapshotBytes = 1000
+	_, err := Decode(io.LimitReader(zeros{}, 1<<30), "<stdin>")
+	if want := "<stdin>: cluster objects larger than the limit of 1000 bytes"; err == nil || err.Error() != want {
+		t.Errorf("error = %v, want %s", err, want)
+	}
+
+	dir := writeFiles(t, map[string]string{"a.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: a}\n" + strings.Repeat("# padding\n", 60),
+		"b.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: b}\n" + strings.Repeat("# padding\n", 60)})
+	_, err = Load(dir)
+	if want := filepath.Join(dir, "b.yaml") + ": cluster objects larger than the limit of 1000 bytes"; err == nil || err.Error() != want {
+		t.Errorf("Load of two files over the limit together: error = %v, want %s", err, want)
+	}
+}
+
+// zeros reads as an endless run of zero bytes, as /dev/zero does.
+type zeros struct{}
+
+func (zeros) Read(p []byte) (int, error) {
+	clear(p)
+	return len(p), nil
+}
+
+func TestLoadReadsRegularFilesOnly(t *testing.T) {
+	if _, err := os.Stat("/dev/zero"); err != nil {
+		t.Skip("no /dev/zero")
+	}
+	dir := writeFiles(t, map[string]string{"real.yaml": "apiVersion: v1\nkind: Namespace\nmetadata: {name: shop}\n"})
+	other := t.TempDir()
+	for link, target := range map[string]string{filepath.Join(dir, "zero.yaml"): "/dev/zero", filepath.Join(other, "link.yaml"): filepath.Join(dir, "real.yaml")} {
+		if err := os.Symlink(target, link); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	s, err := Load(filepath.Join(other, "link.yaml"))
+	if err != nil || len(s.Namespaces) != 1 {
+		t.Errorf("Load of a symlink to a regular file: %v", err)
+	}
+	_, err = Load(filepath.Join(dir, "zero.yaml"))
+	if want := filepath.Join(dir, "zero.yaml") + ": not a regular file"; err == nil || err.Error() != want {
+		t.Errorf("Load of a symlink to /dev/zero: error = %v, want %s", err, want)
+	}
+	_, err = Load(dir)
+	if want := filepath.Join(dir, "zero.yaml") + ": not a regular file"; err == nil || err.Error() != want {
+		t.Errorf("Load of a directory holding a symlink to /dev/zero: error = %v, want %s", err, want)
 	}
 }

@@ -44,10 +44,10 @@ func fieldErrorf(path *field.Path, format string, args ...any) error {
 // The error names the offending field, e.g. `src.ip: invalid IP address "10.0.0.300"`.
 // Normalize is idempotent. RawSrc and RawDst are left alone.
 func (r *Record) Normalize() error {
-	if err := normalizePeer(&r.Src, field.NewPath("src")); err != nil {
+	if err := normalizePeer(&r.Src, "src"); err != nil {
 		return err
 	}
-	if err := normalizePeer(&r.Dst, field.NewPath("dst")); err != nil {
+	if err := normalizePeer(&r.Dst, "dst"); err != nil {
 		return err
 	}
 	if r.Port < 1 || r.Port > 65535 {
@@ -69,61 +69,94 @@ func (r *Record) Normalize() error {
 }
 
 func normalizeProtocol(p string) (string, error) {
-	if p == "" {
+	// ASCII-only folding: strings.EqualFold would take "ſctp" for "SCTP".
+	switch {
+	case p == "" || equalFoldASCII(p, ProtocolTCP):
 		return ProtocolTCP, nil
-	}
-	// ASCII-only folding: strings.ToUpper would turn "ſctp" into "SCTP".
-	up := []byte(p)
-	for i, c := range up {
-		if 'a' <= c && c <= 'z' {
-			up[i] = c - 'a' + 'A'
-		}
-	}
-	switch s := string(up); s {
-	case ProtocolTCP, ProtocolUDP, ProtocolSCTP:
-		return s, nil
+	case equalFoldASCII(p, ProtocolUDP):
+		return ProtocolUDP, nil
+	case equalFoldASCII(p, ProtocolSCTP):
+		return ProtocolSCTP, nil
 	}
 	return "", fmt.Errorf("unsupported protocol %q: must be TCP, UDP or SCTP", p)
 }
 
-func normalizePeer(p *Peer, path *field.Path) error {
+// equalFoldASCII reports whether s is upper, an upper-case ASCII word, in any case.
+func equalFoldASCII(s, upper string) bool {
+	if len(s) != len(upper) {
+		return false
+	}
+	for i := range len(s) {
+		c := s[i]
+		if 'a' <= c && c <= 'z' {
+			c -= 'a' - 'A'
+		}
+		if c != upper[i] {
+			return false
+		}
+	}
+	return true
+}
+
+// normalizePeer checks the peer called name. The checks are hand-written (names.go) and
+// agree with apimachinery's; its messages are asked for only when a check fails.
+func normalizePeer(p *Peer, name string) error {
 	if len(p.Labels) == 0 {
 		p.Labels = nil
 	}
 	if p.Pod == "" && p.Workload == "" && p.Labels == nil && p.IP == "" {
-		return fieldErrorf(path, "must give at least one of pod, workload, labels or ip")
+		return fieldErrorf(field.NewPath(name), "must give at least one of pod, workload, labels or ip")
 	}
 	if p.Namespace == "" {
 		if p.Pod != "" || p.Workload != "" || p.Labels != nil {
-			return fieldErrorf(path.Child("namespace"), "required with pod, workload or labels")
+			return fieldErrorf(pathOf(name, "namespace"), "required with pod, workload or labels")
 		}
-	} else if msgs := content.IsDNS1123Label(p.Namespace); len(msgs) > 0 {
-		return fieldErrorf(path.Child("namespace"), "invalid namespace %q: %s", p.Namespace, strings.Join(msgs, "; "))
+	} else if !isDNS1123Label(p.Namespace) {
+		msgs := content.IsDNS1123Label(p.Namespace)
+		return fieldErrorf(pathOf(name, "namespace"), "invalid namespace %q: %s", p.Namespace, strings.Join(msgs, "; "))
 	}
-	if p.Pod != "" {
-		if msgs := content.IsDNS1123Subdomain(p.Pod); len(msgs) > 0 {
-			return fieldErrorf(path.Child("pod"), "invalid pod name %q: %s", p.Pod, strings.Join(msgs, "; "))
-		}
+	if p.Pod != "" && !isDNS1123Subdomain(p.Pod) {
+		msgs := content.IsDNS1123Subdomain(p.Pod)
+		return fieldErrorf(pathOf(name, "pod"), "invalid pod name %q: %s", p.Pod, strings.Join(msgs, "; "))
 	}
 	if p.Workload != "" {
 		if err := checkWorkload(p.Workload); err != nil {
-			return &fieldError{path: path.Child("workload"), err: err}
+			return &fieldError{path: pathOf(name, "workload"), err: err}
 		}
 	}
-	for _, k := range slices.Sorted(maps.Keys(p.Labels)) {
-		if msgs := content.IsLabelKey(k); len(msgs) > 0 {
-			return fieldErrorf(path.Child("labels").Key(k), "invalid label key %q: %s", k, strings.Join(msgs, "; "))
-		}
-		if msgs := content.IsLabelValue(p.Labels[k]); len(msgs) > 0 {
-			return fieldErrorf(path.Child("labels").Key(k), "invalid label value %q: %s", p.Labels[k], strings.Join(msgs, "; "))
-		}
+	if err := checkLabels(p.Labels, name); err != nil {
+		return err
 	}
 	if p.IP != "" {
 		ip, err := normalizeIP(p.IP)
 		if err != nil {
-			return &fieldError{path: path.Child("ip"), err: err}
+			return &fieldError{path: pathOf(name, "ip"), err: err}
 		}
 		p.IP = ip
+	}
+	return nil
+}
+
+// checkLabels checks label keys and values; of several bad labels it names the first key
+// in sorted order.
+func checkLabels(labels map[string]string, peer string) error {
+	ok := true
+	for k, v := range labels {
+		if !isLabelKey(k) || !isLabelValue(v) {
+			ok = false
+			break
+		}
+	}
+	if ok {
+		return nil
+	}
+	for _, k := range slices.Sorted(maps.Keys(labels)) {
+		if msgs := content.IsLabelKey(k); len(msgs) > 0 {
+			return fieldErrorf(pathOf(peer, "labels").Key(k), "invalid label key %q: %s", k, strings.Join(msgs, "; "))
+		}
+		if msgs := content.IsLabelValue(labels[k]); len(msgs) > 0 {
+			return fieldErrorf(pathOf(peer, "labels").Key(k), "invalid label value %q: %s", labels[k], strings.Join(msgs, "; "))
+		}
 	}
 	return nil
 }
@@ -142,6 +175,7 @@ func checkWorkload(w string) error {
 	return nil
 }
 
+// normalizeIP returns s in canonical form, s itself when it already is.
 func normalizeIP(s string) (string, error) {
 	addr, err := netip.ParseAddr(s)
 	if err != nil {
@@ -150,5 +184,9 @@ func normalizeIP(s string) (string, error) {
 	if addr.Zone() != "" {
 		return "", fmt.Errorf("invalid IP address %q: must not have a zone", s)
 	}
-	return addr.Unmap().String(), nil
+	var buf [64]byte
+	if canon := addr.Unmap().AppendTo(buf[:0]); string(canon) != s {
+		return string(canon), nil
+	}
+	return s, nil
 }
