@@ -12,6 +12,9 @@ if [ -n "$unformatted" ]; then
 	exit 1
 fi
 
+echo "==> generated protobuf stubs"
+bash scripts/gen-protos.sh --check
+
 echo "==> go vet"
 go vet ./...
 

@@ -1,0 +1,206 @@
+package antrea
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"time"
+
+	"github.com/go-logr/logr"
+	"google.golang.org/grpc"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/netpol-guard/netpol-guard/flows"
+	pb "github.com/netpol-guard/netpol-guard/flows/antrea/antreapb"
+	"github.com/netpol-guard/netpol-guard/flows/internal/follow"
+)
+
+// Defaults for Options.
+const (
+	DefaultBatchSize     = follow.DefaultBatchSize
+	DefaultBatchInterval = follow.DefaultBatchInterval
+	DefaultMinBackoff    = follow.DefaultMinBackoff
+	DefaultMaxBackoff    = follow.DefaultMaxBackoff
+	DefaultHealthyAfter  = follow.DefaultHealthyAfter
+)
+
+// TLSOptions are the TLS settings of the Flow Aggregator's FlowStreamService, which serves
+// TLS only, with the certificate its own CA signs (published in the flow-aggregator
+// namespace's ConfigMap flow-aggregator-ca, key ca.crt), and asks for no client
+// certificate. Files are read again at each connection attempt.
+type TLSOptions = follow.TLSOptions
+
+// Options configures a Client.
+type Options struct {
+	// Address of the Flow Aggregator's FlowStreamService as gRPC dials it, e.g.
+	// "flow-aggregator.flow-aggregator.svc:14740". Required.
+	Address string
+	// TLS settings; the FlowStreamService serves TLS only.
+	TLS TLSOptions
+	// BatchSize is the most records handed over at once (default DefaultBatchSize);
+	// BatchInterval the longest a record waits for its batch to fill (DefaultBatchInterval).
+	BatchSize     int
+	BatchInterval time.Duration
+	// MinBackoff and MaxBackoff bound the wait before reconnecting, which doubles after each
+	// failure and is jittered between half and all of it. A stream that stayed up for
+	// HealthyAfter starts again from MinBackoff. Defaults: 1s, 1m, 1m.
+	MinBackoff, MaxBackoff, HealthyAfter time.Duration
+	// DialOptions are added to the client's own (transport credentials, keepalive).
+	DialOptions []grpc.DialOption
+	// Log defaults to the package logger.
+	Log logr.Logger
+}
+
+// Stats says how the Client is doing, for metrics and status.
+type Stats struct {
+	// Connected is true while a flow stream is open.
+	Connected bool
+	// Reconnects counts connection attempts after the first.
+	Reconnects uint64
+	// LastError is the error that ended the last stream or attempt; empty before any.
+	LastError string
+	// LastReceived is when the last message arrived; LastFlowEnd the end of the newest flow.
+	LastReceived, LastFlowEnd time.Time
+	// Flows counts flows received; Delivered the records handed over.
+	Flows, Delivered uint64
+	// Skipped counts the flows Convert passed over, by reason.
+	Skipped map[SkipReason]uint64
+	// Dropped adds up the flows the Flow Aggregator dropped because this client fell behind
+	// (its ring buffer wrapped around), as each stream last reported them.
+	Dropped uint64
+}
+
+// Client follows the Flow Aggregator's flow stream (FlowStreamService.GetFlows with
+// follow) and hands the records Convert makes, in batches, to its callback.
+//
+// The first stream starts with the flows in the aggregator's ring buffer; when a stream
+// ends the client reconnects with jittered exponential backoff, asking for the flows that
+// ended since the newest it had seen (those that ended at that instant may come twice,
+// which only adds to an edge's count).
+type Client struct {
+	opts     Options
+	follower *follow.Follower
+	log      logr.Logger
+
+	mu          sync.Mutex
+	flows       uint64
+	skipped     [numSkipReasons]uint64
+	lastEnd     time.Time
+	dropped     uint64 // by the streams that ended
+	streamDrops uint64 // by the current stream, cumulative
+}
+
+// New returns a Client for the Flow Aggregator at opts.Address that calls deliver with each
+// batch of records, from the goroutine that runs Start, one batch at a time; deliver may
+// keep the slice. TLS files are read once here, to fail early.
+func New(opts Options, deliver func(ctx context.Context, recs []flows.Record)) (*Client, error) {
+	if opts.Address == "" {
+		return nil, errors.New("antrea flow aggregator address is required")
+	}
+	l := opts.Log
+	if l.GetSink() == nil {
+		l = log
+	}
+	c := &Client{opts: opts, log: l.WithValues("address", opts.Address)}
+	f, err := follow.New(follow.Options{
+		Server: "Antrea Flow Aggregator", Address: opts.Address, TLS: &c.opts.TLS,
+		BatchSize: opts.BatchSize, BatchInterval: opts.BatchInterval,
+		MinBackoff: opts.MinBackoff, MaxBackoff: opts.MaxBackoff, HealthyAfter: opts.HealthyAfter,
+		DialOptions: opts.DialOptions, Log: l,
+	}, c.open, deliver)
+	if err != nil {
+		return nil, err
+	}
+	c.follower = f
+	return c, nil
+}
+
+// NeedLeaderElection is false: every webhook replica keeps its own flow cache, so every
+// replica follows the Flow Aggregator. (controller-runtime's manager.LeaderElectionRunnable.)
+func (c *Client) NeedLeaderElection() bool { return false }
+
+// Start follows the Flow Aggregator until ctx is done, reconnecting whenever the stream
+// ends, and returns nil then, after delivering the records it holds. It fits
+// controller-runtime's manager.Runnable.
+func (c *Client) Start(ctx context.Context) error { return c.follower.Start(ctx) }
+
+// Stats returns a copy of the client's counters.
+func (c *Client) Stats() Stats {
+	fs := c.follower.Stats()
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	s := Stats{
+		Connected: fs.Connected, Reconnects: fs.Reconnects, LastError: fs.LastError,
+		LastReceived: fs.LastReceived, LastFlowEnd: c.lastEnd,
+		Flows: c.flows, Delivered: fs.Delivered, Dropped: c.dropped + c.streamDrops,
+		Skipped: make(map[SkipReason]uint64, len(c.skipped)),
+	}
+	for r, n := range c.skipped {
+		if n > 0 {
+			s.Skipped[SkipReason(r)] = n
+		}
+	}
+	return s
+}
+
+// request is the GetFlows request for the next stream.
+func (c *Client) request() *pb.GetFlowsRequest {
+	req := &pb.GetFlowsRequest{Follow: true}
+	c.mu.Lock()
+	if !c.lastEnd.IsZero() {
+		req.Since = timestamppb.New(c.lastEnd)
+	}
+	c.mu.Unlock()
+	return req
+}
+
+func (c *Client) open(ctx context.Context, conn *grpc.ClientConn) (follow.Next, error) {
+	stream, err := pb.NewFlowStreamServiceClient(conn).GetFlows(ctx, c.request())
+	if err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	c.dropped += c.streamDrops
+	c.streamDrops = 0
+	c.mu.Unlock()
+	return func() ([]flows.Record, error) {
+		m, err := stream.Recv()
+		if err != nil {
+			return nil, err
+		}
+		return c.handle(m), nil
+	}, nil
+}
+
+// handle converts the flows of one message and counts them.
+func (c *Client) handle(m *pb.GetFlowsResponse) []flows.Record {
+	recs := make([]flows.Record, 0, len(m.GetFlows()))
+	var invalid []error
+	c.mu.Lock()
+	if d := m.GetDroppedCount(); d > c.streamDrops {
+		c.log.V(levelWarn).Info("Antrea Flow Aggregator dropped flows for this client", "droppedFlows", d-c.streamDrops)
+		c.streamDrops = d
+	}
+	for _, f := range m.GetFlows() {
+		c.flows++
+		if t := validTime(f.GetEndTs()); t.After(c.lastEnd) {
+			c.lastEnd = t
+		}
+		rec, skip, err := Convert(f)
+		if err != nil {
+			invalid = append(invalid, err)
+		}
+		if skip != NotSkipped {
+			c.skipped[skip]++
+			continue
+		}
+		recs = append(recs, rec)
+	}
+	c.mu.Unlock()
+	if l := c.log.V(levelDebug); l.Enabled() {
+		for _, err := range invalid {
+			l.Info("Skipping invalid Antrea flow", "error", err.Error())
+		}
+	}
+	return recs
+}

@@ -1,0 +1,287 @@
+package antrea
+
+import (
+	"context"
+	"crypto/tls"
+	"net"
+	"reflect"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/go-logr/logr/testr"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
+
+	"github.com/netpol-guard/netpol-guard/flows"
+	pb "github.com/netpol-guard/netpol-guard/flows/antrea/antreapb"
+	"github.com/netpol-guard/netpol-guard/internal/testpki"
+)
+
+var (
+	_ manager.Runnable               = &Client{}
+	_ manager.LeaderElectionRunnable = &Client{}
+	_ pb.FlowStreamServiceServer     = &aggregator{}
+)
+
+const serverName = "flow-aggregator.flow-aggregator.svc"
+
+// aggregator is the Flow Aggregator in the test: a real gRPC server implementing
+// FlowStreamService. Each GetFlows call plays the next script (the last one again when they
+// run out): it sends the script's messages, then holds the stream open until the client
+// goes, or ends it when the script says so.
+type aggregator struct {
+	pb.UnimplementedFlowStreamServiceServer
+
+	mu      sync.Mutex
+	scripts []script
+	calls   int
+	reqs    []*pb.GetFlowsRequest
+}
+
+type script struct {
+	msgs []*pb.GetFlowsResponse
+	end  bool
+}
+
+func (a *aggregator) GetFlows(req *pb.GetFlowsRequest, stream grpc.ServerStreamingServer[pb.GetFlowsResponse]) error {
+	a.mu.Lock()
+	sc := a.scripts[min(a.calls, len(a.scripts)-1)]
+	a.calls++
+	a.reqs = append(a.reqs, proto.CloneOf(req))
+	a.mu.Unlock()
+	for _, m := range sc.msgs {
+		if err := stream.Send(m); err != nil {
+			return err
+		}
+	}
+	if !sc.end {
+		<-stream.Context().Done()
+	}
+	return nil
+}
+
+func (a *aggregator) requests() []*pb.GetFlowsRequest {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return slices.Clone(a.reqs)
+}
+
+func msg(dropped uint64, fs ...*pb.Flow) *pb.GetFlowsResponse {
+	return &pb.GetFlowsResponse{Flows: fs, DroppedCount: dropped}
+}
+
+// pki is the Flow Aggregator's CA in a test, its serving certificate and the CA file a
+// Client reads.
+type pki struct {
+	server              tls.Certificate
+	caFile, otherCAFile string
+}
+
+func newPKI(t *testing.T) *pki {
+	dir := t.TempDir()
+	ca := testpki.NewCA(t, "flow-aggregator-ca")
+	return &pki{
+		server:      ca.Server(t, serverName),
+		caFile:      ca.WriteCA(t, dir, "ca.crt"),
+		otherCAFile: testpki.NewCA(t, "someone-else").WriteCA(t, dir, "other-ca.crt"),
+	}
+}
+
+// serve runs a on a loopback port with server-side TLS, as the FlowStreamService does,
+// until the test ends; stop stops it sooner.
+func serve(t *testing.T, lis net.Listener, p *pki, a *aggregator) (stop func()) {
+	t.Helper()
+	s := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{p.server}, MinVersion: tls.VersionTLS12})))
+	pb.RegisterFlowStreamServiceServer(s, a)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = s.Serve(lis)
+	}()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			s.Stop()
+			<-done
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+func listen(t *testing.T, addr string) net.Listener {
+	t.Helper()
+	lis, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return lis
+}
+
+type collector struct {
+	mu   sync.Mutex
+	recs []flows.Record
+}
+
+func (c *collector) deliver(_ context.Context, recs []flows.Record) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.recs = append(c.recs, recs...)
+}
+
+func (c *collector) records() []flows.Record {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.recs)
+}
+
+// eventually polls cond until it holds, failing the test after 15s.
+func eventually(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting until %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// run starts a Client and stops it when the test ends, checking that Start returns nil
+// promptly.
+func run(t *testing.T, opts Options, col *collector) *Client {
+	t.Helper()
+	opts.Log = testr.New(t)
+	opts.MinBackoff, opts.MaxBackoff = 10*time.Millisecond, 50*time.Millisecond
+	opts.BatchInterval = 10 * time.Millisecond
+	c, err := New(opts, col.deliver)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- c.Start(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("Start returned %v, want nil", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("Start did not return after cancel")
+		}
+	})
+	return c
+}
+
+func (p *pki) clientTLS() TLSOptions {
+	return TLSOptions{CAFiles: []string{p.caFile}, ServerName: serverName}
+}
+
+func TestClientDeliversAllowedConnectionsAndCountsTheRest(t *testing.T) {
+	p := newPKI(t)
+	lis := listen(t, "127.0.0.1:0")
+	a := &aggregator{scripts: []script{{msgs: []*pb.GetFlowsResponse{
+		msg(0, makeFlow(), makeFlow(func(f *pb.Flow) {
+			f.K8S.IngressNetworkPolicyRuleAction = pb.NetworkPolicyRuleAction_NETWORK_POLICY_RULE_ACTION_DROP
+		})),
+		msg(7, &pb.Flow{}, makeFlow(func(f *pb.Flow) { f.K8S.SourcePodNamespace = "Shop" }), nil),
+		msg(9),
+	}}}}
+	serve(t, lis, p, a)
+	col := &collector{}
+	c := run(t, Options{Address: lis.Addr().String(), TLS: p.clientTLS()}, col)
+
+	eventually(t, "all messages are handled", func() bool { s := c.Stats(); return s.Flows == 5 && s.Dropped == 9 })
+	eventually(t, "the record is delivered", func() bool { return len(col.records()) == 1 })
+	if got := col.records(); !reflect.DeepEqual(got, []flows.Record{webToCart()}) {
+		t.Errorf("delivered %+v", got)
+	}
+	s := c.Stats()
+	if want := map[SkipReason]uint64{SkipDenied: 1, SkipNotL4: 2, SkipInvalid: 1}; !reflect.DeepEqual(s.Skipped, want) {
+		t.Errorf("skipped = %v, want %v", s.Skipped, want)
+	}
+	if !s.Connected || s.Reconnects != 0 || !s.LastFlowEnd.Equal(t0) {
+		t.Errorf("stats = %+v", s)
+	}
+	if reqs := a.requests(); len(reqs) != 1 || !reqs[0].GetFollow() || reqs[0].GetSince() != nil {
+		t.Errorf("requests = %v, want one following from the start of the ring buffer", reqs)
+	}
+}
+
+func TestClientAsksSinceTheNewestFlowAfterTheAggregatorRestarts(t *testing.T) {
+	p := newPKI(t)
+	lis := listen(t, "127.0.0.1:0")
+	addr := lis.Addr().String()
+	first := &aggregator{scripts: []script{{msgs: []*pb.GetFlowsResponse{msg(3,
+		makeFlow(func(f *pb.Flow) { f.EndTs = timestamppb.New(t0.Add(-time.Minute)) }), makeFlow())}}}}
+	stop := serve(t, lis, p, first)
+	col := &collector{}
+	c := run(t, Options{Address: addr, TLS: p.clientTLS()}, col)
+	eventually(t, "the first aggregator's flows are delivered", func() bool { return len(col.records()) == 2 })
+
+	stop()
+	eventually(t, "the client notices", func() bool { s := c.Stats(); return !s.Connected && s.Reconnects > 0 })
+	second := &aggregator{scripts: []script{{msgs: []*pb.GetFlowsResponse{msg(2, makeFlow(func(f *pb.Flow) {
+		f.EndTs = timestamppb.New(t0.Add(time.Minute))
+		f.Transport.DestinationPort = 9090
+	}))}}}}
+	serve(t, listen(t, addr), p, second)
+	eventually(t, "the restarted aggregator's flow is delivered", func() bool { return len(col.records()) == 3 })
+	if got := col.records()[2]; got.Port != 9090 {
+		t.Errorf("third record = %+v", got)
+	}
+	if reqs := second.requests(); len(reqs) != 1 || !reqs[0].GetSince().AsTime().Equal(t0) {
+		t.Errorf("request to the restarted aggregator = %v, want since %v", reqs, t0)
+	}
+	if s := c.Stats(); s.Dropped != 5 || s.LastError == "" || !s.LastFlowEnd.Equal(t0.Add(time.Minute)) {
+		t.Errorf("stats = %+v, want 3+2 dropped flows over two streams", s)
+	}
+}
+
+func TestClientTLSFailures(t *testing.T) {
+	p := newPKI(t)
+	lis := listen(t, "127.0.0.1:0")
+	serve(t, lis, p, &aggregator{scripts: []script{{msgs: []*pb.GetFlowsResponse{msg(0, makeFlow())}}}})
+	tests := []struct {
+		name string
+		tls  TLSOptions
+	}{
+		{"server signed by another CA fails", TLSOptions{CAFiles: []string{p.otherCAFile}, ServerName: serverName}},
+		{"server name not in the certificate fails", TLSOptions{CAFiles: []string{p.caFile}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			col := &collector{}
+			c := run(t, Options{Address: lis.Addr().String(), TLS: tt.tls}, col)
+			eventually(t, "the client retries", func() bool { return c.Stats().Reconnects >= 2 })
+			s := c.Stats()
+			if n := len(col.records()); n != 0 || s.Flows != 0 {
+				t.Errorf("%d records delivered, %d flows received", n, s.Flows)
+			}
+			if !strings.Contains(s.LastError, "certificate") {
+				t.Errorf("last error %q does not mention the certificate", s.LastError)
+			}
+		})
+	}
+}
+
+func TestNewChecksOptions(t *testing.T) {
+	deliver := func(context.Context, []flows.Record) {}
+	if _, err := New(Options{}, deliver); err == nil || !strings.Contains(err.Error(), "address is required") {
+		t.Errorf("no address: %v", err)
+	}
+	if _, err := New(Options{Address: "fa:14740", TLS: TLSOptions{CAFiles: []string{"/nonexistent/ca.crt"}}}, deliver); err == nil || !strings.Contains(err.Error(), "reading Antrea Flow Aggregator CA") {
+		t.Errorf("missing CA file: %v", err)
+	}
+	if _, err := New(Options{Address: "fa:14740"}, nil); err == nil || !strings.Contains(err.Error(), "function to deliver") {
+		t.Errorf("no deliver: %v", err)
+	}
+}
