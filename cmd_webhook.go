@@ -37,10 +37,6 @@ import (
 	"github.com/netpol-guard/netpol-guard/webhook"
 )
 
-// Paths the webhook server serves. The chart's ValidatingWebhookConfiguration uses
-// ValidatePath.
-const ValidatePath = "/validate-networkpolicy"
-
 type webhookFlags struct {
 	kubeconfig       string
 	mode             string
@@ -231,7 +227,7 @@ func serveWebhook(f webhookFlags) error {
 		return 0
 	}))
 	server := mgr.GetWebhookServer()
-	server.Register(ValidatePath, &admission.Webhook{Handler: guard, WithContextFunc: deadlineFromTimeout})
+	server.Register(webhook.ValidatePath, &admission.Webhook{Handler: guard, WithContextFunc: deadlineFromTimeout})
 	auth := flowapi.NewCachingAuthenticator(&tokenreview.Authenticator{Client: clientset, Audiences: f.tokenAudiences}, flowapi.AuthCacheOptions{})
 	server.Register(flowapi.FlowsPath, flowapi.NewHandler(flowapi.HandlerOptions{
 		Cache: cache, Resolver: live, Authenticator: auth, Writers: f.writers, Readers: f.readers,
