@@ -2,8 +2,8 @@ package main
 
 import (
 	"context"
-	"fmt"
-	"io"
+	"errors"
+	"flag"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -11,10 +11,10 @@ import (
 	"syscall"
 
 	"github.com/go-logr/logr"
+	"github.com/spf13/cobra"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
-	"github.com/netpol-guard/netpol-guard/cli"
 	"github.com/netpol-guard/netpol-guard/server"
 	"github.com/netpol-guard/netpol-guard/webhook"
 )
@@ -23,6 +23,7 @@ import (
 type stringList []string
 
 func (s *stringList) String() string { return strings.Join(*s, ",") }
+func (s *stringList) Type() string   { return "strings" }
 func (s *stringList) Set(v string) error {
 	for _, part := range strings.Split(v, ",") {
 		if part = strings.TrimSpace(part); part != "" {
@@ -72,11 +73,37 @@ func (f prefixList) Set(v string) error {
 }
 func (f prefixList) Type() string { return "cidr" }
 
-func webhookCommand(args []string, stderr io.Writer) int {
+func newWebhookCommand() *cobra.Command {
 	o := server.DefaultOptions()
 	o.TLS.Namespace = os.Getenv("POD_NAMESPACE")
 	var zapOpts zap.Options
-	fs := newFlagSet("webhook", "netpol-guard webhook [flags]\n\nServe the validating admission webhook for NetworkPolicies, the flow push/export API, metrics and health probes.", stderr)
+	cmd := &cobra.Command{
+		Use:   "webhook [flags]",
+		Short: "Serve the validating admission webhook and the flow API",
+		Long:  "Serve the validating admission webhook for NetworkPolicies, the flow push/export API, metrics and health probes.",
+		Example: `  # As the chart runs it, with cert-manager's certificate mounted
+  netpol-guard webhook --mode enforce --cert-dir /certs --snapshot-path /var/lib/netpol-guard/flows.snapshot \
+    --flow-writers system:serviceaccount:netpol-guard:agent
+
+  # Bootstrapping its own CA
+  netpol-guard webhook --self-signed --namespace netpol-guard`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if o.TLS.SelfSigned && o.TLS.Namespace == "" {
+				return errors.New("--self-signed needs --namespace (or $POD_NAMESPACE)")
+			}
+			ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
+			log := ctrl.Log.WithName("main")
+			ctx, shutdownNow := shutdownSignals(log)
+			o.ShutdownNow = shutdownNow
+			if err := server.Run(ctx, o); err != nil {
+				log.Error(err, "Webhook stopped")
+				return exitCode(1)
+			}
+			return nil
+		},
+	}
+	fs := cmd.Flags()
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file; in-cluster config when empty")
 	fs.Var(modeFlag{&o.Mode}, "mode", "global mode: enforce, warn, audit or off (a namespace label or policy annotation netpol-guard.io/mode overrides it)")
 	fs.DurationVar(&o.MinHistory, "min-history", o.MinHistory, "flow history needed before enforce rejects; with less, enforce warns instead")
@@ -110,24 +137,10 @@ func webhookCommand(args []string, stderr io.Writer) int {
 	fs.StringVar(&o.Hubble.KeyFile, "hubble-tls-key", "", "client key for mTLS to Hubble Relay")
 	fs.StringVar(&o.Hubble.ServerName, "hubble-tls-server-name", "", "server name to verify Hubble Relay's certificate against")
 	fs.BoolVar(&o.Profiling, "profiling", false, "serve Go's pprof profiles under /debug/pprof/ on the metrics address")
-	zapOpts.BindFlags(fs)
-	if code, done := parse(fs, args); done {
-		return code
-	}
-	if o.TLS.SelfSigned && o.TLS.Namespace == "" {
-		fmt.Fprintln(stderr, "error: --self-signed needs --namespace (or $POD_NAMESPACE)")
-		return cli.ExitBadInput
-	}
-	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
-	log := ctrl.Log.WithName("main")
-
-	ctx, shutdownNow := shutdownSignals(log)
-	o.ShutdownNow = shutdownNow
-	if err := server.Run(ctx, o); err != nil {
-		log.Error(err, "Webhook stopped")
-		return 1
-	}
-	return 0
+	goFlags := flag.NewFlagSet("zap", flag.ContinueOnError)
+	zapOpts.BindFlags(goFlags)
+	fs.AddGoFlagSet(goFlags)
+	return cmd
 }
 
 // shutdownSignals returns a context that ends on the first SIGTERM or SIGINT, and a channel
