@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -13,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/spf13/cobra"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/log/zap"
 
@@ -20,14 +22,26 @@ import (
 	"github.com/netpol-guard/netpol-guard/cli"
 )
 
-func agentCommand(args []string, stderr io.Writer) int {
+func newAgentCommand(stderr io.Writer) *cobra.Command {
 	var (
 		opts        agent.Options
 		metricsAddr string
 		probeAddr   string
 		zapOpts     zap.Options
 	)
-	fs := newFlagSet("agent", "netpol-guard agent --webhook-service SVC --namespace NS --token-file FILE [flags]\n\nRead the node's conntrack table and push the flows it sees to every webhook replica.\nNeeds the host network and CAP_NET_ADMIN.", stderr)
+	cmd := &cobra.Command{
+		Use:   "agent --webhook-service SVC --namespace NS --token-file FILE [flags]",
+		Short: "Node flow agent: push the flows kernel conntrack sees to the webhook",
+		Long:  "Read the node's conntrack table and push the flows it sees to every webhook replica.\nNeeds the host network and CAP_NET_ADMIN.",
+		Example: `  # As the chart's DaemonSet runs it
+  netpol-guard agent --webhook-service netpol-guard-agents --namespace netpol-guard \
+    --token-file /var/run/secrets/netpol-guard/token --ca-file /etc/netpol-guard/ca/ca.crt`,
+		Args: cobra.NoArgs,
+		RunE: func(*cobra.Command, []string) error {
+			return status(runAgent(opts, metricsAddr, probeAddr, zapOpts, stderr))
+		},
+	}
+	fs := cmd.Flags()
 	fs.StringVar(&opts.WebhookService, "webhook-service", "", "the webhook's headless Service: its ready endpoints, resolved by DNS as <svc>.<namespace>.svc, are the replicas pushed to")
 	fs.StringVar(&opts.Namespace, "namespace", os.Getenv("POD_NAMESPACE"), "namespace of --webhook-service (default $POD_NAMESPACE)")
 	fs.IntVar(&opts.WebhookPort, "webhook-port", agent.DefaultWebhookPort, "the replicas' HTTPS port (the webhook's --port)")
@@ -48,10 +62,13 @@ func agentCommand(args []string, stderr io.Writer) int {
 	fs.IntVar(&opts.MaxBufferedEdges, "max-buffered-edges", agent.DefaultMaxBufferedEdges, "most edges held while the webhook is unreachable, for all replicas together; past it the least recently seen are dropped")
 	fs.StringVar(&metricsAddr, "metrics-bind-address", ":9090", "address of the Prometheus metrics endpoint; 0 disables it")
 	fs.StringVar(&probeAddr, "health-probe-bind-address", ":9091", "address of /healthz and /readyz; 0 disables them")
-	zapOpts.BindFlags(fs)
-	if code, done := parse(fs, args); done {
-		return code
-	}
+	goFlags := flag.NewFlagSet("zap", flag.ContinueOnError)
+	zapOpts.BindFlags(goFlags)
+	fs.AddGoFlagSet(goFlags)
+	return cmd
+}
+
+func runAgent(opts agent.Options, metricsAddr, probeAddr string, zapOpts zap.Options, stderr io.Writer) int {
 	ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 	log := ctrl.Log.WithName("main")
 

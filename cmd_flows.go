@@ -4,124 +4,247 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"strings"
 	"time"
+
+	"github.com/spf13/cobra"
+	"k8s.io/cli-runtime/pkg/genericclioptions"
+	"k8s.io/client-go/rest"
 
 	"github.com/netpol-guard/netpol-guard/cli"
 	"github.com/netpol-guard/netpol-guard/flowapi"
 )
 
-const flowsUsage = `Usage:
-  netpol-guard flows export --server URL --token-file FILE [--ca-file FILE] [--namespace NS] [-o FILE]
-  netpol-guard flows import [--format auto|flows|hubble] [-o FILE] FILE|-
+// Where `flows export` finds the webhook through the API server by default: the chart's
+// namespace, Service and port name.
+const (
+	defaultGuardNamespace = "netpol-guard"
+	defaultService        = "netpol-guard"
+	defaultServicePort    = "https"
+)
 
-export  streams the webhook's flow cache as flow records (JSON Lines), for
+func newFlowsCommand(stdin io.Reader) *cobra.Command {
+	cmd := &cobra.Command{
+		Use:   "flows",
+		Short: "Export the webhook's flow cache; import Hubble flow files",
+		Long: `export  streams the webhook's flow cache as flow records (JSON Lines), for
         'netpol-guard check --flows' in CI.
 import  converts a flow file (hubble observe -o json, Hubble exporter files, or our
-        own records) into flow records, checking every line.
-`
-
-func flowsCommand(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" {
-		fmt.Fprint(stderr, flowsUsage)
-		return cli.ExitBadInput
+        own records) into flow records, checking every line.`,
+		Example: `  netpol-guard flows export -n netpol-guard > flows.jsonl
+  netpol-guard flows import examples/hubble-flows.json -o flows.jsonl`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SetOut(cmd.ErrOrStderr())
+			_ = cmd.Help()
+			return exitCode(cli.ExitBadInput)
+		},
 	}
-	switch args[0] {
-	case "export":
-		return flowsExport(args[1:], stdout, stderr)
-	case "import":
-		return flowsImport(args[1:], stdin, stdout, stderr)
-	}
-	fmt.Fprintf(stderr, "error: unknown flows command %q\n\n%s", args[0], flowsUsage)
-	return cli.ExitBadInput
+	cmd.AddCommand(newFlowsExportCommand(), newFlowsImportCommand(stdin))
+	return cmd
 }
 
-func flowsExport(args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("flows export", "netpol-guard flows export --server URL --token-file FILE [flags]\n\nStream the webhook's flow cache as flow records.", stderr)
-	server := fs.String("server", "", "the webhook's base URL, e.g. https://netpol-guard.netpol-guard.svc:443 (required)")
-	tokenFile := fs.String("token-file", "", "file holding a bearer token of a user allowed to read flows (required)")
-	caFile := fs.String("ca-file", "", "CA bundle to verify the webhook's certificate; system roots when empty")
-	namespace := fs.String("namespace", "", "export only flows into or out of this namespace")
-	out := fs.String("o", "-", "output file, - for stdout")
-	timeout := fs.Duration("timeout", 5*time.Minute, "give up after this long")
-	if code, done := parse(fs, args); done {
-		return code
+type exportFlags struct {
+	kube           *genericclioptions.ConfigFlags
+	server         string
+	service        string
+	servicePort    string
+	tokenFile      string
+	caFile         string
+	flowsNamespace string
+	out            string
+	timeout        time.Duration
+}
+
+func newFlowsExportCommand() *cobra.Command {
+	f := exportFlags{kube: genericclioptions.NewConfigFlags(true)}
+	// --server is the webhook's URL here, not the API server's.
+	f.kube.APIServer = nil
+	cmd := &cobra.Command{
+		Use:   "export [-n NS] [--service NAME] [--token-file FILE] [--flows-namespace NS] [-o FILE]",
+		Short: "Stream the webhook's flow cache as flow records",
+		Long: `Stream the webhook's flow cache as flow records (JSON Lines).
+
+Without --server the webhook is reached through the API server's Service proxy
+(/api/v1/namespaces/NS/services/https:SERVICE:PORT/proxy/v1/flows) with the kubeconfig's
+credentials. The API server does not pass those on to the webhook, which authorises by
+bearer token (a TokenReview; the token's user must be one of its --flow-readers or
+--flow-writers): the token of --token-file, else the kubeconfig's own bearer token, is
+sent in the X-Netpol-Guard-Authorization header. Reaching the proxy needs RBAC
+"get" on services/proxy in the namespace.
+
+With --server the webhook is called directly, with --token-file's token.`,
+		Example: `  # Through the API server, as the current kubeconfig user
+  netpol-guard flows export -n netpol-guard > flows.jsonl
+
+  # Through the API server with a ServiceAccount's token for the webhook
+  netpol-guard flows export -n netpol-guard --token-file token --flows-namespace shop -o shop.jsonl
+
+  # Directly, from inside the cluster
+  netpol-guard flows export --server https://netpol-guard.netpol-guard.svc:443 --token-file /var/run/secrets/kubernetes.io/serviceaccount/token --ca-file ca.crt`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			return f.run(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr())
+		},
 	}
-	if *server == "" || *tokenFile == "" {
-		fmt.Fprintln(stderr, "error: --server and --token-file are required")
-		return cli.ExitBadInput
-	}
-	token, err := os.ReadFile(*tokenFile)
-	if err != nil {
+	fs := cmd.Flags()
+	f.kube.AddFlags(fs)
+	fs.StringVar(&f.server, "server", "", "the webhook's base URL, e.g. https://netpol-guard.netpol-guard.svc:443; empty: through the API server")
+	fs.StringVar(&f.service, "service", defaultService, "the webhook's Service, reached through the API server")
+	fs.StringVar(&f.servicePort, "service-port", defaultServicePort, "the Service's port, by name or number")
+	fs.StringVar(&f.tokenFile, "token-file", "", "file holding a bearer token of a user allowed to read flows (required with --server; else default: the kubeconfig's token)")
+	fs.StringVar(&f.caFile, "ca-file", "", "with --server, CA bundle to verify the webhook's certificate; system roots when empty")
+	fs.StringVar(&f.flowsNamespace, "flows-namespace", "", "export only flows into or out of this namespace")
+	fs.StringVarP(&f.out, "output", "o", "-", "output file, - for stdout")
+	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "give up after this long")
+	fs.Lookup("namespace").Usage = "namespace of the webhook's Service (default " + defaultGuardNamespace + ")"
+	_ = cobra.MarkFlagFilename(fs, "token-file")
+	_ = cobra.MarkFlagFilename(fs, "ca-file")
+	return cmd
+}
+
+func (f *exportFlags) run(ctx context.Context, stdout, stderr io.Writer) error {
+	bad := func(err error) error {
 		fmt.Fprintf(stderr, "error: %v\n", err)
-		return cli.ExitBadInput
+		return exitCode(cli.ExitBadInput)
 	}
-	tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
-	if *caFile != "" {
-		pem, err := os.ReadFile(*caFile)
+	var token string
+	if f.tokenFile != "" {
+		b, err := os.ReadFile(f.tokenFile)
 		if err != nil {
-			fmt.Fprintf(stderr, "error: %v\n", err)
-			return cli.ExitBadInput
+			return bad(err)
 		}
-		tlsConfig.RootCAs = x509.NewCertPool()
-		if !tlsConfig.RootCAs.AppendCertsFromPEM(pem) {
-			fmt.Fprintf(stderr, "error: %s holds no PEM certificate\n", *caFile)
-			return cli.ExitBadInput
+		token = strings.TrimSpace(string(b))
+	}
+	var (
+		client *http.Client
+		export = flowapi.Export
+		base   string
+	)
+	if f.server != "" {
+		if token == "" {
+			return bad(errors.New("--server needs --token-file"))
 		}
+		tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
+		if f.caFile != "" {
+			pem, err := os.ReadFile(f.caFile)
+			if err != nil {
+				return bad(err)
+			}
+			tlsConfig.RootCAs = x509.NewCertPool()
+			if !tlsConfig.RootCAs.AppendCertsFromPEM(pem) {
+				return bad(fmt.Errorf("%s holds no PEM certificate", f.caFile))
+			}
+		}
+		client = &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfig, Proxy: http.ProxyFromEnvironment}}
+		base = f.server
+	} else {
+		cfg, err := f.kube.ToRESTConfig()
+		if err != nil {
+			return bad(fmt.Errorf("kubeconfig: %w", err))
+		}
+		if token == "" {
+			if token, err = bearerToken(cfg); err != nil {
+				return bad(err)
+			}
+		}
+		if token == "" {
+			return bad(errors.New("the kubeconfig's user has no bearer token to show the webhook: give --token-file (a token of one of the webhook's flow readers)"))
+		}
+		if client, err = rest.HTTPClientFor(cfg); err != nil {
+			return bad(err)
+		}
+		ns := defaultGuardNamespace
+		if f.kube.Namespace != nil && *f.kube.Namespace != "" {
+			ns = *f.kube.Namespace
+		}
+		base = strings.TrimSuffix(cfg.Host, "/") + "/api/v1/namespaces/" + url.PathEscape(ns) +
+			"/services/" + url.PathEscape("https:"+f.service+":"+f.servicePort) + "/proxy"
+		export = flowapi.ExportThroughProxy
 	}
-	url := *server
-	if *namespace != "" {
-		url += "?namespace=" + *namespace
+	if f.flowsNamespace != "" {
+		base += "?namespace=" + url.QueryEscape(f.flowsNamespace)
 	}
-	w, closeOut, err := output(*out, stdout)
+	w, closeOut, err := output(f.out, stdout)
 	if err != nil {
-		fmt.Fprintf(stderr, "error: %v\n", err)
-		return cli.ExitBadInput
+		return bad(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), *timeout)
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfig, Proxy: http.ProxyFromEnvironment}}
-	err = flowapi.Export(ctx, client, url, strings.TrimSpace(string(token)), w)
+	err = export(ctx, client, base, token, w)
 	if cerr := closeOut(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		fmt.Fprintf(stderr, "error: %v\n", err)
-		return 1
+		return exitCode(1)
 	}
-	return 0
+	return nil
 }
 
-func flowsImport(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("flows import", "netpol-guard flows import [--format auto|flows|hubble] [-o FILE] FILE|-\n\nConvert a flow file into flow records (JSON Lines).", stderr)
-	format := fs.String("format", cli.FormatAuto, "input format: auto, flows or hubble")
-	out := fs.String("o", "-", "output file, - for stdout")
-	if err := fs.Parse(args); err != nil {
-		return cli.ExitBadInput
+// bearerToken is the kubeconfig user's bearer token, if it has one.
+func bearerToken(cfg *rest.Config) (string, error) {
+	if cfg.BearerToken != "" {
+		return cfg.BearerToken, nil
 	}
-	if fs.NArg() != 1 {
-		fmt.Fprintln(stderr, "error: give one input file, or - for stdin")
-		return cli.ExitBadInput
+	if cfg.BearerTokenFile != "" {
+		b, err := os.ReadFile(cfg.BearerTokenFile)
+		if err != nil {
+			return "", fmt.Errorf("kubeconfig token file: %w", err)
+		}
+		return strings.TrimSpace(string(b)), nil
 	}
-	w, closeOut, err := output(*out, stdout)
-	if err != nil {
-		fmt.Fprintf(stderr, "error: %v\n", err)
-		return cli.ExitBadInput
+	return "", nil
+}
+
+func newFlowsImportCommand(stdin io.Reader) *cobra.Command {
+	var format, out string
+	cmd := &cobra.Command{
+		Use:   "import [--format auto|flows|hubble] [-o FILE] FILE|-",
+		Short: "Convert a flow file into flow records (JSON Lines)",
+		Example: `  # Hubble's JSON into flow records
+  netpol-guard flows import examples/hubble-flows.json -o flows.jsonl
+
+  # Straight from hubble observe
+  hubble observe -o json --last 10000 | netpol-guard flows import -`,
+		Args: func(_ *cobra.Command, args []string) error {
+			if len(args) != 1 {
+				return errors.New("give one input file, or - for stdin")
+			}
+			return nil
+		},
+		RunE: func(cmd *cobra.Command, args []string) error {
+			stderr := cmd.ErrOrStderr()
+			w, closeOut, err := output(out, cmd.OutOrStdout())
+			if err != nil {
+				fmt.Fprintf(stderr, "error: %v\n", err)
+				return exitCode(cli.ExitBadInput)
+			}
+			n, err := cli.Import(args[0], format, stdin, w)
+			if cerr := closeOut(); err == nil {
+				err = cerr
+			}
+			if err != nil {
+				fmt.Fprintf(stderr, "error: %v\n", err)
+				return exitCode(cli.ExitBadInput)
+			}
+			fmt.Fprintf(stderr, "%d flow records written\n", n)
+			return nil
+		},
 	}
-	n, err := cli.Import(fs.Arg(0), *format, stdin, w)
-	if cerr := closeOut(); err == nil {
-		err = cerr
-	}
-	if err != nil {
-		fmt.Fprintf(stderr, "error: %v\n", err)
-		return cli.ExitBadInput
-	}
-	fmt.Fprintf(stderr, "%d flow records written\n", n)
-	return 0
+	cmd.Flags().StringVar(&format, "format", cli.FormatAuto, "input format: auto, flows or hubble")
+	cmd.Flags().StringVarP(&out, "output", "o", "-", "output file, - for stdout")
+	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{cli.FormatAuto, cli.FormatFlows, cli.FormatHubble}, cobra.ShellCompDirectiveNoFileComp))
+	return cmd
 }
 
 // output opens path for writing, or returns stdout for "-".

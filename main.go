@@ -1,127 +1,156 @@
 // Command netpol-guard keeps NetworkPolicy changes from silently cutting live traffic.
 //
-//	netpol-guard evaluate --cluster FILE --flows FILE [-o table|json]
-//	netpol-guard check    --cluster FILE --flows FILE -f POLICY.yaml [-f ...] [--delete] [-o table|json]
+//	netpol-guard webhook  [flags]
+//	netpol-guard agent    [flags]
+//	netpol-guard evaluate --cluster FILE --flows FILE [-o table|wide|json|yaml]
+//	netpol-guard check    --cluster FILE --flows FILE -f POLICY.yaml [-f ...] [--delete] [-o table|wide|json|yaml]
+//	netpol-guard flows export|import
+//
+// Installed as kubectl-netpol_guard it is the kubectl plugin `kubectl netpol-guard`.
 package main
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"os"
+	"path/filepath"
 	"strings"
-	"time"
+
+	"github.com/spf13/cobra"
 
 	"github.com/netpol-guard/netpol-guard/cli"
 )
 
-const usage = `netpol-guard stops NetworkPolicy changes that would cut live traffic.
-
-Usage:
-  netpol-guard <command> [flags]
-
-Commands:
-  webhook    Serve the validating admission webhook and the flow API.
-  agent      Node flow agent: push the flows kernel conntrack sees to the webhook.
-  evaluate   Judge every observed flow under a cluster's current policies.
-  check      Report the flows that applying (or deleting) policies would cut.
-             Exit 0: nothing cut; 1: something cut; 2: bad input.
-  flows      Export the webhook's flow cache; import Hubble flow files.
-  version    Print the version.
-
-Run 'netpol-guard <command> -h' for a command's flags.
-`
-
 // version is set at build time with -ldflags "-X main.version=...".
 var version = "dev"
 
-func main() { os.Exit(run(os.Args[1:], os.Stdin, os.Stdout, os.Stderr)) }
+// pluginBinary is the name kubectl finds the plugin `kubectl netpol-guard` by.
+const pluginBinary = "kubectl-netpol_guard"
 
-func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	if len(args) == 0 {
-		fmt.Fprint(stderr, usage)
-		return cli.ExitBadInput
-	}
-	switch cmd, rest := args[0], args[1:]; cmd {
-	case "webhook":
-		return webhookCommand(rest, stderr)
-	case "agent":
-		return agentCommand(rest, stderr)
-	case "flows":
-		return flowsCommand(rest, stdin, stdout, stderr)
-	case "evaluate":
-		return evaluate(rest, stdin, stdout, stderr)
-	case "check":
-		return check(rest, stdin, stdout, stderr)
-	case "version", "--version":
-		fmt.Fprintln(stdout, "netpol-guard", version)
-		return cli.ExitOK
-	case "help", "-h", "--help":
-		fmt.Fprint(stdout, usage)
-		return cli.ExitOK
-	default:
-		fmt.Fprintf(stderr, "error: unknown command %q\n\n%s", cmd, usage)
-		return cli.ExitBadInput
-	}
+func main() {
+	os.Exit(run(filepath.Base(os.Args[0]), os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-func inputFlags(fs *flag.FlagSet, in *cli.Inputs, output *string) {
-	fs.StringVar(&in.Cluster, "cluster", "", "Kubernetes objects: a file or directory of YAML/JSON (kubectl get namespaces,pods,nodes,networkpolicies -A -o yaml), or - for stdin (required)")
-	fs.StringVar(&in.Flows, "flows", "", "observed flows: JSON Lines flow records or Hubble JSON, or - for stdin (required)")
-	fs.StringVar(output, "o", cli.OutputTable, "output format: table or json")
-	fs.StringVar(&in.FlowsFormat, "flows-format", cli.FormatAuto, "format of --flows: auto, flows (our JSON Lines) or hubble (hubble observe -o json)")
-}
+// exitCode ends a command with a status other than 0 after it has said why.
+type exitCode int
 
-func evaluate(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	opts := cli.EvaluateOptions{Now: time.Now()}
-	fs := newFlagSet("evaluate", "netpol-guard evaluate --cluster FILE --flows FILE [-o table|json]\n\nJudge every observed flow under the cluster's current NetworkPolicies.", stderr)
-	inputFlags(fs, &opts.Inputs, &opts.Output)
-	if code, done := parse(fs, args); done {
-		return code
-	}
-	opts.Stdin = stdin
-	return cli.Evaluate(stdout, stderr, opts)
-}
+func (c exitCode) Error() string { return fmt.Sprintf("exit status %d", int(c)) }
 
-func check(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	opts := cli.CheckOptions{Now: time.Now()}
-	fs := newFlagSet("check", "netpol-guard check --cluster FILE --flows FILE -f POLICY.yaml [-f ...] [--delete] [-o table|json]\n\nReport the observed flows that applying (or deleting) the given NetworkPolicies would cut.\nExit status: 0 nothing is cut, 1 something is cut, 2 bad input.", stderr)
-	inputFlags(fs, &opts.Inputs, &opts.Output)
-	fs.Func("f", "a file or directory of NetworkPolicies to apply, or - for stdin (repeatable, required)", func(s string) error {
-		opts.Policies = append(opts.Policies, s)
+// status turns a command's exit status into what RunE returns.
+func status(code int) error {
+	if code == 0 {
 		return nil
-	})
-	fs.BoolVar(&opts.Delete, "delete", false, "check deleting the given policies instead of applying them")
-	fs.StringVar(&opts.Namespace, "n", "default", "namespace for policies that do not name one")
-	if code, done := parse(fs, args); done {
-		return code
 	}
-	opts.Stdin = stdin
-	return cli.Check(stdout, stderr, opts)
+	return exitCode(code)
 }
 
-func newFlagSet(name, help string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: %s\n\nFlags:\n", help)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// parse parses flags; done is true when the command should stop with code.
-func parse(fs *flag.FlagSet, args []string) (code int, done bool) {
-	err := fs.Parse(args)
+// run runs the command line args as the program named prog and returns the exit status:
+// a command's own, or 2 (cli.ExitBadInput) for a command line that does not parse.
+func run(prog string, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	root := newRootCommand(prog, stdin, stdout, stderr)
+	root.SetArgs(args)
+	err := root.Execute()
+	var code exitCode
 	switch {
-	case errors.Is(err, flag.ErrHelp):
-		return cli.ExitOK, true
-	case err != nil:
-		return cli.ExitBadInput, true
-	case fs.NArg() > 0:
-		fmt.Fprintf(fs.Output(), "error: unexpected arguments: %s\n", strings.Join(fs.Args(), " "))
-		return cli.ExitBadInput, true
+	case err == nil:
+		return cli.ExitOK
+	case errors.As(err, &code):
+		return int(code)
 	}
-	return 0, false
+	cmd, _, ferr := root.Find(args)
+	if ferr != nil || cmd == nil {
+		cmd = root
+	}
+	fmt.Fprintf(stderr, "error: %v\nSee '%s --help'.\n", err, cmd.CommandPath())
+	return cli.ExitBadInput
+}
+
+// Command groups of the root's help.
+const (
+	groupServe = "serve"
+	groupCheck = "check"
+	groupFlows = "flows"
+)
+
+func newRootCommand(prog string, stdin io.Reader, stdout, stderr io.Writer) *cobra.Command {
+	root := &cobra.Command{
+		Use:   "netpol-guard",
+		Short: "Stop NetworkPolicy changes that would cut live traffic",
+		Long: `netpol-guard stops NetworkPolicy changes that would cut live traffic.
+
+In the cluster it is a validating admission webhook that replays the traffic recently seen
+through the policies as they are and as they would be; offline, the same decision runs on
+files, for CI.`,
+		Example: `  # What would a default-deny cut? (exit 1 if anything)
+  netpol-guard check --cluster examples/cluster.yaml --flows examples/flows.jsonl -f examples/proposed/shop-default-deny.yaml
+
+  # Export the webhook's flows through the API server, for CI
+  netpol-guard flows export -n netpol-guard > flows.jsonl`,
+		Version:       version,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		Args:          cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			cmd.SetOut(stderr)
+			_ = cmd.Help()
+			return exitCode(cli.ExitBadInput)
+		},
+	}
+	if prog == pluginBinary || strings.HasPrefix(prog, pluginBinary+".") {
+		root.Annotations = map[string]string{cobra.CommandDisplayNameAnnotation: "kubectl netpol-guard"}
+	}
+	root.SetIn(stdin)
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetVersionTemplate("netpol-guard {{.Version}}\n")
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return err })
+	root.AddGroup(
+		&cobra.Group{ID: groupServe, Title: "Run in the cluster:"},
+		&cobra.Group{ID: groupCheck, Title: "Check policies against observed flows (offline, on files):"},
+		&cobra.Group{ID: groupFlows, Title: "Flows:"},
+	)
+	root.SetHelpCommandGroupID("")
+	root.SetCompletionCommandGroupID("")
+	for group, cmds := range map[string][]*cobra.Command{
+		groupServe: {newWebhookCommand(), newAgentCommand(stderr)},
+		groupCheck: {newEvaluateCommand(stdin), newCheckCommand(stdin)},
+		groupFlows: {newFlowsCommand(stdin)},
+	} {
+		for _, c := range cmds {
+			c.GroupID = group
+			root.AddCommand(c)
+		}
+	}
+	root.AddCommand(&cobra.Command{
+		Use:     "version",
+		Short:   "Print the version",
+		Example: "  netpol-guard version",
+		Args:    cobra.NoArgs,
+		Run: func(cmd *cobra.Command, _ []string) {
+			fmt.Fprintln(cmd.OutOrStdout(), "netpol-guard", version)
+		},
+	})
+	root.InitDefaultCompletionCmd()
+	for _, c := range root.Commands() {
+		if c.Name() == "completion" {
+			c.Example = "  # Load completions into the current bash\n  source <(netpol-guard completion bash)"
+			for _, sh := range c.Commands() {
+				sh.Example = fmt.Sprintf("  netpol-guard completion %s > netpol-guard.%s", sh.Name(), sh.Name())
+			}
+		}
+	}
+	if name := root.DisplayName(); name != root.Name() {
+		renameExamples(root, name)
+	}
+	return root
+}
+
+// renameExamples rewrites "netpol-guard " in examples to the name the program is run as,
+// so that as a kubectl plugin they read "kubectl netpol-guard ...".
+func renameExamples(c *cobra.Command, name string) {
+	c.Example = strings.ReplaceAll(c.Example, "netpol-guard ", name+" ")
+	for _, sub := range c.Commands() {
+		renameExamples(sub, name)
+	}
 }

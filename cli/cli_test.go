@@ -210,7 +210,7 @@ func TestBadInputNamesWhereAndExits2(t *testing.T) {
 			want:   []string{"shop/nope is not in the cluster"}},
 		{name: "policy file without policies", flows: good, policy: "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: x}\n",
 			want: []string{"holds no NetworkPolicy"}},
-		{name: "unknown output format", flows: good, output: "yaml", want: []string{`-o "yaml"`}},
+		{name: "unknown output format", flows: good, output: "xml", want: []string{`-o "xml"`}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

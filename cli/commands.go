@@ -63,8 +63,8 @@ func Evaluate(out, errw io.Writer, opts EvaluateOptions) int {
 	for i, f := range obs.flows {
 		verdicts[i] = ev.Verdict(f)
 	}
-	if opts.Output == OutputJSON {
-		enc := json.NewEncoder(out)
+	if structured(opts.Output) {
+		enc := newEncoder(out, opts.Output)
 		for i, v := range verdicts {
 			if err := enc.Encode(verdictLine{flowEcho: echo(obs.records[i]), Verdict: verdictWord(v.Allowed), Reason: v.Reason(), Explanation: v}); err != nil {
 				return fail(errw, err)
@@ -72,15 +72,28 @@ func Evaluate(out, errw io.Writer, opts EvaluateOptions) int {
 		}
 		return ExitOK
 	}
+	wide := opts.Output == OutputWide
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SOURCE\tDESTINATION\tPORT\tLAST SEEN\tVERDICT\tWHY")
+	fmt.Fprint(tw, "SOURCE\tDESTINATION\tPORT\tLAST SEEN\tVERDICT\tWHY")
+	if wide {
+		fmt.Fprint(tw, "\tALLOWED BY\tISOLATED BY\tSOURCE SEEN AS\tDESTINATION SEEN AS")
+	}
+	fmt.Fprintln(tw)
 	denied := 0
 	for i, v := range verdicts {
 		if !v.Allowed {
 			denied++
 		}
 		f := obs.flows[i]
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", f.Src, f.Dst, portString(f), age(obs.records[i].LastSeen, opts.Now), verdictWord(v.Allowed), v.Reason())
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s", f.Src, f.Dst, portString(f), age(obs.records[i].LastSeen, opts.Now), verdictWord(v.Allowed), v.Reason())
+		if wide {
+			allowed := "-"
+			if v.Allowed {
+				allowed = allowedBy(v)
+			}
+			fmt.Fprintf(tw, "\t%s\t%s\t%s\t%s", allowed, isolatedBy(v), seenAs(obs.records[i].Src), seenAs(obs.records[i].Dst))
+		}
+		fmt.Fprintln(tw)
 	}
 	tw.Flush()
 	fmt.Fprintf(out, "\n%d flows: %d allowed, %d denied, under %d policies.\n", len(verdicts), len(verdicts)-denied, denied, ps.Len())
@@ -117,7 +130,7 @@ func Check(out, errw io.Writer, opts CheckOptions) int {
 	}
 	res := evaluator.Diff(before, after, obs.world, obs.flows)
 
-	if opts.Output == OutputJSON {
+	if structured(opts.Output) {
 		report := checkReport{Changes: make([]string, len(changes)), Cut: make([]cutLine, len(res.Cut)), Summary: res.Summary}
 		for i, c := range changes {
 			report.Changes[i] = c.String()
@@ -125,11 +138,11 @@ func Check(out, errw io.Writer, opts CheckOptions) int {
 		for i, c := range res.Cut {
 			report.Cut[i] = cutLine{flowEcho: echo(obs.records[c.Index]), Reason: c.After.Denial(), Before: c.Before, After: c.After}
 		}
-		if err := json.NewEncoder(out).Encode(report); err != nil {
+		if err := newEncoder(out, opts.Output).Encode(report); err != nil {
 			return fail(errw, err)
 		}
 	} else {
-		writeCheckTable(out, changes, res, obs.records, opts.Now)
+		writeCheckTable(out, changes, res, obs.records, opts.Now, opts.Output == OutputWide)
 	}
 	if len(res.Cut) > 0 {
 		return ExitCut
@@ -137,7 +150,7 @@ func Check(out, errw io.Writer, opts CheckOptions) int {
 	return ExitOK
 }
 
-func writeCheckTable(out io.Writer, changes []change, res evaluator.DiffResult, records []flows.Record, now time.Time) {
+func writeCheckTable(out io.Writer, changes []change, res evaluator.DiffResult, records []flows.Record, now time.Time, wide bool) {
 	names := make([]string, len(changes))
 	for i, c := range changes {
 		names[i] = c.String()
@@ -149,14 +162,22 @@ func writeCheckTable(out io.Writer, changes []change, res evaluator.DiffResult, 
 	}
 	fmt.Fprintf(out, "CUT: %s would cut %d of %d observed flows (%d could be affected and were evaluated).\n\n", strings.Join(names, ", "), s.Cut, s.Flows, s.Candidates)
 	tw := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "SOURCE\tDESTINATION\tPORT\tLAST SEEN\tCOUNT\tALLOWED BEFORE BY\tDENIED AFTER BECAUSE")
+	fmt.Fprint(tw, "SOURCE\tDESTINATION\tPORT\tLAST SEEN\tCOUNT\tALLOWED BEFORE BY\tDENIED AFTER BECAUSE")
+	if wide {
+		fmt.Fprint(tw, "\tISOLATED AFTER BY\tSOURCE SEEN AS\tDESTINATION SEEN AS")
+	}
+	fmt.Fprintln(tw)
 	for _, c := range res.Cut {
 		rec := records[c.Index]
 		count := "-"
 		if rec.Count > 0 {
 			count = fmt.Sprint(rec.Count)
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\n", c.Flow.Src, c.Flow.Dst, portString(c.Flow), age(rec.LastSeen, now), count, allowedBy(c.Before), c.After.Denial())
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s", c.Flow.Src, c.Flow.Dst, portString(c.Flow), age(rec.LastSeen, now), count, allowedBy(c.Before), c.After.Denial())
+		if wide {
+			fmt.Fprintf(tw, "\t%s\t%s\t%s", isolatedBy(c.After), seenAs(rec.Src), seenAs(rec.Dst))
+		}
+		fmt.Fprintln(tw)
 	}
 	tw.Flush()
 }
@@ -316,13 +337,6 @@ func age(t, now time.Time) string {
 		return t.UTC().Format(time.RFC3339)
 	}
 	return human.Duration(d) + " ago"
-}
-
-func checkOutput(o string) error {
-	if o != OutputTable && o != OutputJSON {
-		return fmt.Errorf("-o %q: must be table or json", o)
-	}
-	return nil
 }
 
 func fail(errw io.Writer, err error) int {

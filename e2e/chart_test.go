@@ -43,6 +43,8 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/yaml"
+
+	"github.com/netpol-guard/netpol-guard/webhook"
 )
 
 const (
@@ -56,10 +58,10 @@ const (
 	promOperatorModule = "github.com/prometheus-operator/prometheus-operator@v0.85.0"
 	serviceMonitorCRD  = "example/prometheus-operator-crd/monitoring.coreos.com_servicemonitors.yaml"
 
-	// What the binary serves (cmd_webhook.go); the chart must agree.
-	validatePath = "/validate-networkpolicy"
-	webhookPort  = 9443
-	probePort    = 8081
+	// What the binary serves (server.Options' defaults); the chart must agree. The
+	// admission path is webhook.ValidatePath.
+	webhookPort = 9443
+	probePort   = 8081
 )
 
 // requireHelm returns the helm binary named by $HELM (scripts/test.sh sets it from
@@ -426,8 +428,8 @@ func checkManifest(t *testing.T, m manifest) {
 		}
 		w := vwc.Webhooks[0]
 		ref := w.ClientConfig.Service
-		if ref == nil || ref.Path == nil || *ref.Path != validatePath {
-			t.Fatalf("clientConfig.service = %+v, want path %s", ref, validatePath)
+		if ref == nil || ref.Path == nil || *ref.Path != webhook.ValidatePath {
+			t.Fatalf("clientConfig.service = %+v, want path %s", ref, webhook.ValidatePath)
 		}
 		if ref.Name != svc.Name || ref.Namespace != m.namespace {
 			t.Errorf("clientConfig.service %s/%s, want the webhook Service %s/%s", ref.Namespace, ref.Name, m.namespace, svc.Name)

@@ -31,7 +31,7 @@ import (
 //	GET  /v1/flows   the cache as JSON Lines flow records; ?namespace=N for the edges into
 //	                 or out of workloads of namespace N
 //
-// Both take "Authorization: Bearer <token>": no or a rejected token is 401, a user not
+// Both take "Authorization: Bearer <token>" (or TokenHeader): no or a rejected token is 401, a user not
 // allowed to write (POST) or read (GET) is 403.
 const (
 	// FlowsPath is the path the handler serves.
@@ -41,6 +41,10 @@ const (
 	FlowSourceHeader = "X-Flow-Source"
 	// NDJSONContentType is the media type of exported flows.
 	NDJSONContentType = "application/x-ndjson"
+	// TokenHeader carries "Bearer <token>" when Authorization cannot: through the API
+	// server's Service proxy, which authenticates the caller by Authorization and removes
+	// it before proxying. Authorization wins when both are sent.
+	TokenHeader = "X-Netpol-Guard-Authorization"
 )
 
 // Defaults for HandlerOptions.
@@ -240,7 +244,11 @@ func writeError(w http.ResponseWriter, code int, e apiError) int {
 // authorize authenticates the request's bearer token and checks its user is in allowed.
 // On failure it has answered and returns the status code.
 func (h *handler) authorize(w http.ResponseWriter, r *http.Request, allowed map[string]bool, verb string) (string, int) {
-	token, ok := bearerToken(r.Header.Get("Authorization"))
+	v := r.Header.Get("Authorization")
+	if v == "" {
+		v = r.Header.Get(TokenHeader)
+	}
+	token, ok := bearerToken(v)
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="netpol-guard"`)
 		h.log.V(1).Info("Flow request without bearer token", "method", r.Method, "remote", r.RemoteAddr)
@@ -622,6 +630,18 @@ func (e *StatusError) Error() string {
 // only sent over https, or over http to a loopback address. client nil means
 // http.DefaultClient. A non-200 answer is a *StatusError carrying the server's message.
 func Export(ctx context.Context, client *http.Client, serverURL, token string, w io.Writer) error {
+	return export(ctx, client, serverURL, "Authorization", token, w)
+}
+
+// ExportThroughProxy is Export through the API server's Service proxy: proxyURL is the
+// Service's proxy base (https://API-SERVER/api/v1/namespaces/NS/services/https:NAME:PORT/proxy),
+// client carries the caller's credentials for the API server, and token, which the proxy
+// would not pass on in Authorization, goes in TokenHeader.
+func ExportThroughProxy(ctx context.Context, client *http.Client, proxyURL, token string, w io.Writer) error {
+	return export(ctx, client, proxyURL, TokenHeader, token, w)
+}
+
+func export(ctx context.Context, client *http.Client, serverURL, tokenHeader, token string, w io.Writer) error {
 	u, err := url.Parse(serverURL)
 	if err != nil {
 		return fmt.Errorf("parsing server URL: %w", err)
@@ -649,7 +669,7 @@ func Export(ctx context.Context, client *http.Client, serverURL, token string, w
 	if err != nil {
 		return fmt.Errorf("exporting flows: %w", err)
 	}
-	req.Header.Set("Authorization", "Bearer "+token)
+	req.Header.Set(tokenHeader, "Bearer "+token)
 	req.Header.Set("Accept", NDJSONContentType)
 	resp, err := client.Do(req)
 	if err != nil {

@@ -493,9 +493,13 @@ func TestExportRoundTrip(t *testing.T) {
 		t.Fatalf("push: status %d", resp.StatusCode)
 	}
 
-	for _, token := range []string{"exporter-token", "agent-token"} {
+	for _, tc := range []struct {
+		token  string
+		export func(context.Context, *http.Client, string, string, io.Writer) error
+	}{{"exporter-token", Export}, {"agent-token", Export}, {"exporter-token", ExportThroughProxy}} {
+		token := tc.token
 		var out bytes.Buffer
-		if err := Export(t.Context(), ts.Client(), ts.URL, token, &out); err != nil {
+		if err := tc.export(t.Context(), ts.Client(), ts.URL, token, &out); err != nil {
 			t.Fatalf("Export with %s: %v", token, err)
 		}
 		recs, err := flows.ReadAll(&out, "export")

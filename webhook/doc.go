@@ -3,7 +3,7 @@
 // evaluator which cached flows the change cuts, and answers by mode — enforce rejects, warn
 // admits with kubectl warnings, audit admits and records. It adapts; the evaluator decides.
 //
-// main.go wires it to the live cluster view (package cluster), the flow cache (package
+// Package server wires it to the live cluster view (package cluster), the flow cache (package
 // flows) and controller-runtime's webhook server.
 package webhook
 

@@ -23,6 +23,8 @@ import (
 
 	"github.com/netpol-guard/netpol-guard/cluster"
 	"github.com/netpol-guard/netpol-guard/e2e/harness"
+	"github.com/netpol-guard/netpol-guard/flowapi"
+	"github.com/netpol-guard/netpol-guard/webhook"
 )
 
 const (
@@ -100,7 +102,7 @@ func demo(ctx context.Context) (err error) {
 	if err != nil {
 		return err
 	}
-	step("netpol-guard webhook --mode warn --min-history %s: serving %s (this checkout, go build)", minHistory, wh.URL+harness.ValidatePath)
+	step("netpol-guard webhook --mode warn --min-history %s: serving %s (this checkout, go build)", minHistory, wh.URL+webhook.ValidatePath)
 	if err := wh.Register(ctx, cp, harness.RegisterOptions{}); err != nil {
 		return withLogs(err, wh)
 	}
@@ -119,10 +121,10 @@ func demo(ctx context.Context) (err error) {
 		return withLogs(err, wh)
 	}
 	if res.Status != 200 {
-		return withLogs(fmt.Errorf("POST %s answered %d: %s", harness.FlowsPath, res.Status, strings.TrimSpace(res.Body)), wh)
+		return withLogs(fmt.Errorf("POST %s answered %d: %s", flowapi.FlowsPath, res.Status, strings.TrimSpace(res.Body)), wh)
 	}
 	step("Pushed %s to POST %s with %s's token: %d flows accepted, %d unresolved (timestamps moved so the newest is now)",
-		flowsFile, harness.FlowsPath, harness.AgentUser, res.Accepted, res.Unresolved)
+		flowsFile, flowapi.FlowsPath, harness.AgentUser, res.Accepted, res.Unresolved)
 	time.Sleep(minHistory) // the history enforce asks for
 
 	fmt.Println()

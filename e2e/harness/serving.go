@@ -21,6 +21,8 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 	"sigs.k8s.io/controller-runtime/pkg/client"
+
+	"github.com/netpol-guard/netpol-guard/webhook"
 )
 
 // ServingOptions choose how a webhook started by StartWebhookServing gets its serving
@@ -152,7 +154,7 @@ func (cp *ControlPlane) CreateClusterIPService(ctx context.Context, namespace, n
 type ServiceWebhookOptions struct {
 	// Name of the ValidatingWebhookConfiguration.
 	Name string
-	// The Service the API server calls, at ValidatePath.
+	// The Service the API server calls, at webhook.ValidatePath.
 	Namespace, Service string
 	Port               int32
 	// CABundle is clientConfig.caBundle; empty for a webhook that injects its own.
@@ -169,7 +171,7 @@ func ServiceWebhookConfiguration(opts ServiceWebhookOptions) *admissionregistrat
 	if opts.FailurePolicy == "" {
 		opts.FailurePolicy = admissionregistrationv1.Fail
 	}
-	path := ValidatePath
+	path := webhook.ValidatePath
 	sideEffects := admissionregistrationv1.SideEffectClassNoneOnDryRun
 	scope := admissionregistrationv1.NamespacedScope
 	return &admissionregistrationv1.ValidatingWebhookConfiguration{

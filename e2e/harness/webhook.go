@@ -22,12 +22,9 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/client"
-)
 
-// Paths the webhook serves (cmd_webhook.go's ValidatePath, flows.FlowsPath).
-const (
-	ValidatePath = "/validate-networkpolicy"
-	FlowsPath    = "/v1/flows"
+	"github.com/netpol-guard/netpol-guard/flowapi"
+	"github.com/netpol-guard/netpol-guard/webhook"
 )
 
 // The netpol-guard namespace and the flow agent's ServiceAccount, as the chart names them.
@@ -286,7 +283,7 @@ func (w *Webhook) Register(ctx context.Context, cp *ControlPlane, opts RegisterO
 	if opts.FailurePolicy == "" {
 		opts.FailurePolicy = admissionregistrationv1.Fail
 	}
-	url := w.URL + ValidatePath
+	url := w.URL + webhook.ValidatePath
 	sideEffects := admissionregistrationv1.SideEffectClassNoneOnDryRun
 	scope := admissionregistrationv1.NamespacedScope
 	vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{
@@ -395,7 +392,7 @@ type PushResult struct {
 
 // PushFlows sends JSON Lines flow records to POST /v1/flows with a bearer token.
 func (w *Webhook) PushFlows(ctx context.Context, token string, body []byte) (PushResult, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.URL+FlowsPath, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, w.URL+flowapi.FlowsPath, bytes.NewReader(body))
 	if err != nil {
 		return PushResult{}, err
 	}

@@ -32,6 +32,7 @@ import (
 	"github.com/netpol-guard/netpol-guard/e2e/harness"
 	"github.com/netpol-guard/netpol-guard/evaluator"
 	"github.com/netpol-guard/netpol-guard/flows"
+	"github.com/netpol-guard/netpol-guard/webhook"
 )
 
 // The cache under load: 1 M edges; 10 k of them into or out of the workloads of the
@@ -148,7 +149,7 @@ func TestLoad(t *testing.T) {
 	}
 	var report strings.Builder
 	fmt.Fprintf(&report, "\nAdmissionReviews (CREATE, dryRun) over HTTPS to %s, %d cached edges, GOMAXPROCS %d, %s per run:\n",
-		wh.URL+harness.ValidatePath, totalEdges, runtime.GOMAXPROCS(0), duration)
+		wh.URL+webhook.ValidatePath, totalEdges, runtime.GOMAXPROCS(0), duration)
 	fmt.Fprintf(&report, "%-36s %7s %8s %8s %8s %8s %8s %8s %10s %11s  %s\n", "policy", "workers", "requests", "req/s", "p50", "p90", "p99", "max", "server avg", "candidates", "verdict")
 	for _, v := range variants {
 		body := reviewBody(t, v.policy)
@@ -323,7 +324,7 @@ func reviewBody(t *testing.T, p *networkingv1.NetworkPolicy) []byte {
 }
 
 func post(ctx context.Context, wh *harness.Webhook, body []byte) ([]byte, error) {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, wh.URL+harness.ValidatePath+"?timeout=5s", bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, wh.URL+webhook.ValidatePath+"?timeout=5s", bytes.NewReader(body))
 	if err != nil {
 		return nil, err
 	}
