@@ -17,6 +17,7 @@ func inputFlags(fs *pflag.FlagSet, in *cli.Inputs, output *string) {
 	fs.StringVar(&in.Flows, "flows", "", "observed flows: JSON Lines flow records or Hubble JSON, or - for stdin (required)")
 	fs.StringVarP(output, "output", "o", cli.OutputTable, "output format: "+strings.Join(cli.OutputFormats, ", "))
 	fs.StringVar(&in.FlowsFormat, "flows-format", cli.FormatAuto, "format of --flows: auto, flows (our JSON Lines) or hubble (hubble observe -o json)")
+	fs.BoolVar(&in.AllowNoFlows, "allow-no-flows", false, "accept flows of which none can be judged (empty, or none resolves to the cluster) instead of exiting 2")
 	_ = cobra.MarkFlagFilename(fs, "cluster", "yaml", "yml", "json")
 	_ = cobra.MarkFlagFilename(fs, "flows", "jsonl", "json")
 }
