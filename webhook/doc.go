@@ -7,9 +7,24 @@
 // flows) and controller-runtime's webhook server.
 package webhook
 
-import ctrl "sigs.k8s.io/controller-runtime"
+import (
+	"context"
+
+	"github.com/go-logr/logr"
+	ctrl "sigs.k8s.io/controller-runtime"
+)
 
 var log = ctrl.Log.WithName("webhook")
+
+// logger is the logger of the request ctx belongs to: controller-runtime's webhook server
+// gives each admission one that names the request's uid, object and user, so every line of
+// a decision carries them. Outside a request, the package's.
+func logger(ctx context.Context) logr.Logger {
+	if l, err := logr.FromContext(ctx); err == nil {
+		return l.WithName("webhook")
+	}
+	return log
+}
 
 // Verbosity levels, named once.
 const (

@@ -188,12 +188,12 @@ func (g *Guard) handle(ctx context.Context, req admission.Request) (admission.Re
 	select {
 	case d = <-done:
 	case <-time.After(budget):
-		log.Info("Evaluation did not finish in time, admitting unchecked", "policy", klog.KObj(subject), "budget", budget)
+		logger(ctx).Info("Evaluation did not finish in time, admitting unchecked", "policy", klog.KObj(subject), "budget", budget)
 		return admission.Allowed("").WithWarnings(fmt.Sprintf("netpol-guard: evaluation did not finish within %s; %s admitted unchecked", budget.Round(time.Millisecond), change(req.Operation, subject))), mode, outcomeTimeout
 	}
 	if d.err != nil {
 		// Fail open: a guardrail outage must never block an incident fix.
-		log.Error(d.err, "Evaluation failed, admitting unchecked", "policy", klog.KObj(subject))
+		logger(ctx).Error(d.err, "Evaluation failed, admitting unchecked", "policy", klog.KObj(subject))
 		return admission.Allowed("").WithWarnings("netpol-guard: could not evaluate this change (" + truncate(d.err.Error(), 70) + "); admitted unchecked"), mode, outcomeError
 	}
 	d.change = change(req.Operation, subject)
@@ -203,7 +203,7 @@ func (g *Guard) handle(ctx context.Context, req admission.Request) (admission.Re
 	d.dryRun = req.DryRun != nil && *req.DryRun
 	d.bypass, d.bypassed = subject.Annotations[BypassAnnotation]
 	defer g.putScratch(d.scratch)
-	return g.respond(subject, d)
+	return g.respond(ctx, subject, d)
 }
 
 // decodePolicies returns the policy before (UPDATE, DELETE) and after (CREATE, UPDATE).
@@ -268,63 +268,94 @@ type decisionResult struct {
 	bypassed   bool
 }
 
-// decide builds the policy sets before and after the change, and asks the evaluator which
-// of the candidate edges the change cuts. It reads only in-memory indexes.
+// decide judges a change of a policy of namespace ns from in-memory indexes only: the policy
+// sets before and after, the cached edges the change can affect, the evaluator's diff of
+// them, the cuts a message lists, explained, and the coverage the answer rests on.
 func (g *Guard) decide(ns string, oldPolicy, newPolicy *networkingv1.NetworkPolicy) (d decisionResult) {
 	now := g.opts.Now()
-	view := g.opts.View
-	ps := view.PolicySet()
-	before := ps
-	var err error
-	if oldPolicy != nil {
-		// The request's oldObject is the truth for that policy, whatever the informer holds.
-		if before, err = ps.With(ps.Get(oldPolicy.Namespace, oldPolicy.Name), oldPolicy); err != nil {
-			d.err = fmt.Errorf("compiling the current policy: %w", err)
-			return d
-		}
-	}
-	after, err := before.With(oldPolicy, newPolicy)
+	before, after, err := g.policySets(oldPolicy, newPolicy)
 	if err != nil {
-		d.err = fmt.Errorf("compiling the new policy: %w", err)
+		d.err = err
 		return d
 	}
+	selects, err := selectedBy(oldPolicy, newPolicy)
+	if err != nil {
+		d.err = err
+		return d
+	}
+	sc := g.getScratch()
+	d.scratch = sc
+	edges := g.candidates(ns, selects, sc)
+	fl := g.evaluatorFlows(edges, sc)
 
+	memo := g.memos.Get().(*evaluator.Memo)
+	defer g.memos.Put(memo) // after the cuts are explained below
+	res := evaluator.DiffWith(before, after, g.opts.View.World(), fl, evaluator.DiffOptions{Memo: memo})
+	d.summary = res.Summary
+	d.cuts = g.listCuts(&res, edges, sc)
+	d.coverage = g.coverage(ns, now, len(edges), selects, sc.seen)
+	return d
+}
+
+// policySets are the cluster's policies before and after the change. The request's
+// oldObject is the truth for the policy it changes, whatever the informer holds.
+func (g *Guard) policySets(oldPolicy, newPolicy *networkingv1.NetworkPolicy) (before, after *evaluator.PolicySet, err error) {
+	ps := g.opts.View.PolicySet()
+	before = ps
+	if oldPolicy != nil {
+		if before, err = ps.With(ps.Get(oldPolicy.Namespace, oldPolicy.Name), oldPolicy); err != nil {
+			return nil, nil, fmt.Errorf("compiling the current policy: %w", err)
+		}
+	}
+	if after, err = before.With(oldPolicy, newPolicy); err != nil {
+		return nil, nil, fmt.Errorf("compiling the new policy: %w", err)
+	}
+	return before, after, nil
+}
+
+// selectedBy reports whether a pod endpoint is selected by the changed policy, old
+// podSelector or new: only flows into or out of those pods can change their verdict.
+func selectedBy(policies ...*networkingv1.NetworkPolicy) (func(*evaluator.Endpoint) bool, error) {
 	var selectors []labels.Selector
-	for _, p := range []*networkingv1.NetworkPolicy{oldPolicy, newPolicy} {
+	for _, p := range policies {
 		if p == nil {
 			continue
 		}
 		sel, err := metav1.LabelSelectorAsSelector(&p.Spec.PodSelector)
 		if err != nil {
-			d.err = fmt.Errorf("podSelector: %w", err)
-			return d
+			return nil, fmt.Errorf("podSelector: %w", err)
 		}
 		selectors = append(selectors, sel)
 	}
-	selects := func(ep *evaluator.Endpoint) bool {
+	return func(ep *evaluator.Endpoint) bool {
 		return ep.Kind == evaluator.Pod && slices.ContainsFunc(selectors, func(s labels.Selector) bool { return s.Matches(labels.Set(ep.Labels)) })
-	}
+	}, nil
+}
 
-	// The only edges a change to a policy of ns can affect: into or out of the workloads it
-	// selects, old selector or new.
-	sc := g.getScratch()
-	d.scratch = sc
-	seen := sc.seen
+// candidates reads the cached edges into or out of the workloads of ns the change selects,
+// marking those workloads seen.
+func (g *Guard) candidates(ns string, selects func(*evaluator.Endpoint) bool, sc *scratch) []flows.Edge {
+	view := g.opts.View
 	edges, _ := g.opts.Cache.Candidates(ns, func(id flows.PeerID, info *flows.PeerInfo) bool {
 		if selects(view.Endpoint(id, info)) {
-			seen[id] = true
+			sc.seen[id] = true
 			return true
 		}
 		return false
 	}, sc.edges[:0])
 	sc.edges = edges
-	// Edges of one read share peers by ref: each peer is converted once.
-	endpoints := sc.endpoints
+	return edges
+}
+
+// evaluatorFlows turns edges into the evaluator's flows, judging each peer by the live
+// view. Edges of one read share peers by ref: each peer is converted once.
+func (g *Guard) evaluatorFlows(edges []flows.Edge, sc *scratch) []evaluator.Flow {
+	view := g.opts.View
 	endpoint := func(ref uint32, id flows.PeerID, info *flows.PeerInfo) *evaluator.Endpoint {
-		ep, ok := endpoints[ref]
+		ep, ok := sc.endpoints[ref]
 		if !ok {
 			ep = view.Endpoint(id, info)
-			endpoints[ref] = ep
+			sc.endpoints[ref] = ep
 		}
 		return ep
 	}
@@ -334,54 +365,60 @@ func (g *Guard) decide(ns string, oldPolicy, newPolicy *networkingv1.NetworkPoli
 		e := &edges[i]
 		fl[i] = evaluator.Flow{Src: endpoint(e.SrcRef, e.Src, e.SrcInfo), Dst: endpoint(e.DstRef, e.Dst, e.DstInfo), Port: e.Port, Protocol: e.Protocol}
 	}
-	memo := g.memos.Get().(*evaluator.Memo)
-	defer g.memos.Put(memo) // after the cuts are explained below
-	res := evaluator.DiffWith(before, after, view.World(), fl, evaluator.DiffOptions{Memo: memo})
-	d.summary = res.Summary
-	d.cuts = slices.Grow(sc.cuts[:0], len(res.CutIndexes))[:len(res.CutIndexes)]
-	sc.cuts = d.cuts
+	return fl
+}
+
+// listCuts turns the diff's cuts into the answer's: each with the path of the cluster's
+// own it cuts, if any; the ones a message lists first — self-protection, then the most
+// recently seen — moved to the front and explained. The order of the rest does not matter,
+// and one pass keeps the best few.
+func (g *Guard) listCuts(res *evaluator.DiffResult, edges []flows.Edge, sc *scratch) []cutFlow {
+	cuts := slices.Grow(sc.cuts[:0], len(res.CutIndexes))[:len(res.CutIndexes)]
+	sc.cuts = cuts
 	index := slices.Grow(sc.index[:0], len(res.CutIndexes))[:len(res.CutIndexes)] // position in edges and flows, by cut
 	sc.index = index
-	protections := sc.protections
 	for i, j := range res.CutIndexes {
-		d.cuts[i] = cutFlow{edge: &edges[j], protection: g.protection(&edges[j], protections)}
+		cuts[i] = cutFlow{edge: &edges[j], protection: g.protection(&edges[j], sc.protections)}
 		index[i] = j
 	}
-	// The ones a message lists first — self-protection, then the most recently seen — and
-	// explained; the order of the rest does not matter. One pass keeps the best few.
-	top := min(len(d.cuts), g.opts.MaxListed)
+	top := min(len(cuts), g.opts.MaxListed)
 	if top > 0 {
-		w := worst(d.cuts[:top])
-		for i := top; i < len(d.cuts); i++ {
-			if listedBefore(&d.cuts[i], &d.cuts[w]) {
-				d.cuts[i], d.cuts[w] = d.cuts[w], d.cuts[i]
+		w := worst(cuts[:top])
+		for i := top; i < len(cuts); i++ {
+			if listedBefore(&cuts[i], &cuts[w]) {
+				cuts[i], cuts[w] = cuts[w], cuts[i]
 				index[i], index[w] = index[w], index[i]
-				w = worst(d.cuts[:top])
+				w = worst(cuts[:top])
 			}
 		}
 	}
 	for i := range top {
 		best := i
 		for j := i + 1; j < top; j++ {
-			if listedBefore(&d.cuts[j], &d.cuts[best]) {
+			if listedBefore(&cuts[j], &cuts[best]) {
 				best = j
 			}
 		}
-		d.cuts[i], d.cuts[best] = d.cuts[best], d.cuts[i]
+		cuts[i], cuts[best] = cuts[best], cuts[i]
 		index[i], index[best] = index[best], index[i]
 		c := res.Explain(index[i])
-		d.cuts[i].before, d.cuts[i].after = &c.Before, &c.After
+		cuts[i].before, cuts[i].after = &c.Before, &c.After
 	}
+	return cuts
+}
 
+// coverage is what the answer rests on: the cache's history, the edges considered, the
+// flows it could not resolve, and the selected workloads of ns it never saw.
+func (g *Guard) coverage(ns string, now time.Time, edges int, selects func(*evaluator.Endpoint) bool, seen map[flows.PeerID]bool) coverage {
 	cov := g.opts.Cache.Coverage()
-	d.coverage = coverage{since: cov.Since, history: cov.History(now), edges: len(edges), unresolved: cov.Unresolved}
-	for _, id := range view.WorkloadsIn(ns) {
-		if !seen[id] && selects(view.Endpoint(id, nil)) {
-			d.coverage.neverSeen = append(d.coverage.neverSeen, id.Name)
+	c := coverage{since: cov.Since, history: cov.History(now), edges: edges, unresolved: cov.Unresolved}
+	for _, id := range g.opts.View.WorkloadsIn(ns) {
+		if !seen[id] && selects(g.opts.View.Endpoint(id, nil)) {
+			c.neverSeen = append(c.neverSeen, id.Name)
 		}
 	}
-	slices.Sort(d.coverage.neverSeen)
-	return d
+	slices.Sort(c.neverSeen)
+	return c
 }
 
 // worst is the position of the cut a message would list last.
@@ -463,7 +500,7 @@ func isDNS(e *flows.Edge) bool {
 }
 
 // respond turns a decision into the answer for its mode, and records it.
-func (g *Guard) respond(subject *networkingv1.NetworkPolicy, d decisionResult) (admission.Response, Mode, string) {
+func (g *Guard) respond(ctx context.Context, subject *networkingv1.NetworkPolicy, d decisionResult) (admission.Response, Mode, string) {
 	now := g.opts.Now()
 	r := report{d: d, now: now, maxListed: g.opts.MaxListed, minHistory: g.opts.MinHistory}
 	if len(d.cuts) == 0 {
@@ -501,19 +538,19 @@ func (g *Guard) respond(subject *networkingv1.NetworkPolicy, d decisionResult) (
 		resp = admission.Allowed("")
 	}
 	resp.AuditAnnotations = r.auditAnnotations(outcome)
-	g.record(subject, d, outcome, r)
+	g.record(ctx, subject, d, outcome, r)
 	return resp, d.mode, outcome
 }
 
 // record writes the Event and the log line. Dry runs record nothing: the webhook declares
 // sideEffects NoneOnDryRun.
-func (g *Guard) record(subject *networkingv1.NetworkPolicy, d decisionResult, outcome string, r report) {
+func (g *Guard) record(ctx context.Context, subject *networkingv1.NetworkPolicy, d decisionResult, outcome string, r report) {
 	kv := []any{"policy", klog.KObj(subject), "change", d.change, "mode", d.mode, "outcome", outcome,
 		"cutFlows", len(d.cuts), "candidates", d.summary.Candidates, "user", d.user, "dryRun", d.dryRun}
 	if d.bypassed {
 		kv = append(kv, "bypassReason", d.bypass)
 	}
-	log.V(levelInfo).Info("NetworkPolicy change would cut flows", kv...)
+	logger(ctx).V(levelInfo).Info("NetworkPolicy change would cut flows", kv...)
 	if d.dryRun || g.opts.Recorder == nil {
 		return
 	}

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-logr/logr"
+	"github.com/go-logr/logr/funcr"
 	"github.com/go-logr/logr/testr"
 	admissionv1 "k8s.io/api/admission/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
@@ -245,6 +247,28 @@ func (f fixture) events() []string {
 }
 
 var defaultDeny = policy("default-deny", selectAll)
+
+func TestDecisionLogsThroughTheRequestLogger(t *testing.T) {
+	// controller-runtime's webhook server hands each admission a logger naming its request;
+	// the decision's lines must go there, not to a package logger without the request.
+	var lines []string
+	var mu sync.Mutex
+	reqLog := funcr.New(func(prefix, args string) {
+		mu.Lock()
+		defer mu.Unlock()
+		lines = append(lines, prefix+" "+args)
+	}, funcr.Options{}).WithValues("requestID", "req-42")
+	f := newFixture(t, Enforce, shopCache(now.Add(-48*time.Hour)))
+	f.guard.Handle(logr.NewContext(t.Context(), reqLog), request(admissionv1.Create, nil, defaultDeny, false))
+	mu.Lock()
+	defer mu.Unlock()
+	for _, l := range lines {
+		if strings.Contains(l, "NetworkPolicy change would cut flows") && strings.Contains(l, `"requestID"="req-42"`) {
+			return
+		}
+	}
+	t.Errorf("no decision line through the request's logger; got %q", lines)
+}
 
 func TestEnforceRejectsACutNamingIt(t *testing.T) {
 	f := newFixture(t, Enforce, shopCache(now.Add(-48*time.Hour)))
