@@ -111,7 +111,9 @@ func TestLiveEnvtest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	informers, err := cache.New(cfg, cache.Options{})
+	// The cache as the webhook runs it (managed fields stripped), so what the view reads is
+	// what production hands it.
+	informers, err := cache.New(cfg, CacheOptions())
 	if err != nil {
 		t.Fatal(err)
 	}

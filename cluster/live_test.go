@@ -741,6 +741,32 @@ func TestLiveConcurrent(t *testing.T) {
 		})
 	}
 	wg.Wait()
+
+	// The end state is what the last event of each pod says, whatever the interleaving:
+	// of the names p<w>-<k>, the last touch (i = 290+k) deleted those with k%3 == 0 and
+	// upserted the rest, all of the ReplicaSet that Deployment cart0 owns last.
+	id := workloadID("shop", "Deployment/cart0")
+	ep := l.Endpoint(id, nil)
+	if len(ep.Pods) != 24 {
+		t.Errorf("Deployment/cart0 has %d pods, want 24", len(ep.Pods))
+	}
+	for w := range 4 {
+		for k := range 10 {
+			name := fmt.Sprintf("p%d-%d", w, k)
+			_, exists := l.pods[types.NamespacedName{Namespace: "shop", Name: name}]
+			if deleted := k%3 == 0; exists == deleted {
+				t.Errorf("pod %s exists=%v, want %v", name, exists, !deleted)
+				continue
+			}
+			if k%3 == 0 {
+				continue
+			}
+			o, ok := l.Resolve(flows.Record{Src: flows.Peer{IP: fmt.Sprintf("10.244.%d.%d", w, k)}, Dst: flows.Peer{IP: "8.8.8.8"}, Port: 53})
+			if !ok || o.Src != id {
+				t.Errorf("address of %s resolves to %v (ok %v), want %v", name, o.Src, ok, id)
+			}
+		}
+	}
 }
 
 // BenchmarkLiveResolve resolves flows between pods by address, as ingest does, with 10 k
