@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"github.com/netpol-guard/netpol-guard/internal/testutil"
 	"io"
 	"net"
 	"slices"
@@ -43,7 +44,7 @@ func TestConntrackReportsPodToPodEdgesAfterDNAT(t *testing.T) {
 			t.Errorf("Run: %v", err)
 		}
 	})
-	eventually(t, 10*time.Second, "the agent following conntrack", a.alive.Load)
+	testutil.Eventually(t, 10*time.Second, "the agent following conntrack", a.alive.Load)
 
 	// New connections, seen through events: UDP through the Service, and TCP the other
 	// way, pod B to pod A directly.
@@ -64,7 +65,7 @@ func TestConntrackReportsPodToPodEdgesAfterDNAT(t *testing.T) {
 		}
 		return out
 	}
-	eventually(t, 10*time.Second, "the lab's edges pushed", func() bool { return len(labEdges()) >= len(want) })
+	testutil.Eventually(t, 10*time.Second, "the lab's edges pushed", func() bool { return len(labEdges()) >= len(want) })
 	time.Sleep(3 * a.opts.Interval) // later pushes must add nothing either
 	if got := labEdges(); !slices.Equal(got, want) {
 		t.Errorf("pushed edges:\n  %s\nwant exactly:\n  %s", strings.Join(got, "\n  "), strings.Join(want, "\n  "))
@@ -87,7 +88,7 @@ func TestConntrackReportsPodToPodEdgesAfterDNAT(t *testing.T) {
 		t.Errorf("Healthz: %v", err)
 	}
 	// Ready once the agent has read a webhook answer, which may trail the webhook's record.
-	eventually(t, 5*time.Second, "ready after a push", func() bool { return a.Readyz(nil) == nil })
+	testutil.Eventually(t, 5*time.Second, "ready after a push", func() bool { return a.Readyz(nil) == nil })
 }
 
 // tcpEcho serves TCP echo on addr in namespace ns until the test ends.

@@ -206,18 +206,6 @@ func recordEdges(recs []flows.Record) []string {
 	return slices.Compact(out)
 }
 
-// eventually polls cond until it holds or the timeout passes.
-func eventually(t testing.TB, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
-}
-
 type (
 	conntrackFlow  = conntrack.Flow
 	conntrackTuple = conntrack.Tuple

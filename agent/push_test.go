@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"fmt"
+	"github.com/netpol-guard/netpol-guard/internal/testutil"
 	"net"
 	"net/http"
 	"os"
@@ -26,7 +27,7 @@ func TestPushSendsFlowRecordsWithTokenAndNodeName(t *testing.T) {
 	startPushing(t, a)
 	a.cycle(t.Context())
 	a.push.add(oneEdge(1))
-	eventually(t, 5*time.Second, "the push", func() bool { return len(w.records()) == 1 })
+	testutil.Eventually(t, 5*time.Second, "the push", func() bool { return len(w.records()) == 1 })
 	rec := w.records()[0]
 	if rec.Src.IP != "10.0.1.1" || rec.Dst.IP != "10.0.2.7" || rec.Port != 8080 || rec.Protocol != flows.ProtocolTCP || rec.Count != 1 ||
 		!rec.LastSeen.Equal(time.Unix(1_790_000_001, 0)) {
@@ -37,7 +38,7 @@ func TestPushSendsFlowRecordsWithTokenAndNodeName(t *testing.T) {
 	if w.tokens[0] != "Bearer token-1" || w.sources[0] != "node-1" {
 		t.Errorf("token %q, source %q; want Bearer token-1, node-1", w.tokens[0], w.sources[0])
 	}
-	eventually(t, time.Second, "nothing pending", func() bool { return a.push.pending() == 0 })
+	testutil.Eventually(t, time.Second, "nothing pending", func() bool { return a.push.pending() == 0 })
 	if v := value(t, a.metrics.edgesPushed); v != 1 {
 		t.Errorf("edges pushed = %v, want 1", v)
 	}
@@ -61,15 +62,15 @@ func TestPushRejectedTokenIsReadAgainForTheNextTry(t *testing.T) {
 		t.Errorf("Readyz before any push: %v", err)
 	}
 	a.push.add(oneEdge(1))
-	eventually(t, 5*time.Second, "a rejected push", func() bool { return value(t, a.push.metrics.pushErrors.WithLabelValues("401")) >= 1 })
+	testutil.Eventually(t, 5*time.Second, "a rejected push", func() bool { return value(t, a.push.metrics.pushErrors.WithLabelValues("401")) >= 1 })
 	if err := a.Readyz(nil); err == nil {
 		t.Error("Readyz with only failed pushes: want an error")
 	}
 	writeFile(t, a.opts.TokenFile, "token-2") // the kubelet rotated the projected token
-	eventually(t, 5*time.Second, "the push with the new token", func() bool { return len(w.records()) == 1 })
+	testutil.Eventually(t, 5*time.Second, "the push with the new token", func() bool { return len(w.records()) == 1 })
 	// The webhook has the records once it has read them; the agent counts the push as
 	// succeeded once it has read the answer.
-	eventually(t, 5*time.Second, "ready after the push", func() bool { return a.Readyz(nil) == nil })
+	testutil.Eventually(t, 5*time.Second, "ready after the push", func() bool { return a.Readyz(nil) == nil })
 }
 
 func TestPushServerErrorsBackOffExponentially(t *testing.T) {
@@ -88,7 +89,7 @@ func TestPushServerErrorsBackOffExponentially(t *testing.T) {
 	startPushing(t, a)
 	a.cycle(t.Context())
 	a.push.add(oneEdge(1))
-	eventually(t, 10*time.Second, "the push after the errors", func() bool { return len(w.records()) == 1 })
+	testutil.Eventually(t, 10*time.Second, "the push after the errors", func() bool { return len(w.records()) == 1 })
 	w.mu.Lock()
 	attempts := slices.Clone(w.attempts)
 	w.mu.Unlock()
@@ -131,7 +132,7 @@ func TestPushTooLargeHalvesTheBatch(t *testing.T) {
 		}
 	}
 	a.push.add(edges)
-	eventually(t, 10*time.Second, "every edge", func() bool { return len(w.records()) == 10 })
+	testutil.Eventually(t, 10*time.Second, "every edge", func() bool { return len(w.records()) == 10 })
 	// 16 → 8 → 4 → 2.
 	w.mu.Lock()
 	defer w.mu.Unlock()
@@ -154,9 +155,9 @@ func TestPushMalformedBatchIsDroppedNotRetried(t *testing.T) {
 	startPushing(t, a)
 	a.cycle(t.Context())
 	a.push.add(oneEdge(1))
-	eventually(t, 5*time.Second, "the rejection", func() bool { return value(t, a.metrics.dropped[dropRejected]) == 1 })
+	testutil.Eventually(t, 5*time.Second, "the rejection", func() bool { return value(t, a.metrics.dropped[dropRejected]) == 1 })
 	a.push.add(oneEdge(2))
-	eventually(t, 5*time.Second, "the next push", func() bool { return len(w.records()) == 1 })
+	testutil.Eventually(t, 5*time.Second, "the next push", func() bool { return len(w.records()) == 1 })
 	if got := w.records()[0].Src.IP; got != "10.0.1.2" {
 		t.Errorf("pushed %s, want only the edge after the rejected batch", got)
 	}
@@ -185,14 +186,14 @@ func TestPushUnreachableReplicaKeepsTheMostRecentEdges(t *testing.T) {
 	for i := 1; i <= 6; i++ {
 		a.push.add(oneEdge(i))
 	}
-	eventually(t, 5*time.Second, "failed pushes", func() bool { return value(t, a.metrics.pushErrors.WithLabelValues("503")) >= 2 })
+	testutil.Eventually(t, 5*time.Second, "failed pushes", func() bool { return value(t, a.metrics.pushErrors.WithLabelValues("503")) >= 2 })
 	if got := a.push.pending(); got > 3 {
 		t.Errorf("pending = %d, want at most 3", got)
 	}
 	mu.Lock()
 	down = false
 	mu.Unlock()
-	eventually(t, 5*time.Second, "the buffer drained", func() bool { return a.push.pending() == 0 })
+	testutil.Eventually(t, 5*time.Second, "the buffer drained", func() bool { return a.push.pending() == 0 })
 	want := []string{"10.0.1.4 -> 10.0.2.7:8080/TCP", "10.0.1.5 -> 10.0.2.7:8080/TCP", "10.0.1.6 -> 10.0.2.7:8080/TCP"}
 	if got := w.edges(); !slices.Equal(got, want) {
 		t.Errorf("delivered %v, want the 3 most recent %v", got, want)
@@ -267,7 +268,7 @@ func TestPushFansOutToEveryReplicaOfTheHeadlessService(t *testing.T) {
 	a.cycle(t.Context())
 	a.push.add(oneEdge(1))
 	for _, w := range []*webhook{w1, w2} {
-		eventually(t, 5*time.Second, "the push to "+w.srv.URL, func() bool { return len(w.records()) == 1 })
+		testutil.Eventually(t, 5*time.Second, "the push to "+w.srv.URL, func() bool { return len(w.records()) == 1 })
 	}
 	if v := value(t, a.metrics.replicas); v != 2 {
 		t.Errorf("replicas gauge = %v, want 2", v)
@@ -277,7 +278,7 @@ func TestPushFansOutToEveryReplicaOfTheHeadlessService(t *testing.T) {
 	res.set("netpol-guard-flows.netpol-guard.svc", "127.0.0.1")
 	a.agg.add(mkEdge(protoTCP, "10.0.1.2", "10.0.2.7:8080"), 1, 1_790_000_002)
 	a.cycle(t.Context())
-	eventually(t, 5*time.Second, "the second push", func() bool { return len(w1.records()) == 2 })
+	testutil.Eventually(t, 5*time.Second, "the second push", func() bool { return len(w1.records()) == 2 })
 	if n := len(w2.records()); n != 1 {
 		t.Errorf("the replica that left got %d records, want 1", n)
 	}
@@ -306,7 +307,7 @@ func TestPushEdgesWaitForTheFirstReplica(t *testing.T) {
 	}
 	res.set("flows.ng.svc", "127.0.0.1")
 	a.cycle(t.Context())
-	eventually(t, 5*time.Second, "the held edge pushed", func() bool { return len(w.records()) == 1 })
+	testutil.Eventually(t, 5*time.Second, "the held edge pushed", func() bool { return len(w.records()) == 1 })
 }
 
 func TestRolledReplicasTakeOverWhatTheOldOnesMissed(t *testing.T) {
@@ -355,5 +356,5 @@ func TestPushWaitsForACABundleThatIsNotThereYet(t *testing.T) {
 	}
 	writeFile(t, caFile, string(ca))
 	a.cycle(t.Context()) // the next interval reads it
-	eventually(t, 5*time.Second, "the push once the CA bundle appeared", func() bool { return len(w.records()) == 1 })
+	testutil.Eventually(t, 5*time.Second, "the push once the CA bundle appeared", func() bool { return len(w.records()) == 1 })
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/netpol-guard/netpol-guard/internal/testutil"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -111,7 +112,7 @@ func TestReaderOverrunCountsAndDumpsAgain(t *testing.T) {
 		defer close(done)
 		a.readConntrack(ctx)
 	}()
-	eventually(t, 5*time.Second, "the second round", func() bool {
+	testutil.Eventually(t, 5*time.Second, "the second round", func() bool {
 		return k.dumps.Load() == 2 && a.alive.Load() && value(t, a.metrics.events[kindDestroy]) == 1
 	})
 	if v := value(t, a.metrics.overruns); v != 1 {
@@ -151,7 +152,7 @@ func TestReaderErrorsAreRetriedAndHealthFailsAfterTheGrace(t *testing.T) {
 		defer close(done)
 		a.readConntrack(ctx)
 	}()
-	eventually(t, 5*time.Second, "a retry", func() bool { return dials.Load() >= 2 })
+	testutil.Eventually(t, 5*time.Second, "a retry", func() bool { return dials.Load() >= 2 })
 	cancel()
 	<-done
 	if v := value(t, a.metrics.readerErrors); v < 1 {

@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/netpol-guard/netpol-guard/internal/testutil"
 	"net/http"
 	"sync"
 	"sync/atomic"
@@ -71,7 +72,7 @@ func serving(get func(*tls.ClientHelloInfo) (*tls.Certificate, error)) *x509.Cer
 
 func waitServing(t *testing.T, get func(*tls.ClientHelloInfo) (*tls.Certificate, error), want *x509.Certificate) {
 	t.Helper()
-	eventually(t, 10*time.Second, "serving the new certificate", func() error {
+	testutil.EventuallyNoError(t, 10*time.Second, "serving the new certificate", func() error {
 		if got := serving(get); got == nil || !got.Equal(want) {
 			return fmt.Errorf("serving %v, want serial %v", describe(got), want.SerialNumber)
 		}
@@ -104,7 +105,7 @@ func TestDirectoryWaitsForFilesThenServesThem(t *testing.T) {
 
 	first := pki.issue()
 	vol.write(pki.files(first))
-	eventually(t, 10*time.Second, "ready", d.Ready)
+	testutil.EventuallyNoError(t, 10*time.Second, "ready", d.Ready)
 	waitServing(t, d.GetCertificate, first.Cert)
 	if !d.NotAfter().Equal(first.Cert.NotAfter) {
 		t.Errorf("NotAfter = %v, want %v", d.NotAfter(), first.Cert.NotAfter)
@@ -122,7 +123,7 @@ func TestDirectoryFollowsKubeletSymlinkSwapWithoutDroppingRequests(t *testing.T)
 
 	d := &Directory{Dir: vol.dir, PollInterval: time.Hour}
 	startDirectory(t, d)
-	eventually(t, 10*time.Second, "ready", d.Ready)
+	testutil.EventuallyNoError(t, 10*time.Second, "ready", d.Ready)
 	addr := serveTLS(t, d.GetCertificate)
 
 	// Clients trust the first CA and, from the third rotation on, a second one.
@@ -185,7 +186,7 @@ func TestDirectoryFollowsKubeletSymlinkSwapWithoutDroppingRequests(t *testing.T)
 		}
 		// Let some requests through on this certificate before the next swap.
 		base := ok.Load()
-		eventually(t, 10*time.Second, "requests served", func() error {
+		testutil.EventuallyNoError(t, 10*time.Second, "requests served", func() error {
 			if n := ok.Load() - base; n < 10 {
 				return fmt.Errorf("%d requests", n)
 			}
@@ -217,7 +218,7 @@ func TestDirectoryKeepsServingThePreviousPairWhenTheNewOneDoesNotMatch(t *testin
 	vol.write(map[string][]byte{keyTLSCert: broken.CertPEM, keyTLSKey: first.KeyPEM, keyCACert: pki.ca.CertPEM})
 	good := pki.issue()
 	vol.write(pki.files(good))
-	eventually(t, 10*time.Second, "serving the good pair", func() error {
+	testutil.EventuallyNoError(t, 10*time.Second, "serving the good pair", func() error {
 		got := serving(d.GetCertificate)
 		switch {
 		case got.Equal(broken.Cert):
@@ -258,9 +259,9 @@ func TestDirectoryIsNotReadyOnceTheCertificateExpired(t *testing.T) {
 	clock := newFakeClock()
 	d := &Directory{Dir: vol.dir, Now: clock.Now}
 	startDirectory(t, d)
-	eventually(t, 10*time.Second, "ready", d.Ready)
+	testutil.EventuallyNoError(t, 10*time.Second, "ready", d.Ready)
 
-	clock.Set(first.Cert.NotAfter)
+	clock.SetTime(first.Cert.NotAfter)
 	if err := d.Ready(); err == nil {
 		t.Error("Ready with an expired certificate")
 	}

@@ -4,54 +4,16 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"errors"
+	clocktesting "k8s.io/utils/clock/testing"
 	"net"
 	"net/http"
-	"sync"
 	"testing"
 	"time"
 )
 
 // fakeClock is a clock tests move by hand.
-type fakeClock struct {
-	mu  sync.Mutex
-	now time.Time
-}
-
-func newFakeClock() *fakeClock { return &fakeClock{now: time.Now()} }
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.now
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.now = t
-}
-
-func (c *fakeClock) Add(d time.Duration) { c.Set(c.Now().Add(d)) }
-
-// eventually polls cond every 50ms until it holds or the deadline passes.
-func eventually(t *testing.T, within time.Duration, what string, cond func() error) {
-	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
-		err := cond()
-		if err == nil {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: not within %s: %v", what, within, err)
-		}
-		select {
-		case <-t.Context().Done():
-			t.Fatalf("%s: %v", what, t.Context().Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-}
+// newFakeClock is a clock tests set and step, starting now.
+func newFakeClock() *clocktesting.FakeClock { return clocktesting.NewFakeClock(time.Now()) }
 
 // serveTLS serves HTTPS on a loopback port with getCert and returns its address.
 func serveTLS(t *testing.T, getCert func(*tls.ClientHelloInfo) (*tls.Certificate, error)) string {

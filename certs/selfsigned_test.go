@@ -5,6 +5,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"github.com/netpol-guard/netpol-guard/internal/testutil"
 	"os"
 	"path/filepath"
 	"slices"
@@ -124,7 +125,7 @@ func TestSelfSignedBootstrapsSecretAndInjectsCABundle(t *testing.T) {
 	startSelfSigned(t, s)
 
 	var cert *x509.Certificate
-	eventually(t, 30*time.Second, "bootstrap", func() (err error) {
+	testutil.EventuallyNoError(t, 30*time.Second, "bootstrap", func() (err error) {
 		cert, err = inStep(t, cs, ns, vwc, s)
 		return err
 	})
@@ -166,7 +167,7 @@ func TestSelfSignedBootstrapsSecretAndInjectsCABundle(t *testing.T) {
 	if _, err := cs.AdmissionregistrationV1().ValidatingWebhookConfigurations().Update(t.Context(), reset, metav1.UpdateOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, 15*time.Second, "caBundle restored", func() error {
+	testutil.EventuallyNoError(t, 15*time.Second, "caBundle restored", func() error {
 		_, err := inStep(t, cs, ns, vwc, s)
 		return err
 	})
@@ -190,7 +191,7 @@ func TestSelfSignedReplicasShareOneSecretAndNeverFight(t *testing.T) {
 	wg.Wait()
 
 	var first *x509.Certificate
-	eventually(t, 30*time.Second, "replicas in step", func() (err error) {
+	testutil.EventuallyNoError(t, 30*time.Second, "replicas in step", func() (err error) {
 		first, err = inStep(t, cs, ns, vwc, replicas...)
 		return err
 	})
@@ -207,9 +208,9 @@ func TestSelfSignedReplicasShareOneSecretAndNeverFight(t *testing.T) {
 
 	// All replicas find the serving certificate due at once; one rewrites it, the others
 	// accept the result.
-	clock.Set(renewalTime(first, DefaultRotateBefore).Add(time.Minute))
+	clock.SetTime(renewalTime(first, DefaultRotateBefore).Add(time.Minute))
 	var next *x509.Certificate
-	eventually(t, 30*time.Second, "replicas in step after renewal", func() (err error) {
+	testutil.EventuallyNoError(t, 30*time.Second, "replicas in step after renewal", func() (err error) {
 		if next, err = inStep(t, cs, ns, vwc, replicas...); err == nil && next.Equal(first) {
 			err = errors.New("not renewed yet")
 		}
@@ -235,21 +236,21 @@ func TestSelfSignedRenewsServingCertificateBeforeExpiry(t *testing.T) {
 	})
 	startSelfSigned(t, s)
 	var first *x509.Certificate
-	eventually(t, 30*time.Second, "bootstrap", func() (err error) {
+	testutil.EventuallyNoError(t, 30*time.Second, "bootstrap", func() (err error) {
 		first, err = inStep(t, cs, ns, vwc, s)
 		return err
 	})
 	caBefore := getSecret(t, cs, ns).Data[keyCACert]
 
 	// Just before RotateBefore nothing changes; just after, the certificate is renewed.
-	clock.Set(first.NotAfter.Add(-DefaultRotateBefore - time.Minute))
+	clock.SetTime(first.NotAfter.Add(-DefaultRotateBefore - time.Minute))
 	time.Sleep(500 * time.Millisecond)
 	if got := serving(s.GetCertificate); !got.Equal(first) {
 		t.Fatal("renewed before RotateBefore")
 	}
-	clock.Set(first.NotAfter.Add(-DefaultRotateBefore + time.Minute))
+	clock.SetTime(first.NotAfter.Add(-DefaultRotateBefore + time.Minute))
 	var next *x509.Certificate
-	eventually(t, 30*time.Second, "renewed", func() (err error) {
+	testutil.EventuallyNoError(t, 30*time.Second, "renewed", func() (err error) {
 		if next, err = inStep(t, cs, ns, vwc, s); err == nil && next.Equal(first) {
 			err = errors.New("not renewed yet")
 		}
@@ -335,7 +336,7 @@ func TestSelfSignedCARotationKeepsBothCAsBundled(t *testing.T) {
 				t.Fatalf("step %d: the new CA was bundled and its certificate served at once", step)
 			}
 			// Within CAPropagationDelay the old certificate stays.
-			clock.Add(time.Minute)
+			clock.Step(time.Minute)
 			syncAll()
 			if _, signer := check(); signer != 1 {
 				t.Fatalf("step %d: switched to the new CA before it propagated", step)
@@ -347,7 +348,7 @@ func TestSelfSignedCARotationKeepsBothCAsBundled(t *testing.T) {
 			dropped++
 		}
 		prevBundled = bundled
-		clock.Add(12 * time.Hour)
+		clock.Step(12 * time.Hour)
 	}
 	t.Logf("CA rotations %d, waited for propagation %d, steps served by the new CA while both bundled %d, old CA dropped %d",
 		caRotations, waited, switched, dropped)

@@ -3,6 +3,7 @@ package cluster
 import (
 	"context"
 	"errors"
+	"github.com/netpol-guard/netpol-guard/internal/testutil"
 	"maps"
 	"net/netip"
 	"os"
@@ -136,7 +137,7 @@ func TestLiveEnvtest(t *testing.T) {
 	if !informers.WaitForCacheSync(ctx) {
 		t.Fatal("cache did not sync")
 	}
-	eventually(t, "the live view has synced", l.HasSynced)
+	testutil.Eventually(t, 10*time.Second, "the live view has synced", l.HasSynced)
 
 	create := func(t *testing.T, obj client.Object) {
 		t.Helper()
@@ -171,7 +172,7 @@ func TestLiveEnvtest(t *testing.T) {
 	resolvesTo := func(t *testing.T, ip, want string) time.Time {
 		t.Helper()
 		var at time.Time
-		eventually(t, ip+" resolves to "+want, func() bool {
+		testutil.Eventually(t, 10*time.Second, ip+" resolves to "+want, func() bool {
 			at = time.Now()
 			return who(l, ip, at) == want
 		})
@@ -316,7 +317,7 @@ func TestLiveEnvtest(t *testing.T) {
 		if err := c.Delete(ctx, job, client.PropagationPolicy(metav1.DeletePropagationBackground)); err != nil {
 			t.Fatal(err)
 		}
-		eventually(t, "the run's pod is gone", func() bool {
+		testutil.Eventually(t, 10*time.Second, "the run's pod is gone", func() bool {
 			l.mu.RLock()
 			defer l.mu.RUnlock()
 			return len(l.workloads["batch"]["CronJob/report"].pods) == 0
@@ -344,7 +345,7 @@ func TestLiveEnvtest(t *testing.T) {
 
 	t.Run("policies and world", func(t *testing.T) {
 		create(t, &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "deny-all"}})
-		eventually(t, "the policy is seen", func() bool { return len(l.PoliciesIn("shop")) == 1 })
+		testutil.Eventually(t, 10*time.Second, "the policy is seen", func() bool { return len(l.PoliciesIn("shop")) == 1 })
 		w := l.World()
 		if got := w.NamespaceLabels["shop"]; got["team"] != "payments" || got[corev1.LabelMetadataName] != "shop" {
 			t.Errorf("shop labels %v", got)
@@ -370,16 +371,4 @@ func podSpec(node string, restart corev1.RestartPolicy) corev1.PodSpec {
 func podTemplate(labels map[string]string, restart corev1.RestartPolicy) corev1.PodTemplateSpec {
 	spec := podSpec("", restart)
 	return corev1.PodTemplateSpec{ObjectMeta: metav1.ObjectMeta{Labels: labels}, Spec: spec}
-}
-
-// eventually polls cond until it holds, failing the test after 10 s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(10 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }

@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"fmt"
+	clocktesting "k8s.io/utils/clock/testing"
 	"maps"
 	"net/netip"
 	"reflect"
@@ -24,28 +25,10 @@ import (
 // t0 is when the tests' clusters start.
 var t0 = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
 
-// fakeClock is the Live's injected clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Set(t time.Time) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = t
-}
-
 // newTestLive is a Live on a fake clock at t0, with pod network 10.244.0.0/16 unless opts
 // says otherwise; its handlers are driven directly.
-func newTestLive(opts LiveOptions) (*Live, *fakeClock) {
-	clock := &fakeClock{t: t0}
+func newTestLive(opts LiveOptions) (*Live, *clocktesting.FakeClock) {
+	clock := clocktesting.NewFakeClock(t0)
 	opts.Now = clock.Now
 	if opts.PodCIDRs == nil {
 		opts.PodCIDRs = []netip.Prefix{netip.MustParsePrefix("10.244.0.0/16")}
@@ -248,16 +231,16 @@ func TestLiveIPHistory(t *testing.T) {
 	rs := ownedByRef("apps/v1", "ReplicaSet", "cart-5c8d", "rs-1")
 	l.upsertOwner(kindReplicaSet)(ownerMeta("shop", "cart-5c8d", "rs-1", "Deployment", "cart"))
 
-	clock.Set(at(time.Second))
+	clock.SetTime(at(time.Second))
 	l.upsertPod(livePodObj("shop", "cart-5c8d-a", rs)) // created, no address yet
-	clock.Set(at(2 * time.Second))
+	clock.SetTime(at(2 * time.Second))
 	l.upsertPod(livePodObj("shop", "cart-5c8d-a", rs, withIP("10.244.1.10")))
 
-	clock.Set(at(10 * time.Minute))
+	clock.SetTime(at(10 * time.Minute))
 	l.deletePod(types.NamespacedName{Namespace: "shop", Name: "cart-5c8d-a"})
-	clock.Set(at(11 * time.Minute))
+	clock.SetTime(at(11 * time.Minute))
 	l.upsertPod(livePodObj("shop", "cart-5c8d-b", rs, startedAt(at(10*time.Minute+30*time.Second)), withIP("10.244.1.11")))
-	clock.Set(at(12 * time.Minute))
+	clock.SetTime(at(12 * time.Minute))
 	l.upsertPod(livePodObj("web", "debug", startedAt(at(11*time.Minute+30*time.Second)), withIP("10.244.1.10")))
 
 	type check struct {
@@ -286,7 +269,7 @@ func TestLiveIPHistory(t *testing.T) {
 
 	// Past the grace period the old pod is forgotten: its late flows are unresolved, never
 	// given to the pod that has the address now.
-	clock.Set(at(15*time.Minute + time.Second))
+	clock.SetTime(at(15*time.Minute + time.Second))
 	if got := who(l, "10.244.1.10", at(5*time.Minute)); got != "unresolved" {
 		t.Errorf("past the grace period, the old holder's flow resolves to %s", got)
 	}
@@ -308,9 +291,9 @@ func TestLiveIPHistory(t *testing.T) {
 func TestLiveIPTakenOverBeforeOldPodIsGone(t *testing.T) {
 	l, clock := newTestLive(LiveOptions{})
 	l.upsertPod(livePodObj("shop", "old", withIP("10.244.1.10")))
-	clock.Set(t0.Add(time.Minute))
+	clock.SetTime(t0.Add(time.Minute))
 	l.upsertPod(livePodObj("shop", "new", startedAt(t0.Add(30*time.Second)), withIP("10.244.1.10")))
-	clock.Set(t0.Add(2 * time.Minute))
+	clock.SetTime(t0.Add(2 * time.Minute))
 	l.upsertPod(livePodObj("shop", "old", withIP("10.244.1.10"), withLabels(map[string]string{"app": "old", "v": "2"})))
 
 	for _, c := range []struct {
@@ -336,7 +319,7 @@ func TestLivePodReplacedUnderSameName(t *testing.T) {
 	l, clock := newTestLive(LiveOptions{})
 	sts := ownedByRef("apps/v1", "StatefulSet", "db", "sts-1")
 	l.upsertPod(livePodObj("bank", "db-0", sts, withIP("10.244.1.10")))
-	clock.Set(t0.Add(time.Minute))
+	clock.SetTime(t0.Add(time.Minute))
 	l.upsertPod(livePodObj("bank", "db-0", sts, withUID("db-0-second"), startedAt(t0.Add(50*time.Second)), withIP("10.244.1.20")))
 	if got := who(l, "10.244.1.10", t0.Add(30*time.Second)); got != "bank/StatefulSet/db" {
 		t.Errorf("first pod's address resolves to %s", got)
@@ -357,7 +340,7 @@ func TestLiveFinishedPodReleasesIP(t *testing.T) {
 	l.upsertOwner(kindJob)(ownerMeta("batch", "report-manual", "job-1", "CronJob", "report"))
 	job := ownedByRef("batch/v1", "Job", "report-manual", "job-1")
 	l.upsertPod(livePodObj("batch", "report-manual-x1", job, withIP("10.244.1.30")))
-	clock.Set(t0.Add(time.Minute))
+	clock.SetTime(t0.Add(time.Minute))
 	l.upsertPod(livePodObj("batch", "report-manual-x1", job, withIP("10.244.1.30"), phase(corev1.PodSucceeded)))
 
 	if got := who(l, "10.244.1.30", t0.Add(30*time.Second)); got != "batch/CronJob/report" {
@@ -370,7 +353,7 @@ func TestLiveFinishedPodReleasesIP(t *testing.T) {
 	if got := whoPeer(l, flows.Peer{Namespace: "batch", Pod: "report-manual-x1"}, t0.Add(2*time.Minute)); got != "batch/CronJob/report" {
 		t.Errorf("finished pod by name resolves to %s", got)
 	}
-	clock.Set(t0.Add(3 * time.Minute))
+	clock.SetTime(t0.Add(3 * time.Minute))
 	l.upsertPod(livePodObj("shop", "next", startedAt(t0.Add(2*time.Minute)), withIP("10.244.1.30")))
 	if got := who(l, "10.244.1.30", t0.Add(150*time.Second)); got != "shop/Pod/next" {
 		t.Errorf("after reuse: resolves to %s", got)
@@ -388,7 +371,7 @@ func TestLiveCronJobBetweenRuns(t *testing.T) {
 	id := workloadID("batch", "CronJob/report")
 	before := l.Endpoint(id, nil)
 
-	clock.Set(t0.Add(time.Minute))
+	clock.SetTime(t0.Add(time.Minute))
 	l.upsertPod(livePodObj("batch", "report-29000000-x1", job, withLabels(labels), withIP("10.244.1.30"), phase(corev1.PodSucceeded)))
 	l.deletePod(types.NamespacedName{Namespace: "batch", Name: "report-29000000-x1"})
 	l.deleteOwner(kindJob)(types.NamespacedName{Namespace: "batch", Name: "report-29000000"})
@@ -434,7 +417,7 @@ func TestLiveScaleToZeroKeepsLabels(t *testing.T) {
 	}
 	info := o.SrcInfo
 
-	clock.Set(t0.Add(time.Minute))
+	clock.SetTime(t0.Add(time.Minute))
 	l.deletePod(types.NamespacedName{Namespace: "shop", Name: "cart-5c8d-a"})
 	ep := l.Endpoint(id, nil)
 	if ep.Pod != "cart-5c8d-b" || ep.IP != netip.MustParseAddr("10.244.1.11") || len(ep.Pods) != 0 {
@@ -449,7 +432,7 @@ func TestLiveScaleToZeroKeepsLabels(t *testing.T) {
 	}
 
 	// Scaled up again with the same template: still the same pointers.
-	clock.Set(t0.Add(2 * time.Minute))
+	clock.SetTime(t0.Add(2 * time.Minute))
 	l.upsertPod(livePodObj("shop", "cart-5c8d-c", rs, startedAt(t0.Add(2*time.Minute)), withLabels(labels), withIP("10.244.1.12")))
 	if got := l.Endpoint(id, nil); got.IP != netip.MustParseAddr("10.244.1.12") || !maps.Equal(got.Labels, labels) {
 		t.Errorf("scaled up: endpoint %+v, want the new pod's address with the same labels", got)
@@ -461,7 +444,7 @@ func TestLiveScaleToZeroKeepsLabels(t *testing.T) {
 	// Past WorkloadMemory with no pod, the workload is forgotten; the flow cache's stored
 	// info takes over.
 	l.deletePod(types.NamespacedName{Namespace: "shop", Name: "cart-5c8d-c"})
-	clock.Set(t0.Add(2*time.Minute + time.Hour))
+	clock.SetTime(t0.Add(2*time.Minute + time.Hour))
 	l.upsertNamespace(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop"}})
 	if got := l.WorkloadsIn("shop"); len(got) != 0 {
 		t.Errorf("WorkloadsIn(shop) past the memory: %v", got)
@@ -493,7 +476,7 @@ func TestLiveWorkloadLabelsFollowNewestRunningPod(t *testing.T) {
 		t.Errorf("after relabel: endpoint %+v (new pointer: %v), want v=2", second, second != first)
 	}
 	// An older pod's labels do not speak for the workload while a newer one runs.
-	clock.Set(t0.Add(time.Minute))
+	clock.SetTime(t0.Add(time.Minute))
 	l.upsertPod(livePodObj("shop", "db-1", sts, startedAt(t0.Add(time.Minute)), withLabels(map[string]string{"app": "db", "v": "3"})))
 	l.upsertPod(livePodObj("shop", "db-0", sts, withLabels(map[string]string{"app": "db", "v": "2", "x": "y"})))
 	if got := l.Endpoint(id, nil); got.Labels["v"] != "3" {
@@ -566,7 +549,7 @@ func TestLiveNodesHostNetworkAndExternal(t *testing.T) {
 	}
 
 	// A deleted node's addresses are remembered for the grace period; its podCIDRs go.
-	clock.Set(t0.Add(time.Minute))
+	clock.SetTime(t0.Add(time.Minute))
 	l.deleteNode(types.NamespacedName{Name: "worker-1"})
 	if got := who(l, "192.168.0.11", t0.Add(30*time.Second)); got != "node/worker-1" {
 		t.Errorf("deleted node's address within the grace period resolves to %s", got)
@@ -574,7 +557,7 @@ func TestLiveNodesHostNetworkAndExternal(t *testing.T) {
 	if got := who(l, "10.244.1.99", t0); got != "10.244.1.99" {
 		t.Errorf("address in a deleted node's podCIDRs resolves to %s, want external", got)
 	}
-	clock.Set(t0.Add(time.Minute + DefaultIPGrace))
+	clock.SetTime(t0.Add(time.Minute + DefaultIPGrace))
 	if got := who(l, "192.168.0.11", t0.Add(30*time.Second)); got != "192.168.0.11" {
 		t.Errorf("deleted node's address past the grace period resolves to %s, want external", got)
 	}
@@ -588,7 +571,7 @@ func TestLiveNodesHostNetworkAndExternal(t *testing.T) {
 func TestLiveResolveRecord(t *testing.T) {
 	l, clock := newTestLive(LiveOptions{})
 	l.upsertPod(livePodObj("shop", "cart", withIP("10.244.1.10")))
-	clock.Set(t0.Add(time.Hour))
+	clock.SetTime(t0.Add(time.Hour))
 
 	o, ok := l.Resolve(flows.Record{
 		Src:  flows.Peer{Namespace: "web", Workload: "Deployment/web", Labels: map[string]string{"app": "web"}},
@@ -725,7 +708,7 @@ func TestLiveConcurrent(t *testing.T) {
 					withLabels(map[string]string{"app": "cart", "i": fmt.Sprint(i % 4)}), withIP(ip)))
 				if i%50 == 0 {
 					l.upsertOwner(kindReplicaSet)(ownerMeta("shop", "cart-5c8d", "rs-1", "Deployment", fmt.Sprint("cart", i%2)))
-					clock.Set(clock.Now().Add(time.Second))
+					clock.SetTime(clock.Now().Add(time.Second))
 				}
 			}
 		})

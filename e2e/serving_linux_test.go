@@ -12,6 +12,7 @@ import (
 	"context"
 	"crypto/x509"
 	"encoding/pem"
+	"github.com/netpol-guard/netpol-guard/internal/testutil"
 	"os"
 	"path/filepath"
 	"strings"
@@ -146,7 +147,7 @@ func TestWebhookServingCertificate(t *testing.T) {
 			wh.ClientConfig.CABundle = nil
 			wh.NamespaceSelector = harness.OnlyNamespaces(ns, ns+"-m1")
 		})
-		eventually(t, 15*time.Second, "the caBundle restored", func() bool { return bytes.Equal(caBundle(t, cp, guardVWC), caPEM) })
+		testutil.Eventually(t, 15*time.Second, "the caBundle restored", func() bool { return bytes.Equal(caBundle(t, cp, guardVWC), caPEM) })
 		if err := wh.WaitCalled(ctx, cp, ns+"-m1", 30*time.Second); err != nil {
 			t.Fatal(err)
 		}
@@ -212,7 +213,7 @@ func TestWebhookServingCertificate(t *testing.T) {
 			t.Fatal(err)
 		}
 		wh.Trust(trust12, guardDNSName)
-		eventually(t, 15*time.Second, "the webhook serving the new certificate", func() bool {
+		testutil.Eventually(t, 15*time.Second, "the webhook serving the new certificate", func() bool {
 			c, err := wh.PeerCertificate(ctx)
 			return err == nil && c.Equal(cert2.Cert)
 		})
@@ -373,22 +374,6 @@ func wantMetric(t *testing.T, wh *harness.Webhook, name string, want float64) {
 	}
 	if got != want {
 		t.Errorf("%s = %v, want %v", name, got, want)
-	}
-}
-
-// eventually polls cond every 100ms until it holds, or fails the test after timeout.
-func eventually(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out after %s waiting for %s", timeout, what)
-		}
-		select {
-		case <-t.Context().Done():
-			t.Fatal(t.Context().Err())
-		case <-time.After(100 * time.Millisecond):
-		}
 	}
 }
 

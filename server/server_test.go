@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/netpol-guard/netpol-guard/internal/testutil"
 	"net"
 	"net/http"
 	"os"
@@ -187,17 +188,14 @@ func admissionReview(t *testing.T) *admissionv1.AdmissionReview {
 // eventually waits up to a minute for cond, failing early if Run has returned.
 func eventually(t *testing.T, done <-chan error, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
+	testutil.Eventually(t, time.Minute, what, func() bool {
 		select {
 		case err := <-done:
 			t.Fatalf("Run returned %v while waiting until %s", err, what)
-		case <-time.After(100 * time.Millisecond):
+		default:
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-	}
+		return cond()
+	})
 }
 
 // freePorts finds n free TCP ports on 127.0.0.1.

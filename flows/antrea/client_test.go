@@ -3,6 +3,7 @@ package antrea
 import (
 	"context"
 	"crypto/tls"
+	"github.com/netpol-guard/netpol-guard/internal/testutil"
 	"net"
 	"reflect"
 	"slices"
@@ -141,18 +142,6 @@ func (c *collector) records() []flows.Record {
 	return slices.Clone(c.recs)
 }
 
-// eventually polls cond until it holds, failing the test after 15s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // run starts a Client and stops it when the test ends, checking that Start returns nil
 // promptly.
 func run(t *testing.T, opts Options, col *collector) *Client {
@@ -199,8 +188,8 @@ func TestClientDeliversAllowedConnectionsAndCountsTheRest(t *testing.T) {
 	col := &collector{}
 	c := run(t, Options{Address: lis.Addr().String(), TLS: p.clientTLS()}, col)
 
-	eventually(t, "all messages are handled", func() bool { s := c.Stats(); return s.Flows == 5 && s.Dropped == 9 })
-	eventually(t, "the record is delivered", func() bool { return len(col.records()) == 1 })
+	testutil.Eventually(t, 15*time.Second, "all messages are handled", func() bool { s := c.Stats(); return s.Flows == 5 && s.Dropped == 9 })
+	testutil.Eventually(t, 15*time.Second, "the record is delivered", func() bool { return len(col.records()) == 1 })
 	if got := col.records(); !reflect.DeepEqual(got, []flows.Record{webToCart()}) {
 		t.Errorf("delivered %+v", got)
 	}
@@ -225,16 +214,16 @@ func TestClientAsksSinceTheNewestFlowAfterTheAggregatorRestarts(t *testing.T) {
 	stop := serve(t, lis, p, first)
 	col := &collector{}
 	c := run(t, Options{Address: addr, TLS: p.clientTLS()}, col)
-	eventually(t, "the first aggregator's flows are delivered", func() bool { return len(col.records()) == 2 })
+	testutil.Eventually(t, 15*time.Second, "the first aggregator's flows are delivered", func() bool { return len(col.records()) == 2 })
 
 	stop()
-	eventually(t, "the client notices", func() bool { s := c.Stats(); return !s.Connected && s.Reconnects > 0 })
+	testutil.Eventually(t, 15*time.Second, "the client notices", func() bool { s := c.Stats(); return !s.Connected && s.Reconnects > 0 })
 	second := &aggregator{scripts: []script{{msgs: []*pb.GetFlowsResponse{msg(2, makeFlow(func(f *pb.Flow) {
 		f.EndTs = timestamppb.New(t0.Add(time.Minute))
 		f.Transport.DestinationPort = 9090
 	}))}}}}
 	serve(t, listen(t, addr), p, second)
-	eventually(t, "the restarted aggregator's flow is delivered", func() bool { return len(col.records()) == 3 })
+	testutil.Eventually(t, 15*time.Second, "the restarted aggregator's flow is delivered", func() bool { return len(col.records()) == 3 })
 	if got := col.records()[2]; got.Port != 9090 {
 		t.Errorf("third record = %+v", got)
 	}
@@ -261,7 +250,7 @@ func TestClientTLSFailures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			col := &collector{}
 			c := run(t, Options{Address: lis.Addr().String(), TLS: tt.tls}, col)
-			eventually(t, "the client retries", func() bool { return c.Stats().Reconnects >= 2 })
+			testutil.Eventually(t, 15*time.Second, "the client retries", func() bool { return c.Stats().Reconnects >= 2 })
 			s := c.Stats()
 			if n := len(col.records()); n != 0 || s.Flows != 0 {
 				t.Errorf("%d records delivered, %d flows received", n, s.Flows)

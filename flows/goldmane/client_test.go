@@ -3,6 +3,7 @@ package goldmane
 import (
 	"context"
 	"crypto/tls"
+	"github.com/netpol-guard/netpol-guard/internal/testutil"
 	"net"
 	"reflect"
 	"slices"
@@ -159,18 +160,6 @@ func (c *collector) records() []flows.Record {
 	return slices.Clone(c.recs)
 }
 
-// eventually polls cond until it holds, failing the test after 15s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // run starts a Client and stops it when the test ends, checking that Start returns nil
 // promptly.
 func run(t *testing.T, opts Options, col *collector) *Client {
@@ -222,7 +211,7 @@ func TestClientDeliversAllowedFlowsAndReportsSettledVerdicts(t *testing.T) {
 	col := &collector{}
 	c := run(t, Options{Address: lis.Addr().String(), TLS: p.clientTLS(), Metrics: m}, col)
 
-	eventually(t, "all flows are handled", func() bool { s := c.Stats(); return s.Flows == 7 && s.Delivered == 1 })
+	testutil.Eventually(t, 15*time.Second, "all flows are handled", func() bool { s := c.Stats(); return s.Flows == 7 && s.Delivered == 1 })
 	if got, want := col.records(), []flows.Record{webToCart()}; !reflect.DeepEqual(got, want) {
 		t.Errorf("delivered:\n got %+v\nwant %+v", got, want)
 	}
@@ -264,16 +253,16 @@ func TestClientBackfillsFromTheNewestFlowAfterGoldmaneRestarts(t *testing.T) {
 	stop := serve(t, lis, p, first)
 	col := &collector{}
 	c := run(t, Options{Address: addr, TLS: p.clientTLS(), Backfill: 2 * time.Hour}, col)
-	eventually(t, "the first Goldmane's flows are delivered", func() bool { return len(col.records()) == 2 })
+	testutil.Eventually(t, 15*time.Second, "the first Goldmane's flows are delivered", func() bool { return len(col.records()) == 2 })
 	if reqs := first.requests(); len(reqs) != 1 || reqs[0].GetStartTimeGte() != -7200 {
 		t.Errorf("first request = %v, want start_time_gte -7200 (the backfill)", reqs)
 	}
 
 	stop()
-	eventually(t, "the client notices", func() bool { s := c.Stats(); return !s.Connected && s.Reconnects > 0 })
+	testutil.Eventually(t, 15*time.Second, "the client notices", func() bool { s := c.Stats(); return !s.Connected && s.Reconnects > 0 })
 	second := &goldmane{scripts: []script{{flows: []*pb.Flow{makeFlow(func(f *pb.Flow) { f.Key.DestPort = 9090 })}}}}
 	serve(t, listen(t, addr), p, second)
-	eventually(t, "the restarted Goldmane's flow is delivered", func() bool { return len(col.records()) == 3 })
+	testutil.Eventually(t, 15*time.Second, "the restarted Goldmane's flow is delivered", func() bool { return len(col.records()) == 3 })
 	if got := col.records()[2]; got.Port != 9090 {
 		t.Errorf("third record = %+v", got)
 	}
@@ -325,7 +314,7 @@ func TestClientTLSFailures(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			col := &collector{}
 			c := run(t, Options{Address: addr, TLS: tt.tls}, col)
-			eventually(t, "the client retries", func() bool { return c.Stats().Reconnects >= 2 })
+			testutil.Eventually(t, 15*time.Second, "the client retries", func() bool { return c.Stats().Reconnects >= 2 })
 			s := c.Stats()
 			if n := len(col.records()); n != 0 || s.Flows != 0 {
 				t.Errorf("%d records delivered, %d flows received", n, s.Flows)

@@ -9,6 +9,7 @@ import (
 	"crypto/x509"
 	"crypto/x509/pkix"
 	"encoding/pem"
+	"github.com/netpol-guard/netpol-guard/internal/testutil"
 	"math/big"
 	"net"
 	"os"
@@ -162,18 +163,6 @@ func (c *collector) records() []flows.Record {
 	return all
 }
 
-// eventually polls cond until it holds, failing the test after 15s.
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting until %s", what)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
-}
-
 // run starts a Client for addr and stops it when the test ends, checking that Start
 // returns nil promptly.
 func run(t *testing.T, opts Options, col *collector) (*Client, context.CancelFunc) {
@@ -231,7 +220,7 @@ func TestClientDeliversOnlyForwardedAndAuditedRequests(t *testing.T) {
 	col := &collector{}
 	c, stop := run(t, Options{Address: lis.Addr().String(), BatchSize: 100, BatchInterval: 20 * time.Millisecond}, col)
 
-	eventually(t, "all flows are handled", func() bool { s := c.Stats(); return s.Flows == 9 && s.Delivered == 4 })
+	testutil.Eventually(t, 15*time.Second, "all flows are handled", func() bool { s := c.Stats(); return s.Flows == 9 && s.Delivered == 4 })
 	world := webToCart()
 	world.Dst, world.Port, world.LastSeen = flows.Peer{IP: "93.184.216.34"}, 443, t0.Add(4*time.Second)
 	audit := webToCart()
@@ -283,7 +272,7 @@ func TestClientReconnectsWhenRelayEndsTheStream(t *testing.T) {
 	col := &collector{}
 	c, _ := run(t, Options{Address: lis.Addr().String(), BatchInterval: 10 * time.Millisecond}, col)
 
-	eventually(t, "both streams delivered", func() bool { return len(col.records()) == 2 })
+	testutil.Eventually(t, 15*time.Second, "both streams delivered", func() bool { return len(col.records()) == 2 })
 	got := col.records()
 	if got[0].Port != 8080 || got[1].Port != 53 {
 		t.Errorf("delivered %+v", got)
@@ -305,14 +294,14 @@ func TestClientReconnectsAfterRelayRestarts(t *testing.T) {
 	stop := serve(t, lis, first)
 	col := &collector{}
 	c, _ := run(t, Options{Address: addr, BatchInterval: 10 * time.Millisecond}, col)
-	eventually(t, "the first relay's flow is delivered", func() bool { return len(col.records()) == 1 })
+	testutil.Eventually(t, 15*time.Second, "the first relay's flow is delivered", func() bool { return len(col.records()) == 1 })
 
 	stop()
-	eventually(t, "the client notices", func() bool { s := c.Stats(); return !s.Connected && s.Reconnects > 0 })
+	testutil.Eventually(t, 15*time.Second, "the client notices", func() bool { s := c.Stats(); return !s.Connected && s.Reconnects > 0 })
 
 	second := &relay{scripts: []script{{events: []*observerpb.GetFlowsResponse{flowEvent(makeFlow(at(time.Minute), withUDP(53)))}}}}
 	serve(t, listen(t, addr), second)
-	eventually(t, "the restarted relay's flow is delivered", func() bool { return len(col.records()) == 2 })
+	testutil.Eventually(t, 15*time.Second, "the restarted relay's flow is delivered", func() bool { return len(col.records()) == 2 })
 	if got := col.records()[1]; got.Port != 53 || !got.LastSeen.Equal(t0.Add(time.Minute)) {
 		t.Errorf("second record = %+v", got)
 	}
@@ -336,7 +325,7 @@ func TestClientBatches(t *testing.T) {
 	col := &collector{}
 	run(t, Options{Address: lis.Addr().String(), BatchSize: 2, BatchInterval: 50 * time.Millisecond}, col)
 
-	eventually(t, "all records delivered, the last by the interval", func() bool { return len(col.records()) == 5 })
+	testutil.Eventually(t, 15*time.Second, "all records delivered, the last by the interval", func() bool { return len(col.records()) == 5 })
 	col.mu.Lock()
 	defer col.mu.Unlock()
 	for i, b := range col.batches {
@@ -351,7 +340,7 @@ func TestClientDeliversWhatItHoldsOnShutdown(t *testing.T) {
 	serve(t, lis, &relay{scripts: []script{{events: []*observerpb.GetFlowsResponse{flowEvent(makeFlow())}}}})
 	col := &collector{}
 	c, stop := run(t, Options{Address: lis.Addr().String(), BatchInterval: time.Hour}, col)
-	eventually(t, "the flow is received", func() bool { return c.Stats().Flows == 1 })
+	testutil.Eventually(t, 15*time.Second, "the flow is received", func() bool { return c.Stats().Flows == 1 })
 	if n := len(col.records()); n != 0 {
 		t.Fatalf("%d records delivered before the batch was due", n)
 	}
@@ -396,7 +385,7 @@ func TestClientTLS(t *testing.T) {
 		c, _ := run(t, Options{Address: addr, BatchInterval: 10 * time.Millisecond, TLS: &TLSOptions{
 			CAFiles: []string{caFile}, CertFile: clientCertFile, KeyFile: clientKeyFile, ServerName: serverName,
 		}}, col)
-		eventually(t, "the flow is delivered over TLS", func() bool { return len(col.records()) == 1 })
+		testutil.Eventually(t, 15*time.Second, "the flow is delivered over TLS", func() bool { return len(col.records()) == 1 })
 		if s := c.Stats(); !s.Connected || s.Reconnects != 0 {
 			t.Errorf("stats = %+v", s)
 		}
@@ -416,7 +405,7 @@ func TestClientTLS(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			col := &collector{}
 			c, _ := run(t, Options{Address: addr, BatchInterval: 10 * time.Millisecond, TLS: tt.tls}, col)
-			eventually(t, "the client retries", func() bool { return c.Stats().Reconnects >= 2 })
+			testutil.Eventually(t, 15*time.Second, "the client retries", func() bool { return c.Stats().Reconnects >= 2 })
 			s := c.Stats()
 			if n := len(col.records()); n != 0 || s.Flows != 0 {
 				t.Errorf("%d records delivered, %d flows received", n, s.Flows)
