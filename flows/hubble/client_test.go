@@ -2,15 +2,9 @@ package hubble
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
+	"github.com/netpol-guard/netpol-guard/internal/testpki"
 	"github.com/netpol-guard/netpol-guard/internal/testutil"
-	"math/big"
 	"net"
 	"os"
 	"path/filepath"
@@ -355,21 +349,13 @@ func TestClientDeliversWhatItHoldsOnShutdown(t *testing.T) {
 func TestClientTLS(t *testing.T) {
 	const serverName = "ui.hubble-relay.cilium.io"
 	dir := t.TempDir()
-	ca, caKey := newCA(t, "hubble-ca.cilium.io")
-	caFile := writePEM(t, dir, "ca.crt", "CERTIFICATE", ca.Raw)
-	serverCert := issue(t, ca, caKey, "*.hubble-relay.cilium.io", x509.ExtKeyUsageServerAuth)
-	clientCert := issue(t, ca, caKey, "netpol-guard.hubble-relay.cilium.io", x509.ExtKeyUsageClientAuth)
-	clientCertFile := writePEM(t, dir, "client.crt", "CERTIFICATE", clientCert.Certificate[0])
-	keyDER, err := x509.MarshalPKCS8PrivateKey(clientCert.PrivateKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	clientKeyFile := writePEM(t, dir, "client.key", "PRIVATE KEY", keyDER)
-	otherCA, _ := newCA(t, "other-ca")
-	otherCAFile := writePEM(t, dir, "other-ca.crt", "CERTIFICATE", otherCA.Raw)
+	ca := testpki.NewCA(t, "hubble-ca.cilium.io")
+	caFile := ca.WriteCA(t, dir, "ca.crt")
+	serverCert := ca.Server(t, "*.hubble-relay.cilium.io")
+	clientCertFile, clientKeyFile := testpki.WriteKeyPair(t, dir, "client", ca.Client(t, "netpol-guard.hubble-relay.cilium.io"))
+	otherCAFile := testpki.NewCA(t, "other-ca").WriteCA(t, dir, "other-ca.crt")
 
-	pool := x509.NewCertPool()
-	pool.AddCert(ca)
+	pool := ca.Pool()
 	lis := listen(t, "127.0.0.1:0")
 	serve(t, lis, &relay{scripts: []script{{events: []*observerpb.GetFlowsResponse{flowEvent(makeFlow())}}}},
 		grpc.Creds(credentials.NewTLS(&tls.Config{
@@ -459,61 +445,4 @@ func TestBackoff(t *testing.T) {
 	if d := b.next(); d > 100*time.Millisecond {
 		t.Errorf("wait after reset = %v, want at most 100ms", d)
 	}
-}
-
-func newCA(t *testing.T, cn string) (*x509.Certificate, *ecdsa.PrivateKey) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: cn},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return cert, key
-}
-
-func issue(t *testing.T, ca *x509.Certificate, caKey *ecdsa.PrivateKey, dnsName string, usage x509.ExtKeyUsage) tls.Certificate {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(time.Now().UnixNano()),
-		Subject:      pkix.Name{CommonName: dnsName},
-		DNSNames:     []string{dnsName},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
-}
-
-func writePEM(t *testing.T, dir, name, typ string, der []byte) string {
-	t.Helper()
-	path := filepath.Join(dir, name)
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: typ, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return path
 }
