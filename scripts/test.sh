@@ -41,7 +41,8 @@ echo "==> go test -race"
 go test -race -count=1 ./...
 
 echo "==> fuzz targets (a few seconds each, on top of their seed corpora)"
-for target in $(grep -rhoE '^func (Fuzz[A-Za-z0-9_]+)' --include='*_test.go' . | sed 's/^func //' | sort -u); do
-	pkg=$(grep -rlE "^func ${target}\(" --include='*_test.go' . | head -1 | xargs dirname)
-	go test -run='^$' -fuzz="^${target}\$" -fuzztime="${FUZZTIME:-5s}" -fuzzminimizetime=100x "$pkg"
-done
+# Every (package, target) pair: two packages may name a target alike.
+grep -rHoE '^func Fuzz[A-Za-z0-9_]+' --include='*_test.go' . | sed -E 's|^(.*)/[^/]+_test\.go:func |\1 |' | sort -u |
+	while read -r pkg target; do
+		go test -run='^$' -fuzz="^${target}\$" -fuzztime="${FUZZTIME:-5s}" -fuzzminimizetime=100x "$pkg" </dev/null
+	done
