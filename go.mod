@@ -1,6 +1,6 @@
 module github.com/netpol-guard/netpol-guard
 
-go 1.26.0
+go 1.26.6
 
 require (
 	github.com/cilium/cilium v1.20.2
@@ -25,6 +25,7 @@ require (
 	k8s.io/utils v0.0.0-20260707023825-cf1189d6abe3
 	sigs.k8s.io/controller-runtime v0.25.2
 	sigs.k8s.io/json v0.0.0-20250730193827-2d320260d730
+	sigs.k8s.io/network-policy-api v0.3.0
 	sigs.k8s.io/yaml v1.6.0
 )
 

@@ -27,6 +27,9 @@ type PolicySet struct {
 	// for any other namespace the base answers the same, so what was learnt from it holds.
 	base    *PolicySet
 	changed []string
+	// cluster holds the Admin and Baseline tiers; nil for NetworkPolicies alone, which is
+	// all the evaluator's hot path looks at then.
+	cluster *clusterSet
 }
 
 // origin returns the first set in the chain of Withs that holds namespace ns's policies as
@@ -203,7 +206,7 @@ func (ps *PolicySet) With(old, new *networkingv1.NetworkPolicy) (*PolicySet, err
 	if old == nil && new == nil {
 		return ps, nil
 	}
-	next := &PolicySet{byNS: make(map[string]*nsPolicies, len(ps.byNS)+1), base: ps}
+	next := &PolicySet{byNS: make(map[string]*nsPolicies, len(ps.byNS)+1), base: ps, cluster: ps.cluster}
 	for ns, nsp := range ps.byNS {
 		next.byNS[ns] = nsp
 	}
@@ -616,7 +619,7 @@ func (nsp *nsPolicies) find(name string) *compiledPolicy {
 // WithNamespace returns the set with namespace ns's policies replaced by list (none: the
 // namespace has no policies). Other namespaces are shared with ps.
 func (ps *PolicySet) WithNamespace(ns string, list []*networkingv1.NetworkPolicy) (*PolicySet, error) {
-	next := &PolicySet{byNS: make(map[string]*nsPolicies, len(ps.byNS)+1)}
+	next := &PolicySet{byNS: make(map[string]*nsPolicies, len(ps.byNS)+1), cluster: ps.cluster}
 	for k, v := range ps.byNS {
 		next.byNS[k] = v
 	}

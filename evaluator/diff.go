@@ -14,7 +14,13 @@ type DiffResult struct {
 	Cut []Cut
 	// CutIndexes are the input positions of the cut flows, in order.
 	CutIndexes []int
-	Summary    DiffSummary
+	// Uncertain are the input positions, in order, of the flows whose fate a domainNames
+	// rule decides on one side of the change: allowed before and uncertain after, or
+	// uncertain before and denied after. They are not cuts; Explain explains them too.
+	Uncertain []int
+	// UncertainCuts explains the Uncertain flows when Explain is set.
+	UncertainCuts []Cut
+	Summary       DiffSummary
 
 	before, after *Evaluation // for Explain
 	flows         []Flow
@@ -41,6 +47,10 @@ const minFlowsPerWorker = 20_000
 type differ struct {
 	changed                       []*compiledPolicy
 	ingressChanged, egressChanged bool
+	// tiered: a set has cluster policies, so flows are judged through the tiers, and
+	// changedCluster are the cluster policies that differ.
+	tiered         bool
+	changedCluster []*compiledCluster
 }
 
 type diffPart struct {
@@ -48,6 +58,8 @@ type diffPart struct {
 	pods       []indexedPodCut
 	explained  []Cut // when explaining
 	candidates int
+	uncertain  []int
+	uncertainX []Cut // when explaining
 }
 
 // run judges flows[lo:hi] with evaluations of the sets before and after, and explains the
@@ -57,11 +69,15 @@ func (d *differ) run(eb, ea *Evaluation, flows []Flow, lo, hi int, explain bool)
 	for i := lo; i < hi; i++ {
 		f := flows[i]
 		src, dst := eb.state(f.Src), eb.state(f.Dst)
-		srcSelected, dstSelected := candidate(f.Src, src, d.changed), candidate(f.Dst, dst, d.changed)
+		srcSelected, dstSelected := d.candidate(eb, f.Src, src), d.candidate(eb, f.Dst, dst)
 		if !srcSelected && !dstSelected {
 			continue
 		}
 		p.candidates++
+		if d.tiered {
+			d.runTiered(eb, ea, f, i, src, dst, explain, &p)
+			continue
+		}
 		var splitSrc, splitDst bool
 		if len(f.Src.Pods) > 1 || len(f.Dst.Pods) > 1 {
 			splitSrc, splitDst = splitEnds(f, eb.ps, ea.ps)
@@ -147,6 +163,11 @@ type DiffSummary struct {
 	Cut int `json:"cut"`
 	// PoliciesChanged is how many policies differ between the two sets.
 	PoliciesChanged int `json:"policiesChanged"`
+	// ClusterPoliciesChanged is how many cluster policies (Admin and Baseline tiers)
+	// differ between the two sets.
+	ClusterPoliciesChanged int `json:"clusterPoliciesChanged,omitempty"`
+	// Uncertain is how many candidates a domainNames rule may cut: see DiffResult.Uncertain.
+	Uncertain int `json:"uncertain,omitempty"`
 }
 
 // Diff returns the flows that are allowed under before and denied under after.
@@ -162,8 +183,13 @@ func Diff(before, after *PolicySet, w *World, flows []Flow) DiffResult {
 // DiffWith is Diff with options.
 func DiffWith(before, after *PolicySet, w *World, flows []Flow, opts DiffOptions) DiffResult {
 	changed := changedPolicies(before, after)
-	res := DiffResult{Summary: DiffSummary{Flows: len(flows), PoliciesChanged: len(changed)}}
-	if len(changed) == 0 {
+	var changedCl []*compiledCluster
+	tiered := before.cluster != nil || after.cluster != nil
+	if tiered {
+		changedCl = changedClusters(before.cluster, after.cluster)
+	}
+	res := DiffResult{Summary: DiffSummary{Flows: len(flows), PoliciesChanged: len(changed), ClusterPoliciesChanged: uniqueRefs(changedCl)}}
+	if len(changed) == 0 && len(changedCl) == 0 {
 		return res
 	}
 	// A direction no changed policy has (in its old or new version) cannot change for any
@@ -181,7 +207,7 @@ func DiffWith(before, after *PolicySet, w *World, flows []Flow, opts DiffOptions
 	}
 	eb := &Evaluation{ps: before, w: w, m: m}
 	ea := &Evaluation{ps: after, w: w, m: m}
-	d := differ{changed: changed, ingressChanged: ingressChanged, egressChanged: egressChanged}
+	d := differ{changed: changed, ingressChanged: ingressChanged, egressChanged: egressChanged, tiered: tiered, changedCluster: changedCl}
 
 	// Large inputs are split between workers, each with memos of its own (an Evaluation is
 	// not safe for concurrent use); the first uses the caller's.
@@ -202,6 +228,8 @@ func DiffWith(before, after *PolicySet, w *World, flows []Flow, opts DiffOptions
 	var cut []int
 	for _, p := range parts {
 		cut = append(cut, p.cut...)
+		res.Uncertain = append(res.Uncertain, p.uncertain...)
+		res.UncertainCuts = append(res.UncertainCuts, p.uncertainX...)
 		for _, pc := range p.pods {
 			if res.pods == nil {
 				res.pods = map[int]podCut{}
@@ -216,22 +244,119 @@ func DiffWith(before, after *PolicySet, w *World, flows []Flow, opts DiffOptions
 	res.before, res.after, res.flows = eb, ea, flows
 	res.CutIndexes = cut
 	res.Summary.Cut = len(cut)
+	res.Summary.Uncertain = len(res.Uncertain)
 	return res
 }
 
-// candidate reports whether a changed policy selects ep, memoised per endpoint.
-func candidate(ep *Endpoint, st *endpointState, changed []*compiledPolicy) bool {
+// candidate reports whether a changed policy selects ep, memoised per endpoint: a
+// NetworkPolicy in its namespace, or a cluster policy whose subject (old or new) does.
+func (d *differ) candidate(e *Evaluation, ep *Endpoint, st *endpointState) bool {
 	if ep.Kind != Pod {
 		return false
 	}
 	if st.candidate < 0 {
 		st.candidate = 0
-		for _, cp := range changed {
+		for _, cp := range d.changed {
 			if cp.ref.Namespace == ep.Namespace && cp.selector.Matches(labels.Set(ep.Labels)) {
 				st.candidate = 1
 				break
 			}
 		}
+		if st.candidate == 0 && len(d.changedCluster) > 0 {
+			nsl := e.namespaceLabels(ep.Namespace)
+			for _, cp := range d.changedCluster {
+				if cp.selects(ep, nsl) {
+					st.candidate = 1
+					break
+				}
+			}
+		}
 	}
 	return st.candidate == 1
+}
+
+func uniqueRefs(list []*compiledCluster) int {
+	seen := map[ClusterRef]bool{}
+	for _, cp := range list {
+		seen[cp.ref] = true
+	}
+	return len(seen)
+}
+
+// runTiered judges flow i of a diff whose sets have cluster policies: through every tier,
+// pod by pod where addresses tell a workload's pods apart. It is cut if the flow of a pair
+// of its pods is allowed before and denied after, and uncertain (not cut) if no pair is cut
+// but one goes from allowed to uncertain or from uncertain to denied.
+func (d *differ) runTiered(eb, ea *Evaluation, f Flow, i int, src, dst *endpointState, explain bool, p *diffPart) {
+	var splitSrc, splitDst bool
+	if len(f.Src.Pods) > 1 || len(f.Dst.Pods) > 1 {
+		splitSrc, splitDst = splitEnds(f, eb.ps, ea.ps)
+	}
+	var pc podCut
+	var cutNames, uncNames []string
+	cut, unc, n := 0, 0, 0
+	var uncPair podCut
+	judge := func(g Flow, gs, gd *endpointState) {
+		n++
+		a := ea.outcomeOf(g, gs, gd)
+		if a == outAllow {
+			return
+		}
+		b := eb.outcomeOf(g, gs, gd)
+		switch {
+		case b == outAllow && a == outDeny:
+			if cut == 0 {
+				pc.src, pc.dst = g.Src, g.Dst
+			}
+			cut++
+			if len(cutNames) < maxPodsListed {
+				cutNames = append(cutNames, pairName(g, splitSrc, splitDst))
+			}
+		case (b == outAllow && a == outUncertain) || (b == outUncertain && a == outDeny):
+			if unc == 0 {
+				uncPair.src, uncPair.dst = g.Src, g.Dst
+			}
+			unc++
+			if len(uncNames) < maxPodsListed {
+				uncNames = append(uncNames, pairName(g, splitSrc, splitDst))
+			}
+		}
+	}
+	if !splitSrc && !splitDst {
+		judge(f, src, dst)
+	} else {
+		podPairs(f, splitSrc, splitDst, func(g Flow) bool {
+			judge(g, eb.state(g.Src), eb.state(g.Dst))
+			return true
+		})
+	}
+	split := splitSrc || splitDst
+	switch {
+	case cut > 0:
+		p.cut = append(p.cut, i)
+		var pcp *podCut
+		if split {
+			if cut < n {
+				pc.pods = cutNames
+			}
+			p.pods = append(p.pods, indexedPodCut{i, pc})
+			pcp = &pc
+		}
+		if explain {
+			p.explained = append(p.explained, explainCut(eb, ea, i, f, pcp))
+		}
+	case unc > 0:
+		p.uncertain = append(p.uncertain, i)
+		var pcp *podCut
+		if split {
+			if unc < n {
+				uncPair.pods = uncNames
+			}
+			p.pods = append(p.pods, indexedPodCut{i, uncPair})
+			pcp = &uncPair
+		}
+		if explain {
+			p.uncertainX = append(p.uncertainX, explainCut(eb, ea, i, f, pcp))
+		}
+	}
 }

@@ -70,6 +70,11 @@ func (m *memo) refresh(st *endpointState) {
 	}
 	clear(st.perNS[len(kept):])
 	st.perNS = kept
+	if len(st.cl) > 0 {
+		st.cl = slices.DeleteFunc(st.cl, func(cm *clusterMemo) bool {
+			return !slices.ContainsFunc(m.sets, func(ps *PolicySet) bool { return ps.cluster == cm.cs })
+		})
+	}
 }
 
 // current reports whether nsp holds a namespace's policies in one of this diff's sets.
@@ -141,6 +146,8 @@ type endpointState struct {
 	// nodes are the nodes this endpoint is (by name or address), once nodeKnown.
 	nodeKnown bool
 	nodes     []string
+	// cl holds what the cluster policies of the sets in use say about the endpoint.
+	cl []*clusterMemo
 	// own caches, per policy set, the memo of the endpoint's own namespace (nil memo: no
 	// policies there), saving a lookup by namespace name per flow.
 	own []ownMemo
@@ -488,6 +495,9 @@ func containerProtocol(cp ContainerPort) corev1.Protocol {
 // both the source's egress and the destination's ingress to allow it; an end that is not a
 // pod has no policies of its own.
 func (e *Evaluation) allowed(f Flow, src, dst *endpointState) bool {
+	if e.ps.cluster != nil {
+		return e.clusterOutcome(f, src, dst) == outAllow
+	}
 	return e.egressAllowed(f, src, dst) && e.ingressAllowed(f, src, dst)
 }
 
@@ -529,6 +539,9 @@ func (e *Evaluation) Verdict(f Flow) Verdict {
 }
 
 func (e *Evaluation) verdict(f Flow) Verdict {
+	if e.ps.cluster != nil {
+		return e.clusterVerdict(f)
+	}
 	proto := f.protocol()
 	src, dst := e.state(f.Src), e.state(f.Dst)
 	var v Verdict
@@ -621,6 +634,20 @@ func (s Side) describe(dir Direction) string {
 		return ""
 	case s.FromOwnNode:
 		return dir.String() + " from the pod's own node, which policies cannot block"
+	case s.Uncertain:
+		return dir.String() + " uncertain: " + s.DecidedBy.String() + " accepts it if the destination is one of its domainNames, which an address cannot tell"
+	case s.DecidedBy != nil:
+		return dir.String() + " decided by " + s.DecidedBy.String()
+	case s.PassedBy != nil && !s.Isolated:
+		return dir.String() + " passed by " + s.PassedBy.String() + ", not isolated"
+	case s.PassedBy != nil && s.AllowedBy != nil:
+		return dir.String() + " passed by " + s.PassedBy.String() + ", allowed by " + s.AllowedBy.String()
+	case s.PassedBy != nil:
+		names := make([]string, len(s.IsolatedBy))
+		for i, p := range s.IsolatedBy {
+			names[i] = p.String()
+		}
+		return dir.String() + " passed by " + s.PassedBy.String() + ", isolated by " + strings.Join(names, ", ") + " and no rule allows it"
 	case !s.Isolated:
 		return dir.String() + " not isolated"
 	case s.AllowedBy != nil:

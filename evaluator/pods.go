@@ -25,6 +25,11 @@ func splitEnds(f Flow, sets ...*PolicySet) (src, dst bool) {
 			if nsp := ps.byNS[f.Src.Namespace]; nsp != nil && nsp.egressIPBlocks {
 				dst = true
 			}
+			// Cluster policies' networks and nodes peers read addresses as ipBlock does.
+			// (Their ingress peers are pods and namespaces only.)
+			if ps.cluster != nil && ps.cluster.egressAddr {
+				dst = true
+			}
 		}
 	}
 	return src, dst
@@ -117,7 +122,8 @@ func (e *Evaluation) podsVerdict(f Flow, splitSrc, splitDst bool) Verdict {
 			allowed++
 			return true
 		}
-		if len(names) == 0 {
+		// A certain denial explains the flow better than an uncertain one.
+		if len(names) == 0 || (denied.Uncertain && !v.Uncertain) {
 			denied = v
 		}
 		if len(names) < maxPodsListed {

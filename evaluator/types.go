@@ -133,6 +133,8 @@ type World struct {
 	NamespaceLabels map[string]map[string]string
 	// NodeAddresses maps a node name to its status.addresses.
 	NodeAddresses map[string][]netip.Addr
+	// NodeLabels maps a node name to its labels, for the nodes peers of cluster policies.
+	NodeLabels map[string]map[string]string
 }
 
 // Direction is ingress or egress.

@@ -1,0 +1,296 @@
+package evaluator
+
+import (
+	"net/netip"
+	"slices"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+)
+
+// outcome is a tiered decision: a domainNames rule can leave it open.
+type outcome uint8
+
+const (
+	outDeny outcome = iota
+	outAllow
+	outUncertain
+)
+
+// both combines the two ends of a flow: it needs both to allow it, and a certain deny at
+// either end settles it.
+func both(a, b outcome) outcome {
+	switch {
+	case a == outDeny || b == outDeny:
+		return outDeny
+	case a == outUncertain || b == outUncertain:
+		return outUncertain
+	}
+	return outAllow
+}
+
+// clusterMemo is what a set's cluster policies say about one endpoint, learnt as needed:
+// which policies select it as their subject, and which peers match it.
+type clusterMemo struct {
+	cs                   *clusterSet
+	subjKnown            bool
+	selected             []int // indexes into cs.policies, in the order they are tried
+	peerKnown, peerMatch bitset
+}
+
+// clusterOf returns what the evaluation's cluster policies say about the endpoint of st.
+func (e *Evaluation) clusterOf(st *endpointState) *clusterMemo {
+	cs := e.ps.cluster
+	for _, m := range st.cl {
+		if m.cs == cs {
+			return m
+		}
+	}
+	m := &clusterMemo{cs: cs, peerKnown: e.m.bits(len(cs.peers)), peerMatch: e.m.bits(len(cs.peers))}
+	st.cl = append(st.cl, m)
+	return m
+}
+
+// subjects returns the policies that select the pod ep, in order.
+func (e *Evaluation) subjects(ep *Endpoint, m *clusterMemo) []int {
+	if !m.subjKnown {
+		m.subjKnown = true
+		if ep.Kind == Pod {
+			nsl := e.namespaceLabels(ep.Namespace)
+			for i, cp := range m.cs.policies {
+				if cp.selects(ep, nsl) {
+					m.selected = append(m.selected, i)
+				}
+			}
+		}
+	}
+	return m.selected
+}
+
+// clusterPeerMatches reports whether peer id of the cluster policies matches ep. Networks
+// match any endpoint whose address is known, pods included, as ipBlock does; nodes match
+// an endpoint that is a node, or has the address of one, whose labels the selector matches.
+func (e *Evaluation) clusterPeerMatches(m *clusterMemo, id int, ep *Endpoint, st *endpointState) bool {
+	if m.peerKnown.has(id) {
+		return m.peerMatch.has(id)
+	}
+	m.peerKnown.set(id)
+	p := &m.cs.peers[id]
+	ok := false
+	switch {
+	case len(p.networks) > 0:
+		if ep.IP.IsValid() {
+			ip := ep.IP.Unmap()
+			ok = slices.ContainsFunc(p.networks, func(n netip.Prefix) bool { return n.Contains(ip) })
+		}
+	case p.nodes != nil:
+		if !st.nodeKnown {
+			st.nodeKnown = true
+			st.nodes = e.nodesOf(ep)
+		}
+		for _, n := range st.nodes {
+			var nl map[string]string
+			if e.w != nil {
+				nl = e.w.NodeLabels[n]
+			}
+			if p.nodes.Matches(labels.Set(nl)) {
+				ok = true
+				break
+			}
+		}
+	default:
+		ok = ep.Kind == Pod && p.namespaces.Matches(e.namespaceLabels(ep.Namespace)) &&
+			(p.pods == nil || p.pods.Matches(labels.Set(ep.Labels)))
+	}
+	if ok {
+		m.peerMatch.set(id)
+	}
+	return ok
+}
+
+// ruleMatches reports whether a rule matches the flow's peer and port; maybe is set when
+// only its domainNames could, which no address decides. Domain names are taken never to
+// resolve to a pod's address.
+func (e *Evaluation) ruleMatches(r *clusterRule, pm *clusterMemo, peer *Endpoint, peerSt *endpointState, port int32, proto corev1.Protocol, dst *Endpoint) (match, maybe bool) {
+	if !r.portMatches(port, proto, dst) {
+		return false, false
+	}
+	for _, id := range r.peerIDs {
+		if e.clusterPeerMatches(pm, id, peer, peerSt) {
+			return true, false
+		}
+	}
+	return false, r.domains && peer.Kind != Pod
+}
+
+// walkTier tries the rules of the tier's policies that select the pod, in order, and
+// returns the first that matches (nil: none), and the first domainNames rule met before it
+// that might.
+func (e *Evaluation) walkTier(tier Tier, dir Direction, sel []int, pm *clusterMemo, peer *Endpoint, peerSt *endpointState, f Flow) (hit, maybe *clusterRule) {
+	cs := pm.cs
+	proto := f.protocol()
+	for _, i := range sel {
+		cp := cs.policies[i]
+		if cp.tier != tier {
+			if cp.tier > tier {
+				break
+			}
+			continue
+		}
+		rules := cp.ingress
+		if dir == Egress {
+			rules = cp.egress
+		}
+		for _, r := range rules {
+			match, mb := e.ruleMatches(r, pm, peer, peerSt, f.Port, proto, f.Dst)
+			if match {
+				return r, maybe
+			}
+			if mb && maybe == nil {
+				maybe = r
+			}
+		}
+	}
+	return nil, maybe
+}
+
+// clusterSide decides one end of a flow through the tiers: the Admin tier, then the
+// NetworkPolicies if they isolate the pod, else the Baseline tier, else the default allow.
+// With explain it fills in the Side; without, only the outcome counts.
+func (e *Evaluation) clusterSide(dir Direction, f Flow, srcSt, dstSt *endpointState, explain bool) (outcome, Side) {
+	pod, podSt, peer, peerSt := f.Src, srcSt, f.Dst, dstSt
+	if dir == Ingress {
+		pod, podSt, peer, peerSt = f.Dst, dstSt, f.Src, srcSt
+	}
+	s := Side{Allowed: true}
+	if pod.Kind != Pod {
+		return outAllow, s
+	}
+	s.Applies = true
+	sel := e.subjects(pod, e.clusterOf(podSt))
+	pm := e.clusterOf(peerSt)
+
+	out := outAllow
+	var decided, passed *clusterRule
+	hit, maybe := e.walkTier(AdminTier, dir, sel, pm, peer, peerSt, f)
+	if hit != nil && hit.ref.Action == Pass {
+		passed, hit = hit, nil
+	}
+	t := e.own(pod, podSt)
+	isolated := t != nil && ((dir == Ingress && t.ingressIsolated) || (dir == Egress && t.egressIsolated))
+	switch {
+	case hit != nil:
+		decided = hit
+		if hit.ref.Action == Deny {
+			out = outDeny
+		}
+		if explain && isolated {
+			s = side(t, dir, -1)
+		}
+	case isolated:
+		rules := t.ingressRules
+		if dir == Egress {
+			rules = t.egressRules
+		}
+		i := e.ruleIndex(dir, rules, e.of(t.nsp, peerSt), peer, f.Port, f.protocol(), f.Dst)
+		if i < 0 {
+			out = outDeny
+		}
+		if explain {
+			s = side(t, dir, i)
+		}
+	default:
+		var mb *clusterRule
+		hit, mb = e.walkTier(BaselineTier, dir, sel, pm, peer, peerSt, f)
+		if maybe == nil {
+			maybe = mb
+		}
+		if hit != nil && hit.ref.Action != Pass {
+			decided = hit
+			if hit.ref.Action == Deny {
+				out = outDeny
+			}
+		}
+	}
+	if out == outDeny && maybe != nil {
+		// The domainNames rule came first: Accept if the destination is one of its names.
+		out, decided = outUncertain, maybe
+	}
+	if out != outAllow && dir == Ingress && e.fromOwnNode(peer, peerSt, pod) {
+		// Pods cannot block their own node's kubelet, whatever the tier.
+		out = outAllow
+		s.FromOwnNode = true
+	}
+	if !explain {
+		return out, s
+	}
+	s.Allowed = out == outAllow
+	s.Uncertain = out == outUncertain
+	if decided != nil {
+		s.AllowedBy = nil
+		s.DecidedBy = e.tied(decided, dir, sel, pm, peer, peerSt, f)
+	}
+	if passed != nil {
+		s.PassedBy = e.tied(passed, dir, sel, pm, peer, peerSt, f)
+	}
+	return out, s
+}
+
+// tied returns the rule's reference, noting the other policies of its tier and priority
+// that select the pod and have a rule matching the flow: the API leaves their order to
+// the implementation.
+func (e *Evaluation) tied(r *clusterRule, dir Direction, sel []int, pm *clusterMemo, peer *Endpoint, peerSt *endpointState, f Flow) *TierRuleRef {
+	var ties []ClusterRef
+	for _, i := range sel {
+		cp := pm.cs.policies[i]
+		if cp.tier != r.ref.Tier || cp.prio != r.ref.Priority || cp.ref == r.ref.Policy {
+			continue
+		}
+		rules := cp.ingress
+		if dir == Egress {
+			rules = cp.egress
+		}
+		for _, o := range rules {
+			if match, mb := e.ruleMatches(o, pm, peer, peerSt, f.Port, f.protocol(), f.Dst); match || mb {
+				ties = append(ties, cp.ref)
+				break
+			}
+		}
+	}
+	if len(ties) == 0 {
+		return &r.ref // shared with the compiled rule
+	}
+	ref := r.ref
+	ref.TiedWith = ties
+	return &ref
+}
+
+// clusterOutcome is the fast path of a set with cluster policies: the decision without
+// its explanation.
+func (e *Evaluation) clusterOutcome(f Flow, src, dst *endpointState) outcome {
+	eg, _ := e.clusterSide(Egress, f, src, dst, false)
+	if eg == outDeny {
+		return outDeny
+	}
+	in, _ := e.clusterSide(Ingress, f, src, dst, false)
+	return both(eg, in)
+}
+
+func (e *Evaluation) clusterVerdict(f Flow) Verdict {
+	src, dst := e.state(f.Src), e.state(f.Dst)
+	eg, es := e.clusterSide(Egress, f, src, dst, true)
+	in, is := e.clusterSide(Ingress, f, src, dst, true)
+	o := both(eg, in)
+	return Verdict{Allowed: o == outAllow, Uncertain: o == outUncertain, Egress: es, Ingress: is}
+}
+
+// outcomeOf is the tiered decision on one pair of ends, for any set.
+func (e *Evaluation) outcomeOf(f Flow, src, dst *endpointState) outcome {
+	if e.ps.cluster != nil {
+		return e.clusterOutcome(f, src, dst)
+	}
+	if e.allowed(f, src, dst) {
+		return outAllow
+	}
+	return outDeny
+}
