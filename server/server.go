@@ -120,6 +120,7 @@ func Run(ctx context.Context, opts Options) error {
 	server.Register(flowapi.FlowsPath, flowapi.NewHandler(flowapi.HandlerOptions{
 		Cache: cache, Resolver: live, Authenticator: auth, Writers: opts.FlowWriters, Readers: opts.FlowReaders,
 		MaxBodyBytes: opts.MaxPushBytes, NodeAddress: live.NodeAddress,
+		Formats: []flowapi.Format{{Name: "goldmane", Detect: goldmane.LooksLike, Read: goldmane.ReadJSON}},
 		Metrics: flowapi.NewMetrics(metrics.Registry), Log: ctrl.Log.WithName("flows"),
 	}))
 
