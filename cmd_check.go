@@ -16,7 +16,7 @@ func inputFlags(fs *pflag.FlagSet, in *cli.Inputs, output *string) {
 	fs.StringVar(&in.Cluster, "cluster", "", "Kubernetes objects: a file or directory of YAML/JSON (kubectl get namespaces,pods,nodes,networkpolicies -A -o yaml), or - for stdin (required)")
 	fs.StringVar(&in.Flows, "flows", "", "observed flows: JSON Lines flow records or Hubble JSON, or - for stdin (required)")
 	fs.StringVarP(output, "output", "o", cli.OutputTable, "output format: "+strings.Join(cli.OutputFormats, ", "))
-	fs.StringVar(&in.FlowsFormat, "flows-format", cli.FormatAuto, "format of --flows: auto, flows (our JSON Lines) or hubble (hubble observe -o json)")
+	fs.StringVar(&in.FlowsFormat, "flows-format", cli.FormatAuto, "format of --flows: auto, flows (our JSON Lines), hubble (hubble observe -o json) or goldmane (Goldmane's JSON lines)")
 	fs.BoolVar(&in.AllowNoFlows, "allow-no-flows", false, "accept flows of which none can be judged (empty, or none resolves to the cluster) instead of exiting 2")
 	_ = cobra.MarkFlagFilename(fs, "cluster", "yaml", "yml", "json")
 	_ = cobra.MarkFlagFilename(fs, "flows", "jsonl", "json")
@@ -24,7 +24,7 @@ func inputFlags(fs *pflag.FlagSet, in *cli.Inputs, output *string) {
 
 func completeOutput(cmd *cobra.Command) {
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(cli.OutputFormats, cobra.ShellCompDirectiveNoFileComp))
-	_ = cmd.RegisterFlagCompletionFunc("flows-format", cobra.FixedCompletions([]string{cli.FormatAuto, cli.FormatFlows, cli.FormatHubble}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("flows-format", cobra.FixedCompletions([]string{cli.FormatAuto, cli.FormatFlows, cli.FormatHubble, cli.FormatGoldmane}, cobra.ShellCompDirectiveNoFileComp))
 }
 
 func newEvaluateCommand(stdin io.Reader) *cobra.Command {

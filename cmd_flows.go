@@ -32,11 +32,11 @@ const (
 func newFlowsCommand(stdin io.Reader) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "flows",
-		Short: "Export the webhook's flow cache; import Hubble flow files",
+		Short: "Export the webhook's flow cache; import Hubble and Goldmane flow files",
 		Long: `export  streams the webhook's flow cache as flow records (JSON Lines), for
         'netpol-guard check --flows' in CI.
-import  converts a flow file (hubble observe -o json, Hubble exporter files, or our
-        own records) into flow records, checking every line.`,
+import  converts a flow file (hubble observe -o json, Hubble exporter files, Goldmane's
+        JSON lines, or our own records) into flow records, checking every line.`,
 		Example: `  netpol-guard flows export -n netpol-guard > flows.jsonl
   netpol-guard flows import examples/hubble-flows.json -o flows.jsonl`,
 		Args: cobra.NoArgs,
@@ -209,7 +209,7 @@ func bearerToken(cfg *rest.Config) (string, error) {
 func newFlowsImportCommand(stdin io.Reader) *cobra.Command {
 	var format, out string
 	cmd := &cobra.Command{
-		Use:   "import [--format auto|flows|hubble] [-o FILE] FILE|-",
+		Use:   "import [--format auto|flows|hubble|goldmane] [-o FILE] FILE|-",
 		Short: "Convert a flow file into flow records (JSON Lines)",
 		Example: `  # Hubble's JSON into flow records
   netpol-guard flows import examples/hubble-flows.json -o flows.jsonl
@@ -241,9 +241,9 @@ func newFlowsImportCommand(stdin io.Reader) *cobra.Command {
 			return nil
 		},
 	}
-	cmd.Flags().StringVar(&format, "format", cli.FormatAuto, "input format: auto, flows or hubble")
+	cmd.Flags().StringVar(&format, "format", cli.FormatAuto, "input format: auto, flows, hubble or goldmane")
 	cmd.Flags().StringVarP(&out, "output", "o", "-", "output file, - for stdout")
-	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{cli.FormatAuto, cli.FormatFlows, cli.FormatHubble}, cobra.ShellCompDirectiveNoFileComp))
+	_ = cmd.RegisterFlagCompletionFunc("format", cobra.FixedCompletions([]string{cli.FormatAuto, cli.FormatFlows, cli.FormatHubble, cli.FormatGoldmane}, cobra.ShellCompDirectiveNoFileComp))
 	return cmd
 }
 

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"flag"
+	"fmt"
 	"net/netip"
 	"os"
 	"os/signal"
@@ -92,6 +93,9 @@ func newWebhookCommand() *cobra.Command {
 			if o.TLS.SelfSigned && o.TLS.Namespace == "" {
 				return errors.New("--self-signed needs --namespace (or $POD_NAMESPACE)")
 			}
+			if err := checkFlowSources(o); err != nil {
+				return err
+			}
 			ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 			log := ctrl.Log.WithName("main")
 			ctx, shutdownNow := shutdownSignals(log)
@@ -136,11 +140,54 @@ func newWebhookCommand() *cobra.Command {
 	fs.StringVar(&o.Hubble.CertFile, "hubble-tls-cert", "", "client certificate for mTLS to Hubble Relay")
 	fs.StringVar(&o.Hubble.KeyFile, "hubble-tls-key", "", "client key for mTLS to Hubble Relay")
 	fs.StringVar(&o.Hubble.ServerName, "hubble-tls-server-name", "", "server name to verify Hubble Relay's certificate against")
+	fs.StringVar(&o.Goldmane.Address, "goldmane-address", "", "Calico Goldmane address (host:port) to follow for flows, over mutual TLS; empty: no Goldmane")
+	fs.StringVar(&o.Goldmane.CAFile, "goldmane-tls-ca", "", "CA file for Goldmane's certificate (calico-system's tigera-ca-bundle); empty: the system roots")
+	fs.StringVar(&o.Goldmane.CertFile, "goldmane-tls-cert", "", "client certificate for mTLS to Goldmane (required with --goldmane-address)")
+	fs.StringVar(&o.Goldmane.KeyFile, "goldmane-tls-key", "", "client key for mTLS to Goldmane (required with --goldmane-address)")
+	fs.StringVar(&o.Goldmane.ServerName, "goldmane-tls-server-name", "", "server name to verify Goldmane's certificate against; empty: the address's host")
+	fs.DurationVar(&o.Goldmane.Backfill, "goldmane-backfill", o.Goldmane.Backfill, "how far back the first Goldmane stream asks for flows")
+	fs.StringVar(&o.Antrea.Address, "antrea-flow-aggregator-address", "", "Antrea Flow Aggregator address (host:port) to follow for flows, over TLS; empty: no Antrea")
+	fs.StringVar(&o.Antrea.CAFile, "antrea-flow-aggregator-tls-ca", "", "CA file for the Flow Aggregator's certificate (flow-aggregator-ca's ca.crt); empty: the system roots")
+	fs.StringVar(&o.Antrea.ServerName, "antrea-flow-aggregator-tls-server-name", "", "server name to verify the Flow Aggregator's certificate against; empty: the address's host")
+	fs.StringVar(&o.Antrea.CertFile, "antrea-flow-aggregator-tls-cert", "", "client certificate for mTLS to the Flow Aggregator")
+	fs.StringVar(&o.Antrea.KeyFile, "antrea-flow-aggregator-tls-key", "", "client key for mTLS to the Flow Aggregator")
 	fs.BoolVar(&o.Profiling, "profiling", false, "serve Go's pprof profiles under /debug/pprof/ on the metrics address")
 	goFlags := flag.NewFlagSet("zap", flag.ContinueOnError)
 	zapOpts.BindFlags(goFlags)
 	fs.AddGoFlagSet(goFlags)
 	return cmd
+}
+
+// flowSourceFlags are one flow source's flags, for checking them together.
+type flowSourceFlags struct {
+	prefix                    string // of the TLS flags: "hubble" for --hubble-tls-ca
+	addressFlag, address      string
+	ca, cert, key, serverName string
+	needsClientCert           bool
+}
+
+// checkFlowSources rejects flow source flags that cannot work together: a client
+// certificate without its key (or the reverse), TLS settings for a source with no address,
+// and Goldmane without the client certificate its mutual TLS requires.
+func checkFlowSources(o server.Options) error {
+	for _, s := range []flowSourceFlags{
+		{"hubble", "hubble-relay-address", o.Hubble.Address, o.Hubble.CAFile, o.Hubble.CertFile, o.Hubble.KeyFile, o.Hubble.ServerName, false},
+		{"goldmane", "goldmane-address", o.Goldmane.Address, o.Goldmane.CAFile, o.Goldmane.CertFile, o.Goldmane.KeyFile, o.Goldmane.ServerName, true},
+		{"antrea-flow-aggregator", "antrea-flow-aggregator-address", o.Antrea.Address, o.Antrea.CAFile, o.Antrea.CertFile, o.Antrea.KeyFile, o.Antrea.ServerName, false},
+	} {
+		switch {
+		case (s.cert == "") != (s.key == ""):
+			return fmt.Errorf("--%[1]s-tls-cert and --%[1]s-tls-key go together: give both or neither", s.prefix)
+		case s.address == "" && s.ca+s.cert+s.key+s.serverName != "":
+			return fmt.Errorf("--%s-tls-* given without --%s", s.prefix, s.addressFlag)
+		case s.address != "" && s.needsClientCert && s.cert == "":
+			return fmt.Errorf("--%[2]s needs --%[1]s-tls-cert and --%[1]s-tls-key: it serves mutual TLS only", s.prefix, s.addressFlag)
+		}
+	}
+	if o.Goldmane.Backfill <= 0 {
+		return errors.New("--goldmane-backfill must be positive")
+	}
+	return nil
 }
 
 // shutdownSignals returns a context that ends on the first SIGTERM or SIGINT, and a channel

@@ -297,3 +297,32 @@ func TestCheckReadsHubbleJSON(t *testing.T) {
 		t.Errorf("import: %d records, err %v:\n%s", n, err, buf.String())
 	}
 }
+
+// A Goldmane file gives the records its flow-record equivalent holds: the pods and their
+// labels (less Calico's), the destination port, the end of the aggregation interval, the
+// connections started (at least one); denied flows and flows only their source reported are
+// left out. check judges both alike.
+func TestCheckReadsGoldmaneJSON(t *testing.T) {
+	const goldmaneFlows, asRecords = "testdata/goldmane-flows.jsonl", "testdata/goldmane-flows-as-records.jsonl"
+	var got, want bytes.Buffer
+	if _, err := cli.Import(goldmaneFlows, cli.FormatAuto, nil, &got); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := cli.Import(asRecords, cli.FormatFlows, nil, &want); err != nil {
+		t.Fatal(err)
+	}
+	if got.String() != want.String() {
+		t.Errorf("Goldmane file imports as\n%swant\n%s", got.String(), want.String())
+	}
+
+	for _, format := range []string{cli.FormatAuto, cli.FormatGoldmane} {
+		code, out, errs := check(t, cli.CheckOptions{Inputs: cli.Inputs{Cluster: exampleCluster, Flows: goldmaneFlows, FlowsFormat: format}, Policies: []string{defaultDeny}})
+		wantCode, wantOut, wantErrs := check(t, cli.CheckOptions{Inputs: cli.Inputs{Cluster: exampleCluster, Flows: asRecords}, Policies: []string{defaultDeny}})
+		if code != cli.ExitCut || !strings.Contains(out, "would cut 3 of 3 observed flows") {
+			t.Fatalf("--flows-format %s: exit %d:\n%s%s", format, code, out, errs)
+		}
+		if code != wantCode || out != wantOut || errs != wantErrs {
+			t.Errorf("--flows-format %s: exit %d\n%s%s\nthe equivalent records: exit %d\n%s%s", format, code, out, errs, wantCode, wantOut, wantErrs)
+		}
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/netpol-guard/netpol-guard/cluster"
 	"github.com/netpol-guard/netpol-guard/evaluator"
 	"github.com/netpol-guard/netpol-guard/flows"
+	"github.com/netpol-guard/netpol-guard/flows/goldmane"
 	"github.com/netpol-guard/netpol-guard/flows/hubble"
 )
 
@@ -29,8 +30,9 @@ type Inputs struct {
 	Cluster string
 	// Flows is a JSON Lines file of flow records, or "-" for standard input.
 	Flows string
-	// FlowsFormat is FormatAuto (default), FormatFlows (our JSON Lines) or FormatHubble
-	// (`hubble observe -o json`, Hubble exporter files).
+	// FlowsFormat is FormatAuto (default), FormatFlows (our JSON Lines), FormatHubble
+	// (`hubble observe -o json`, Hubble exporter files) or FormatGoldmane (the JSON lines
+	// Calico's Goldmane pushes).
 	FlowsFormat string
 	// Stdin is read for "-"; os.Stdin when nil.
 	Stdin io.Reader
@@ -42,9 +44,10 @@ type Inputs struct {
 
 // Flow file formats.
 const (
-	FormatAuto   = "auto"
-	FormatFlows  = "flows"
-	FormatHubble = "hubble"
+	FormatAuto     = "auto"
+	FormatFlows    = "flows"
+	FormatHubble   = "hubble"
+	FormatGoldmane = "goldmane"
 )
 
 // readFlows reads records in the given format; auto looks at the first record's fields.
@@ -58,12 +61,15 @@ func readFlows(r io.Reader, source, format string, fn func(line int, rec flows.R
 		return flows.Read(br, source, fn)
 	case FormatHubble:
 		return hubble.ReadJSON(br, source, fn)
+	case FormatGoldmane:
+		return goldmane.ReadJSON(br, source, fn)
 	}
-	return fmt.Errorf("flows format %q: must be auto, flows or hubble", format)
+	return fmt.Errorf("flows format %q: must be auto, flows, hubble or goldmane", format)
 }
 
-// sniffFormat peeks at the first record: ours has "src" and "dst"; Hubble's has "flow"
-// (hubble observe -o json, exporter files) or the flow's own fields.
+// sniffFormat peeks at the first record: ours has "src" and "dst"; Goldmane's has "Key"
+// and a start time (goldmane.LooksLike), also inside a FlowResult's "flow"; Hubble's has
+// "flow" (hubble observe -o json, exporter files) or the flow's own fields.
 func sniffFormat(br *bufio.Reader) string {
 	data, _ := br.Peek(br.Size())
 	for line := range bytes.Lines(data) {
@@ -79,6 +85,9 @@ func sniffFormat(br *bufio.Reader) string {
 		_, dst := top["dst"]
 		if src || dst {
 			return FormatFlows
+		}
+		if goldmane.LooksLike(line) {
+			return FormatGoldmane
 		}
 		for _, k := range []string{"flow", "verdict", "IP", "l4", "node_status", "lost_events"} {
 			if _, ok := top[k]; ok {
@@ -195,7 +204,7 @@ func (obs *observed) reportSkipped(errw io.Writer) {
 	}
 }
 
-// Import converts a flow file (ours or Hubble's) into our JSON Lines on w, checking every
+// Import converts a flow file (ours, Hubble's or Goldmane's) into our JSON Lines on w, checking every
 // line. It returns how many records it wrote.
 func Import(path, format string, stdin io.Reader, w io.Writer) (int, error) {
 	source, r := path, stdin

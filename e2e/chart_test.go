@@ -96,8 +96,8 @@ func valuesSets(t *testing.T) []valuesSet {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(files) < 6 {
-		t.Fatalf("want the chart's ci/*-values.yaml (cert-manager, self-signed, existing-secret, single-replica, agent-on/off, pvc-snapshot), found %v", files)
+	if len(files) < 7 {
+		t.Fatalf("want the chart's ci/*-values.yaml (cert-manager, self-signed, existing-secret, single-replica, agent-on/off, pvc-snapshot, flow-sources), found %v", files)
 	}
 	sets := []valuesSet{{name: "default", release: "netpol-guard", namespace: "netpol-guard"}}
 	for _, f := range files {
@@ -219,6 +219,66 @@ func unstructuredOf(m manifest, kind string) []*unstructured.Unstructured {
 		}
 	}
 	return out
+}
+
+// checkFlowSourceFiles checks that each file a flow source's TLS flag names is in a mounted
+// volume that provides it: a Secret's or ConfigMap's key, or a projected source's item path.
+func checkFlowSourceFiles(t *testing.T, pod corev1.PodSpec, c corev1.Container, flags map[string][]string) {
+	t.Helper()
+	volumes := map[string]corev1.Volume{}
+	for _, v := range pod.Volumes {
+		volumes[v.Name] = v
+	}
+	for name, values := range flags {
+		if !strings.HasSuffix(name, "-tls-ca") && !strings.HasSuffix(name, "-tls-cert") && !strings.HasSuffix(name, "-tls-key") {
+			continue
+		}
+		for _, file := range values {
+			dir, base := filepath.Split(file)
+			var mount *corev1.VolumeMount
+			for i, vm := range c.VolumeMounts {
+				if filepath.Clean(vm.MountPath) == filepath.Clean(dir) && vm.SubPath == "" {
+					mount = &c.VolumeMounts[i]
+				}
+			}
+			if mount == nil {
+				t.Errorf("--%s=%s: no volume is mounted at %s", name, file, dir)
+				continue
+			}
+			if !slices.Contains(volumeFiles(volumes[mount.Name]), base) {
+				t.Errorf("--%s=%s: volume %s (%+v) provides no %s", name, file, mount.Name, volumes[mount.Name].VolumeSource, base)
+			}
+		}
+	}
+}
+
+// volumeFiles lists the files a Secret, ConfigMap or projected volume provides; nil when
+// they depend on the object (no items listed).
+func volumeFiles(v corev1.Volume) []string {
+	var files []string
+	items := func(its []corev1.KeyToPath) {
+		for _, it := range its {
+			files = append(files, it.Path)
+		}
+	}
+	switch {
+	case v.Secret != nil && len(v.Secret.Items) == 0:
+		return []string{"ca.crt", "tls.crt", "tls.key"} // a kubernetes.io/tls Secret, by convention
+	case v.Secret != nil:
+		items(v.Secret.Items)
+	case v.ConfigMap != nil:
+		items(v.ConfigMap.Items)
+	case v.Projected != nil:
+		for _, src := range v.Projected.Sources {
+			switch {
+			case src.Secret != nil:
+				items(src.Secret.Items)
+			case src.ConfigMap != nil:
+				items(src.ConfigMap.Items)
+			}
+		}
+	}
+	return files
 }
 
 // parseArgs splits a container's arguments into the subcommand and --flag[=value] pairs.
@@ -396,6 +456,24 @@ func TestChart(t *testing.T) {
 			}
 		}
 	})
+	t.Run("webhook args pass the binary's flag checks", func(t *testing.T) {
+		// With a kubeconfig that does not exist the webhook stops at the client
+		// configuration (exit 1), after every flag was parsed and checked; a flag error
+		// exits 2.
+		kubeconfig := filepath.Join(t.TempDir(), "missing-kubeconfig")
+		for _, m := range manifests {
+			_, c := webhookContainer(t, m)
+			ctx, cancel := context.WithTimeout(t.Context(), 30*time.Second)
+			cmd := exec.CommandContext(ctx, binary(t), append(slices.Clone(c.Args), "--kubeconfig="+kubeconfig)...)
+			cmd.Env = append(os.Environ(), "POD_NAMESPACE="+m.namespace)
+			out, err := cmd.CombinedOutput()
+			cancel()
+			var exit *exec.ExitError
+			if !errors.As(err, &exit) || exit.ExitCode() != 1 || !strings.Contains(string(out), "kubernetes client config") {
+				t.Errorf("values %s: netpol-guard %s: %v, want it to stop at the missing kubeconfig (exit 1):\n%s", m.name, strings.Join(c.Args, " "), err, out)
+			}
+		}
+	})
 	t.Run("agent flags are the binary's", func(t *testing.T) {
 		known, err := knownFlags(t, binary(t), "agent")
 		if err != nil {
@@ -421,6 +499,10 @@ func checkManifest(t *testing.T, m manifest) {
 	pod := d.Spec.Template.Spec
 	svc := findService(t, m, false)
 	vwc := one[*admissionregistrationv1.ValidatingWebhookConfiguration](t, m)
+
+	t.Run("flow source TLS files are mounted", func(t *testing.T) {
+		checkFlowSourceFiles(t, pod, c, flags)
+	})
 
 	t.Run("webhook configuration calls the binary's path through the Service", func(t *testing.T) {
 		if len(vwc.Webhooks) != 1 {

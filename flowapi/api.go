@@ -2,6 +2,7 @@ package flowapi
 
 import (
 	"bufio"
+	"bytes"
 	"compress/gzip"
 	"context"
 	"encoding/json"
@@ -25,7 +26,8 @@ import (
 
 // The push and export API, mounted by the webhook's HTTPS server:
 //
-//	POST /v1/flows   body: JSON Lines flow records (Content-Encoding gzip accepted)
+//	POST /v1/flows   body: JSON Lines flow records, or a format of HandlerOptions.Formats
+//	                 detected from its first line (Content-Encoding gzip accepted)
 //	                 200 {"accepted":N,"unresolved":M}
 //	                 400 {"error":"line 3: src.ip: invalid IP address \"x\"","line":3,"field":"src.ip"}
 //	GET  /v1/flows   the cache as JSON Lines flow records; ?namespace=N for the edges into
@@ -85,12 +87,54 @@ type HandlerOptions struct {
 	// NodeAddress gives an address by which to export a node peer; edges of nodes it does
 	// not know (or all, when nil) are left out of exports, and counted.
 	NodeAddress func(name string) (netip.Addr, bool)
+	// Formats are the flow formats a push body may come in besides flow records, such as
+	// Goldmane's JSON lines; see Format.
+	Formats []Format
 	// Metrics, when not nil, counts requests and flows.
 	Metrics *Metrics
 	// Log receives one line per rejected request (V(1)) and per push and export (V(1)).
 	Log logr.Logger
 	// Now is the clock; time.Now when nil.
 	Now func() time.Time
+}
+
+// Format is a flow format a push body may come in besides flow records (JSON Lines): a
+// body whose first line (blank and '#' lines aside) a Format's Detect accepts is read with
+// its Read, the first such Format winning; any other body with flows.Read. The webhook
+// passes the formats of its sources (Goldmane's: goldmane.LooksLike, goldmane.ReadJSON), so
+// this package, which the node agent links, links no decoder of theirs.
+type Format struct {
+	// Name is for logs: "goldmane".
+	Name string
+	// Detect looks at a body's first line, or at as much of it as fits in 64 KiB.
+	Detect func(firstLine []byte) bool
+	// Read reads the body as flows.Read does, returning *flows.LineError for a bad line.
+	Read func(r io.Reader, source string, fn func(line int, rec flows.Record) error) error
+}
+
+// detectPeek is how much of a push body is looked at to tell its format.
+const detectPeek = 64 << 10
+
+// read reads a push body in the format its first line shows.
+func (h *handler) read(in io.Reader, fn func(line int, rec flows.Record) error) (format string, err error) {
+	if len(h.formats) == 0 {
+		return "flows", flows.Read(in, "", fn)
+	}
+	br := bufio.NewReaderSize(in, detectPeek)
+	data, _ := br.Peek(detectPeek) // a read error comes again from the reader
+	for line := range bytes.Lines(data) {
+		line = bytes.TrimSpace(line)
+		if len(line) == 0 || line[0] == '#' {
+			continue
+		}
+		for _, f := range h.formats {
+			if f.Detect(line) {
+				return f.Name, f.Read(br, "", fn)
+			}
+		}
+		break
+	}
+	return "flows", flows.Read(br, "", fn)
 }
 
 // Metrics of the push and export API. Register them once with NewMetrics.
@@ -147,6 +191,7 @@ type handler struct {
 	maxRecords  int
 	ingestSlots chan struct{}
 	nodeAddress func(string) (netip.Addr, bool)
+	formats     []Format
 	metrics     *Metrics
 	log         logr.Logger
 	now         func() time.Time
@@ -162,7 +207,7 @@ func NewHandler(opts HandlerOptions) http.Handler {
 		cache: opts.Cache, resolver: opts.Resolver, auth: opts.Authenticator,
 		writers: map[string]bool{}, readers: map[string]bool{},
 		maxBody: opts.MaxBodyBytes, maxRecords: opts.MaxRecords,
-		nodeAddress: opts.NodeAddress, metrics: opts.Metrics, log: opts.Log, now: opts.Now,
+		nodeAddress: opts.NodeAddress, formats: opts.Formats, metrics: opts.Metrics, log: opts.Log, now: opts.Now,
 	}
 	for _, u := range opts.Writers {
 		h.writers[u], h.readers[u] = true, true
@@ -346,7 +391,7 @@ func (h *handler) ingest(w http.ResponseWriter, r *http.Request) int {
 	}
 
 	recs := make([]flows.Record, 0, min(h.maxRecords, 1024))
-	err := flows.Read(in, "", func(_ int, rec flows.Record) error {
+	format, err := h.read(in, func(_ int, rec flows.Record) error {
 		if len(recs) >= h.maxRecords {
 			return errTooManyRecords
 		}
@@ -383,7 +428,7 @@ func (h *handler) ingest(w http.ResponseWriter, r *http.Request) int {
 		h.metrics.FlowsAccepted.Add(float64(accepted))
 		h.metrics.FlowsUnresolved.Add(float64(unresolved))
 	}
-	h.log.V(1).Info("Flows pushed", "user", user, "source", source, "accepted", accepted, "unresolved", unresolved)
+	h.log.V(1).Info("Flows pushed", "user", user, "source", source, "format", format, "accepted", accepted, "unresolved", unresolved)
 	writeJSON(w, http.StatusOK, IngestResult{Accepted: accepted, Unresolved: unresolved})
 	return http.StatusOK
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"github.com/netpol-guard/netpol-guard/flows"
+	"github.com/netpol-guard/netpol-guard/flows/goldmane"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -783,4 +784,95 @@ func FuzzPushBody(f *testing.F) {
 
 func wl(ns, name string) flows.PeerID {
 	return flows.PeerID{Kind: flows.PeerWorkload, Namespace: ns, Name: name}
+}
+
+// Goldmane's emitter push, and the flow records it stands for (see goldmane.Convert): the
+// denied flow and the one only its source reported add nothing; a FlowResult line reads
+// as its flow.
+var (
+	goldmanePush = lines(
+		`{"Key":{"source_name":"web-1","source_namespace":"shop","source_type":1,"dest_name":"cart-0","dest_namespace":"shop","dest_type":1,"dest_port":8080,"proto":"tcp","reporter":2,"action":1},"start_time":1795176000,"end_time":1795176015,"source_labels":["app=web","projectcalico.org/namespace=shop"],"dest_labels":["app=cart"],"num_connections_started":3}`,
+		`{"Key":{"source_name":"web-1","source_namespace":"shop","source_type":1,"dest_name":"db-0","dest_namespace":"shop","dest_type":1,"dest_port":5432,"proto":"tcp","reporter":1,"action":2},"start_time":1795176000,"end_time":1795176015,"source_labels":["app=web"],"dest_labels":["app=db"],"num_connections_started":1}`,
+		`{"Key":{"source_name":"web-1","source_namespace":"shop","source_type":1,"dest_name":"db-0","dest_namespace":"shop","dest_type":1,"dest_port":5432,"proto":"tcp","reporter":1,"action":1},"start_time":1795176000,"end_time":1795176015,"source_labels":["app=web"],"dest_labels":["app=db"],"num_connections_started":1}`,
+		`{"id":7,"flow":{"Key":{"source_name":"cart-0","source_namespace":"shop","source_type":"WorkloadEndpoint","dest_name":"dns-0","dest_namespace":"kube-system","dest_type":"WorkloadEndpoint","dest_port":"53","proto":"udp","reporter":"Dst","action":"Allow"},"start_time":"1795176015","end_time":"1795176030","source_labels":["app=cart"],"dest_labels":["k8s-app=kube-dns"]}}`,
+	)
+	goldmaneAsRecords = lines(
+		`{"src":{"namespace":"shop","pod":"web-1","labels":{"app":"web"}},"dst":{"namespace":"shop","pod":"cart-0","labels":{"app":"cart"}},"port":8080,"protocol":"TCP","lastSeen":"2026-11-20T12:00:15Z","count":3}`,
+		`{"src":{"namespace":"shop","pod":"cart-0","labels":{"app":"cart"}},"dst":{"namespace":"kube-system","pod":"dns-0","labels":{"k8s-app":"kube-dns"}},"port":53,"protocol":"UDP","lastSeen":"2026-11-20T12:00:30Z","count":1}`,
+	)
+)
+
+var goldmaneFormat = Format{Name: "goldmane", Detect: goldmane.LooksLike, Read: goldmane.ReadJSON}
+
+// push sends body to h as the agent and returns the status and response.
+func push(t *testing.T, h http.Handler, body []byte, gzipped bool) (int, string) {
+	t.Helper()
+	req := httptest.NewRequestWithContext(t.Context(), http.MethodPost, FlowsPath, bytes.NewReader(body))
+	req.Header.Set("Authorization", "Bearer agent-token")
+	if gzipped {
+		req.Header.Set("Content-Encoding", "gzip")
+	}
+	rr := httptest.NewRecorder()
+	h.ServeHTTP(rr, req)
+	return rr.Code, rr.Body.String()
+}
+
+// exported is the handler's cache as sorted flow records.
+func exported(t *testing.T, h http.Handler) []string {
+	t.Helper()
+	req := httptest.NewRequestWithContext(t.Context(), http.MethodGet, FlowsPath, nil)
+	req.Header.Set("Authorization", "Bearer exporter-token")
+	rr := httptest.NewRecorder()
+	h.ServeHTTP(rr, req)
+	if rr.Code != 200 {
+		t.Fatalf("export: status %d: %s", rr.Code, rr.Body)
+	}
+	recs, err := flows.ReadAll(rr.Body, "export")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return recordStrings(recs)
+}
+
+func TestPushOfGoldmaneJSONGivesTheEquivalentRecords(t *testing.T) {
+	withGoldmane := func(o *HandlerOptions) { o.Formats = []Format{goldmaneFormat} }
+	ref, _ := newTestHandler(t, withGoldmane)
+	if code, body := push(t, ref, []byte(goldmaneAsRecords), false); code != 200 || body != `{"accepted":2,"unresolved":0}`+"\n" {
+		t.Fatalf("flow records: status %d: %s", code, body)
+	}
+	want := exported(t, ref)
+
+	for _, tc := range []struct {
+		name    string
+		body    []byte
+		gzipped bool
+	}{
+		{"plain", []byte(goldmanePush), false},
+		{"after a comment and blank lines", []byte("# from goldmane\n\n" + goldmanePush), false},
+		{"gzip", gzipped(t, goldmanePush), true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			h, _ := newTestHandler(t, withGoldmane)
+			if code, body := push(t, h, tc.body, tc.gzipped); code != 200 || body != `{"accepted":2,"unresolved":0}`+"\n" {
+				t.Fatalf("status %d: %s", code, body)
+			}
+			if got := exported(t, h); !slices.Equal(got, want) {
+				t.Errorf("cache after the Goldmane push:\n got %q\nwant %q", got, want)
+			}
+		})
+	}
+
+	t.Run("bad line names its line", func(t *testing.T) {
+		h, c := newTestHandler(t, withGoldmane)
+		code, body := push(t, h, []byte(goldmanePush+`{"Key":{"proto":"tcp"},"start_time":`+"\n"), false)
+		if code != 400 || !strings.Contains(body, `"line":5`) || c.Len() != 0 {
+			t.Errorf("status %d, %d edges: %s; want 400 naming line 5, nothing added", code, c.Len(), body)
+		}
+	})
+	t.Run("not a format the handler was given", func(t *testing.T) {
+		h, c := newTestHandler(t)
+		if code, body := push(t, h, []byte(goldmanePush), false); code != 400 || c.Len() != 0 {
+			t.Errorf("status %d, %d edges: %s; want 400, nothing added", code, c.Len(), body)
+		}
+	})
 }

@@ -8,6 +8,7 @@ import (
 
 	"github.com/netpol-guard/netpol-guard/flowapi"
 	"github.com/netpol-guard/netpol-guard/flows"
+	"github.com/netpol-guard/netpol-guard/flows/goldmane"
 	"github.com/netpol-guard/netpol-guard/webhook"
 )
 
@@ -58,6 +59,11 @@ type Options struct {
 
 	// Hubble, when Address is set, is followed for flows.
 	Hubble HubbleOptions
+	// Goldmane, when Address is set, is followed for flows, and the verdicts Calico's
+	// dataplane gave them are compared with the webhook's predictions.
+	Goldmane GoldmaneOptions
+	// Antrea, when Address is set, is the Flow Aggregator followed for flows.
+	Antrea AntreaOptions
 
 	// MetricsBindAddress serves Prometheus metrics ("0" disables it);
 	// HealthProbeBindAddress serves /healthz and /readyz.
@@ -98,6 +104,24 @@ type HubbleOptions struct {
 	ServerName                string
 }
 
+// GoldmaneOptions reach Calico's Goldmane, which serves mutual TLS only: CertFile and
+// KeyFile are required with Address.
+type GoldmaneOptions struct {
+	Address                   string
+	CAFile, CertFile, KeyFile string
+	ServerName                string
+	// Backfill is how far back the first stream asks for flows.
+	Backfill time.Duration
+}
+
+// AntreaOptions reach Antrea's Flow Aggregator, which serves TLS only; a client
+// certificate (CertFile and KeyFile) is optional.
+type AntreaOptions struct {
+	Address                   string
+	CAFile, CertFile, KeyFile string
+	ServerName                string
+}
+
 // DefaultOptions are the webhook's flags' defaults.
 func DefaultOptions() Options {
 	return Options{
@@ -117,6 +141,7 @@ func DefaultOptions() Options {
 		SnapshotInterval:       time.Minute,
 		MaxPushBytes:           flowapi.DefaultMaxBodyBytes,
 		IPGrace:                5 * time.Minute,
+		Goldmane:               GoldmaneOptions{Backfill: goldmane.DefaultBackfill},
 		MetricsBindAddress:     ":8080",
 		HealthProbeBindAddress: ":8081",
 		ShutdownDelay:          5 * time.Second,

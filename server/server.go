@@ -28,6 +28,7 @@ import (
 	"github.com/netpol-guard/netpol-guard/flowapi"
 	"github.com/netpol-guard/netpol-guard/flowapi/tokenreview"
 	"github.com/netpol-guard/netpol-guard/flows"
+	"github.com/netpol-guard/netpol-guard/flows/goldmane"
 	"github.com/netpol-guard/netpol-guard/flows/hubble"
 	"github.com/netpol-guard/netpol-guard/webhook"
 )
@@ -119,6 +120,7 @@ func Run(ctx context.Context, opts Options) error {
 	server.Register(flowapi.FlowsPath, flowapi.NewHandler(flowapi.HandlerOptions{
 		Cache: cache, Resolver: live, Authenticator: auth, Writers: opts.FlowWriters, Readers: opts.FlowReaders,
 		MaxBodyBytes: opts.MaxPushBytes, NodeAddress: live.NodeAddress,
+		Formats: []flowapi.Format{{Name: "goldmane", Detect: goldmane.LooksLike, Read: goldmane.ReadJSON}},
 		Metrics: flowapi.NewMetrics(metrics.Registry), Log: ctrl.Log.WithName("flows"),
 	}))
 
@@ -128,6 +130,24 @@ func Run(ctx context.Context, opts Options) error {
 			return err
 		}
 		if err := mgr.Add(h); err != nil {
+			return err
+		}
+	}
+	if opts.Goldmane.Address != "" {
+		g, err := newGoldmaneSource(opts.Goldmane, cache, live, goldmane.NewMetrics(metrics.Registry))
+		if err != nil {
+			return err
+		}
+		if err := mgr.Add(g); err != nil {
+			return err
+		}
+	}
+	if opts.Antrea.Address != "" {
+		a, err := newAntreaSource(opts.Antrea, cache, live)
+		if err != nil {
+			return err
+		}
+		if err := mgr.Add(a); err != nil {
 			return err
 		}
 	}
@@ -176,7 +196,8 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		stop()
 	}()
-	log.Info("Serving webhook", "port", opts.Port, "mode", opts.Mode, "selfSigned", opts.TLS.SelfSigned, "snapshotPath", opts.SnapshotPath, "hubble", opts.Hubble.Address != "")
+	log.Info("Serving webhook", "port", opts.Port, "mode", opts.Mode, "selfSigned", opts.TLS.SelfSigned, "snapshotPath", opts.SnapshotPath, "hubble", opts.Hubble.Address != "",
+		"goldmane", opts.Goldmane.Address != "", "antrea", opts.Antrea.Address != "")
 	return mgr.Start(mgrCtx)
 }
 

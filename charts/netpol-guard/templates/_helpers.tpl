@@ -143,6 +143,9 @@ seccompProfile:
 {{- if and .Values.hubble.tls.enabled (not .Values.hubble.tls.secretName) }}
 {{- fail "hubble.tls.secretName is required with hubble.tls.enabled" }}
 {{- end }}
+{{- if and .Values.flows.goldmane.enabled (not .Values.flows.goldmane.clientSecret) }}
+{{- fail "flows.goldmane.clientSecret is required with flows.goldmane.enabled: Goldmane serves mutual TLS only" }}
+{{- end }}
 {{- if and .Values.terminationGracePeriodSeconds (lt (int .Values.terminationGracePeriodSeconds) (add .Values.shutdownDelaySeconds .Values.gracefulTimeoutSeconds | int)) }}
 {{- fail "terminationGracePeriodSeconds must be at least shutdownDelaySeconds + gracefulTimeoutSeconds, or the kubelet kills the webhook before it has drained" }}
 {{- end }}
