@@ -130,6 +130,7 @@ type Cache struct {
 
 	since      time.Time
 	unresolved uint64
+	clamped    uint64
 	evicted    uint64
 	expired    uint64
 	sources    map[string]time.Time
@@ -185,7 +186,7 @@ func (c *Cache) reset(since time.Time) {
 	c.peerIndex = map[PeerID]uint32{}
 	c.byNS = map[string][]uint32{}
 	c.since = since
-	c.unresolved, c.evicted, c.expired = 0, 0, 0
+	c.unresolved, c.clamped, c.evicted, c.expired = 0, 0, 0, 0
 	c.sources = map[string]time.Time{}
 }
 
@@ -551,6 +552,8 @@ type Coverage struct {
 	Edges, Peers int
 	// Unresolved counts flows whose addresses resolved to nothing known.
 	Unresolved uint64
+	// Clamped counts flows whose lastSeen lay too far in the future (MaxClockSkew).
+	Clamped uint64
 	// Evicted counts edges dropped to stay under the cap; Expired those past the window.
 	Evicted, Expired uint64
 	// Sources maps each flow source to when it last delivered.
@@ -563,7 +566,7 @@ func (c *Cache) Coverage() Coverage {
 	defer c.mu.RUnlock()
 	cov := Coverage{
 		Since: c.since, Edges: c.live, Peers: len(c.peerIndex),
-		Unresolved: c.unresolved, Evicted: c.evicted, Expired: c.expired,
+		Unresolved: c.unresolved, Clamped: c.clamped, Evicted: c.evicted, Expired: c.expired,
 		Sources: make(map[string]time.Time, len(c.sources)),
 	}
 	for k, v := range c.sources {
@@ -574,12 +577,17 @@ func (c *Cache) Coverage() Coverage {
 
 // Contact records that a source delivered at t, with n flows that could not be resolved.
 func (c *Cache) Contact(source string, t time.Time, unresolved int) {
+	c.contact(source, t, unresolved, 0)
+}
+
+func (c *Cache) contact(source string, t time.Time, unresolved, clamped int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.sources) < maxSources || !c.sources[source].IsZero() {
 		c.sources[source] = t
 	}
 	c.unresolved += uint64(unresolved)
+	c.clamped += uint64(clamped)
 }
 
 // maxSources bounds the per-source table, whatever names callers send.

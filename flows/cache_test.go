@@ -369,3 +369,21 @@ func TestHistoryIsWhatTheDataCovers(t *testing.T) {
 		t.Errorf("all expired: %d edges, %s of history, want none", c.Len(), h)
 	}
 }
+
+func TestFlowFromYear9999DoesNotStopExpiry(t *testing.T) {
+	c := New(Options{Window: time.Hour})
+	web, cart := wl("shop", "Deployment/web"), wl("shop", "Deployment/cart")
+	resolve := ResolverFunc(func(rec Record) (Observation, bool) {
+		return Observation{Src: web, Dst: cart, Port: rec.Port, Protocol: corev1.ProtocolTCP, Seen: rec.LastSeen}, true
+	})
+	far := time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+	Ingest(c, resolve, "liar", []Record{{Port: 1, LastSeen: far}}, t0)
+	Ingest(c, resolve, "honest", []Record{{Port: 2, LastSeen: t0}, {Port: 3, LastSeen: t0}}, t0)
+
+	if n := c.Expire(t0.Add(2 * time.Hour)); n != 3 {
+		t.Errorf("expired %d edges two hours on, want all 3 (the far-future one clamped to now + %v)", n, MaxClockSkew)
+	}
+	if cov := c.Coverage(); cov.Clamped != 1 {
+		t.Errorf("clamped %d records, want 1", cov.Clamped)
+	}
+}

@@ -21,6 +21,7 @@ func RegisterMetrics(reg prometheus.Registerer, cache *Cache, now func() time.Ti
 		gauge("netpol_guard_cache_history_seconds", "How far back the flows the cache holds reach.", func(c Coverage) float64 { return c.History(now()).Seconds() }),
 		counter("netpol_guard_cache_evicted_edges_total", "Edges evicted to stay under the cap, least recently seen first.", func(c Coverage) float64 { return float64(c.Evicted) }),
 		counter("netpol_guard_cache_expired_edges_total", "Edges expired past the window.", func(c Coverage) float64 { return float64(c.Expired) }),
+		counter("netpol_guard_flows_clamped_total", "Flows, from every source, whose lastSeen lay in the future and was taken as now.", func(c Coverage) float64 { return float64(c.Clamped) }),
 		counter("netpol_guard_cache_unresolved_flows_total", "Flows, from every source, whose addresses resolved to nothing known.", func(c Coverage) float64 { return float64(c.Unresolved) }),
 	)
 }
