@@ -104,6 +104,10 @@ type Metrics struct {
 	ExportRequests *prometheus.CounterVec
 	// ExportSkippedEdges counts edges left out of exports for want of a node address.
 	ExportSkippedEdges prometheus.Counter
+	// TokenReviews counts the reviews a CachingAuthenticator asked for, by result
+	// (authenticated, unauthenticated, error); TokensRefused the tokens it refused without
+	// one, by reason (malformed, concurrency, rate).
+	TokenReviews, TokensRefused *prometheus.CounterVec
 }
 
 // NewMetrics creates the API's metrics and registers them with reg, when not nil.
@@ -130,9 +134,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: ns, Subsystem: sub, Name: "export_skipped_edges_total",
 			Help: "Edges left out of flow exports because a node peer had no known address.",
 		}),
+		TokenReviews: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "token_reviews_total",
+			Help: "TokenReviews asked for flow API callers, by result (authenticated, unauthenticated, error).",
+		}, []string{"result"}),
+		TokensRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "tokens_refused_total",
+			Help: "Flow API bearer tokens refused without a TokenReview, by reason (malformed, concurrency, rate).",
+		}, []string{"reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.IngestRequests, m.FlowsAccepted, m.FlowsUnresolved, m.ExportRequests, m.ExportSkippedEdges)
+		reg.MustRegister(m.IngestRequests, m.FlowsAccepted, m.FlowsUnresolved, m.ExportRequests, m.ExportSkippedEdges, m.TokenReviews, m.TokensRefused)
 	}
 	return m
 }
@@ -243,7 +255,7 @@ func writeError(w http.ResponseWriter, code int, e apiError) int {
 
 // authorize authenticates the request's bearer token and checks its user is in allowed.
 // On failure it has answered and returns the status code.
-func (h *handler) authorize(w http.ResponseWriter, r *http.Request, allowed map[string]bool, verb string) (string, int) {
+func (h *handler) authorize(w http.ResponseWriter, r *http.Request, allowed map[string]bool, verb string) (User, int) {
 	v := r.Header.Get("Authorization")
 	if v == "" {
 		v = r.Header.Get(TokenHeader)
@@ -252,23 +264,28 @@ func (h *handler) authorize(w http.ResponseWriter, r *http.Request, allowed map[
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="netpol-guard"`)
 		h.log.V(1).Info("Flow request without bearer token", "method", r.Method, "remote", r.RemoteAddr)
-		return "", writeError(w, http.StatusUnauthorized, apiError{Error: "missing bearer token"})
+		return User{}, writeError(w, http.StatusUnauthorized, apiError{Error: "missing bearer token"})
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), authTimeout)
 	defer cancel()
-	user, _, err := h.auth.Authenticate(ctx, token)
+	user, err := h.auth.Authenticate(ctx, token)
+	limited, isLimited := errors.AsType[*LimitedError](err)
 	switch {
 	case errors.Is(err, ErrUnauthenticated):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="netpol-guard", error="invalid_token"`)
 		h.log.V(1).Info("Flow request with rejected token", "method", r.Method, "remote", r.RemoteAddr, "reason", err.Error())
-		return "", writeError(w, http.StatusUnauthorized, apiError{Error: "invalid bearer token"})
+		return User{}, writeError(w, http.StatusUnauthorized, apiError{Error: "invalid bearer token"})
+	case isLimited:
+		h.log.V(1).Info("Flow request token not reviewed", "method", r.Method, "remote", r.RemoteAddr, "reason", limited.Reason)
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(limited.RetryAfter)))
+		return User{}, writeError(w, limited.Code, apiError{Error: limited.Reason + "; retry later"})
 	case err != nil:
 		h.log.Error(err, "Cannot verify flow request token", "method", r.Method, "remote", r.RemoteAddr)
 		w.Header().Set("Retry-After", "5")
-		return "", writeError(w, http.StatusServiceUnavailable, apiError{Error: "cannot verify the bearer token now; retry later"})
-	case !allowed[user]:
-		h.log.V(1).Info("Flow request from user not allowed", "method", r.Method, "user", user)
-		return "", writeError(w, http.StatusForbidden, apiError{Error: fmt.Sprintf("user %q may not %s flows", user, verb)})
+		return User{}, writeError(w, http.StatusServiceUnavailable, apiError{Error: "cannot verify the bearer token now; retry later"})
+	case !allowed[user.Name]:
+		h.log.V(1).Info("Flow request from user not allowed", "method", r.Method, "user", user.Name)
+		return User{}, writeError(w, http.StatusForbidden, apiError{Error: fmt.Sprintf("user %q may not %s flows", user.Name, verb)})
 	}
 	return user, 0
 }
@@ -292,10 +309,11 @@ var errTooManyRecords = errors.New("too many records")
 // ingest answers a push: authenticate, authorise, read and validate the whole batch, and
 // only then add it to the cache. It returns the status code it answered with.
 func (h *handler) ingest(w http.ResponseWriter, r *http.Request) int {
-	user, code := h.authorize(w, r, h.writers, "write")
+	u, code := h.authorize(w, r, h.writers, "write")
 	if code != 0 {
 		return code
 	}
+	user := u.Name
 	source := user
 	if s := r.Header.Get(FlowSourceHeader); s != "" {
 		if err := checkFlowSource(s); err != nil {
@@ -455,10 +473,11 @@ func (m *maxReader) Read(p []byte) (int, error) {
 // export streams the cache, or the edges into and out of one namespace's workloads, as
 // flow records. It returns the status code it answered with.
 func (h *handler) export(w http.ResponseWriter, r *http.Request) int {
-	user, code := h.authorize(w, r, h.readers, "read")
+	u, code := h.authorize(w, r, h.readers, "read")
 	if code != 0 {
 		return code
 	}
+	user := u.Name
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return writeError(w, http.StatusBadRequest, apiError{Error: fmt.Sprintf("invalid query: %v", err)})

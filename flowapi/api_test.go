@@ -34,14 +34,14 @@ var (
 // "unverifiable" stands for an API server that cannot be reached.
 type tokenAuth map[string]string
 
-func (a tokenAuth) Authenticate(_ context.Context, token string) (string, []string, error) {
+func (a tokenAuth) Authenticate(_ context.Context, token string) (User, error) {
 	if token == "unverifiable" {
-		return "", nil, errors.New("connection refused")
+		return User{}, errors.New("connection refused")
 	}
 	if u, ok := a[token]; ok {
-		return u, nil, nil
+		return User{Name: u}, nil
 	}
-	return "", nil, fmt.Errorf("%w: unknown token", ErrUnauthenticated)
+	return User{}, fmt.Errorf("%w: unknown token", ErrUnauthenticated)
 }
 
 var testTokens = tokenAuth{"agent-token": agentUser, "exporter-token": exporterUser, "stranger-token": strangerUser}
@@ -783,4 +783,28 @@ func FuzzPushBody(f *testing.F) {
 
 func wl(ns, name string) flows.PeerID {
 	return flows.PeerID{Kind: flows.PeerWorkload, Namespace: ns, Name: name}
+}
+
+// limitedAuth refuses every token as a CachingAuthenticator past its limits does.
+type limitedAuth struct{ err *LimitedError }
+
+func (a limitedAuth) Authenticate(context.Context, string) (User, error) { return User{}, a.err }
+
+func TestTokenReviewLimitsAnswerWithRetryAfter(t *testing.T) {
+	for _, le := range []*LimitedError{
+		{Code: http.StatusTooManyRequests, RetryAfter: 1500 * time.Millisecond, Reason: "too many token reviews a second"},
+		{Code: http.StatusServiceUnavailable, RetryAfter: time.Second, Reason: "too many token reviews in flight"},
+	} {
+		h, _ := newTestHandler(t, func(o *HandlerOptions) { o.Authenticator = limitedAuth{le} })
+		req := httptest.NewRequest(http.MethodPost, FlowsPath, strings.NewReader(""))
+		req.Header.Set("Authorization", "Bearer x.y.z")
+		rr := httptest.NewRecorder()
+		h.ServeHTTP(rr, req)
+		if rr.Code != le.Code || rr.Header().Get("Retry-After") == "" || !strings.Contains(rr.Body.String(), le.Reason) {
+			t.Errorf("%s: answered %d, Retry-After %q, %s", le.Reason, rr.Code, rr.Header().Get("Retry-After"), rr.Body)
+		}
+		if le.Code == http.StatusTooManyRequests && rr.Header().Get("Retry-After") != "2" {
+			t.Errorf("Retry-After %q for a 1.5s wait, want 2", rr.Header().Get("Retry-After"))
+		}
+	}
 }
