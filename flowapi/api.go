@@ -26,7 +26,7 @@ import (
 // The push and export API, mounted by the webhook's HTTPS server:
 //
 //	POST /v1/flows   body: JSON Lines flow records (Content-Encoding gzip accepted)
-//	                 200 {"accepted":N,"unresolved":M}
+//	                 200 {"accepted":N,"unresolved":M,"rejected":K}
 //	                 400 {"error":"line 3: src.ip: invalid IP address \"x\"","line":3,"field":"src.ip"}
 //	GET  /v1/flows   the cache as JSON Lines flow records; ?namespace=N for the edges into
 //	                 or out of workloads of namespace N
@@ -70,11 +70,20 @@ type HandlerOptions struct {
 	Resolver flows.Resolver
 	// Authenticator checks bearer tokens. Required.
 	Authenticator Authenticator
-	// Writers are the users allowed to push, e.g. the node agent's ServiceAccount
-	// (ServiceAccountUser("netpol-guard", "netpol-guard-agent")). None: nobody may push.
+	// Writers are the users allowed to push the flows of one node: the node agent's
+	// ServiceAccount (ServiceAccountUser("netpol-guard", "netpol-guard-agent")). Their
+	// tokens must be bound to a node (User.Node), and of their records only those with one
+	// end on that node are taken (see Placement); a token bound to no node is refused.
 	Writers []string
-	// Readers are the users allowed to export, besides the Writers.
+	// AnyNodeWriters are the users allowed to push any flows, with or without a node
+	// binding: Hubble Relay-like pushers that see the whole cluster.
+	AnyNodeWriters []string
+	// Readers are the users allowed to export. Writing does not imply reading, nor reading
+	// writing: a user that does both is listed in both.
 	Readers []string
+	// Placement places the peers of the Writers' records on nodes. Nil: no record of a
+	// node-bound writer has an end on its node but the node itself.
+	Placement Placement
 	// MaxBodyBytes bounds a push body, before and after decompression. Default 8 MiB.
 	MaxBodyBytes int64
 	// MaxRecords bounds the records of one push. Default 100 000.
@@ -98,8 +107,9 @@ type Metrics struct {
 	// IngestRequests counts pushes by HTTP status code.
 	IngestRequests *prometheus.CounterVec
 	// FlowsAccepted and FlowsUnresolved count pushed records that went into the cache and
-	// those that resolved to nothing known.
-	FlowsAccepted, FlowsUnresolved prometheus.Counter
+	// those that resolved to nothing known; FlowsRejected those of a node-bound writer with
+	// no end on its node.
+	FlowsAccepted, FlowsUnresolved, FlowsRejected prometheus.Counter
 	// ExportRequests counts exports by HTTP status code.
 	ExportRequests *prometheus.CounterVec
 	// ExportSkippedEdges counts edges left out of exports for want of a node address.
@@ -126,6 +136,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: ns, Subsystem: sub, Name: "unresolved_total",
 			Help: "Pushed flow records whose peers resolved to nothing known.",
 		}),
+		FlowsRejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "rejected_total",
+			Help: "Pushed flow records of a node-bound writer with neither end on its node.",
+		}),
 		ExportRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "export_requests_total",
 			Help: "Flow exports (GET /v1/flows) by HTTP status code.",
@@ -144,7 +158,7 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		}, []string{"reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.IngestRequests, m.FlowsAccepted, m.FlowsUnresolved, m.ExportRequests, m.ExportSkippedEdges, m.TokenReviews, m.TokensRefused)
+		reg.MustRegister(m.IngestRequests, m.FlowsAccepted, m.FlowsUnresolved, m.FlowsRejected, m.ExportRequests, m.ExportSkippedEdges, m.TokenReviews, m.TokensRefused)
 	}
 	return m
 }
@@ -153,8 +167,10 @@ type handler struct {
 	cache       *flows.Cache
 	resolver    flows.Resolver
 	auth        Authenticator
-	writers     map[string]bool
+	pushers     map[string]bool // Writers and AnyNodeWriters
+	anyNode     map[string]bool
 	readers     map[string]bool
+	placement   Placement
 	maxBody     int64
 	maxRecords  int
 	ingestSlots chan struct{}
@@ -172,12 +188,15 @@ func NewHandler(opts HandlerOptions) http.Handler {
 	}
 	h := &handler{
 		cache: opts.Cache, resolver: opts.Resolver, auth: opts.Authenticator,
-		writers: map[string]bool{}, readers: map[string]bool{},
+		pushers: map[string]bool{}, anyNode: map[string]bool{}, readers: map[string]bool{}, placement: opts.Placement,
 		maxBody: opts.MaxBodyBytes, maxRecords: opts.MaxRecords,
 		nodeAddress: opts.NodeAddress, metrics: opts.Metrics, log: opts.Log, now: opts.Now,
 	}
 	for _, u := range opts.Writers {
-		h.writers[u], h.readers[u] = true, true
+		h.pushers[u] = true
+	}
+	for _, u := range opts.AnyNodeWriters {
+		h.pushers[u], h.anyNode[u] = true, true
 	}
 	for _, u := range opts.Readers {
 		h.readers[u] = true
@@ -199,7 +218,7 @@ func NewHandler(opts HandlerOptions) http.Handler {
 	if h.now == nil {
 		h.now = time.Now
 	}
-	if len(h.writers) == 0 {
+	if len(h.pushers) == 0 {
 		h.log.Info("No flow writers configured: every flow push will be refused")
 	}
 	return h
@@ -238,6 +257,10 @@ type apiError struct {
 type IngestResult struct {
 	Accepted   int `json:"accepted"`
 	Unresolved int `json:"unresolved"`
+	// Rejected records were of a node-bound writer and had no end on its node; Reason
+	// says so.
+	Rejected int    `json:"rejected"`
+	Reason   string `json:"reason,omitempty"`
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -309,17 +332,30 @@ var errTooManyRecords = errors.New("too many records")
 // ingest answers a push: authenticate, authorise, read and validate the whole batch, and
 // only then add it to the cache. It returns the status code it answered with.
 func (h *handler) ingest(w http.ResponseWriter, r *http.Request) int {
-	u, code := h.authorize(w, r, h.writers, "write")
+	u, code := h.authorize(w, r, h.pushers, "write")
 	if code != 0 {
 		return code
 	}
 	user := u.Name
+	// A writer not listed for any node pushes for the node its token is bound to.
+	node := ""
+	if !h.anyNode[user] {
+		if node = u.Node(); node == "" {
+			return h.reject(w, user, http.StatusForbidden, apiError{Error: fmt.Sprintf(
+				"user %q may push only with a token bound to a node (a projected ServiceAccount token of a pod on it); this one names none", user)})
+		}
+	}
 	source := user
 	if s := r.Header.Get(FlowSourceHeader); s != "" {
 		if err := checkFlowSource(s); err != nil {
 			return h.reject(w, user, http.StatusBadRequest, apiError{Error: err.Error()})
 		}
+		if node != "" && s != node {
+			return h.reject(w, user, http.StatusForbidden, apiError{Error: fmt.Sprintf("%s %q is not %q, the node the token is bound to", FlowSourceHeader, s, node)})
+		}
 		source = user + "/" + s
+	} else if node != "" {
+		source = user + "/" + node
 	}
 	var decode func(io.Reader) (io.Reader, error)
 	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
@@ -395,14 +431,24 @@ func (h *handler) ingest(w http.ResponseWriter, r *http.Request) int {
 		}
 	}
 
-	now := h.now()
-	accepted, unresolved := flows.Ingest(h.cache, h.resolver, source, recs, now)
-	if h.metrics != nil {
-		h.metrics.FlowsAccepted.Add(float64(accepted))
-		h.metrics.FlowsUnresolved.Add(float64(unresolved))
+	var check func(flows.Record, flows.Observation) bool
+	if node != "" {
+		check = func(rec flows.Record, o flows.Observation) bool {
+			return onNode(h.placement, rec.Src, o.Src, node) || onNode(h.placement, rec.Dst, o.Dst, node)
+		}
 	}
-	h.log.V(1).Info("Flows pushed", "user", user, "source", source, "accepted", accepted, "unresolved", unresolved)
-	writeJSON(w, http.StatusOK, IngestResult{Accepted: accepted, Unresolved: unresolved})
+	n := flows.IngestChecked(h.cache, h.resolver, source, recs, h.now(), check)
+	res := IngestResult{Accepted: n.Accepted, Unresolved: n.Unresolved, Rejected: n.Rejected}
+	if n.Rejected > 0 {
+		res.Reason = fmt.Sprintf("%d records have neither end on node %q, the node the token is bound to (by pod name or address, as the cluster places its pods now)", n.Rejected, node)
+	}
+	if h.metrics != nil {
+		h.metrics.FlowsAccepted.Add(float64(n.Accepted))
+		h.metrics.FlowsUnresolved.Add(float64(n.Unresolved))
+		h.metrics.FlowsRejected.Add(float64(n.Rejected))
+	}
+	h.log.V(1).Info("Flows pushed", "user", user, "source", source, "accepted", n.Accepted, "unresolved", n.Unresolved, "rejected", n.Rejected)
+	writeJSON(w, http.StatusOK, res)
 	return http.StatusOK
 }
 
@@ -638,7 +684,7 @@ func (e *StatusError) Error() string {
 	case http.StatusUnauthorized:
 		msg += " (is the token valid and unexpired?)"
 	case http.StatusForbidden:
-		msg += " (the token's user must be one of the webhook's flow readers or writers)"
+		msg += " (the token's user must be one of the webhook's flow readers)"
 	}
 	return msg
 }

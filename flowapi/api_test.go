@@ -105,7 +105,7 @@ func newTestHandler(t testing.TB, tweaks ...func(*HandlerOptions)) (http.Handler
 	c := flows.New(flows.Options{})
 	opts := HandlerOptions{
 		Cache: c, Resolver: testResolver, Authenticator: testTokens,
-		Writers: []string{agentUser}, Readers: []string{exporterUser},
+		AnyNodeWriters: []string{agentUser}, Readers: []string{exporterUser},
 		Now: func() time.Time { return pushNow },
 	}
 	if tt, ok := t.(*testing.T); ok {
@@ -284,7 +284,7 @@ func TestPushAPI(t *testing.T) {
 		},
 		{
 			name:  "no writers configured refuses every push",
-			opts:  func(o *HandlerOptions) { o.Writers = nil },
+			opts:  func(o *HandlerOptions) { o.Writers, o.AnyNodeWriters = nil, nil },
 			guard: true,
 			want:  want{code: 403},
 		},
@@ -496,7 +496,7 @@ func TestExportRoundTrip(t *testing.T) {
 	for _, tc := range []struct {
 		token  string
 		export func(context.Context, *http.Client, string, string, io.Writer) error
-	}{{"exporter-token", Export}, {"agent-token", Export}, {"exporter-token", ExportThroughProxy}} {
+	}{{"exporter-token", Export}, {"exporter-token", ExportThroughProxy}} {
 		token := tc.token
 		var out bytes.Buffer
 		if err := tc.export(t.Context(), ts.Client(), ts.URL, token, &out); err != nil {

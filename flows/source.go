@@ -28,8 +28,23 @@ const MaxClockSkew = time.Minute
 // time and its unresolved records are recorded for coverage. It returns how many records
 // were accepted and how many could not be resolved.
 func Ingest(c *Cache, r Resolver, source string, recs []Record, now time.Time) (accepted, unresolved int) {
+	n := IngestChecked(c, r, source, recs, now, nil)
+	return n.Accepted, n.Unresolved
+}
+
+// IngestCounts says what became of a batch of records.
+type IngestCounts struct {
+	// Accepted went into the cache; Unresolved named an end the resolver did not know;
+	// Rejected resolved but were refused by the check.
+	Accepted, Unresolved, Rejected int
+}
+
+// IngestChecked is Ingest with a check: each resolved record goes into the cache only if
+// check, when not nil, accepts it (the push API binds a node agent to its node so).
+func IngestChecked(c *Cache, r Resolver, source string, recs []Record, now time.Time, check func(Record, Observation) bool) IngestCounts {
 	batch := make([]Observation, 0, len(recs))
 	latest := now.Add(MaxClockSkew)
+	var n IngestCounts
 	clamped := 0
 	for _, rec := range recs {
 		switch {
@@ -39,13 +54,18 @@ func Ingest(c *Cache, r Resolver, source string, recs []Record, now time.Time) (
 			rec.LastSeen = latest
 			clamped++
 		}
-		if o, ok := r.Resolve(rec); ok {
+		o, ok := r.Resolve(rec)
+		switch {
+		case !ok:
+			n.Unresolved++
+		case check != nil && !check(rec, o):
+			n.Rejected++
+		default:
 			batch = append(batch, o)
-		} else {
-			unresolved++
 		}
 	}
 	c.Add(batch...)
-	c.contact(source, now, unresolved, clamped)
-	return len(batch), unresolved
+	c.contact(source, now, n.Unresolved, clamped)
+	n.Accepted = len(batch)
+	return n
 }

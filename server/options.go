@@ -43,8 +43,10 @@ type Options struct {
 	SnapshotPath     string
 	SnapshotInterval time.Duration
 
-	// FlowWriters may push flows, FlowReaders (and the writers) export them.
-	FlowWriters, FlowReaders []string
+	// FlowWriters may push the flows of the node their token is bound to (node agents);
+	// FlowWritersAnyNode may push any flows (a Hubble Relay-like pusher); FlowReaders may
+	// export them. Writing does not imply reading: see flowapi.HandlerOptions.
+	FlowWriters, FlowWritersAnyNode, FlowReaders []string
 	// TokenAudiences are the audiences pushers' tokens must carry; empty: the API
 	// server's default.
 	TokenAudiences []string

@@ -119,7 +119,8 @@ func Run(ctx context.Context, opts Options) error {
 	auth := flowapi.NewCachingAuthenticator(&tokenreview.Authenticator{Client: clientset, Audiences: opts.TokenAudiences},
 		flowapi.AuthCacheOptions{CheckToken: flowapi.CheckJWT, Metrics: flowMetrics})
 	server.Register(flowapi.FlowsPath, flowapi.NewHandler(flowapi.HandlerOptions{
-		Cache: cache, Resolver: live, Authenticator: auth, Writers: opts.FlowWriters, Readers: opts.FlowReaders,
+		Cache: cache, Resolver: live, Authenticator: auth, Placement: live,
+		Writers: opts.FlowWriters, AnyNodeWriters: opts.FlowWritersAnyNode, Readers: opts.FlowReaders,
 		MaxBodyBytes: opts.MaxPushBytes, NodeAddress: live.NodeAddress,
 		Metrics: flowMetrics, Log: ctrl.Log.WithName("flows"),
 	}))
