@@ -8,11 +8,15 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/netpol-guard/netpol-guard/evaluator"
 )
 
 var t0 = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
@@ -385,5 +389,60 @@ func TestFlowFromYear9999DoesNotStopExpiry(t *testing.T) {
 	}
 	if cov := c.Coverage(); cov.Clamped != 1 {
 		t.Errorf("clamped %d records, want 1", cov.Clamped)
+	}
+}
+
+// recountBytes is the byte estimate computed afresh from what the cache holds.
+func recountBytes(c *Cache) int64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	n := int64(c.live) * edgeBytes
+	for _, i := range c.peerIndex {
+		n += peerCost(c.peers[i].id) + infoCost(c.peers[i].info)
+	}
+	return n
+}
+
+func TestByteCapBoundsACacheOfManyLabelledPeers(t *testing.T) {
+	const limit = 1 << 20
+	c := New(Options{MaxBytes: limit})
+	labels := map[string]string{}
+	for i := range MaxPeerLabels {
+		labels[fmt.Sprintf("example.com/label-%02d", i)] = strings.Repeat("v", 40)
+	}
+	info := &PeerInfo{Labels: labels}
+	for i := range 5000 {
+		o := obs(wl("fake", fmt.Sprintf("Deployment/w%d", i)), wl("shop", "Deployment/cart"), 80, t0.Add(time.Duration(i)*time.Second))
+		o.SrcInfo = &PeerInfo{Labels: info.Labels} // a fresh PeerInfo each, as a flood of made-up workloads brings
+		c.Add(o)
+	}
+	cov := c.Coverage()
+	if cov.Bytes > limit || cov.Evicted == 0 || cov.Edges == 0 {
+		t.Errorf("after 5000 fat peers: %d bytes estimated (cap %d), %d edges, %d evicted", cov.Bytes, limit, cov.Edges, cov.Evicted)
+	}
+	if got := recountBytes(c); got != cov.Bytes {
+		t.Errorf("byte estimate %d drifted from a recount, %d", cov.Bytes, got)
+	}
+	// The newest edges are the ones kept.
+	if e := c.EdgesOutOf("fake", nil); len(e) != cov.Edges || !slices.ContainsFunc(e, func(e Edge) bool { return e.Src.Name == "Deployment/w4999" }) {
+		t.Errorf("the most recent edge was evicted")
+	}
+}
+
+func TestByteEstimateFollowsAddsRelabelsEvictionsAndExpiry(t *testing.T) {
+	c := New(Options{MaxEdges: 50, Window: time.Hour})
+	for i := range 500 {
+		o := obs(wl(fmt.Sprintf("ns-%d", i%7), fmt.Sprintf("Deployment/w%d", i%60)), ext(fmt.Sprintf("192.0.2.%d", i%200)), int32(1+i%9), t0.Add(time.Duration(i)*time.Second))
+		if i%3 == 0 {
+			o.SrcInfo = &PeerInfo{Labels: map[string]string{"app": fmt.Sprint(i)}, Ports: []evaluator.ContainerPort{{Name: "http", Port: 80}}}
+		}
+		c.Add(o)
+		if got, want := c.Coverage().Bytes, recountBytes(c); got != want {
+			t.Fatalf("after %d adds: estimate %d, recount %d", i+1, got, want)
+		}
+	}
+	c.Expire(t0.Add(48 * time.Hour))
+	if cov := c.Coverage(); cov.Edges != 0 || cov.Bytes != 0 {
+		t.Errorf("empty cache holds %d edges, %d bytes estimated", cov.Edges, cov.Bytes)
 	}
 }

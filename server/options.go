@@ -36,9 +36,10 @@ type Options struct {
 	TLS TLSOptions
 
 	// CacheWindow is how long an edge is kept after it was last seen; CacheMaxEdges caps
-	// the cache.
+	// the cache in edges, CacheMaxBytes (when positive) in estimated heap bytes.
 	CacheWindow   time.Duration
 	CacheMaxEdges int
+	CacheMaxBytes int64
 	// SnapshotPath is the file the cache is restored from and written to; empty: none.
 	SnapshotPath     string
 	SnapshotInterval time.Duration
@@ -116,6 +117,7 @@ func DefaultOptions() Options {
 		},
 		CacheWindow:            flows.DefaultWindow,
 		CacheMaxEdges:          flows.DefaultMaxEdges,
+		CacheMaxBytes:          flows.DefaultMaxBytes,
 		SnapshotInterval:       time.Minute,
 		MaxPushBytes:           flowapi.DefaultMaxBodyBytes,
 		IPGrace:                5 * time.Minute,

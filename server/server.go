@@ -91,7 +91,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	cache := flows.New(flows.Options{Window: opts.CacheWindow, MaxEdges: opts.CacheMaxEdges})
+	cache := flows.New(flows.Options{Window: opts.CacheWindow, MaxEdges: opts.CacheMaxEdges, MaxBytes: opts.CacheMaxBytes})
 	snap := &flows.Snapshotter{Cache: cache, Path: opts.SnapshotPath, Interval: opts.SnapshotInterval, Log: ctrl.Log.WithName("flows"), Loaded: make(chan struct{})}
 	snap.Restore()
 	if err := mgr.Add(snap); err != nil {
