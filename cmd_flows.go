@@ -74,8 +74,8 @@ func newFlowsExportCommand() *cobra.Command {
 Without --server the webhook is reached through the API server's Service proxy
 (/api/v1/namespaces/NS/services/https:SERVICE:PORT/proxy/v1/flows) with the kubeconfig's
 credentials. The API server does not pass those on to the webhook, which authorises by
-bearer token (a TokenReview; the token's user must be one of its --flow-readers or
---flow-writers): the token of --token-file, else the kubeconfig's own bearer token, is
+bearer token (a TokenReview; the token's user must be one of its --flow-readers; writers
+do not read): the token of --token-file, else the kubeconfig's own bearer token, is
 sent in the X-Netpol-Guard-Authorization header. Reaching the proxy needs RBAC
 "get" on services/proxy in the namespace.
 

@@ -273,6 +273,11 @@ func TestWebhook(t *testing.T) {
 		testOneDecision(t, cp, token)
 	})
 
+	t.Run("a node agent's pod-bound token pushes only its node's flows", func(t *testing.T) {
+		t.Parallel()
+		testNodeBoundPush(t, cp)
+	})
+
 	t.Run("the flow API authenticates and validates pushes", func(t *testing.T) {
 		t.Parallel()
 		line := `{"src":{"namespace":"e2e-warn","workload":"Deployment/frontend"},"dst":{"namespace":"e2e-warn","workload":"Deployment/cart"},"port":7070}` + "\n"

@@ -28,7 +28,7 @@ import (
 //
 //	POST /v1/flows   body: JSON Lines flow records, or a format of HandlerOptions.Formats
 //	                 detected from its first line (Content-Encoding gzip accepted)
-//	                 200 {"accepted":N,"unresolved":M}
+//	                 200 {"accepted":N,"unresolved":M,"rejected":K}
 //	                 400 {"error":"line 3: src.ip: invalid IP address \"x\"","line":3,"field":"src.ip"}
 //	GET  /v1/flows   the cache as JSON Lines flow records; ?namespace=N for the edges into
 //	                 or out of workloads of namespace N
@@ -72,11 +72,20 @@ type HandlerOptions struct {
 	Resolver flows.Resolver
 	// Authenticator checks bearer tokens. Required.
 	Authenticator Authenticator
-	// Writers are the users allowed to push, e.g. the node agent's ServiceAccount
-	// (ServiceAccountUser("netpol-guard", "netpol-guard-agent")). None: nobody may push.
+	// Writers are the users allowed to push the flows of one node: the node agent's
+	// ServiceAccount (ServiceAccountUser("netpol-guard", "netpol-guard-agent")). Their
+	// tokens must be bound to a node (User.Node), and of their records only those with one
+	// end on that node are taken (see Placement); a token bound to no node is refused.
 	Writers []string
-	// Readers are the users allowed to export, besides the Writers.
+	// AnyNodeWriters are the users allowed to push any flows, with or without a node
+	// binding: Hubble Relay-like pushers that see the whole cluster.
+	AnyNodeWriters []string
+	// Readers are the users allowed to export. Writing does not imply reading, nor reading
+	// writing: a user that does both is listed in both.
 	Readers []string
+	// Placement places the peers of the Writers' records on nodes. Nil: no record of a
+	// node-bound writer has an end on its node but the node itself.
+	Placement Placement
 	// MaxBodyBytes bounds a push body, before and after decompression. Default 8 MiB.
 	MaxBodyBytes int64
 	// MaxRecords bounds the records of one push. Default 100 000.
@@ -142,12 +151,17 @@ type Metrics struct {
 	// IngestRequests counts pushes by HTTP status code.
 	IngestRequests *prometheus.CounterVec
 	// FlowsAccepted and FlowsUnresolved count pushed records that went into the cache and
-	// those that resolved to nothing known.
-	FlowsAccepted, FlowsUnresolved prometheus.Counter
+	// those that resolved to nothing known; FlowsRejected those of a node-bound writer with
+	// no end on its node.
+	FlowsAccepted, FlowsUnresolved, FlowsRejected prometheus.Counter
 	// ExportRequests counts exports by HTTP status code.
 	ExportRequests *prometheus.CounterVec
 	// ExportSkippedEdges counts edges left out of exports for want of a node address.
 	ExportSkippedEdges prometheus.Counter
+	// TokenReviews counts the reviews a CachingAuthenticator asked for, by result
+	// (authenticated, unauthenticated, error); TokensRefused the tokens it refused without
+	// one, by reason (malformed, concurrency, rate).
+	TokenReviews, TokensRefused *prometheus.CounterVec
 }
 
 // NewMetrics creates the API's metrics and registers them with reg, when not nil.
@@ -166,6 +180,10 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: ns, Subsystem: sub, Name: "unresolved_total",
 			Help: "Pushed flow records whose peers resolved to nothing known.",
 		}),
+		FlowsRejected: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "rejected_total",
+			Help: "Pushed flow records of a node-bound writer with neither end on its node.",
+		}),
 		ExportRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: ns, Subsystem: sub, Name: "export_requests_total",
 			Help: "Flow exports (GET /v1/flows) by HTTP status code.",
@@ -174,9 +192,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Namespace: ns, Subsystem: sub, Name: "export_skipped_edges_total",
 			Help: "Edges left out of flow exports because a node peer had no known address.",
 		}),
+		TokenReviews: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "token_reviews_total",
+			Help: "TokenReviews asked for flow API callers, by result (authenticated, unauthenticated, error).",
+		}, []string{"result"}),
+		TokensRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: ns, Subsystem: sub, Name: "tokens_refused_total",
+			Help: "Flow API bearer tokens refused without a TokenReview, by reason (malformed, concurrency, rate).",
+		}, []string{"reason"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.IngestRequests, m.FlowsAccepted, m.FlowsUnresolved, m.ExportRequests, m.ExportSkippedEdges)
+		reg.MustRegister(m.IngestRequests, m.FlowsAccepted, m.FlowsUnresolved, m.FlowsRejected, m.ExportRequests, m.ExportSkippedEdges, m.TokenReviews, m.TokensRefused)
 	}
 	return m
 }
@@ -185,8 +211,10 @@ type handler struct {
 	cache       *flows.Cache
 	resolver    flows.Resolver
 	auth        Authenticator
-	writers     map[string]bool
+	pushers     map[string]bool // Writers and AnyNodeWriters
+	anyNode     map[string]bool
 	readers     map[string]bool
+	placement   Placement
 	maxBody     int64
 	maxRecords  int
 	ingestSlots chan struct{}
@@ -205,12 +233,15 @@ func NewHandler(opts HandlerOptions) http.Handler {
 	}
 	h := &handler{
 		cache: opts.Cache, resolver: opts.Resolver, auth: opts.Authenticator,
-		writers: map[string]bool{}, readers: map[string]bool{},
+		pushers: map[string]bool{}, anyNode: map[string]bool{}, readers: map[string]bool{}, placement: opts.Placement,
 		maxBody: opts.MaxBodyBytes, maxRecords: opts.MaxRecords,
 		nodeAddress: opts.NodeAddress, formats: opts.Formats, metrics: opts.Metrics, log: opts.Log, now: opts.Now,
 	}
 	for _, u := range opts.Writers {
-		h.writers[u], h.readers[u] = true, true
+		h.pushers[u] = true
+	}
+	for _, u := range opts.AnyNodeWriters {
+		h.pushers[u], h.anyNode[u] = true, true
 	}
 	for _, u := range opts.Readers {
 		h.readers[u] = true
@@ -232,7 +263,7 @@ func NewHandler(opts HandlerOptions) http.Handler {
 	if h.now == nil {
 		h.now = time.Now
 	}
-	if len(h.writers) == 0 {
+	if len(h.pushers) == 0 {
 		h.log.Info("No flow writers configured: every flow push will be refused")
 	}
 	return h
@@ -271,6 +302,10 @@ type apiError struct {
 type IngestResult struct {
 	Accepted   int `json:"accepted"`
 	Unresolved int `json:"unresolved"`
+	// Rejected records were of a node-bound writer and had no end on its node; Reason
+	// says so.
+	Rejected int    `json:"rejected"`
+	Reason   string `json:"reason,omitempty"`
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {
@@ -288,7 +323,7 @@ func writeError(w http.ResponseWriter, code int, e apiError) int {
 
 // authorize authenticates the request's bearer token and checks its user is in allowed.
 // On failure it has answered and returns the status code.
-func (h *handler) authorize(w http.ResponseWriter, r *http.Request, allowed map[string]bool, verb string) (string, int) {
+func (h *handler) authorize(w http.ResponseWriter, r *http.Request, allowed map[string]bool, verb string) (User, int) {
 	v := r.Header.Get("Authorization")
 	if v == "" {
 		v = r.Header.Get(TokenHeader)
@@ -297,23 +332,28 @@ func (h *handler) authorize(w http.ResponseWriter, r *http.Request, allowed map[
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="netpol-guard"`)
 		h.log.V(1).Info("Flow request without bearer token", "method", r.Method, "remote", r.RemoteAddr)
-		return "", writeError(w, http.StatusUnauthorized, apiError{Error: "missing bearer token"})
+		return User{}, writeError(w, http.StatusUnauthorized, apiError{Error: "missing bearer token"})
 	}
 	ctx, cancel := context.WithTimeout(r.Context(), authTimeout)
 	defer cancel()
-	user, _, err := h.auth.Authenticate(ctx, token)
+	user, err := h.auth.Authenticate(ctx, token)
+	limited, isLimited := errors.AsType[*LimitedError](err)
 	switch {
 	case errors.Is(err, ErrUnauthenticated):
 		w.Header().Set("WWW-Authenticate", `Bearer realm="netpol-guard", error="invalid_token"`)
 		h.log.V(1).Info("Flow request with rejected token", "method", r.Method, "remote", r.RemoteAddr, "reason", err.Error())
-		return "", writeError(w, http.StatusUnauthorized, apiError{Error: "invalid bearer token"})
+		return User{}, writeError(w, http.StatusUnauthorized, apiError{Error: "invalid bearer token"})
+	case isLimited:
+		h.log.V(1).Info("Flow request token not reviewed", "method", r.Method, "remote", r.RemoteAddr, "reason", limited.Reason)
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds(limited.RetryAfter)))
+		return User{}, writeError(w, limited.Code, apiError{Error: limited.Reason + "; retry later"})
 	case err != nil:
 		h.log.Error(err, "Cannot verify flow request token", "method", r.Method, "remote", r.RemoteAddr)
 		w.Header().Set("Retry-After", "5")
-		return "", writeError(w, http.StatusServiceUnavailable, apiError{Error: "cannot verify the bearer token now; retry later"})
-	case !allowed[user]:
-		h.log.V(1).Info("Flow request from user not allowed", "method", r.Method, "user", user)
-		return "", writeError(w, http.StatusForbidden, apiError{Error: fmt.Sprintf("user %q may not %s flows", user, verb)})
+		return User{}, writeError(w, http.StatusServiceUnavailable, apiError{Error: "cannot verify the bearer token now; retry later"})
+	case !allowed[user.Name]:
+		h.log.V(1).Info("Flow request from user not allowed", "method", r.Method, "user", user.Name)
+		return User{}, writeError(w, http.StatusForbidden, apiError{Error: fmt.Sprintf("user %q may not %s flows", user.Name, verb)})
 	}
 	return user, 0
 }
@@ -337,16 +377,30 @@ var errTooManyRecords = errors.New("too many records")
 // ingest answers a push: authenticate, authorise, read and validate the whole batch, and
 // only then add it to the cache. It returns the status code it answered with.
 func (h *handler) ingest(w http.ResponseWriter, r *http.Request) int {
-	user, code := h.authorize(w, r, h.writers, "write")
+	u, code := h.authorize(w, r, h.pushers, "write")
 	if code != 0 {
 		return code
+	}
+	user := u.Name
+	// A writer not listed for any node pushes for the node its token is bound to.
+	node := ""
+	if !h.anyNode[user] {
+		if node = u.Node(); node == "" {
+			return h.reject(w, user, http.StatusForbidden, apiError{Error: fmt.Sprintf(
+				"user %q may push only with a token bound to a node (a projected ServiceAccount token of a pod on it); this one names none", user)})
+		}
 	}
 	source := user
 	if s := r.Header.Get(FlowSourceHeader); s != "" {
 		if err := checkFlowSource(s); err != nil {
 			return h.reject(w, user, http.StatusBadRequest, apiError{Error: err.Error()})
 		}
+		if node != "" && s != node {
+			return h.reject(w, user, http.StatusForbidden, apiError{Error: fmt.Sprintf("%s %q is not %q, the node the token is bound to", FlowSourceHeader, s, node)})
+		}
 		source = user + "/" + s
+	} else if node != "" {
+		source = user + "/" + node
 	}
 	var decode func(io.Reader) (io.Reader, error)
 	switch enc := strings.ToLower(strings.TrimSpace(r.Header.Get("Content-Encoding"))); enc {
@@ -422,14 +476,24 @@ func (h *handler) ingest(w http.ResponseWriter, r *http.Request) int {
 		}
 	}
 
-	now := h.now()
-	accepted, unresolved := flows.Ingest(h.cache, h.resolver, source, recs, now)
-	if h.metrics != nil {
-		h.metrics.FlowsAccepted.Add(float64(accepted))
-		h.metrics.FlowsUnresolved.Add(float64(unresolved))
+	var check func(flows.Record, flows.Observation) bool
+	if node != "" {
+		check = func(rec flows.Record, o flows.Observation) bool {
+			return onNode(h.placement, rec.Src, o.Src, node) || onNode(h.placement, rec.Dst, o.Dst, node)
+		}
 	}
-	h.log.V(1).Info("Flows pushed", "user", user, "source", source, "format", format, "accepted", accepted, "unresolved", unresolved)
-	writeJSON(w, http.StatusOK, IngestResult{Accepted: accepted, Unresolved: unresolved})
+	n := flows.IngestChecked(h.cache, h.resolver, source, recs, h.now(), check)
+	res := IngestResult{Accepted: n.Accepted, Unresolved: n.Unresolved, Rejected: n.Rejected}
+	if n.Rejected > 0 {
+		res.Reason = fmt.Sprintf("%d records have neither end on node %q, the node the token is bound to (by pod name or address, as the cluster places its pods now)", n.Rejected, node)
+	}
+	if h.metrics != nil {
+		h.metrics.FlowsAccepted.Add(float64(n.Accepted))
+		h.metrics.FlowsUnresolved.Add(float64(n.Unresolved))
+		h.metrics.FlowsRejected.Add(float64(n.Rejected))
+	}
+	h.log.V(1).Info("Flows pushed", "user", user, "source", source, "format", format, "accepted", n.Accepted, "unresolved", n.Unresolved, "rejected", n.Rejected)
+	writeJSON(w, http.StatusOK, res)
 	return http.StatusOK
 }
 
@@ -500,10 +564,11 @@ func (m *maxReader) Read(p []byte) (int, error) {
 // export streams the cache, or the edges into and out of one namespace's workloads, as
 // flow records. It returns the status code it answered with.
 func (h *handler) export(w http.ResponseWriter, r *http.Request) int {
-	user, code := h.authorize(w, r, h.readers, "read")
+	u, code := h.authorize(w, r, h.readers, "read")
 	if code != 0 {
 		return code
 	}
+	user := u.Name
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return writeError(w, http.StatusBadRequest, apiError{Error: fmt.Sprintf("invalid query: %v", err)})
@@ -664,7 +729,7 @@ func (e *StatusError) Error() string {
 	case http.StatusUnauthorized:
 		msg += " (is the token valid and unexpired?)"
 	case http.StatusForbidden:
-		msg += " (the token's user must be one of the webhook's flow readers or writers)"
+		msg += " (the token's user must be one of the webhook's flow readers)"
 	}
 	return msg
 }

@@ -35,14 +35,14 @@ var (
 // "unverifiable" stands for an API server that cannot be reached.
 type tokenAuth map[string]string
 
-func (a tokenAuth) Authenticate(_ context.Context, token string) (string, []string, error) {
+func (a tokenAuth) Authenticate(_ context.Context, token string) (User, error) {
 	if token == "unverifiable" {
-		return "", nil, errors.New("connection refused")
+		return User{}, errors.New("connection refused")
 	}
 	if u, ok := a[token]; ok {
-		return u, nil, nil
+		return User{Name: u}, nil
 	}
-	return "", nil, fmt.Errorf("%w: unknown token", ErrUnauthenticated)
+	return User{}, fmt.Errorf("%w: unknown token", ErrUnauthenticated)
 }
 
 var testTokens = tokenAuth{"agent-token": agentUser, "exporter-token": exporterUser, "stranger-token": strangerUser}
@@ -106,7 +106,7 @@ func newTestHandler(t testing.TB, tweaks ...func(*HandlerOptions)) (http.Handler
 	c := flows.New(flows.Options{})
 	opts := HandlerOptions{
 		Cache: c, Resolver: testResolver, Authenticator: testTokens,
-		Writers: []string{agentUser}, Readers: []string{exporterUser},
+		AnyNodeWriters: []string{agentUser}, Readers: []string{exporterUser},
 		Now: func() time.Time { return pushNow },
 	}
 	if tt, ok := t.(*testing.T); ok {
@@ -285,7 +285,7 @@ func TestPushAPI(t *testing.T) {
 		},
 		{
 			name:  "no writers configured refuses every push",
-			opts:  func(o *HandlerOptions) { o.Writers = nil },
+			opts:  func(o *HandlerOptions) { o.Writers, o.AnyNodeWriters = nil, nil },
 			guard: true,
 			want:  want{code: 403},
 		},
@@ -497,7 +497,7 @@ func TestExportRoundTrip(t *testing.T) {
 	for _, tc := range []struct {
 		token  string
 		export func(context.Context, *http.Client, string, string, io.Writer) error
-	}{{"exporter-token", Export}, {"agent-token", Export}, {"exporter-token", ExportThroughProxy}} {
+	}{{"exporter-token", Export}, {"exporter-token", ExportThroughProxy}} {
 		token := tc.token
 		var out bytes.Buffer
 		if err := tc.export(t.Context(), ts.Client(), ts.URL, token, &out); err != nil {
@@ -837,7 +837,7 @@ func exported(t *testing.T, h http.Handler) []string {
 func TestPushOfGoldmaneJSONGivesTheEquivalentRecords(t *testing.T) {
 	withGoldmane := func(o *HandlerOptions) { o.Formats = []Format{goldmaneFormat} }
 	ref, _ := newTestHandler(t, withGoldmane)
-	if code, body := push(t, ref, []byte(goldmaneAsRecords), false); code != 200 || body != `{"accepted":2,"unresolved":0}`+"\n" {
+	if code, body := push(t, ref, []byte(goldmaneAsRecords), false); code != 200 || body != `{"accepted":2,"unresolved":0,"rejected":0}`+"\n" {
 		t.Fatalf("flow records: status %d: %s", code, body)
 	}
 	want := exported(t, ref)
@@ -853,7 +853,7 @@ func TestPushOfGoldmaneJSONGivesTheEquivalentRecords(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			h, _ := newTestHandler(t, withGoldmane)
-			if code, body := push(t, h, tc.body, tc.gzipped); code != 200 || body != `{"accepted":2,"unresolved":0}`+"\n" {
+			if code, body := push(t, h, tc.body, tc.gzipped); code != 200 || body != `{"accepted":2,"unresolved":0,"rejected":0}`+"\n" {
 				t.Fatalf("status %d: %s", code, body)
 			}
 			if got := exported(t, h); !slices.Equal(got, want) {
@@ -875,4 +875,28 @@ func TestPushOfGoldmaneJSONGivesTheEquivalentRecords(t *testing.T) {
 			t.Errorf("status %d, %d edges: %s; want 400, nothing added", code, c.Len(), body)
 		}
 	})
+}
+
+// limitedAuth refuses every token as a CachingAuthenticator past its limits does.
+type limitedAuth struct{ err *LimitedError }
+
+func (a limitedAuth) Authenticate(context.Context, string) (User, error) { return User{}, a.err }
+
+func TestTokenReviewLimitsAnswerWithRetryAfter(t *testing.T) {
+	for _, le := range []*LimitedError{
+		{Code: http.StatusTooManyRequests, RetryAfter: 1500 * time.Millisecond, Reason: "too many token reviews a second"},
+		{Code: http.StatusServiceUnavailable, RetryAfter: time.Second, Reason: "too many token reviews in flight"},
+	} {
+		h, _ := newTestHandler(t, func(o *HandlerOptions) { o.Authenticator = limitedAuth{le} })
+		req := httptest.NewRequest(http.MethodPost, FlowsPath, strings.NewReader(""))
+		req.Header.Set("Authorization", "Bearer x.y.z")
+		rr := httptest.NewRecorder()
+		h.ServeHTTP(rr, req)
+		if rr.Code != le.Code || rr.Header().Get("Retry-After") == "" || !strings.Contains(rr.Body.String(), le.Reason) {
+			t.Errorf("%s: answered %d, Retry-After %q, %s", le.Reason, rr.Code, rr.Header().Get("Retry-After"), rr.Body)
+		}
+		if le.Code == http.StatusTooManyRequests && rr.Header().Get("Retry-After") != "2" {
+			t.Errorf("Retry-After %q for a 1.5s wait, want 2", rr.Header().Get("Retry-After"))
+		}
+	}
 }

@@ -97,6 +97,10 @@ type Options struct {
 	Window time.Duration
 	// MaxEdges caps the edges held; past it the least recently seen go first. Default 1M.
 	MaxEdges int
+	// MaxBytes, when positive, caps the heap the cache is estimated to hold (Bytes): past
+	// it the least recently seen edges go first, as past MaxEdges. The estimate counts each
+	// edge, each peer with its names, and each peer's labels and ports.
+	MaxBytes int64
 }
 
 // Defaults for Options.
@@ -104,6 +108,13 @@ const (
 	DefaultWindow   = 24 * time.Hour
 	DefaultMaxEdges = 1_000_000
 )
+
+// DefaultMaxBytes is the webhook's byte cap (--cache-max-bytes): half the chart's 1 GiB
+// memory limit, leaving the rest to admission, pushes being decoded and the informers. The
+// edge cap's 1M edges between long-lived workloads take about a fifth of it; a million
+// edges to peers of their own (an internet-facing ingress) would take 730 MiB.
+// Options.MaxBytes itself defaults to no byte cap.
+const DefaultMaxBytes = 512 << 20
 
 // Cache is the rolling flow cache: observations aggregated into edges, kept for a window
 // and under a cap, indexed by the namespaces of their workloads.
@@ -114,6 +125,8 @@ const (
 type Cache struct {
 	window   time.Duration
 	maxEdges int
+	maxBytes int64 // 0: no byte cap
+	bytes    int64 // estimated heap held: edgeBytes per edge, peerCost and infoCost per peer
 
 	mu    sync.RWMutex
 	edges []edge // slab; free slots are chained through next
@@ -130,6 +143,7 @@ type Cache struct {
 
 	since      time.Time
 	unresolved uint64
+	clamped    uint64
 	evicted    uint64
 	expired    uint64
 	sources    map[string]time.Time
@@ -169,7 +183,7 @@ func New(opts Options) *Cache {
 	if opts.MaxEdges <= 0 {
 		opts.MaxEdges = DefaultMaxEdges
 	}
-	c := &Cache{window: opts.Window, maxEdges: opts.MaxEdges}
+	c := &Cache{window: opts.Window, maxEdges: opts.MaxEdges, maxBytes: max(opts.MaxBytes, 0)}
 	c.reset(time.Time{})
 	return c
 }
@@ -179,13 +193,14 @@ func (c *Cache) reset(since time.Time) {
 	c.free = none
 	c.index = map[edgeKey]uint32{}
 	c.live = 0
+	c.bytes = 0
 	c.head, c.tail = none, none
 	c.peers = nil
 	c.peerFree = nil
 	c.peerIndex = map[PeerID]uint32{}
 	c.byNS = map[string][]uint32{}
 	c.since = since
-	c.unresolved, c.evicted, c.expired = 0, 0, 0
+	c.unresolved, c.clamped, c.evicted, c.expired = 0, 0, 0, 0
 	c.sources = map[string]time.Time{}
 }
 
@@ -256,18 +271,58 @@ func (c *Cache) add(o *Observation) {
 	*e = edge{key: edgeKey{src: src, dst: dst, port: uint16(o.Port), proto: proto}, first: seen, last: seen, count: count}
 	c.index[e.key] = i
 	c.live++
+	c.bytes += edgeBytes
 	c.pushFront(i)
 	sp, dp := &c.peers[src], &c.peers[dst]
 	e.outPos = uint32(len(sp.out))
 	sp.out = append(sp.out, i)
 	e.inPos = uint32(len(dp.in))
 	dp.in = append(dp.in, i)
+	c.shrink()
+}
+
+// shrink evicts the least recently seen edges while the cache is estimated to hold more
+// than its byte cap. The edge touched last (at the head) stays.
+func (c *Cache) shrink() {
+	for c.maxBytes > 0 && c.bytes > c.maxBytes && c.live > 1 {
+		c.removeEdge(c.tail)
+		c.evicted++
+	}
 }
 
 func (c *Cache) setInfo(i uint32, info *PeerInfo) {
-	if info != nil {
-		c.peers[i].info = info
+	if p := &c.peers[i]; info != nil && info != p.info {
+		c.bytes += infoCost(info) - infoCost(p.info)
+		p.info = info
 	}
+}
+
+// Estimated heap bytes, for the byte cap. edgeBytes and peerBytes are what
+// BenchmarkMemoryPerEdge and BenchmarkMemoryPerPeer measure (slab entries, index entries,
+// edge lists, the slack of slices grown by doubling), rounded up.
+const (
+	edgeBytes  = 128
+	peerBytes  = 320
+	labelBytes = 64 // a label's map slot and string headers
+	portBytes  = 48 // a ContainerPort
+	infoBytes  = 96 // a PeerInfo and its map's header
+)
+
+func peerCost(id PeerID) int64 { return peerBytes + int64(len(id.Namespace)+len(id.Name)) }
+
+// infoCost estimates a PeerInfo's heap. Peers may share one; each is charged for it.
+func infoCost(info *PeerInfo) int64 {
+	if info == nil {
+		return 0
+	}
+	n := int64(infoBytes + labelBytes*len(info.Labels) + portBytes*len(info.Ports))
+	for k, v := range info.Labels {
+		n += int64(len(k) + len(v))
+	}
+	for _, p := range info.Ports {
+		n += int64(len(p.Name))
+	}
+	return n
 }
 
 func (c *Cache) allocEdge() uint32 {
@@ -313,6 +368,7 @@ func (c *Cache) removeEdge(i uint32) {
 	c.unlink(i)
 	delete(c.index, e.key)
 	c.live--
+	c.bytes -= edgeBytes
 	src, dst := e.key.src, e.key.dst
 	c.peers[src].out = c.dropPos(c.peers[src].out, e.outPos, false)
 	c.peers[dst].in = c.dropPos(c.peers[dst].in, e.inPos, true)
@@ -355,6 +411,7 @@ func (c *Cache) internPeer(id PeerID, info *PeerInfo) uint32 {
 	}
 	p := &c.peers[i]
 	*p = peer{id: id, info: info, live: true}
+	c.bytes += peerCost(id) + infoCost(info)
 	c.peerIndex[id] = i
 	if id.Kind == PeerWorkload {
 		p.nsPos = uint32(len(c.byNS[id.Namespace]))
@@ -369,6 +426,7 @@ func (c *Cache) releasePeer(i uint32) {
 		return
 	}
 	delete(c.peerIndex, p.id)
+	c.bytes -= peerCost(p.id) + infoCost(p.info)
 	if p.id.Kind == PeerWorkload {
 		list := c.byNS[p.id.Namespace]
 		last := uint32(len(list) - 1)
@@ -547,10 +605,13 @@ type Coverage struct {
 	// Since is when the oldest observation the cache took was seen (kept across restarts by
 	// the snapshot): the history the cache's answers rest on. Zero while it holds nothing.
 	Since time.Time
-	// Edges held now; Peers they connect.
+	// Edges held now; Peers they connect; Bytes the heap they are estimated to hold.
 	Edges, Peers int
+	Bytes        int64
 	// Unresolved counts flows whose addresses resolved to nothing known.
 	Unresolved uint64
+	// Clamped counts flows whose lastSeen lay too far in the future (MaxClockSkew).
+	Clamped uint64
 	// Evicted counts edges dropped to stay under the cap; Expired those past the window.
 	Evicted, Expired uint64
 	// Sources maps each flow source to when it last delivered.
@@ -562,8 +623,8 @@ func (c *Cache) Coverage() Coverage {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	cov := Coverage{
-		Since: c.since, Edges: c.live, Peers: len(c.peerIndex),
-		Unresolved: c.unresolved, Evicted: c.evicted, Expired: c.expired,
+		Since: c.since, Edges: c.live, Peers: len(c.peerIndex), Bytes: c.bytes,
+		Unresolved: c.unresolved, Clamped: c.clamped, Evicted: c.evicted, Expired: c.expired,
 		Sources: make(map[string]time.Time, len(c.sources)),
 	}
 	for k, v := range c.sources {
@@ -574,12 +635,17 @@ func (c *Cache) Coverage() Coverage {
 
 // Contact records that a source delivered at t, with n flows that could not be resolved.
 func (c *Cache) Contact(source string, t time.Time, unresolved int) {
+	c.contact(source, t, unresolved, 0)
+}
+
+func (c *Cache) contact(source string, t time.Time, unresolved, clamped int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if len(c.sources) < maxSources || !c.sources[source].IsZero() {
 		c.sources[source] = t
 	}
 	c.unresolved += uint64(unresolved)
+	c.clamped += uint64(clamped)
 }
 
 // maxSources bounds the per-source table, whatever names callers send.

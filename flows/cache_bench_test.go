@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"math/rand/v2"
+	"net/netip"
 	"runtime"
 	"testing"
 	"time"
@@ -88,7 +89,42 @@ func BenchmarkMemoryPerEdge(b *testing.B) {
 		if c.Len() != len(obs) {
 			b.Fatalf("%d edges", c.Len())
 		}
-		b.ReportMetric(float64(after.HeapAlloc-before.HeapAlloc)/float64(c.Len()), "bytes/edge")
+		heap := float64(after.HeapAlloc - before.HeapAlloc)
+		b.ReportMetric(heap/float64(c.Len()), "bytes/edge")
+		b.ReportMetric(float64(c.Coverage().Bytes)/heap, "estimate/heap")
+		runtime.KeepAlive(c)
+	}
+}
+
+// BenchmarkMemoryPerPeer: heap held by a cache of 500k edges each between two peers of its
+// own (an internet-facing ingress: an external client per edge, and a workload), per edge,
+// and how the byte estimate compares.
+func BenchmarkMemoryPerPeer(b *testing.B) {
+	const n = 500_000
+	obs := make([]Observation, n)
+	for i := range obs {
+		ip := netip.AddrFrom4([4]byte{byte(11 + i>>16), byte(i >> 8), byte(i), 1})
+		obs[i] = Observation{
+			Src: PeerID{Kind: PeerExternal, IP: ip}, Dst: wl(fmt.Sprintf("ns-%03d", i%300), fmt.Sprintf("Deployment/app-%07d", i)),
+			Port: 443, Protocol: corev1.ProtocolTCP, Seen: t0, Count: 1,
+		}
+	}
+	for b.Loop() {
+		var before, after runtime.MemStats
+		runtime.GC()
+		runtime.ReadMemStats(&before)
+		c := New(Options{})
+		for i := 0; i < len(obs); i += 4096 {
+			c.Add(obs[i:min(i+4096, len(obs))]...)
+		}
+		runtime.GC()
+		runtime.ReadMemStats(&after)
+		if c.Len() != n {
+			b.Fatalf("%d edges", c.Len())
+		}
+		heap := float64(after.HeapAlloc - before.HeapAlloc)
+		b.ReportMetric(heap/n, "bytes/edge")
+		b.ReportMetric(float64(c.Coverage().Bytes)/heap, "estimate/heap")
 		runtime.KeepAlive(c)
 	}
 }

@@ -8,11 +8,15 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
+
+	"github.com/netpol-guard/netpol-guard/evaluator"
 )
 
 var t0 = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
@@ -367,5 +371,78 @@ func TestHistoryIsWhatTheDataCovers(t *testing.T) {
 	c.Expire(t0.Add(2 * time.Hour))
 	if h := c.Coverage().History(t0.Add(2 * time.Hour)); c.Len() != 0 || h != 0 {
 		t.Errorf("all expired: %d edges, %s of history, want none", c.Len(), h)
+	}
+}
+
+func TestFlowFromYear9999DoesNotStopExpiry(t *testing.T) {
+	c := New(Options{Window: time.Hour})
+	web, cart := wl("shop", "Deployment/web"), wl("shop", "Deployment/cart")
+	resolve := ResolverFunc(func(rec Record) (Observation, bool) {
+		return Observation{Src: web, Dst: cart, Port: rec.Port, Protocol: corev1.ProtocolTCP, Seen: rec.LastSeen}, true
+	})
+	far := time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+	Ingest(c, resolve, "liar", []Record{{Port: 1, LastSeen: far}}, t0)
+	Ingest(c, resolve, "honest", []Record{{Port: 2, LastSeen: t0}, {Port: 3, LastSeen: t0}}, t0)
+
+	if n := c.Expire(t0.Add(2 * time.Hour)); n != 3 {
+		t.Errorf("expired %d edges two hours on, want all 3 (the far-future one clamped to now + %v)", n, MaxClockSkew)
+	}
+	if cov := c.Coverage(); cov.Clamped != 1 {
+		t.Errorf("clamped %d records, want 1", cov.Clamped)
+	}
+}
+
+// recountBytes is the byte estimate computed afresh from what the cache holds.
+func recountBytes(c *Cache) int64 {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	n := int64(c.live) * edgeBytes
+	for _, i := range c.peerIndex {
+		n += peerCost(c.peers[i].id) + infoCost(c.peers[i].info)
+	}
+	return n
+}
+
+func TestByteCapBoundsACacheOfManyLabelledPeers(t *testing.T) {
+	const limit = 1 << 20
+	c := New(Options{MaxBytes: limit})
+	labels := map[string]string{}
+	for i := range MaxPeerLabels {
+		labels[fmt.Sprintf("example.com/label-%02d", i)] = strings.Repeat("v", 40)
+	}
+	info := &PeerInfo{Labels: labels}
+	for i := range 5000 {
+		o := obs(wl("fake", fmt.Sprintf("Deployment/w%d", i)), wl("shop", "Deployment/cart"), 80, t0.Add(time.Duration(i)*time.Second))
+		o.SrcInfo = &PeerInfo{Labels: info.Labels} // a fresh PeerInfo each, as a flood of made-up workloads brings
+		c.Add(o)
+	}
+	cov := c.Coverage()
+	if cov.Bytes > limit || cov.Evicted == 0 || cov.Edges == 0 {
+		t.Errorf("after 5000 fat peers: %d bytes estimated (cap %d), %d edges, %d evicted", cov.Bytes, limit, cov.Edges, cov.Evicted)
+	}
+	if got := recountBytes(c); got != cov.Bytes {
+		t.Errorf("byte estimate %d drifted from a recount, %d", cov.Bytes, got)
+	}
+	// The newest edges are the ones kept.
+	if e := c.EdgesOutOf("fake", nil); len(e) != cov.Edges || !slices.ContainsFunc(e, func(e Edge) bool { return e.Src.Name == "Deployment/w4999" }) {
+		t.Errorf("the most recent edge was evicted")
+	}
+}
+
+func TestByteEstimateFollowsAddsRelabelsEvictionsAndExpiry(t *testing.T) {
+	c := New(Options{MaxEdges: 50, Window: time.Hour})
+	for i := range 500 {
+		o := obs(wl(fmt.Sprintf("ns-%d", i%7), fmt.Sprintf("Deployment/w%d", i%60)), ext(fmt.Sprintf("192.0.2.%d", i%200)), int32(1+i%9), t0.Add(time.Duration(i)*time.Second))
+		if i%3 == 0 {
+			o.SrcInfo = &PeerInfo{Labels: map[string]string{"app": fmt.Sprint(i)}, Ports: []evaluator.ContainerPort{{Name: "http", Port: 80}}}
+		}
+		c.Add(o)
+		if got, want := c.Coverage().Bytes, recountBytes(c); got != want {
+			t.Fatalf("after %d adds: estimate %d, recount %d", i+1, got, want)
+		}
+	}
+	c.Expire(t0.Add(48 * time.Hour))
+	if cov := c.Coverage(); cov.Edges != 0 || cov.Bytes != 0 {
+		t.Errorf("empty cache holds %d edges, %d bytes estimated", cov.Edges, cov.Bytes)
 	}
 }

@@ -3,6 +3,7 @@ package flows
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"io"
 	"reflect"
 	"strings"
@@ -221,6 +222,9 @@ func TestReadErrorsNameLineAndField(t *testing.T) {
 		{"invalid label value", withSrc(`{"namespace":"shop","labels":{"app":"-web"}}`), "src.labels[app]", `invalid label value "-web"`},
 		{"label value not a string", withSrc(`{"namespace":"shop","labels":{"app":1}}`), "src.labels[app]", "must be a string, not number"},
 		{"labels not an object", withSrc(`{"namespace":"shop","labels":["app"]}`), "src.labels", "must be an object, not array"},
+		{"more than 64 labels", withSrc(`{"namespace":"shop","labels":{` + manyLabels(65, 1) + `}}`), "src.labels", "65 labels: at most 64 per peer"},
+		{"more than 4 KiB of labels", withSrc(`{"namespace":"shop","labels":{` + manyLabels(40, 63) + `}}`), "src.labels", "bytes of labels: at most 4096 per peer"},
+		{"workload name too long", withSrc(`{"namespace":"shop","workload":"Deployment/` + strings.Repeat("a", 400) + `"}`), "src.workload", "at most 317"},
 		{"unknown peer field", withSrc(`{"ip":"10.0.0.3","node":"n1"}`), "src.node", "unknown field"},
 		{"peer field names are case-sensitive", withSrc(`{"IP":"10.0.0.3"}`), "src.IP", "unknown field"},
 		{"peer field not a string", withSrc(`{"ip":167772163}`), "src.ip", "must be a string, not number"},
@@ -557,4 +561,15 @@ func FuzzRead(f *testing.F) {
 			t.Fatalf("round trip:\n got %+v\nwant %+v", withoutRaw(again), withoutRaw(accepted))
 		}
 	})
+}
+
+// manyLabels is n valid JSON label members "<prefix>/kNN": "vvv…" with values of size bytes
+// (at most 63) and keys of 64.
+func manyLabels(n, size int) string {
+	prefix := strings.Repeat("p", 60)
+	parts := make([]string, n)
+	for i := range parts {
+		parts[i] = fmt.Sprintf(`"%s/k%02d":%q`, prefix, i, strings.Repeat("v", size))
+	}
+	return strings.Join(parts, ",")
 }

@@ -13,6 +13,15 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 )
 
+// Bounds on what one peer of a record may carry, so that memory held per peer is bounded
+// in bytes, not only in count: a workload's labels (Kubernetes itself allows a pod any
+// number, up to 256 KiB in all) and its name.
+const (
+	MaxPeerLabels     = 64
+	MaxPeerLabelBytes = 4 << 10 // keys and values
+	MaxWorkloadBytes  = 63 + 1 + 253
+)
+
 // Protocols a record may carry, as stored after normalisation.
 const (
 	ProtocolTCP  = "TCP"
@@ -38,7 +47,8 @@ func fieldErrorf(path *field.Path, format string, args ...any) error {
 // the port is in 1..65535; the protocol is TCP, UDP or SCTP in upper case (empty means TCP);
 // each peer gives at least one of pod, workload, labels or ip, with a namespace for pod,
 // workload and labels; namespaces are RFC 1123 labels, pod names RFC 1123 subdomains,
-// workloads "Kind/name", labels valid Kubernetes label keys and values; IPs are stored
+// workloads "Kind/name" of at most MaxWorkloadBytes, labels valid Kubernetes label keys and
+// values, at most MaxPeerLabels of at most MaxPeerLabelBytes per peer; IPs are stored
 // canonical (IPv4-mapped IPv6 as IPv4); lastSeen is stored in UTC; empty labels are nil.
 //
 // The error names the offending field, e.g. `src.ip: invalid IP address "10.0.0.300"`.
@@ -137,9 +147,19 @@ func normalizePeer(p *Peer, name string) error {
 	return nil
 }
 
-// checkLabels checks label keys and values; of several bad labels it names the first key
-// in sorted order.
+// checkLabels checks label keys and values, and their count and size; of several bad labels
+// it names the first key in sorted order.
 func checkLabels(labels map[string]string, peer string) error {
+	if len(labels) > MaxPeerLabels {
+		return fieldErrorf(pathOf(peer, "labels"), "%d labels: at most %d per peer", len(labels), MaxPeerLabels)
+	}
+	size := 0
+	for k, v := range labels {
+		size += len(k) + len(v)
+	}
+	if size > MaxPeerLabelBytes {
+		return fieldErrorf(pathOf(peer, "labels"), "%d bytes of labels: at most %d per peer", size, MaxPeerLabelBytes)
+	}
 	ok := true
 	for k, v := range labels {
 		if !isLabelKey(k) || !isLabelValue(v) {
@@ -171,6 +191,8 @@ func checkWorkload(w string) error {
 		return errors.New("invalid workload: not valid UTF-8")
 	case !ok || kind == "" || name == "" || strings.Contains(name, "/"):
 		return fmt.Errorf("invalid workload %q: must be Kind/name, e.g. Deployment/cart", w)
+	case len(w) > MaxWorkloadBytes:
+		return fmt.Errorf("invalid workload: %d bytes, at most %d", len(w), MaxWorkloadBytes)
 	}
 	return nil
 }

@@ -37,15 +37,18 @@ type Options struct {
 	TLS TLSOptions
 
 	// CacheWindow is how long an edge is kept after it was last seen; CacheMaxEdges caps
-	// the cache.
+	// the cache in edges, CacheMaxBytes (when positive) in estimated heap bytes.
 	CacheWindow   time.Duration
 	CacheMaxEdges int
+	CacheMaxBytes int64
 	// SnapshotPath is the file the cache is restored from and written to; empty: none.
 	SnapshotPath     string
 	SnapshotInterval time.Duration
 
-	// FlowWriters may push flows, FlowReaders (and the writers) export them.
-	FlowWriters, FlowReaders []string
+	// FlowWriters may push the flows of the node their token is bound to (node agents);
+	// FlowWritersAnyNode may push any flows (a Hubble Relay-like pusher); FlowReaders may
+	// export them. Writing does not imply reading: see flowapi.HandlerOptions.
+	FlowWriters, FlowWritersAnyNode, FlowReaders []string
 	// TokenAudiences are the audiences pushers' tokens must carry; empty: the API
 	// server's default.
 	TokenAudiences []string
@@ -138,6 +141,7 @@ func DefaultOptions() Options {
 		},
 		CacheWindow:            flows.DefaultWindow,
 		CacheMaxEdges:          flows.DefaultMaxEdges,
+		CacheMaxBytes:          flows.DefaultMaxBytes,
 		SnapshotInterval:       time.Minute,
 		MaxPushBytes:           flowapi.DefaultMaxBodyBytes,
 		IPGrace:                5 * time.Minute,

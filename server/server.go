@@ -92,7 +92,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	cache := flows.New(flows.Options{Window: opts.CacheWindow, MaxEdges: opts.CacheMaxEdges})
+	cache := flows.New(flows.Options{Window: opts.CacheWindow, MaxEdges: opts.CacheMaxEdges, MaxBytes: opts.CacheMaxBytes})
 	snap := &flows.Snapshotter{Cache: cache, Path: opts.SnapshotPath, Interval: opts.SnapshotInterval, Log: ctrl.Log.WithName("flows"), Loaded: make(chan struct{})}
 	snap.Restore()
 	if err := mgr.Add(snap); err != nil {
@@ -116,12 +116,15 @@ func Run(ctx context.Context, opts Options) error {
 	}))
 	server := mgr.GetWebhookServer()
 	server.Register(webhook.ValidatePath, &admission.Webhook{Handler: guard, WithContextFunc: deadlineFromTimeout})
-	auth := flowapi.NewCachingAuthenticator(&tokenreview.Authenticator{Client: clientset, Audiences: opts.TokenAudiences}, flowapi.AuthCacheOptions{})
+	flowMetrics := flowapi.NewMetrics(metrics.Registry)
+	auth := flowapi.NewCachingAuthenticator(&tokenreview.Authenticator{Client: clientset, Audiences: opts.TokenAudiences},
+		flowapi.AuthCacheOptions{CheckToken: flowapi.CheckJWT, Metrics: flowMetrics})
 	server.Register(flowapi.FlowsPath, flowapi.NewHandler(flowapi.HandlerOptions{
-		Cache: cache, Resolver: live, Authenticator: auth, Writers: opts.FlowWriters, Readers: opts.FlowReaders,
+		Cache: cache, Resolver: live, Authenticator: auth, Placement: live,
+		Writers: opts.FlowWriters, AnyNodeWriters: opts.FlowWritersAnyNode, Readers: opts.FlowReaders,
 		MaxBodyBytes: opts.MaxPushBytes, NodeAddress: live.NodeAddress,
 		Formats: []flowapi.Format{{Name: "goldmane", Detect: goldmane.LooksLike, Read: goldmane.ReadJSON}},
-		Metrics: flowapi.NewMetrics(metrics.Registry), Log: ctrl.Log.WithName("flows"),
+		Metrics: flowMetrics, Log: ctrl.Log.WithName("flows"),
 	}))
 
 	if opts.Hubble.Address != "" {
@@ -201,23 +204,34 @@ func Run(ctx context.Context, opts Options) error {
 	return mgr.Start(mgrCtx)
 }
 
+// Client-side rate limit of the webhook's API client, unless its configuration sets one:
+// the flow API's TokenReviews are driven by callers from outside, so they must not reach
+// the API server unbounded even if every limit before them failed.
+const (
+	clientQPS   = 50
+	clientBurst = 100
+)
+
 // restConfig is opts.Config, or the client configuration loaded from opts.Kubeconfig, or as
-// controller-runtime finds it. Like controller-runtime, it leaves client-side rate limiting
-// to the API server's priority and fairness unless a QPS is configured.
+// controller-runtime finds it, with a client-side rate limit (clientQPS, clientBurst) unless
+// one is configured.
 func restConfig(opts Options) (*rest.Config, error) {
 	if opts.Config != nil {
 		return opts.Config, nil
 	}
+	var cfg *rest.Config
+	var err error
 	if opts.Kubeconfig == "" {
-		return ctrl.GetConfig()
+		cfg, err = ctrl.GetConfig()
+	} else {
+		cfg, err = clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
+			&clientcmd.ClientConfigLoadingRules{ExplicitPath: opts.Kubeconfig}, &clientcmd.ConfigOverrides{}).ClientConfig()
 	}
-	cfg, err := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(
-		&clientcmd.ClientConfigLoadingRules{ExplicitPath: opts.Kubeconfig}, &clientcmd.ConfigOverrides{}).ClientConfig()
 	if err != nil {
 		return nil, err
 	}
-	if cfg.QPS == 0 {
-		cfg.QPS = -1
+	if cfg.QPS <= 0 && cfg.RateLimiter == nil {
+		cfg.QPS, cfg.Burst = clientQPS, clientBurst
 	}
 	return cfg, nil
 }

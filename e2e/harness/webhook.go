@@ -81,8 +81,11 @@ type WebhookOptions struct {
 	MinHistory time.Duration
 	// SnapshotPath is --snapshot-path: restored on start.
 	SnapshotPath string
-	// FlowWriters are --flow-writers; default AgentUser.
+	// FlowWriters are --flow-writers (node-bound writers); default none.
 	FlowWriters []string
+	// AnyNodeWriters are --flow-writers-any-node; default AgentUser, whose tokens the
+	// harness issues bound to no node.
+	AnyNodeWriters []string
 	// PodCIDR is --pod-cidr; default 10.244.0.0/16.
 	PodCIDR string
 	// Args are more flags, appended last (a later flag wins).
@@ -120,8 +123,8 @@ func (opts *WebhookOptions) setDefaults(readyTimeout time.Duration) {
 	if opts.MinHistory == 0 {
 		opts.MinHistory = time.Millisecond
 	}
-	if opts.FlowWriters == nil {
-		opts.FlowWriters = []string{AgentUser}
+	if opts.AnyNodeWriters == nil {
+		opts.AnyNodeWriters = []string{AgentUser}
 	}
 	if opts.PodCIDR == "" {
 		opts.PodCIDR = "10.244.0.0/16"
@@ -181,10 +184,15 @@ func webhookArgs(w *Webhook, opts WebhookOptions) []string {
 		"--health-probe-bind-address", w.ProbeAddr,
 		"--mode", opts.Mode,
 		"--min-history", opts.MinHistory.String(),
-		"--flow-writers", strings.Join(opts.FlowWriters, ","),
 		"--pod-cidr", opts.PodCIDR,
 		"--shutdown-delay", "0s",
 		"--graceful-timeout", "10s",
+	}
+	if len(opts.FlowWriters) > 0 {
+		args = append(args, "--flow-writers", strings.Join(opts.FlowWriters, ","))
+	}
+	if len(opts.AnyNodeWriters) > 0 {
+		args = append(args, "--flow-writers-any-node", strings.Join(opts.AnyNodeWriters, ","))
 	}
 	if opts.SnapshotPath != "" {
 		args = append(args, "--snapshot-path", opts.SnapshotPath)
@@ -381,9 +389,11 @@ func (w *Webhook) Metric(ctx context.Context, name string) (float64, error) {
 type PushResult struct {
 	Status int
 	Body   string
-	// From a 200: records added to the cache, and those that resolved to nothing known.
+	// From a 200: records added to the cache, those that resolved to nothing known, and
+	// those a node-bound writer sent with no end on its node.
 	Accepted   int `json:"accepted"`
 	Unresolved int `json:"unresolved"`
+	Rejected   int `json:"rejected"`
 	// From an error answer.
 	Error string `json:"error"`
 	Line  int    `json:"line"`

@@ -15,9 +15,11 @@ import (
 	"github.com/netpol-guard/netpol-guard/flowapi"
 )
 
-// Authenticator authenticates tokens with a TokenReview, one API call per
-// token. Wrap it in a flowapi.CachingAuthenticator so that
-// agents pushing every few seconds do not cost a review each.
+// Authenticator authenticates tokens with a TokenReview, one API call per token, and
+// returns the reviewed user with its extra (the node a projected token is bound to). Wrap
+// it in a flowapi.CachingAuthenticator (CheckToken: flowapi.CheckJWT), so that agents pushing
+// every few seconds do not cost a review each and callers with made-up tokens cannot drive
+// reviews.
 type Authenticator struct {
 	Client kubernetes.Interface
 	// Audiences, when set, are the audiences the token must be valid for; a token bound to
@@ -28,31 +30,38 @@ type Authenticator struct {
 var _ flowapi.Authenticator = &Authenticator{}
 
 // Authenticate creates a TokenReview for token.
-func (a *Authenticator) Authenticate(ctx context.Context, token string) (string, []string, error) {
+func (a *Authenticator) Authenticate(ctx context.Context, token string) (flowapi.User, error) {
 	if token == "" {
-		return "", nil, fmt.Errorf("%w: empty token", flowapi.ErrUnauthenticated)
+		return flowapi.User{}, fmt.Errorf("%w: empty token", flowapi.ErrUnauthenticated)
 	}
 	review := &authv1.TokenReview{Spec: authv1.TokenReviewSpec{Token: token, Audiences: a.Audiences}}
 	res, err := a.Client.AuthenticationV1().TokenReviews().Create(ctx, review, metav1.CreateOptions{})
 	if err != nil {
-		return "", nil, fmt.Errorf("creating TokenReview: %w", err)
+		return flowapi.User{}, fmt.Errorf("creating TokenReview: %w", err)
 	}
 	return reviewedUser(res.Status, a.Audiences)
 }
 
 // reviewedUser reads a TokenReview's answer. With audiences asked for, the API server
 // answers with those the token is valid for; at least one must be among them.
-func reviewedUser(st authv1.TokenReviewStatus, audiences []string) (string, []string, error) {
+func reviewedUser(st authv1.TokenReviewStatus, audiences []string) (flowapi.User, error) {
 	switch {
 	case !st.Authenticated && st.Error != "":
-		return "", nil, fmt.Errorf("%w: %s", flowapi.ErrUnauthenticated, st.Error)
+		return flowapi.User{}, fmt.Errorf("%w: %s", flowapi.ErrUnauthenticated, st.Error)
 	case !st.Authenticated:
-		return "", nil, fmt.Errorf("%w: token not authenticated", flowapi.ErrUnauthenticated)
+		return flowapi.User{}, fmt.Errorf("%w: token not authenticated", flowapi.ErrUnauthenticated)
 	case st.User.Username == "":
-		return "", nil, fmt.Errorf("%w: token review named no user", flowapi.ErrUnauthenticated)
+		return flowapi.User{}, fmt.Errorf("%w: token review named no user", flowapi.ErrUnauthenticated)
 	}
 	if len(audiences) > 0 && !slices.ContainsFunc(st.Audiences, func(a string) bool { return slices.Contains(audiences, a) }) {
-		return "", nil, fmt.Errorf("%w: token not valid for audiences %q", flowapi.ErrUnauthenticated, audiences)
+		return flowapi.User{}, fmt.Errorf("%w: token not valid for audiences %q", flowapi.ErrUnauthenticated, audiences)
 	}
-	return st.User.Username, st.User.Groups, nil
+	u := flowapi.User{Name: st.User.Username, Groups: st.User.Groups}
+	if len(st.User.Extra) > 0 {
+		u.Extra = make(map[string][]string, len(st.User.Extra))
+		for k, v := range st.User.Extra {
+			u.Extra[k] = []string(v)
+		}
+	}
+	return u, nil
 }

@@ -42,9 +42,9 @@ func TestReviewedUser(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			user, _, err := reviewedUser(tc.status, tc.audiences)
-			if user != tc.wantUser {
-				t.Errorf("user %q, want %q", user, tc.wantUser)
+			u, err := reviewedUser(tc.status, tc.audiences)
+			if u.Name != tc.wantUser {
+				t.Errorf("user %q, want %q", u.Name, tc.wantUser)
 			}
 			switch {
 			case tc.wantErr == "" && err != nil:
