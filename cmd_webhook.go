@@ -105,7 +105,10 @@ func newWebhookCommand() *cobra.Command {
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file; in-cluster config when empty")
-	fs.Var(modeFlag{&o.Mode}, "mode", "global mode: enforce, warn, audit or off (a namespace label or policy annotation netpol-guard.io/mode overrides it)")
+	fs.Var(modeFlag{&o.Mode}, "mode", "global mode: enforce, warn, audit or off (a namespace label or policy annotation netpol-guard.io/mode may make it stricter)")
+	fs.BoolVar(&o.AllowModeRelaxation, "allow-mode-relaxation", false, "let a namespace label or policy annotation netpol-guard.io/mode relax the mode too (off < audit < warn < enforce); relaxations are recorded")
+	fs.DurationVar(&o.BypassCacheTTL, "bypass-cache-ttl", o.BypassCacheTTL, "how long an answer to whether a user holds the bypass right (a SubjectAccessReview) is reused")
+	fs.IntVar(&o.MaxInFlightAdmissions, "max-inflight-admissions", o.MaxInFlightAdmissions, "evaluations run at once; past it a change is admitted unchecked with a warning (outcome busy); negative: no cap")
 	fs.DurationVar(&o.MinHistory, "min-history", o.MinHistory, "flow history needed before enforce rejects; with less, enforce warns instead")
 	fs.IntVar(&o.MaxListed, "max-listed", o.MaxListed, "cut flows listed in a rejection (warnings list as many, plus two)")
 	fs.DurationVar(&o.DecisionBudget, "decision-budget", o.DecisionBudget, "longest an evaluation may take when the API server sends no timeout; past it the change is admitted with a warning")

@@ -19,8 +19,15 @@ type Options struct {
 	Config     *rest.Config
 	Kubeconfig string
 
-	// Mode is the global mode; a namespace label or policy annotation overrides it.
+	// Mode is the global mode; a namespace label or policy annotation may make it stricter.
 	Mode webhook.Mode
+	// AllowModeRelaxation lets a namespace label or policy annotation relax the mode too.
+	AllowModeRelaxation bool
+	// BypassCacheTTL is how long an answer to "may this user bypass?" is reused.
+	BypassCacheTTL time.Duration
+	// MaxInFlightAdmissions caps concurrent evaluations; past it changes are admitted
+	// unchecked with a warning.
+	MaxInFlightAdmissions int
 	// MinHistory is the flow history needed before enforce rejects.
 	MinHistory time.Duration
 	// MaxListed is how many cut flows a rejection lists.
@@ -101,11 +108,13 @@ type HubbleOptions struct {
 // DefaultOptions are the webhook's flags' defaults.
 func DefaultOptions() Options {
 	return Options{
-		Mode:           webhook.Warn,
-		MinHistory:     time.Hour,
-		MaxListed:      5,
-		DecisionBudget: 3 * time.Second,
-		Port:           9443,
+		Mode:                  webhook.Warn,
+		MinHistory:            time.Hour,
+		MaxListed:             5,
+		DecisionBudget:        3 * time.Second,
+		BypassCacheTTL:        10 * time.Second,
+		MaxInFlightAdmissions: 8,
+		Port:                  9443,
 		TLS: TLSOptions{
 			CertDir:       "/tmp/k8s-webhook-server/serving-certs",
 			ServiceName:   "netpol-guard",

@@ -101,6 +101,8 @@ func Run(ctx context.Context, opts Options) error {
 	flows.RegisterMetrics(metrics.Registry, cache, time.Now)
 	guard := webhook.NewGuard(webhook.Options{
 		Cache: cache, View: live, Mode: opts.Mode, MinHistory: opts.MinHistory, MaxListed: opts.MaxListed, Budget: opts.DecisionBudget,
+		AllowModeRelaxation: opts.AllowModeRelaxation, MaxInFlight: opts.MaxInFlightAdmissions,
+		Bypass:   webhook.NewSubjectAccessReviews(clientset.AuthorizationV1().SubjectAccessReviews(), opts.BypassCacheTTL, nil),
 		Recorder: mgr.GetEventRecorder("netpol-guard"),
 		Metrics:  webhook.NewMetrics(metrics.Registry),
 	})
