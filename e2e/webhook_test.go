@@ -5,8 +5,8 @@ package e2e
 // ValidatingWebhookConfiguration with failurePolicy Fail (a broken webhook fails every test
 // loudly); flows arrive through the authenticated push API with real ServiceAccount tokens;
 // the real kubectl applies and deletes policies. One control plane and webhook serve every
-// scenario, each in a namespace of its own whose label picks its mode (the global mode is
-// warn).
+// scenario, each in a namespace of its own whose label makes its mode stricter than the
+// global audit, or leaves it).
 
 import (
 	"context"
@@ -48,9 +48,9 @@ type whScenario struct {
 
 var whScenarios = []whScenario{
 	{"e2e-enforce", "enforce"},
-	{"e2e-warn", ""},
-	{"e2e-audit", "audit"},
-	{"e2e-dryrun", ""},
+	{"e2e-warn", "warn"},
+	{"e2e-audit", ""},
+	{"e2e-dryrun", "warn"},
 	{"e2e-delete", "enforce"},
 	{"e2e-bypass", "enforce"},
 	{"e2e-bypass-right", "enforce"},
@@ -119,7 +119,7 @@ func TestWebhook(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	wh := startWebhook(t, cp, harness.WebhookOptions{Mode: "warn", MinHistory: time.Millisecond, Args: []string{"--bypass-cache-ttl", "2s"}},
+	wh := startWebhook(t, cp, harness.WebhookOptions{Mode: "audit", MinHistory: time.Millisecond, Args: []string{"--bypass-cache-ttl", "2s"}},
 		harness.RegisterOptions{NamespaceSelector: harness.ExcludeNamespaces(append([]string{"kube-system", harness.GuardNamespace, "e2e-degraded"}, oneDecisionNamespaces...)...)})
 	degraded := startWebhook(t, cp, harness.WebhookOptions{Name: "netpol-guard-degraded", Mode: "warn", MinHistory: time.Hour},
 		harness.RegisterOptions{NamespaceSelector: harness.OnlyNamespaces("e2e-degraded"), ProbeNamespace: "e2e-degraded"})
@@ -253,7 +253,7 @@ func TestWebhook(t *testing.T) {
 		for _, mode := range []string{"warn", "off"} {
 			res = kubectlApply(t, cp, denyIngress("e2e-override", "default-deny", map[string]string{modeKey: mode}))
 			wantRejected(t, res, "(mode enforce, from the namespace label)")
-			wantWarnings(t, res, "Warning: netpol-guard: ignoring policy annotation netpol-guard.io/mode="+mode+": relaxes mode enforce")
+			wantWarnings(t, res, "Warning: netpol-guard: ignoring policy annotation netpol-guard.io/mode="+mode+": laxer than enforce")
 			wantAbsent(t, cp, "e2e-override", "default-deny")
 		}
 	})

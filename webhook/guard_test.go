@@ -532,10 +532,10 @@ func TestModeOverrides(t *testing.T) {
 	}{
 		{"namespace label makes the mode stricter", Warn, false, "enforce", "", false, "", ""},
 		{"policy annotation makes the mode stricter", Audit, false, "warn", "enforce", false, "", ""},
-		{"policy annotation cannot relax enforce", Enforce, false, "", "warn", false, "ignoring policy annotation netpol-guard.io/mode=warn: relaxes mode enforce", "ignored"},
+		{"policy annotation cannot relax enforce", Enforce, false, "", "warn", false, "ignoring policy annotation netpol-guard.io/mode=warn: laxer than enforce", "ignored"},
 		{"policy annotation cannot switch enforce off", Enforce, false, "", "off", false, "ignoring policy annotation netpol-guard.io/mode=off", "ignored"},
 		{"namespace label cannot switch enforce off", Enforce, false, "off", "", false, "ignoring namespace label netpol-guard.io/mode=off", "ignored"},
-		{"policy annotation cannot relax a namespace's enforce", Warn, false, "enforce", "audit", false, "ignoring policy annotation netpol-guard.io/mode=audit: relaxes mode enforce", "ignored"},
+		{"policy annotation cannot relax a namespace's enforce", Warn, false, "enforce", "audit", false, "ignoring policy annotation netpol-guard.io/mode=audit: laxer than enforce", "ignored"},
 		{"with relaxation allowed the policy annotation relaxes", Enforce, true, "enforce", "warn", true, "would cut 3 active flows", "applied"},
 		{"with relaxation allowed off skips evaluation", Enforce, true, "off", "", true, "mode off (namespace label): not evaluated", "applied"},
 		{"global off skips evaluation silently", Off, false, "", "", true, "", ""},

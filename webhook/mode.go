@@ -72,7 +72,7 @@ func (r relaxation) String() string {
 	if r.applied {
 		verb = "applied"
 	}
-	return fmt.Sprintf("%s %s %s=%s: relaxes mode %s", verb, r.source, ModeKey, r.to, r.from)
+	return fmt.Sprintf("%s %s %s=%s: laxer than %s", verb, r.source, ModeKey, r.to, r.from)
 }
 
 // resolvedMode is the mode an admission runs in and how it was reached.
@@ -124,7 +124,7 @@ func (r resolvedMode) ignored() []string {
 	var out []string
 	for _, rel := range r.relaxations {
 		if !rel.applied {
-			out = append(out, rel.String()+" (only stricter modes may be set here)")
+			out = append(out, rel.String())
 		}
 	}
 	return out
