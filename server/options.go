@@ -41,6 +41,19 @@ type Options struct {
 	Port int
 	// TLS is where the serving certificate comes from.
 	TLS TLSOptions
+	// AdmissionClientCA, when set, is a PEM bundle: admission reviews are then answered only
+	// for a client certificate it signed (the API server's, from its admission
+	// configuration), with a common name in AdmissionClientNames if that is not empty;
+	// others get 403. The flow API on the same port does not need one.
+	AdmissionClientCA    string
+	AdmissionClientNames []string
+	// MaxConnections caps the HTTPS port's open connections (each node agent keeps one
+	// per replica); 0: no cap.
+	MaxConnections int
+	// ReadHeaderTimeout bounds a connection's TLS handshake and each request's header,
+	// ReadTimeout each request's body, IdleTimeout a kept-alive connection's wait for the
+	// next request.
+	ReadHeaderTimeout, ReadTimeout, IdleTimeout time.Duration
 
 	// CacheWindow is how long an edge is kept after it was last seen; CacheMaxEdges caps
 	// the cache.
@@ -115,6 +128,10 @@ func DefaultOptions() Options {
 		BypassCacheTTL:        10 * time.Second,
 		MaxInFlightAdmissions: 8,
 		Port:                  9443,
+		MaxConnections:        4096,
+		ReadHeaderTimeout:     10 * time.Second,
+		ReadTimeout:           30 * time.Second,
+		IdleTimeout:           90 * time.Second,
 		TLS: TLSOptions{
 			CertDir:       "/tmp/k8s-webhook-server/serving-certs",
 			ServiceName:   "netpol-guard",
