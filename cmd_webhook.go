@@ -33,6 +33,21 @@ func (s *stringList) Set(v string) error {
 	return nil
 }
 
+// replacingList is a stringList whose first Set replaces the default; "" empties it.
+type replacingList struct {
+	list *[]string
+	set  bool
+}
+
+func (r *replacingList) String() string { return strings.Join(*r.list, ",") }
+func (r *replacingList) Type() string   { return "strings" }
+func (r *replacingList) Set(v string) error {
+	if !r.set {
+		*r.list, r.set = nil, true
+	}
+	return (*stringList)(r.list).Set(v)
+}
+
 // modeFlag is a webhook.Mode flag.
 type modeFlag struct{ m *webhook.Mode }
 
@@ -129,11 +144,11 @@ func newWebhookCommand() *cobra.Command {
 	fs.DurationVar(&o.SnapshotInterval, "snapshot-interval", o.SnapshotInterval, "how often the flow cache is snapshotted (and expired)")
 	fs.Var((*stringList)(&o.FlowWriters), "flow-writers", "users allowed to push flows (repeatable), e.g. system:serviceaccount:netpol-guard:netpol-guard-agent")
 	fs.Var((*stringList)(&o.FlowReaders), "flow-readers", "users allowed to export flows, besides the writers (repeatable)")
-	fs.Var((*stringList)(&o.TokenAudiences), "token-audience", "audience the pushers' tokens must carry (repeatable); empty: the API server's default")
+	fs.Var(&replacingList{list: &o.TokenAudiences}, "token-audience", "audience the pushers' tokens must carry (repeatable, or comma-separated); \"\": the API server's own")
 	fs.Int64Var(&o.MaxPushBytes, "max-push-bytes", o.MaxPushBytes, "largest flow push body, before and after decompression")
 	fs.DurationVar(&o.IPGrace, "ip-grace", o.IPGrace, "how long a deleted pod's IP still resolves to its workload, for late flows")
 	fs.Var(prefixList{&o.PodCIDRs}, "pod-cidr", "cluster pod CIDR (repeatable); addresses inside it that match no pod are unresolved, not external. Nodes' spec.podCIDRs are added")
-	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "address of the Prometheus metrics endpoint; 0 disables it")
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "address of the Prometheus metrics endpoint (and pprof with --profiling), unauthenticated: localhost unless opened, e.g. :8080 behind a NetworkPolicy; 0 disables it")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "address of /healthz and /readyz")
 	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", o.ShutdownDelay, "on SIGTERM, report not ready and keep serving this long before draining, so no new admissions arrive")
 	fs.DurationVar(&o.GracefulTimeout, "graceful-timeout", o.GracefulTimeout, "longest the shutdown waits for in-flight requests and the last snapshot")

@@ -66,7 +66,7 @@ type Options struct {
 	// FlowWriters may push flows, FlowReaders (and the writers) export them.
 	FlowWriters, FlowReaders []string
 	// TokenAudiences are the audiences pushers' tokens must carry; empty: the API
-	// server's default.
+	// server's own, so that any token for the API server would do.
 	TokenAudiences []string
 	// MaxPushBytes is the largest push body, before and after decompression.
 	MaxPushBytes int64
@@ -118,6 +118,11 @@ type HubbleOptions struct {
 	ServerName                string
 }
 
+// DefaultTokenAudience is the audience flow pushers' tokens must carry by default: a token
+// made for netpol-guard is useless against the API server, and one stolen from the API
+// server's audience is useless here.
+const DefaultTokenAudience = "netpol-guard"
+
 // DefaultOptions are the webhook's flags' defaults.
 func DefaultOptions() Options {
 	return Options{
@@ -142,8 +147,9 @@ func DefaultOptions() Options {
 		CacheMaxEdges:          flows.DefaultMaxEdges,
 		SnapshotInterval:       time.Minute,
 		MaxPushBytes:           flowapi.DefaultMaxBodyBytes,
+		TokenAudiences:         []string{DefaultTokenAudience},
 		IPGrace:                5 * time.Minute,
-		MetricsBindAddress:     ":8080",
+		MetricsBindAddress:     "127.0.0.1:8080",
 		HealthProbeBindAddress: ":8081",
 		ShutdownDelay:          5 * time.Second,
 		GracefulTimeout:        30 * time.Second,

@@ -312,9 +312,12 @@ func (cp *ControlPlane) EnsureNamespace(ctx context.Context, name string, labels
 	return cp.Client.Update(ctx, ns)
 }
 
+// TokenAudience is the audience of ServiceAccountToken's tokens, and the webhooks' the
+// harness starts (--token-audience), as the chart issues the agent's projected token.
+const TokenAudience = "netpol-guard"
+
 // ServiceAccountToken creates the namespace and ServiceAccount if need be and returns a
-// token for it from the TokenRequest API, valid for the API server's own audiences (what
-// TokenReview checks by default) for an hour.
+// token for it from the TokenRequest API, for TokenAudience, valid for an hour.
 func (cp *ControlPlane) ServiceAccountToken(ctx context.Context, namespace, name string) (string, error) {
 	if err := cp.EnsureNamespace(ctx, namespace, nil); err != nil {
 		return "", fmt.Errorf("namespace %s: %w", namespace, err)
@@ -325,7 +328,7 @@ func (cp *ControlPlane) ServiceAccountToken(ctx context.Context, namespace, name
 	}
 	hour := int64(3600)
 	tr, err := cp.Clientset.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name,
-		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &hour}}, metav1.CreateOptions{})
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &hour, Audiences: []string{TokenAudience}}}, metav1.CreateOptions{})
 	if err != nil {
 		return "", fmt.Errorf("token for ServiceAccount %s/%s: %w", namespace, name, err)
 	}

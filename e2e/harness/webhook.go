@@ -182,6 +182,7 @@ func webhookArgs(w *Webhook, opts WebhookOptions) []string {
 		"--mode", opts.Mode,
 		"--min-history", opts.MinHistory.String(),
 		"--flow-writers", strings.Join(opts.FlowWriters, ","),
+		"--token-audience", TokenAudience,
 		"--pod-cidr", opts.PodCIDR,
 		"--shutdown-delay", "0s",
 		"--graceful-timeout", "10s",
