@@ -60,7 +60,7 @@ func newAgentCommand(stderr io.Writer) *cobra.Command {
 	fs.DurationVar(&opts.Interval, "interval", agent.DefaultInterval, "how long edges are aggregated before each push")
 	fs.DurationVar(&opts.ResyncInterval, "resync-interval", agent.DefaultResyncInterval, "how often the conntrack table is dumped again, keeping idle connections fresh; negative: never")
 	fs.IntVar(&opts.MaxBufferedEdges, "max-buffered-edges", agent.DefaultMaxBufferedEdges, "most edges held while the webhook is unreachable, for all replicas together; past it the least recently seen are dropped")
-	fs.StringVar(&metricsAddr, "metrics-bind-address", ":9090", "address of the Prometheus metrics endpoint; 0 disables it")
+	fs.StringVar(&metricsAddr, "metrics-bind-address", "127.0.0.1:9090", "address of the Prometheus metrics endpoint (the agent runs in the node's network: :9090 serves it on the node's addresses); 0 disables it")
 	fs.StringVar(&probeAddr, "health-probe-bind-address", ":9091", "address of /healthz and /readyz; 0 disables them")
 	goFlags := flag.NewFlagSet("zap", flag.ContinueOnError)
 	zapOpts.BindFlags(goFlags)
@@ -93,7 +93,7 @@ func runAgent(opts agent.Options, metricsAddr, probeAddr string, zapOpts zap.Opt
 			log.Error(err, "Cannot listen", "endpoint", s.name, "address", s.addr)
 			return 1
 		}
-		srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second}
+		srv := &http.Server{Handler: s.handler, ReadHeaderTimeout: 10 * time.Second, ReadTimeout: 10 * time.Second, IdleTimeout: time.Minute}
 		servers = append(servers, srv)
 		go func() {
 			if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {

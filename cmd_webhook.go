@@ -34,6 +34,21 @@ func (s *stringList) Set(v string) error {
 	return nil
 }
 
+// replacingList is a stringList whose first Set replaces the default; "" empties it.
+type replacingList struct {
+	list *[]string
+	set  bool
+}
+
+func (r *replacingList) String() string { return strings.Join(*r.list, ",") }
+func (r *replacingList) Type() string   { return "strings" }
+func (r *replacingList) Set(v string) error {
+	if !r.set {
+		*r.list, r.set = nil, true
+	}
+	return (*stringList)(r.list).Set(v)
+}
+
 // modeFlag is a webhook.Mode flag.
 type modeFlag struct{ m *webhook.Mode }
 
@@ -109,11 +124,17 @@ func newWebhookCommand() *cobra.Command {
 	}
 	fs := cmd.Flags()
 	fs.StringVar(&o.Kubeconfig, "kubeconfig", "", "kubeconfig file; in-cluster config when empty")
-	fs.Var(modeFlag{&o.Mode}, "mode", "global mode: enforce, warn, audit or off (a namespace label or policy annotation netpol-guard.io/mode overrides it)")
+	fs.Var(modeFlag{&o.Mode}, "mode", "global mode: enforce, warn, audit or off (a namespace label or policy annotation netpol-guard.io/mode may make it stricter)")
+	fs.BoolVar(&o.AllowModeRelaxation, "allow-mode-relaxation", false, "let a namespace label or policy annotation netpol-guard.io/mode relax the mode too (off < audit < warn < enforce); relaxations are recorded")
+	fs.DurationVar(&o.BypassCacheTTL, "bypass-cache-ttl", o.BypassCacheTTL, "how long an answer to whether a user holds the bypass right (a SubjectAccessReview) is reused")
+	fs.IntVar(&o.MaxInFlightAdmissions, "max-inflight-admissions", o.MaxInFlightAdmissions, "evaluations run at once; past it a change is admitted unchecked with a warning (outcome busy); negative: no cap")
 	fs.DurationVar(&o.MinHistory, "min-history", o.MinHistory, "flow history needed before enforce rejects; with less, enforce warns instead")
 	fs.IntVar(&o.MaxListed, "max-listed", o.MaxListed, "cut flows listed in a rejection (warnings list as many, plus two)")
 	fs.DurationVar(&o.DecisionBudget, "decision-budget", o.DecisionBudget, "longest an evaluation may take when the API server sends no timeout; past it the change is admitted with a warning")
 	fs.IntVar(&o.Port, "port", o.Port, "HTTPS port for admission reviews and the flow API")
+	fs.StringVar(&o.AdmissionClientCA, "admission-client-ca", "", "PEM bundle that signs the API server's client certificate for webhooks; when set, admission reviews without such a certificate get 403 (the flow API needs none)")
+	fs.Var((*stringList)(&o.AdmissionClientNames), "admission-client-names", "with --admission-client-ca, the common names the API server's client certificate may have (repeatable, or comma-separated); empty: any it signed")
+	fs.IntVar(&o.MaxConnections, "max-connections", o.MaxConnections, "most open connections on the HTTPS port (each node agent keeps one per replica); 0: no cap")
 	fs.StringVar(&o.TLS.CertDir, "cert-dir", o.TLS.CertDir, "directory with tls.crt and tls.key (a mounted cert-manager Secret), reloaded on rotation")
 	fs.BoolVar(&o.TLS.SelfSigned, "self-signed", false, "bootstrap a CA and serving certificate, kept in --secret-name and injected into --webhook-config's caBundle, instead of --cert-dir")
 	fs.StringVar(&o.TLS.Namespace, "namespace", o.TLS.Namespace, "namespace netpol-guard runs in (default $POD_NAMESPACE)")
@@ -129,11 +150,11 @@ func newWebhookCommand() *cobra.Command {
 	fs.Var((*stringList)(&o.FlowWriters), "flow-writers", "users allowed to push the flows of the node their token is bound to (repeatable), e.g. the node agent's system:serviceaccount:netpol-guard:netpol-guard-agent")
 	fs.Var((*stringList)(&o.FlowWritersAnyNode), "flow-writers-any-node", "users allowed to push any flows, with no node binding (repeatable), e.g. a Hubble Relay-like pusher")
 	fs.Var((*stringList)(&o.FlowReaders), "flow-readers", "users allowed to export flows (repeatable); writers are not readers unless listed here")
-	fs.Var((*stringList)(&o.TokenAudiences), "token-audience", "audience the pushers' tokens must carry (repeatable); empty: the API server's default")
+	fs.Var(&replacingList{list: &o.TokenAudiences}, "token-audience", "audience the pushers' tokens must carry (repeatable, or comma-separated); \"\": the API server's own")
 	fs.Int64Var(&o.MaxPushBytes, "max-push-bytes", o.MaxPushBytes, "largest flow push body, before and after decompression")
 	fs.DurationVar(&o.IPGrace, "ip-grace", o.IPGrace, "how long a deleted pod's IP still resolves to its workload, for late flows")
 	fs.Var(prefixList{&o.PodCIDRs}, "pod-cidr", "cluster pod CIDR (repeatable); addresses inside it that match no pod are unresolved, not external. Nodes' spec.podCIDRs are added")
-	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "address of the Prometheus metrics endpoint; 0 disables it")
+	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "address of the Prometheus metrics endpoint (and pprof with --profiling), unauthenticated: localhost unless opened, e.g. :8080 behind a NetworkPolicy; 0 disables it")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "address of /healthz and /readyz")
 	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", o.ShutdownDelay, "on SIGTERM, report not ready and keep serving this long before draining, so no new admissions arrive")
 	fs.DurationVar(&o.GracefulTimeout, "graceful-timeout", o.GracefulTimeout, "longest the shutdown waits for in-flight requests and the last snapshot")

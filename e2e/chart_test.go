@@ -965,6 +965,8 @@ func checkRBAC(t *testing.T, m manifest, sa string, flags map[string][]string) {
 		"admissionregistration.k8s.io/mutatingwebhookconfigurations":   read,
 		"events.k8s.io/events": {"create"}, "/events": {"create"},
 		"authentication.k8s.io/tokenreviews": {"create"},
+		// The bypass right of the user behind netpol-guard.io/allow-cut.
+		"authorization.k8s.io/subjectaccessreviews": {"create"},
 	}
 	granted := map[string][]string{} // group/resource → verbs, for rules without resourceNames
 	_, selfSigned := flags["self-signed"]
@@ -1001,7 +1003,7 @@ func checkRBAC(t *testing.T, m manifest, sa string, flags map[string][]string) {
 		}
 		for _, v := range verbs {
 			writes := !slices.Contains(read, v)
-			if writes && !(strings.HasSuffix(key, "events") && (v == "create" || v == "patch")) && !(key == "authentication.k8s.io/tokenreviews" && v == "create") {
+			if writes && !(strings.HasSuffix(key, "events") && (v == "create" || v == "patch")) && !((key == "authentication.k8s.io/tokenreviews" || key == "authorization.k8s.io/subjectaccessreviews") && v == "create") {
 				t.Errorf("%s: verb %s", key, v)
 			}
 		}
@@ -1048,7 +1050,7 @@ func checkAgent(t *testing.T, m manifest, ds *appsv1.DaemonSet, webhookFlags map
 		t.Error("NODE_NAME is not spec.nodeName from the downward API")
 	}
 	if flag1(flags, "namespace") != m.namespace || flag1(flags, "interval") == "" ||
-		flag1(flags, "metrics-bind-address") != ":9090" || flag1(flags, "health-probe-bind-address") != ":9091" {
+		flag1(flags, "metrics-bind-address") != "127.0.0.1:9090" || flag1(flags, "health-probe-bind-address") != ":9091" {
 		t.Errorf("agent flags %v", flags)
 	}
 	headless := findService(t, m, true)

@@ -5,8 +5,8 @@ package e2e
 // ValidatingWebhookConfiguration with failurePolicy Fail (a broken webhook fails every test
 // loudly); flows arrive through the authenticated push API with real ServiceAccount tokens;
 // the real kubectl applies and deletes policies. One control plane and webhook serve every
-// scenario, each in a namespace of its own whose label picks its mode (the global mode is
-// warn).
+// scenario, each in a namespace of its own whose label makes its mode stricter than the
+// global audit, or leaves it).
 
 import (
 	"context"
@@ -21,6 +21,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	eventsv1 "k8s.io/api/events/v1"
 	networkingv1 "k8s.io/api/networking/v1"
+	rbacv1 "k8s.io/api/rbac/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
@@ -47,11 +48,12 @@ type whScenario struct {
 
 var whScenarios = []whScenario{
 	{"e2e-enforce", "enforce"},
-	{"e2e-warn", ""},
-	{"e2e-audit", "audit"},
-	{"e2e-dryrun", ""},
+	{"e2e-warn", "warn"},
+	{"e2e-audit", ""},
+	{"e2e-dryrun", "warn"},
 	{"e2e-delete", "enforce"},
 	{"e2e-bypass", "enforce"},
+	{"e2e-bypass-right", "enforce"},
 	{"e2e-override", "enforce"},
 	{"e2e-silent", "enforce"},
 	{"e2e-degraded", "enforce"}, // judged by a second webhook that wants 1h of history
@@ -117,7 +119,7 @@ func TestWebhook(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	wh := startWebhook(t, cp, harness.WebhookOptions{Mode: "warn", MinHistory: time.Millisecond},
+	wh := startWebhook(t, cp, harness.WebhookOptions{Mode: "audit", MinHistory: time.Millisecond, Args: []string{"--bypass-cache-ttl", "2s"}},
 		harness.RegisterOptions{NamespaceSelector: harness.ExcludeNamespaces(append([]string{"kube-system", harness.GuardNamespace, "e2e-degraded"}, oneDecisionNamespaces...)...)})
 	degraded := startWebhook(t, cp, harness.WebhookOptions{Name: "netpol-guard-degraded", Mode: "warn", MinHistory: time.Hour},
 		harness.RegisterOptions{NamespaceSelector: harness.OnlyNamespaces("e2e-degraded"), ProbeNamespace: "e2e-degraded"})
@@ -244,13 +246,53 @@ func TestWebhook(t *testing.T) {
 		}
 	})
 
-	t.Run("the namespace label overrides the global mode, and the policy annotation the label", func(t *testing.T) {
+	t.Run("the namespace label makes the global mode stricter, and the policy annotation cannot relax it", func(t *testing.T) {
 		t.Parallel()
 		res := kubectlApply(t, cp, denyIngress("e2e-override", "default-deny", nil), "--dry-run=server")
 		wantRejected(t, res, "(mode enforce, from the namespace label)")
-		res = kubectlApply(t, cp, denyIngress("e2e-override", "default-deny", map[string]string{modeKey: "warn"}))
+		for _, mode := range []string{"warn", "off"} {
+			res = kubectlApply(t, cp, denyIngress("e2e-override", "default-deny", map[string]string{modeKey: mode}))
+			wantRejected(t, res, "(mode enforce, from the namespace label)")
+			wantWarnings(t, res, "Warning: netpol-guard: ignoring policy annotation netpol-guard.io/mode="+mode+": laxer than enforce")
+			wantAbsent(t, cp, "e2e-override", "default-deny")
+		}
+	})
+
+	t.Run("the bypass annotation needs the bypass right, which editing policies does not carry", func(t *testing.T) {
+		t.Parallel()
+		const ns, user = "e2e-bypass-right", "policy-editor"
+		grant := func(name string, rules ...rbacv1.PolicyRule) {
+			t.Helper()
+			role := &rbacv1.Role{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Rules: rules}
+			binding := &rbacv1.RoleBinding{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name},
+				RoleRef:  rbacv1.RoleRef{APIGroup: rbacv1.GroupName, Kind: "Role", Name: name},
+				Subjects: []rbacv1.Subject{{APIGroup: rbacv1.GroupName, Kind: "User", Name: user}}}
+			for _, o := range []client.Object{role, binding} {
+				if err := cp.Client.Create(t.Context(), o); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		grant("edit-policies", rbacv1.PolicyRule{APIGroups: []string{"networking.k8s.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"get", "create", "patch", "update"}})
+		p := denyIngress(ns, "editor-deny", map[string]string{bypassKey: "I may edit policies"})
+		res := kubectlApply(t, cp, p, "--as", user)
+		wantRejected(t, res, "The policy carries netpol-guard.io/allow-cut, but policy-editor may not bypass",
+			`RBAC verb "bypass" on networkpolicies.netpol-guard.io in namespace e2e-bypass-right`)
+		wantAbsent(t, cp, ns, "editor-deny")
+
+		grant("bypass", rbacv1.PolicyRule{APIGroups: []string{"netpol-guard.io"}, Resources: []string{"networkpolicies"}, Verbs: []string{"bypass"}})
+		// The webhook reuses its answer for --bypass-cache-ttl (2s here).
+		deadline := time.Now().Add(30 * time.Second)
+		for {
+			res = kubectlApply(t, cp, p, "--as", user)
+			if res.ExitCode == 0 || time.Now().After(deadline) {
+				break
+			}
+			time.Sleep(500 * time.Millisecond)
+		}
 		wantAdmitted(t, res)
-		wantWarnings(t, res, "Warning: netpol-guard: would cut 2 active flows, e.g. e2e-override/frontend → e2e-override/cart TCP/7070")
+		wantWarnings(t, res, "Warning: netpol-guard: admitted by netpol-guard.io/allow-cut (I may edit policies); would cut 2 flows")
+		waitEvent(t, cp, ns, "editor-deny", "CutBypassed")
 	})
 
 	t.Run("a policy that cuts nothing is admitted silently", func(t *testing.T) {

@@ -20,8 +20,15 @@ type Options struct {
 	Config     *rest.Config
 	Kubeconfig string
 
-	// Mode is the global mode; a namespace label or policy annotation overrides it.
+	// Mode is the global mode; a namespace label or policy annotation may make it stricter.
 	Mode webhook.Mode
+	// AllowModeRelaxation lets a namespace label or policy annotation relax the mode too.
+	AllowModeRelaxation bool
+	// BypassCacheTTL is how long an answer to "may this user bypass?" is reused.
+	BypassCacheTTL time.Duration
+	// MaxInFlightAdmissions caps concurrent evaluations; past it changes are admitted
+	// unchecked with a warning.
+	MaxInFlightAdmissions int
 	// MinHistory is the flow history needed before enforce rejects.
 	MinHistory time.Duration
 	// MaxListed is how many cut flows a rejection lists.
@@ -35,6 +42,19 @@ type Options struct {
 	Port int
 	// TLS is where the serving certificate comes from.
 	TLS TLSOptions
+	// AdmissionClientCA, when set, is a PEM bundle: admission reviews are then answered only
+	// for a client certificate it signed (the API server's, from its admission
+	// configuration), with a common name in AdmissionClientNames if that is not empty;
+	// others get 403. The flow API on the same port does not need one.
+	AdmissionClientCA    string
+	AdmissionClientNames []string
+	// MaxConnections caps the HTTPS port's open connections (each node agent keeps one
+	// per replica); 0: no cap.
+	MaxConnections int
+	// ReadHeaderTimeout bounds a connection's TLS handshake and each request's header,
+	// ReadTimeout each request's body, IdleTimeout a kept-alive connection's wait for the
+	// next request.
+	ReadHeaderTimeout, ReadTimeout, IdleTimeout time.Duration
 
 	// CacheWindow is how long an edge is kept after it was last seen; CacheMaxEdges caps
 	// the cache in edges, CacheMaxBytes (when positive) in estimated heap bytes.
@@ -50,7 +70,7 @@ type Options struct {
 	// export them. Writing does not imply reading: see flowapi.HandlerOptions.
 	FlowWriters, FlowWritersAnyNode, FlowReaders []string
 	// TokenAudiences are the audiences pushers' tokens must carry; empty: the API
-	// server's default.
+	// server's own, so that any token for the API server would do.
 	TokenAudiences []string
 	// MaxPushBytes is the largest push body, before and after decompression.
 	MaxPushBytes int64
@@ -125,14 +145,25 @@ type AntreaOptions struct {
 	ServerName                string
 }
 
+// DefaultTokenAudience is the audience flow pushers' tokens must carry by default: a token
+// made for netpol-guard is useless against the API server, and one stolen from the API
+// server's audience is useless here.
+const DefaultTokenAudience = "netpol-guard"
+
 // DefaultOptions are the webhook's flags' defaults.
 func DefaultOptions() Options {
 	return Options{
-		Mode:           webhook.Warn,
-		MinHistory:     time.Hour,
-		MaxListed:      5,
-		DecisionBudget: 3 * time.Second,
-		Port:           9443,
+		Mode:                  webhook.Warn,
+		MinHistory:            time.Hour,
+		MaxListed:             5,
+		DecisionBudget:        3 * time.Second,
+		BypassCacheTTL:        10 * time.Second,
+		MaxInFlightAdmissions: 8,
+		Port:                  9443,
+		MaxConnections:        4096,
+		ReadHeaderTimeout:     10 * time.Second,
+		ReadTimeout:           30 * time.Second,
+		IdleTimeout:           90 * time.Second,
 		TLS: TLSOptions{
 			CertDir:       "/tmp/k8s-webhook-server/serving-certs",
 			ServiceName:   "netpol-guard",
@@ -144,9 +175,10 @@ func DefaultOptions() Options {
 		CacheMaxBytes:          flows.DefaultMaxBytes,
 		SnapshotInterval:       time.Minute,
 		MaxPushBytes:           flowapi.DefaultMaxBodyBytes,
+		TokenAudiences:         []string{DefaultTokenAudience},
 		IPGrace:                5 * time.Minute,
 		Goldmane:               GoldmaneOptions{Backfill: goldmane.DefaultBackfill},
-		MetricsBindAddress:     ":8080",
+		MetricsBindAddress:     "127.0.0.1:8080",
 		HealthProbeBindAddress: ":8081",
 		ShutdownDelay:          5 * time.Second,
 		GracefulTimeout:        30 * time.Second,

@@ -20,7 +20,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
-	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/netpol-guard/netpol-guard/certs"
@@ -64,6 +63,15 @@ func Run(ctx context.Context, opts Options) error {
 		tlsSource = &certs.Directory{Dir: t.CertDir, Log: ctrl.Log.WithName("certs")}
 	}
 
+	tlsOpts := []func(*tls.Config){certs.TLSOption(tlsSource), disableHTTP2}
+	if opts.AdmissionClientCA != "" {
+		pool, err := clientCAs(opts.AdmissionClientCA)
+		if err != nil {
+			return fmt.Errorf("admission client CA: %w", err)
+		}
+		tlsOpts = append(tlsOpts, verifyClientCertIfGiven(pool))
+	}
+
 	scheme := runtime.NewScheme()
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return err
@@ -75,11 +83,11 @@ func Run(ctx context.Context, opts Options) error {
 		HealthProbeBindAddress:  opts.HealthProbeBindAddress,
 		GracefulShutdownTimeout: &graceful,
 		Cache:                   cluster.CacheOptions(),
-		WebhookServer: ctrlwebhook.NewServer(ctrlwebhook.Options{
-			Host:    opts.Host,
-			Port:    opts.Port,
-			TLSOpts: []func(*tls.Config){certs.TLSOption(tlsSource), disableHTTP2},
-		}),
+		WebhookServer: &httpsServer{
+			host: opts.Host, port: opts.Port, tlsOpts: tlsOpts, maxConns: opts.MaxConnections,
+			readHeaderTimeout: opts.ReadHeaderTimeout, readTimeout: opts.ReadTimeout, idleTimeout: opts.IdleTimeout,
+			shutdownTimeout: opts.GracefulTimeout, mux: http.NewServeMux(),
+		},
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
@@ -102,6 +110,8 @@ func Run(ctx context.Context, opts Options) error {
 	flows.RegisterMetrics(metrics.Registry, cache, time.Now)
 	guard := webhook.NewGuard(webhook.Options{
 		Cache: cache, View: live, Mode: opts.Mode, MinHistory: opts.MinHistory, MaxListed: opts.MaxListed, Budget: opts.DecisionBudget,
+		AllowModeRelaxation: opts.AllowModeRelaxation, MaxInFlight: opts.MaxInFlightAdmissions,
+		Bypass:   webhook.NewSubjectAccessReviews(clientset.AuthorizationV1().SubjectAccessReviews(), opts.BypassCacheTTL, nil),
 		Recorder: mgr.GetEventRecorder("netpol-guard"),
 		Metrics:  webhook.NewMetrics(metrics.Registry),
 	})
@@ -115,7 +125,16 @@ func Run(ctx context.Context, opts Options) error {
 		return 0
 	}))
 	server := mgr.GetWebhookServer()
-	server.Register(webhook.ValidatePath, &admission.Webhook{Handler: guard, WithContextFunc: deadlineFromTimeout})
+	var admissions http.Handler = &admission.Webhook{Handler: guard, WithContextFunc: deadlineFromTimeout}
+	if opts.AdmissionClientCA != "" {
+		refused := prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "netpol_guard_admission_refused_total",
+			Help: "Admission reviews refused (403) for want of the API server's client certificate.",
+		})
+		metrics.Registry.MustRegister(refused)
+		admissions = requireClientCert(opts.AdmissionClientNames, refused.Inc, admissions)
+	}
+	server.Register(webhook.ValidatePath, admissions)
 	flowMetrics := flowapi.NewMetrics(metrics.Registry)
 	auth := flowapi.NewCachingAuthenticator(&tokenreview.Authenticator{Client: clientset, Audiences: opts.TokenAudiences},
 		flowapi.AuthCacheOptions{CheckToken: flowapi.CheckJWT, Metrics: flowMetrics})
@@ -199,8 +218,8 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		stop()
 	}()
-	log.Info("Serving webhook", "port", opts.Port, "mode", opts.Mode, "selfSigned", opts.TLS.SelfSigned, "snapshotPath", opts.SnapshotPath, "hubble", opts.Hubble.Address != "",
-		"goldmane", opts.Goldmane.Address != "", "antrea", opts.Antrea.Address != "")
+	log.Info("Serving webhook", "port", opts.Port, "mode", opts.Mode, "admissionClientCert", opts.AdmissionClientCA != "", "selfSigned", opts.TLS.SelfSigned, "snapshotPath", opts.SnapshotPath,
+		"hubble", opts.Hubble.Address != "", "goldmane", opts.Goldmane.Address != "", "antrea", opts.Antrea.Address != "")
 	return mgr.Start(mgrCtx)
 }
 

@@ -6,11 +6,14 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"runtime/debug"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
+	authenticationv1 "k8s.io/api/authentication/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
@@ -48,6 +51,14 @@ type Options struct {
 	View  View
 	// Mode is the global mode; default warn.
 	Mode Mode
+	// AllowModeRelaxation lets a namespace label or policy annotation set a laxer mode than
+	// the level above it. Without it they may only make the mode stricter.
+	AllowModeRelaxation bool
+	// Bypass decides who may use the bypass annotation; nil: nobody.
+	Bypass BypassAuthorizer
+	// MaxInFlight caps concurrent evaluations; past it a change is admitted unchecked with a
+	// warning. Default 8; negative: no cap.
+	MaxInFlight int
 	// MinHistory is how long the cache must have been observing before enforce rejects;
 	// with less, enforce degrades to a warning that says so. Default 1h.
 	MinHistory time.Duration
@@ -74,6 +85,8 @@ type Guard struct {
 	// an admission over 10k edges would otherwise allocate megabytes and make the
 	// collector, not the decision, set its latency.
 	scratches sync.Pool
+	// inflight holds a token per running evaluation; nil: no cap.
+	inflight chan struct{}
 }
 
 // scratch holds an admission's buffers; the cuts of a decision point into its edges, so it
@@ -125,7 +138,13 @@ func NewGuard(opts Options) *Guard {
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}
+	if opts.MaxInFlight == 0 {
+		opts.MaxInFlight = 8
+	}
 	g := &Guard{opts: opts}
+	if opts.MaxInFlight > 0 {
+		g.inflight = make(chan struct{}, opts.MaxInFlight)
+	}
 	g.memos.New = func() any { return evaluator.NewMemo() }
 	return g
 }
@@ -140,6 +159,7 @@ const (
 	outcomeDegraded = "degraded" // enforce with too little history: warned instead
 	outcomeSkipped  = "skipped"  // mode off, or not a NetworkPolicy
 	outcomeTimeout  = "timeout"  // admitted unchecked: no time left
+	outcomeBusy     = "busy"     // admitted unchecked: too many evaluations in flight
 	outcomeError    = "error"
 )
 
@@ -167,13 +187,28 @@ func (g *Guard) handle(ctx context.Context, req admission.Request) (admission.Re
 	if subject == nil {
 		subject = oldPolicy
 	}
-	ns := subject.Namespace
-	if ns == "" {
-		ns = req.Namespace
+	if subject.Namespace == "" {
+		subject.Namespace = req.Namespace
 	}
-	mode, source, problems := resolveMode(subject.Annotations, g.opts.View.NamespaceLabels(ns), g.opts.Mode)
-	if mode == Off {
-		return admission.Allowed("netpol-guard mode is off (" + string(source) + ")"), mode, outcomeSkipped
+	dryRun := req.DryRun != nil && *req.DryRun
+	rm := resolveMode(subject.Annotations, g.opts.View.NamespaceLabels(subject.Namespace), g.opts.Mode, g.opts.AllowModeRelaxation)
+	resp, outcome := g.judge(ctx, req, subject, oldPolicy, newPolicy, rm, dryRun)
+	g.recordRelaxations(subject, rm, req.UserInfo.Username, dryRun, &resp)
+	return resp, rm.mode, outcome
+}
+
+// judge evaluates the change in its mode and answers.
+func (g *Guard) judge(ctx context.Context, req admission.Request, subject, oldPolicy, newPolicy *networkingv1.NetworkPolicy, rm resolvedMode, dryRun bool) (admission.Response, string) {
+	problems := append(rm.problems, rm.ignored()...)
+	admitted := func(warning string) admission.Response {
+		return admission.Allowed("").WithWarnings(append(prefixed(problems), warning)...)
+	}
+	if rm.mode == Off {
+		resp := admission.Allowed("netpol-guard mode is off (" + string(rm.source) + ")")
+		if rm.source != fromGlobal {
+			resp = admitted("netpol-guard: mode off (" + string(rm.source) + "): not evaluated")
+		}
+		return resp, outcomeSkipped
 	}
 
 	budget := g.opts.Budget
@@ -182,28 +217,87 @@ func (g *Guard) handle(ctx context.Context, req admission.Request) (admission.Re
 		// unchecked with a warning.
 		budget = time.Until(deadline) * 8 / 10
 	}
+	// The cap counts evaluations, not requests: one abandoned at its budget keeps its
+	// token until it ends.
+	if g.inflight != nil {
+		select {
+		case g.inflight <- struct{}{}:
+		default:
+			log.Info("Too many evaluations in flight, admitting unchecked", "policy", klog.KObj(subject), "maxInFlight", cap(g.inflight))
+			return admitted(fmt.Sprintf("netpol-guard: too busy (%d evaluations in flight); %s admitted unchecked", cap(g.inflight), change(req.Operation, subject))), outcomeBusy
+		}
+	}
 	done := make(chan decisionResult, 1)
-	go func() { done <- g.decide(ns, oldPolicy, newPolicy) }()
+	go func() {
+		if g.inflight != nil {
+			defer func() { <-g.inflight }()
+		}
+		defer func() {
+			// A bug in an evaluation must cost this admission its check, not the process.
+			if r := recover(); r != nil {
+				log.Error(fmt.Errorf("%v", r), "Evaluation panicked", "policy", klog.KObj(subject), "stack", string(debug.Stack()))
+				done <- decisionResult{err: fmt.Errorf("evaluation failed: %v", r)}
+			}
+		}()
+		done <- g.decide(subject.Namespace, oldPolicy, newPolicy)
+	}()
+	timer := time.NewTimer(budget)
+	defer timer.Stop()
 	var d decisionResult
 	select {
 	case d = <-done:
-	case <-time.After(budget):
+	case <-timer.C:
 		logger(ctx).Info("Evaluation did not finish in time, admitting unchecked", "policy", klog.KObj(subject), "budget", budget)
-		return admission.Allowed("").WithWarnings(fmt.Sprintf("netpol-guard: evaluation did not finish within %s; %s admitted unchecked", budget.Round(time.Millisecond), change(req.Operation, subject))), mode, outcomeTimeout
+		return admitted(fmt.Sprintf("netpol-guard: evaluation did not finish within %s; %s admitted unchecked", budget.Round(time.Millisecond), change(req.Operation, subject))), outcomeTimeout
+	case <-ctx.Done():
+		logger(ctx).Info("Admission request ended before the evaluation, admitting unchecked", "policy", klog.KObj(subject))
+		return admitted("netpol-guard: the request ended before the evaluation; " + change(req.Operation, subject) + " admitted unchecked"), outcomeTimeout
 	}
 	if d.err != nil {
 		// Fail open: a guardrail outage must never block an incident fix.
 		logger(ctx).Error(d.err, "Evaluation failed, admitting unchecked", "policy", klog.KObj(subject))
-		return admission.Allowed("").WithWarnings("netpol-guard: could not evaluate this change (" + truncate(d.err.Error(), 70) + "); admitted unchecked"), mode, outcomeError
+		return admitted("netpol-guard: could not evaluate this change (" + truncate(d.err.Error(), 70) + "); admitted unchecked"), outcomeError
 	}
 	d.change = change(req.Operation, subject)
-	d.mode, d.modeSource = mode, source
+	d.namespace = subject.Namespace
+	d.mode, d.modeSource = rm.mode, rm.source
 	d.problems = problems
 	d.user = req.UserInfo.Username
-	d.dryRun = req.DryRun != nil && *req.DryRun
+	d.userInfo = req.UserInfo
+	d.dryRun = dryRun
 	d.bypass, d.bypassed = subject.Annotations[BypassAnnotation]
 	defer g.putScratch(d.scratch)
-	return g.respond(ctx, subject, d)
+	resp, _, outcome := g.respond(ctx, subject, d)
+	return resp, outcome
+}
+
+// recordRelaxations reports overrides that asked for a laxer mode: a log line and, dry runs
+// excepted, a metric; an audit annotation; and for one that took effect an Event, so that
+// no relaxation of the guardrail is silent.
+func (g *Guard) recordRelaxations(subject *networkingv1.NetworkPolicy, rm resolvedMode, user string, dryRun bool, resp *admission.Response) {
+	if len(rm.relaxations) == 0 {
+		return
+	}
+	var notes []string
+	for _, rel := range rm.relaxations {
+		result := "ignored"
+		if rel.applied {
+			result = "applied"
+		}
+		notes = append(notes, rel.String())
+		log.Info("Mode relaxation "+result, "policy", klog.KObj(subject), "source", rel.source, "from", rel.from, "to", rel.to, "user", user, "dryRun", dryRun)
+		if m := g.opts.Metrics; m != nil && !dryRun {
+			m.Relaxations.WithLabelValues(string(rel.source), result).Inc()
+		}
+	}
+	if resp.AuditAnnotations == nil {
+		resp.AuditAnnotations = map[string]string{}
+	}
+	resp.AuditAnnotations["mode-relaxation"] = truncate(strings.Join(notes, "; "), 1000)
+	if rm.relaxed() && !dryRun && g.opts.Recorder != nil {
+		g.opts.Recorder.Eventf(subject, nil, "Warning", "ModeRelaxed", "Admission", "%s",
+			truncate(fmt.Sprintf("%s by %s, allowed by --allow-mode-relaxation: mode %s from the %s.", strings.Join(notes, "; "), user, rm.mode, rm.source), 1000))
+	}
 }
 
 // decodePolicies returns the policy before (UPDATE, DELETE) and after (CREATE, UPDATE).
@@ -259,13 +353,19 @@ type decisionResult struct {
 	err      error
 
 	change     string
+	namespace  string
 	mode       Mode
 	modeSource modeSource
 	problems   []string
 	user       string
+	userInfo   authenticationv1.UserInfo
 	dryRun     bool
 	bypass     string
 	bypassed   bool
+	// bypassDenied: the bypass annotation is present but the user lacks the bypass right.
+	bypassDenied bool
+	// bypassUnverified is why the bypass right could not be checked (admitted: fail open).
+	bypassUnverified error
 }
 
 // decide judges a change of a policy of namespace ns from in-memory indexes only: the policy
@@ -518,14 +618,20 @@ func (g *Guard) respond(ctx context.Context, subject *networkingv1.NetworkPolicy
 	var resp admission.Response
 	var outcome string
 	switch {
-	case d.mode == Enforce && d.bypassed:
-		outcome = outcomeBypassed
-		resp = admission.Allowed("").WithWarnings(r.warnings("admitted by " + BypassAnnotation + " (" + truncate(d.bypass, 40) + ")")...)
 	case d.mode == Enforce && d.coverage.history < g.opts.MinHistory:
 		outcome = outcomeDegraded
 		resp = admission.Allowed("").WithWarnings(r.warnings(fmt.Sprintf("enforce degraded to warn: %s of history < %s", human.Duration(d.coverage.history), human.Duration(g.opts.MinHistory)))...)
+	case d.mode == Enforce && d.bypassed && g.mayBypass(ctx, subject.Namespace, &d):
+		outcome = outcomeBypassed
+		head := "admitted by " + BypassAnnotation + " (" + truncate(d.bypass, 40) + ")"
+		if d.bypassUnverified != nil {
+			head += ", bypass right unchecked"
+		}
+		r.d = d
+		resp = admission.Allowed("").WithWarnings(r.warnings(head)...)
 	case d.mode == Enforce:
 		outcome = outcomeRejected
+		r.d = d
 		resp = admission.Denied(r.message())
 		if len(d.problems) > 0 {
 			resp = resp.WithWarnings(prefixed(d.problems)...)
@@ -542,13 +648,51 @@ func (g *Guard) respond(ctx context.Context, subject *networkingv1.NetworkPolicy
 	return resp, d.mode, outcome
 }
 
+// mayBypass asks whether the user holds the bypass right in namespace, with the one call
+// to the API server an admission may make, and notes the answer in d. It is asked only for
+// a cut enforce would reject. If the right cannot be checked the bypass is honoured (fail
+// open, as for any outage of the guardrail) and recorded as unverified.
+func (g *Guard) mayBypass(ctx context.Context, namespace string, d *decisionResult) bool {
+	result := "allowed"
+	defer func() {
+		if m := g.opts.Metrics; m != nil && !d.dryRun {
+			m.Bypasses.WithLabelValues(result).Inc()
+		}
+	}()
+	if g.opts.Bypass == nil {
+		result, d.bypassDenied = "denied", true
+		return false
+	}
+	// The request context reports the API server's deadline without arming it.
+	timeout := g.opts.Budget
+	if deadline, ok := ctx.Deadline(); ok {
+		timeout = time.Until(deadline) * 9 / 10
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	ok, err := g.opts.Bypass.MayBypass(ctx, d.userInfo, namespace)
+	switch {
+	case err != nil:
+		log.Error(err, "Cannot check the bypass right, honouring the bypass", "namespace", namespace, "user", d.user)
+		result, d.bypassUnverified = "unverified", err
+		return true
+	case !ok:
+		result, d.bypassDenied = "denied", true
+		return false
+	}
+	return true
+}
+
 // record writes the Event and the log line. Dry runs record nothing: the webhook declares
 // sideEffects NoneOnDryRun.
 func (g *Guard) record(ctx context.Context, subject *networkingv1.NetworkPolicy, d decisionResult, outcome string, r report) {
 	kv := []any{"policy", klog.KObj(subject), "change", d.change, "mode", d.mode, "outcome", outcome,
 		"cutFlows", len(d.cuts), "candidates", d.summary.Candidates, "user", d.user, "dryRun", d.dryRun}
 	if d.bypassed {
-		kv = append(kv, "bypassReason", d.bypass)
+		kv = append(kv, "bypassReason", d.bypass, "bypassDenied", d.bypassDenied)
+		if d.bypassUnverified != nil {
+			kv = append(kv, "bypassUnverified", d.bypassUnverified.Error())
+		}
 	}
 	logger(ctx).V(levelInfo).Info("NetworkPolicy change would cut flows", kv...)
 	if d.dryRun || g.opts.Recorder == nil {

@@ -3,8 +3,10 @@ package webhook
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -13,6 +15,8 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/go-logr/logr/funcr"
 	"github.com/go-logr/logr/testr"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	admissionv1 "k8s.io/api/admission/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -37,6 +41,8 @@ type testView struct {
 	pods     map[flows.PeerID]*evaluator.Endpoint
 	webhooks map[flows.PeerID]string
 	block    chan struct{} // when set, PolicySet waits on it: an evaluation that takes too long
+	// panics, when set, makes PolicySet panic with it: a bug in an evaluation.
+	panics any
 	// remembered interns endpoints of workloads known only from the cache, as Live does:
 	// the same identity and stored info give the same pointer.
 	remembered map[*flows.PeerInfo]*evaluator.Endpoint
@@ -67,6 +73,9 @@ func newTestView(policies ...*networkingv1.NetworkPolicy) *testView {
 func (v *testView) PolicySet() *evaluator.PolicySet {
 	if v.block != nil {
 		<-v.block
+	}
+	if v.panics != nil {
+		panic(v.panics)
 	}
 	v.mu.Lock()
 	defer v.mu.Unlock()
@@ -223,15 +232,38 @@ type fixture struct {
 	guard    *Guard
 	view     *testView
 	recorder *events.FakeRecorder
+	bypass   *fakeBypass
+	metrics  *Metrics
+}
+
+// fakeBypass grants the bypass right to the users listed, and counts the questions.
+type fakeBypass struct {
+	mu      sync.Mutex
+	allowed map[string]bool
+	err     error
+	asked   []string // "user namespace"
+}
+
+func (f *fakeBypass) MayBypass(_ context.Context, u authenticationv1.UserInfo, namespace string) (bool, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.asked = append(f.asked, u.Username+" "+namespace)
+	return f.allowed[u.Username], f.err
 }
 
 func newFixture(t *testing.T, mode Mode, cache *flows.Cache, policies ...*networkingv1.NetworkPolicy) fixture {
 	t.Helper()
+	return newFixtureWith(t, Options{Mode: mode, Cache: cache}, policies...)
+}
+
+// newFixtureWith fills in the view, recorder, bypass authorizer, metrics and clock of opts.
+func newFixtureWith(t *testing.T, opts Options, policies ...*networkingv1.NetworkPolicy) fixture {
+	t.Helper()
 	log = testr.New(t)
-	view := newTestView(policies...)
-	rec := events.NewFakeRecorder(10)
-	g := NewGuard(Options{Cache: cache, View: view, Mode: mode, Recorder: rec, Now: func() time.Time { return now }})
-	return fixture{guard: g, view: view, recorder: rec}
+	f := fixture{view: newTestView(policies...), recorder: events.NewFakeRecorder(10), bypass: &fakeBypass{}, metrics: NewMetrics(prometheus.NewRegistry())}
+	opts.View, opts.Recorder, opts.Bypass, opts.Metrics, opts.Now = f.view, f.recorder, f.bypass, f.metrics, func() time.Time { return now }
+	f.guard = NewGuard(opts)
+	return f
 }
 
 func (f fixture) events() []string {
@@ -412,6 +444,7 @@ func TestUpdateJudgesAgainstTheRequestsOldObject(t *testing.T) {
 
 func TestBypassAnnotationAdmitsAndRecordsWhoAndWhy(t *testing.T) {
 	f := newFixture(t, Enforce, shopCache(now.Add(-48*time.Hour)))
+	f.bypass.allowed = map[string]bool{"alice@example.com": true}
 	p := policy("default-deny", selectAll, annotated(BypassAnnotation, "incident 4711: isolate cart"))
 	resp := f.guard.Handle(t.Context(), request(admissionv1.Create, nil, p, false))
 	if !resp.Allowed {
@@ -427,25 +460,114 @@ func TestBypassAnnotationAdmitsAndRecordsWhoAndWhy(t *testing.T) {
 	if len(resp.Warnings) == 0 || !strings.Contains(resp.Warnings[0], "admitted by netpol-guard.io/allow-cut") {
 		t.Errorf("warnings %q", resp.Warnings)
 	}
+	if got := testutil.ToFloat64(f.metrics.Bypasses.WithLabelValues("allowed")); got != 1 {
+		t.Errorf("bypasses allowed metric %v, want 1", got)
+	}
+}
+
+func TestBypassNeedsTheBypassRight(t *testing.T) {
+	f := newFixture(t, Enforce, shopCache(now.Add(-48*time.Hour)))
+	p := policy("default-deny", selectAll, annotated(BypassAnnotation, "I can edit policies"))
+	resp := f.guard.Handle(t.Context(), request(admissionv1.Create, nil, p, false))
+	if resp.Allowed {
+		t.Fatal("a user without the bypass right cut live flows with the bypass annotation")
+	}
+	msg := resp.Result.Message
+	for _, want := range []string{"The policy carries netpol-guard.io/allow-cut, but alice@example.com may not bypass", `RBAC verb "bypass" on networkpolicies.netpol-guard.io in namespace shop`} {
+		if !strings.Contains(msg, want) {
+			t.Errorf("rejection does not say %q:\n%s", want, msg)
+		}
+	}
+	if fmt.Sprint(f.bypass.asked) != "[alice@example.com shop]" {
+		t.Errorf("bypass right asked %v, want once for alice in shop", f.bypass.asked)
+	}
+	if a := resp.AuditAnnotations; a["outcome"] != outcomeRejected || a["bypass"] != "denied: no bypass right" || a["bypass-user"] != "alice@example.com" {
+		t.Errorf("audit annotations %v", a)
+	}
+	if ev := f.events(); len(ev) != 1 || !strings.Contains(ev[0], "CutRejected") || !strings.Contains(ev[0], "Bypass by alice@example.com refused") {
+		t.Errorf("events %v", ev)
+	}
+	if got := testutil.ToFloat64(f.metrics.Bypasses.WithLabelValues("denied")); got != 1 {
+		t.Errorf("bypasses denied metric %v, want 1", got)
+	}
+}
+
+func TestBypassRightIsAskedOnlyForACutEnforceWouldReject(t *testing.T) {
+	cutsNothing := policy("allow-all", allowFrom("web"), annotated(BypassAnnotation, "x"), func(p *networkingv1.NetworkPolicy) {
+		p.Spec.Ingress = append(p.Spec.Ingress, networkingv1.NetworkPolicyIngressRule{})
+	})
+	for name, tt := range map[string]struct {
+		mode       Mode
+		policy     *networkingv1.NetworkPolicy
+		minHistory time.Duration
+	}{
+		"warn":                 {Warn, policy("default-deny", selectAll, annotated(BypassAnnotation, "x")), 0},
+		"nothing cut":          {Enforce, cutsNothing, 0},
+		"too little history":   {Enforce, policy("default-deny", selectAll, annotated(BypassAnnotation, "x")), 100 * time.Hour},
+		"no bypass annotation": {Enforce, policy("default-deny", selectAll), 0},
+	} {
+		t.Run(name, func(t *testing.T) {
+			f := newFixtureWith(t, Options{Mode: tt.mode, MinHistory: tt.minHistory, Cache: shopCache(now.Add(-48 * time.Hour))})
+			f.guard.Handle(t.Context(), request(admissionv1.Create, nil, tt.policy, false))
+			if len(f.bypass.asked) != 0 {
+				t.Errorf("asked for the bypass right: %v", f.bypass.asked)
+			}
+		})
+	}
+}
+
+func TestBypassWhoseRightCannotBeCheckedIsAdmittedAndRecorded(t *testing.T) {
+	f := newFixture(t, Enforce, shopCache(now.Add(-48*time.Hour)))
+	f.bypass.err = errors.New("connection refused")
+	p := policy("default-deny", selectAll, annotated(BypassAnnotation, "incident 4711"))
+	resp := f.guard.Handle(t.Context(), request(admissionv1.Create, nil, p, false))
+	if !resp.Allowed || len(resp.Warnings) == 0 || !strings.Contains(resp.Warnings[0], "bypass right unchecked") {
+		t.Fatalf("allowed %v, warnings %q", resp.Allowed, resp.Warnings)
+	}
+	if a := resp.AuditAnnotations; a["outcome"] != outcomeBypassed || !strings.Contains(a["bypass"], "unverified: ") {
+		t.Errorf("audit annotations %v", a)
+	}
+	if ev := f.events(); len(ev) != 1 || !strings.Contains(ev[0], "right unchecked") {
+		t.Errorf("events %v", ev)
+	}
+}
+
+func TestRejectionSuggestsTheBypassNotARelaxation(t *testing.T) {
+	f := newFixture(t, Enforce, shopCache(now.Add(-48*time.Hour)))
+	msg := f.guard.Handle(t.Context(), request(admissionv1.Create, nil, defaultDeny, false)).Result.Message
+	if strings.Contains(msg, ModeKey) {
+		t.Errorf("rejection suggests changing the mode:\n%s", msg)
+	}
+	if !strings.Contains(msg, `annotate the policy netpol-guard.io/allow-cut="<reason>"`) || !strings.Contains(msg, "that needs the RBAC verb \"bypass\"") {
+		t.Errorf("rejection does not explain the bypass and the right it needs:\n%s", msg)
+	}
 }
 
 func TestModeOverrides(t *testing.T) {
 	tests := []struct {
 		name      string
 		global    Mode
+		relax     bool
 		nsLabel   string
 		policyAnn string
 		allowed   bool
-		warnings  bool
+		warning   string // a warning that must be given; "" none at all
+		relaxed   string // result of the relaxation metric, if one is counted
 	}{
-		{"namespace label overrides the global mode", Warn, "enforce", "", false, false},
-		{"policy annotation overrides the namespace label", Enforce, "enforce", "warn", true, true},
-		{"off skips evaluation", Enforce, "off", "", true, false},
-		{"an invalid label falls back to the global mode and says so", Enforce, "strict", "", false, true},
+		{"namespace label makes the mode stricter", Warn, false, "enforce", "", false, "", ""},
+		{"policy annotation makes the mode stricter", Audit, false, "warn", "enforce", false, "", ""},
+		{"policy annotation cannot relax enforce", Enforce, false, "", "warn", false, "ignoring policy annotation netpol-guard.io/mode=warn: laxer than enforce", "ignored"},
+		{"policy annotation cannot switch enforce off", Enforce, false, "", "off", false, "ignoring policy annotation netpol-guard.io/mode=off", "ignored"},
+		{"namespace label cannot switch enforce off", Enforce, false, "off", "", false, "ignoring namespace label netpol-guard.io/mode=off", "ignored"},
+		{"policy annotation cannot relax a namespace's enforce", Warn, false, "enforce", "audit", false, "ignoring policy annotation netpol-guard.io/mode=audit: laxer than enforce", "ignored"},
+		{"with relaxation allowed the policy annotation relaxes", Enforce, true, "enforce", "warn", true, "would cut 3 active flows", "applied"},
+		{"with relaxation allowed off skips evaluation", Enforce, true, "off", "", true, "mode off (namespace label): not evaluated", "applied"},
+		{"global off skips evaluation silently", Off, false, "", "", true, "", ""},
+		{"an invalid label falls back to the global mode and says so", Enforce, false, "strict", "", false, `ignoring namespace label netpol-guard.io/mode="strict"`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			f := newFixture(t, tt.global, shopCache(now.Add(-48*time.Hour)))
+			f := newFixtureWith(t, Options{Mode: tt.global, AllowModeRelaxation: tt.relax, Cache: shopCache(now.Add(-48 * time.Hour))})
 			if tt.nsLabel != "" {
 				f.view.nsLabels["shop"] = map[string]string{ModeKey: tt.nsLabel}
 			}
@@ -454,10 +576,60 @@ func TestModeOverrides(t *testing.T) {
 				p = policy("default-deny", selectAll, annotated(ModeKey, tt.policyAnn))
 			}
 			resp := f.guard.Handle(t.Context(), request(admissionv1.Create, nil, p, false))
-			if resp.Allowed != tt.allowed || (len(resp.Warnings) > 0) != tt.warnings {
-				t.Errorf("allowed %v with warnings %q; want allowed %v, warnings %v", resp.Allowed, resp.Warnings, tt.allowed, tt.warnings)
+			if resp.Allowed != tt.allowed {
+				t.Errorf("allowed %v, want %v: %v", resp.Allowed, tt.allowed, resp.Result)
+			}
+			if tt.warning == "" && len(resp.Warnings) > 0 || tt.warning != "" && !strings.Contains(strings.Join(resp.Warnings, "\n"), tt.warning) {
+				t.Errorf("warnings %q, want one saying %q", resp.Warnings, tt.warning)
+			}
+			for _, result := range []string{"applied", "ignored"} {
+				want := 0.0
+				if result == tt.relaxed {
+					want = 1
+				}
+				var got float64
+				for _, source := range []modeSource{fromNamespace, fromPolicy} {
+					got += testutil.ToFloat64(f.metrics.Relaxations.WithLabelValues(string(source), result))
+				}
+				if got != want {
+					t.Errorf("relaxations %s: %v, want %v", result, got, want)
+				}
+			}
+			if word := map[string]string{"applied": "applied ", "ignored": "ignoring "}[tt.relaxed]; !strings.HasPrefix(resp.AuditAnnotations["mode-relaxation"], word) {
+				t.Errorf("audit annotations %v", resp.AuditAnnotations)
+			}
+			relaxedEvent := slices.ContainsFunc(f.events(), func(e string) bool { return strings.Contains(e, "ModeRelaxed") })
+			if relaxedEvent != (tt.relaxed == "applied") {
+				t.Errorf("ModeRelaxed event %v, want %v", relaxedEvent, tt.relaxed == "applied")
 			}
 		})
+	}
+}
+
+func TestPolicyAnnotationCannotSwitchEnforceOff(t *testing.T) {
+	f := newFixture(t, Enforce, shopCache(now.Add(-48*time.Hour)))
+	p := policy("default-deny", selectAll, annotated(ModeKey, string(Off)))
+	resp := f.guard.Handle(t.Context(), request(admissionv1.Create, nil, p, false))
+	if resp.Allowed {
+		t.Fatalf("%s=off on the policy switched enforce off: %v", ModeKey, resp.Result)
+	}
+	if !strings.Contains(resp.Result.Message, "mode enforce, from the global --mode") {
+		t.Errorf("rejection:\n%s", resp.Result.Message)
+	}
+}
+
+func TestRelaxationsAreNotRecordedOnDryRuns(t *testing.T) {
+	f := newFixtureWith(t, Options{Mode: Enforce, AllowModeRelaxation: true, Cache: shopCache(now.Add(-48 * time.Hour))})
+	p := policy("default-deny", selectAll, annotated(ModeKey, string(Off)))
+	resp := f.guard.Handle(t.Context(), request(admissionv1.Create, nil, p, true))
+	if !resp.Allowed {
+		t.Fatalf("allowed relaxation to off rejected: %v", resp.Result)
+	}
+	if ev := f.events(); len(ev) != 0 {
+		t.Errorf("dry run recorded events %v", ev)
+	}
+	if got := testutil.ToFloat64(f.metrics.Relaxations.WithLabelValues(string(fromPolicy), "applied")); got != 0 {
+		t.Errorf("dry run counted a relaxation: %v", got)
 	}
 }
 
@@ -517,6 +689,49 @@ func TestEvaluationThatCannotFinishInTimeAdmitsWithAWarning(t *testing.T) {
 	resp := f.guard.Handle(ctx, request(admissionv1.Create, nil, defaultDeny, false))
 	if !resp.Allowed || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "did not finish within") {
 		t.Errorf("allowed %v, warnings %q", resp.Allowed, resp.Warnings)
+	}
+}
+
+func TestEvaluationThatPanicsAdmitsWithAWarning(t *testing.T) {
+	f := newFixture(t, Enforce, shopCache(now.Add(-48*time.Hour)))
+	f.view.panics = "index out of range"
+	resp := f.guard.Handle(t.Context(), request(admissionv1.Create, nil, defaultDeny, false))
+	if !resp.Allowed || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "could not evaluate this change (evaluation failed: index out of range)") {
+		t.Errorf("allowed %v, warnings %q", resp.Allowed, resp.Warnings)
+	}
+	if got := testutil.ToFloat64(f.metrics.Requests.WithLabelValues("CREATE", "enforce", outcomeError)); got != 1 {
+		t.Errorf("error outcomes %v, want 1", got)
+	}
+}
+
+func TestEvaluationsPastTheCapAreAdmittedBusy(t *testing.T) {
+	f := newFixtureWith(t, Options{Mode: Enforce, MaxInFlight: 1, Budget: 20 * time.Millisecond, Cache: shopCache(now.Add(-48 * time.Hour))})
+	f.view.block = make(chan struct{})
+	// The first evaluation blocks past its budget and keeps its token: the cap counts
+	// evaluations, not requests.
+	if resp := f.guard.Handle(t.Context(), request(admissionv1.Create, nil, defaultDeny, false)); !strings.Contains(strings.Join(resp.Warnings, ""), "did not finish within") {
+		t.Fatalf("first: warnings %q", resp.Warnings)
+	}
+	resp := f.guard.Handle(t.Context(), request(admissionv1.Create, nil, defaultDeny, false))
+	if !resp.Allowed || len(resp.Warnings) != 1 || !strings.Contains(resp.Warnings[0], "netpol-guard: too busy (1 evaluations in flight); create shop/default-deny admitted unchecked") {
+		t.Errorf("allowed %v, warnings %q", resp.Allowed, resp.Warnings)
+	}
+	if got := testutil.ToFloat64(f.metrics.Requests.WithLabelValues("CREATE", "enforce", outcomeBusy)); got != 1 {
+		t.Errorf("busy outcomes %v, want 1", got)
+	}
+	close(f.view.block)
+	// Once the first evaluation ends its token is back and the next is judged.
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		f.guard.opts.Budget = 10 * time.Second
+		resp = f.guard.Handle(t.Context(), request(admissionv1.Create, nil, defaultDeny, false))
+		if !resp.Allowed || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if resp.Allowed {
+		t.Errorf("after the blocked evaluation ended: allowed, warnings %q", resp.Warnings)
 	}
 }
 

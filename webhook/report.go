@@ -52,8 +52,13 @@ func (r report) message() string {
 		b.WriteString("\nThis change cuts " + p + ".")
 	}
 	b.WriteString("\n" + r.coverageLine())
-	b.WriteString("\nTo apply it anyway, annotate the policy " + BypassAnnotation + `="<reason>"` +
-		" (recorded with your name); to be warned instead, set " + ModeKey + "=warn on the policy.")
+	ns := r.d.namespace
+	if r.d.bypassDenied {
+		fmt.Fprintf(&b, "\nThe policy carries %s, but %s may not bypass: that needs the %s.", BypassAnnotation, r.d.user, bypassRight(ns))
+	} else {
+		b.WriteString("\nTo apply it anyway, annotate the policy " + BypassAnnotation + `="<reason>"` +
+			" (recorded with your name); that needs the " + bypassRight(ns) + ".")
+	}
 	return b.String()
 }
 
@@ -101,13 +106,24 @@ func (r report) auditAnnotations(outcome string) map[string]string {
 	if r.d.bypassed {
 		a["bypass-reason"] = truncate(r.d.bypass, 1000)
 		a["bypass-user"] = r.d.user
+		switch {
+		case r.d.bypassDenied:
+			a["bypass"] = "denied: no bypass right"
+		case r.d.bypassUnverified != nil:
+			a["bypass"] = "unverified: " + truncate(r.d.bypassUnverified.Error(), 200)
+		}
 	}
 	return a
 }
 
 func (r report) eventNote(outcome string) string {
 	note := fmt.Sprintf("%s %s: %s. %s", r.d.change, outcome, r.lead(), r.coverageLine())
-	if r.d.bypassed {
+	switch {
+	case r.d.bypassed && r.d.bypassDenied:
+		note = fmt.Sprintf("%s Bypass by %s refused (no bypass right): %q.", note, r.d.user, r.d.bypass)
+	case r.d.bypassed && r.d.bypassUnverified != nil:
+		note = fmt.Sprintf("%s Bypassed by %s, right unchecked (%v): %q.", note, r.d.user, r.d.bypassUnverified, r.d.bypass)
+	case r.d.bypassed:
 		note = fmt.Sprintf("%s Bypassed by %s: %q.", note, r.d.user, r.d.bypass)
 	}
 	return truncate(note, 1000)

@@ -39,7 +39,16 @@ type ControlPlaneOptions struct {
 	Dir string
 	// Logf reports progress; nil: silent.
 	Logf func(format string, args ...any)
+	// WebhookClientCert makes kube-apiserver present a client certificate
+	// (WebhookClientName, signed by the CA in ControlPlane.WebhookClientCAFile) to every
+	// admission webhook, through an AdmissionConfiguration, as a cluster admin would
+	// configure it for netpol-guard's --admission-client-ca.
+	WebhookClientCert bool
 }
+
+// WebhookClientName is the common name of the client certificate kube-apiserver presents to
+// webhooks with ControlPlaneOptions.WebhookClientCert.
+const WebhookClientName = "kube-apiserver-webhook-client"
 
 // ControlPlane is a running kube-apiserver and etcd.
 type ControlPlane struct {
@@ -55,6 +64,9 @@ type ControlPlane struct {
 	Kubeconfig string
 	// KubectlPath is the kubectl built beside kube-apiserver.
 	KubectlPath string
+	// WebhookClientCAFile signs the client certificate kube-apiserver presents to webhooks
+	// (ControlPlaneOptions.WebhookClientCert); empty otherwise.
+	WebhookClientCAFile string
 
 	logf       func(format string, args ...any)
 	removeDir  bool
@@ -95,6 +107,14 @@ func StartControlPlane(opts ControlPlaneOptions) (*ControlPlane, error) {
 
 	start := time.Now()
 	cp.Env = &envtest.Environment{BinaryAssetsDirectory: assets}
+	if opts.WebhookClientCert {
+		config, err := cp.writeWebhookClientConfig()
+		if err != nil {
+			cp.cleanDir()
+			return nil, err
+		}
+		cp.Env.ControlPlane.GetAPIServer().Configure().Set("admission-control-config-file", config)
+	}
 	cfg, err := cp.Env.Start()
 	if err != nil {
 		cp.cleanDir()
@@ -130,6 +150,51 @@ func StartControlPlane(opts ControlPlaneOptions) (*ControlPlane, error) {
 	cp.kubeCache = filepath.Join(cp.Dir, "kubectl-cache")
 	cp.logf("Control plane up: kube-apiserver %s at %s in %s", cp.Version, cfg.Host, time.Since(start).Round(100*time.Millisecond))
 	return cp, nil
+}
+
+// writeWebhookClientConfig writes a client CA, a client certificate it signed, the
+// kubeconfig kube-apiserver presents it from (user "*": every webhook) and the
+// AdmissionConfiguration naming that kubeconfig; it returns the AdmissionConfiguration's
+// path.
+func (cp *ControlPlane) writeWebhookClientConfig() (string, error) {
+	ca, err := NewCA("netpol-guard e2e webhook client CA")
+	if err != nil {
+		return "", err
+	}
+	issued, err := ca.IssueClient(WebhookClientName)
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(cp.Dir, "webhook-client")
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return "", err
+	}
+	path := func(name string) string { return filepath.Join(dir, name) }
+	kubeconfig := fmt.Sprintf(`apiVersion: v1
+kind: Config
+users:
+- name: "*"
+  user:
+    client-certificate: %s
+    client-key: %s
+`, path("tls.crt"), path("tls.key"))
+	admission := fmt.Sprintf(`apiVersion: apiserver.config.k8s.io/v1
+kind: AdmissionConfiguration
+plugins:
+- name: ValidatingAdmissionWebhook
+  configuration:
+    apiVersion: apiserver.config.k8s.io/v1
+    kind: WebhookAdmissionConfiguration
+    kubeConfigFile: %s
+`, path("kubeconfig"))
+	for name, data := range map[string][]byte{"ca.crt": ca.CertPEM, "tls.crt": issued.CertPEM, "tls.key": issued.KeyPEM,
+		"kubeconfig": []byte(kubeconfig), "admission.yaml": []byte(admission)} {
+		if err := os.WriteFile(path(name), data, 0o600); err != nil {
+			return "", err
+		}
+	}
+	cp.WebhookClientCAFile = path("ca.crt")
+	return path("admission.yaml"), nil
 }
 
 // OnStop registers fn to run when the control plane stops, before it does (last registered,
@@ -247,9 +312,12 @@ func (cp *ControlPlane) EnsureNamespace(ctx context.Context, name string, labels
 	return cp.Client.Update(ctx, ns)
 }
 
+// TokenAudience is the audience of ServiceAccountToken's tokens, and the webhooks' the
+// harness starts (--token-audience), as the chart issues the agent's projected token.
+const TokenAudience = "netpol-guard"
+
 // ServiceAccountToken creates the namespace and ServiceAccount if need be and returns a
-// token for it from the TokenRequest API, valid for the API server's own audiences (what
-// TokenReview checks by default) for an hour.
+// token for it from the TokenRequest API, for TokenAudience, valid for an hour.
 func (cp *ControlPlane) ServiceAccountToken(ctx context.Context, namespace, name string) (string, error) {
 	if err := cp.EnsureNamespace(ctx, namespace, nil); err != nil {
 		return "", fmt.Errorf("namespace %s: %w", namespace, err)
@@ -260,7 +328,7 @@ func (cp *ControlPlane) ServiceAccountToken(ctx context.Context, namespace, name
 	}
 	hour := int64(3600)
 	tr, err := cp.Clientset.CoreV1().ServiceAccounts(namespace).CreateToken(ctx, name,
-		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &hour}}, metav1.CreateOptions{})
+		&authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{ExpirationSeconds: &hour, Audiences: []string{TokenAudience}}}, metav1.CreateOptions{})
 	if err != nil {
 		return "", fmt.Errorf("token for ServiceAccount %s/%s: %w", namespace, name, err)
 	}

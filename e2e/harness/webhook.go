@@ -184,6 +184,7 @@ func webhookArgs(w *Webhook, opts WebhookOptions) []string {
 		"--health-probe-bind-address", w.ProbeAddr,
 		"--mode", opts.Mode,
 		"--min-history", opts.MinHistory.String(),
+		"--token-audience", TokenAudience,
 		"--pod-cidr", opts.PodCIDR,
 		"--shutdown-delay", "0s",
 		"--graceful-timeout", "10s",
