@@ -60,13 +60,14 @@ func testNodeBoundPush(t *testing.T, cp *harness.ControlPlane) {
 	hour := int64(3600)
 	tr, err := cp.Clientset.CoreV1().ServiceAccounts(harness.GuardNamespace).CreateToken(ctx, harness.AgentAccount, &authenticationv1.TokenRequest{Spec: authenticationv1.TokenRequestSpec{
 		ExpirationSeconds: &hour,
+		Audiences:         []string{harness.TokenAudience},
 		BoundObjectRef:    &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: created.Name, UID: created.UID},
 	}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	token := tr.Status.Token
-	review, err := cp.Clientset.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token}}, metav1.CreateOptions{})
+	review, err := cp.Clientset.AuthenticationV1().TokenReviews().Create(ctx, &authenticationv1.TokenReview{Spec: authenticationv1.TokenReviewSpec{Token: token, Audiences: []string{harness.TokenAudience}}}, metav1.CreateOptions{})
 	if err != nil {
 		t.Fatal(err)
 	}
