@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/netpol-guard/netpol-guard/evaluator"
@@ -176,18 +177,8 @@ func (g *Guard) handle(ctx context.Context, req admission.Request) (admission.Re
 		return admission.Allowed("netpol-guard mode is off (" + string(source) + ")"), mode, outcomeSkipped
 	}
 
-	budget := g.opts.Budget
-	if deadline, ok := ctx.Deadline(); ok {
-		// Leave room to answer: an admission that times out is worse than one admitted
-		// unchecked with a warning.
-		budget = time.Until(deadline) * 8 / 10
-	}
-	done := make(chan decisionResult, 1)
-	go func() { done <- g.decide(ns, oldPolicy, newPolicy) }()
-	var d decisionResult
-	select {
-	case d = <-done:
-	case <-time.After(budget):
+	d, budget, ok := g.decideInTime(ctx, func() decisionResult { return g.decide(ns, oldPolicy, newPolicy) })
+	if !ok {
 		logger(ctx).Info("Evaluation did not finish in time, admitting unchecked", "policy", klog.KObj(subject), "budget", budget)
 		return admission.Allowed("").WithWarnings(fmt.Sprintf("netpol-guard: evaluation did not finish within %s; %s admitted unchecked", budget.Round(time.Millisecond), change(req.Operation, subject))), mode, outcomeTimeout
 	}
@@ -204,6 +195,26 @@ func (g *Guard) handle(ctx context.Context, req admission.Request) (admission.Re
 	d.bypass, d.bypassed = subject.Annotations[BypassAnnotation]
 	defer g.putScratch(d.scratch)
 	return g.respond(ctx, subject, d)
+}
+
+// decideInTime runs decide within the admission's budget: the request's deadline less room
+// to answer, or Options.Budget without one. ok is false when it did not finish in time; the
+// evaluation is then left to finish unseen.
+func (g *Guard) decideInTime(ctx context.Context, decide func() decisionResult) (d decisionResult, budget time.Duration, ok bool) {
+	budget = g.opts.Budget
+	if deadline, ok := ctx.Deadline(); ok {
+		// Leave room to answer: an admission that times out is worse than one admitted
+		// unchecked with a warning.
+		budget = time.Until(deadline) * 8 / 10
+	}
+	done := make(chan decisionResult, 1)
+	go func() { done <- decide() }()
+	select {
+	case d = <-done:
+		return d, budget, true
+	case <-time.After(budget):
+		return d, budget, false
+	}
 }
 
 // decodePolicies returns the policy before (UPDATE, DELETE) and after (CREATE, UPDATE).
@@ -258,7 +269,10 @@ type decisionResult struct {
 	coverage coverage
 	err      error
 
-	change     string
+	change string
+	// kind is what changed, for messages: "" for a NetworkPolicy, else the relabelled
+	// object's kind ("Namespace", "Deployment" …).
+	kind       string
 	mode       Mode
 	modeSource modeSource
 	problems   []string
@@ -292,7 +306,7 @@ func (g *Guard) decide(ns string, oldPolicy, newPolicy *networkingv1.NetworkPoli
 	defer g.memos.Put(memo) // after the cuts are explained below
 	res := evaluator.DiffWith(before, after, g.opts.View.World(), fl, evaluator.DiffOptions{Memo: memo})
 	d.summary = res.Summary
-	d.cuts = g.listCuts(&res, edges, sc)
+	d.cuts = g.listCuts(res.CutIndexes, res.Explain, edges, sc)
 	d.coverage = g.coverage(ns, now, len(edges), selects, sc.seen)
 	return d
 }
@@ -368,16 +382,16 @@ func (g *Guard) evaluatorFlows(edges []flows.Edge, sc *scratch) []evaluator.Flow
 	return fl
 }
 
-// listCuts turns the diff's cuts into the answer's: each with the path of the cluster's
+// listCuts turns the diff's cuts (positions in edges; explain explains one) into the answer's: each with the path of the cluster's
 // own it cuts, if any; the ones a message lists first — self-protection, then the most
 // recently seen — moved to the front and explained. The order of the rest does not matter,
 // and one pass keeps the best few.
-func (g *Guard) listCuts(res *evaluator.DiffResult, edges []flows.Edge, sc *scratch) []cutFlow {
-	cuts := slices.Grow(sc.cuts[:0], len(res.CutIndexes))[:len(res.CutIndexes)]
+func (g *Guard) listCuts(cutIndexes []int, explain func(int) evaluator.Cut, edges []flows.Edge, sc *scratch) []cutFlow {
+	cuts := slices.Grow(sc.cuts[:0], len(cutIndexes))[:len(cutIndexes)]
 	sc.cuts = cuts
-	index := slices.Grow(sc.index[:0], len(res.CutIndexes))[:len(res.CutIndexes)] // position in edges and flows, by cut
+	index := slices.Grow(sc.index[:0], len(cutIndexes))[:len(cutIndexes)] // position in edges and flows, by cut
 	sc.index = index
-	for i, j := range res.CutIndexes {
+	for i, j := range cutIndexes {
 		cuts[i] = cutFlow{edge: &edges[j], protection: g.protection(&edges[j], sc.protections)}
 		index[i] = j
 	}
@@ -401,7 +415,7 @@ func (g *Guard) listCuts(res *evaluator.DiffResult, edges []flows.Edge, sc *scra
 		}
 		cuts[i], cuts[best] = cuts[best], cuts[i]
 		index[i], index[best] = index[best], index[i]
-		c := res.Explain(index[i])
+		c := explain(index[i])
 		cuts[i].before, cuts[i].after = &c.Before, &c.After
 	}
 	return cuts
@@ -500,7 +514,7 @@ func isDNS(e *flows.Edge) bool {
 }
 
 // respond turns a decision into the answer for its mode, and records it.
-func (g *Guard) respond(ctx context.Context, subject *networkingv1.NetworkPolicy, d decisionResult) (admission.Response, Mode, string) {
+func (g *Guard) respond(ctx context.Context, subject client.Object, d decisionResult) (admission.Response, Mode, string) {
 	now := g.opts.Now()
 	r := report{d: d, now: now, maxListed: g.opts.MaxListed, minHistory: g.opts.MinHistory}
 	if len(d.cuts) == 0 {
@@ -544,13 +558,17 @@ func (g *Guard) respond(ctx context.Context, subject *networkingv1.NetworkPolicy
 
 // record writes the Event and the log line. Dry runs record nothing: the webhook declares
 // sideEffects NoneOnDryRun.
-func (g *Guard) record(ctx context.Context, subject *networkingv1.NetworkPolicy, d decisionResult, outcome string, r report) {
-	kv := []any{"policy", klog.KObj(subject), "change", d.change, "mode", d.mode, "outcome", outcome,
+func (g *Guard) record(ctx context.Context, subject client.Object, d decisionResult, outcome string, r report) {
+	key, msg := "policy", "NetworkPolicy change would cut flows"
+	if d.kind != "" {
+		key, msg = "object", "Relabel would cut flows"
+	}
+	kv := []any{key, klog.KObj(subject), "change", d.change, "mode", d.mode, "outcome", outcome,
 		"cutFlows", len(d.cuts), "candidates", d.summary.Candidates, "user", d.user, "dryRun", d.dryRun}
 	if d.bypassed {
 		kv = append(kv, "bypassReason", d.bypass)
 	}
-	logger(ctx).V(levelInfo).Info("NetworkPolicy change would cut flows", kv...)
+	logger(ctx).V(levelInfo).Info(msg, kv...)
 	if d.dryRun || g.opts.Recorder == nil {
 		return
 	}

@@ -34,7 +34,21 @@ func (r report) lead() string {
 	if len(r.d.cuts) == 1 {
 		noun = "flow"
 	}
-	return fmt.Sprintf("would cut %d active %s, e.g. %s (last seen %s)", len(r.d.cuts), noun, flowName(c.edge), r.ago(c.edge.LastSeen))
+	lead := fmt.Sprintf("would cut %d active %s, e.g. %s (last seen %s)", len(r.d.cuts), noun, flowName(c.edge), r.ago(c.edge.LastSeen))
+	if r.d.kind != "" {
+		// A relabel is named up front: the object changed is not a policy a reader
+		// would think of ("relabel Deployment shop/checkout would cut …").
+		lead = r.d.change + " " + lead
+	}
+	return lead
+}
+
+// object is what the change is of, for the way forward: "the policy", "the Deployment".
+func (r report) object() string {
+	if r.d.kind == "" {
+		return "the policy"
+	}
+	return "the " + r.d.kind
 }
 
 // message is the enforce rejection.
@@ -52,8 +66,8 @@ func (r report) message() string {
 		b.WriteString("\nThis change cuts " + p + ".")
 	}
 	b.WriteString("\n" + r.coverageLine())
-	b.WriteString("\nTo apply it anyway, annotate the policy " + BypassAnnotation + `="<reason>"` +
-		" (recorded with your name); to be warned instead, set " + ModeKey + "=warn on the policy.")
+	b.WriteString("\nTo apply it anyway, annotate " + r.object() + " " + BypassAnnotation + `="<reason>"` +
+		" (recorded with your name); to be warned instead, set " + ModeKey + "=warn on " + r.object() + ".")
 	return b.String()
 }
 
