@@ -1,5 +1,10 @@
 package evaluator
 
+import (
+	"reflect"
+	"slices"
+)
+
 // Policies select by labels, so traffic is cut not only by changing policies but by changing
 // labels: a namespace that loses the label a namespaceSelector matched, a workload whose pods
 // fall out of the podSelector that allowed them, or into one that isolates them. Diff
@@ -23,45 +28,70 @@ type RelabelResult struct {
 
 	eb, ea        *Evaluation
 	before, after []Flow
+	given         []Flow // after, as the caller gave it
+	// relabelled are the namespaces whose labels differ between the sides' worlds, when
+	// the two sides share one memo: what the memo holds of their labels is dropped between
+	// sides, so that each side reads its own.
+	relabelled []string
 }
 
 // DiffRelabel returns the flows allowed before and denied after, where before.Flows[i] and
 // after.Flows[i] are the same traffic with its ends as they are and as they would be. A flow
 // whose ends, world and policies are all the same on both sides cannot change and is not
-// evaluated. opts.Memo, when set, serves the before side (the cluster as it is, which a
-// webhook's kept memo already knows) and, when both sides share a World, the after side too;
-// Explain and Workers are not used.
+// evaluated. opts.Memo, when set, serves both sides (the cluster as it is, which a webhook's
+// kept memo already knows); Explain and Workers are not used.
+//
+// What the evaluator learns about an endpoint as a rule's peer depends on its namespace's
+// labels, and nothing else learnt depends on them. So when the worlds differ only in some
+// namespaces' labels, the sides share one memo: the after side is given its own endpoints for
+// the pods of those namespaces (copies, learnt afresh), and every other endpoint is judged
+// from what the before side knows.
 func DiffRelabel(before, after State, opts DiffOptions) RelabelResult {
 	n := min(len(before.Flows), len(after.Flows))
-	res := RelabelResult{before: before.Flows[:n], after: after.Flows[:n]}
+	res := RelabelResult{before: before.Flows[:n], after: after.Flows[:n], given: after.Flows[:n]}
 	res.Summary.Flows = n
 	if before.Policies != after.Policies {
 		res.Summary.PoliciesChanged = len(changedPolicies(before.Policies, after.Policies))
 	}
+	relabelled, shared := relabelledNamespaces(before.World, after.World)
 	var mb, ma *memo
 	switch {
-	case opts.Memo != nil && before.World == after.World:
+	case shared && opts.Memo != nil:
 		mb = opts.Memo.begin(before.World, before.Policies, after.Policies)
+		ma = mb
+	case shared:
+		mb = newMemo()
 		ma = mb
 	case opts.Memo != nil:
 		mb, ma = opts.Memo.begin(before.World, before.Policies), newMemo()
-	case before.World == after.World:
-		mb = newMemo()
-		ma = mb
 	default:
 		mb, ma = newMemo(), newMemo()
 	}
+	if shared && len(relabelled) > 0 {
+		res.relabelled = relabelled
+		res.after = ownEnds(res.after, relabelled)
+	}
 	res.eb = &Evaluation{ps: before.Policies, w: before.World, m: mb}
 	res.ea = &Evaluation{ps: after.Policies, w: after.World, m: ma}
+
+	// The after side first, for every flow that can change (most flows survive most
+	// relabels), then the before side for those it denies.
 	fixed := before.World == after.World && before.Policies == after.Policies
+	var denied []int
+	res.switchSides()
 	for i := range n {
-		fb, fa := res.before[i], res.after[i]
+		fb, fa := before.Flows[i], after.Flows[i]
 		if fixed && fb.Src == fa.Src && fb.Dst == fa.Dst {
 			continue
 		}
 		res.Summary.Candidates++
-		// Most flows survive most relabels: ask the after side first.
-		if !res.ea.Allowed(fa) && res.eb.Allowed(fb) {
+		if !res.ea.Allowed(res.after[i]) {
+			denied = append(denied, i)
+		}
+	}
+	res.switchSides()
+	for _, i := range denied {
+		if res.eb.Allowed(res.before[i]) {
 			res.CutIndexes = append(res.CutIndexes, i)
 		}
 	}
@@ -69,11 +99,77 @@ func DiffRelabel(before, after State, opts DiffOptions) RelabelResult {
 	return res
 }
 
+// switchSides drops what the shared memo holds of the relabelled namespaces' labels: the
+// next side to ask reads them from its own world.
+func (r *RelabelResult) switchSides() {
+	for _, ns := range r.relabelled {
+		delete(r.eb.m.nsLabels, ns)
+	}
+}
+
+// relabelledNamespaces lists the namespaces whose labels differ between two worlds, and
+// reports whether the worlds may share a memo: they are one, or differ only in namespace
+// labels.
+func relabelledNamespaces(wb, wa *World) ([]string, bool) {
+	if wb == wa {
+		return nil, true
+	}
+	if wb == nil || wa == nil || !sameMap(wb.NodeAddresses, wa.NodeAddresses) {
+		return nil, false
+	}
+	var out []string
+	for ns, l := range wa.NamespaceLabels {
+		if b, ok := wb.NamespaceLabels[ns]; !ok || !sameMap(b, l) {
+			out = append(out, ns)
+		}
+	}
+	for ns := range wb.NamespaceLabels {
+		if _, ok := wa.NamespaceLabels[ns]; !ok {
+			out = append(out, ns)
+		}
+	}
+	return out, true
+}
+
+// sameMap reports whether two maps are one (shared by copies of a world) or equal.
+func sameMap[V any, M ~map[string]V](a, b M) bool {
+	if reflect.ValueOf(a).UnsafePointer() == reflect.ValueOf(b).UnsafePointer() {
+		return true
+	}
+	return reflect.DeepEqual(a, b)
+}
+
+// ownEnds returns flows with every pod end in one of the namespaces replaced by a copy, one
+// per endpoint.
+func ownEnds(flows []Flow, namespaces []string) []Flow {
+	copies := map[*Endpoint]*Endpoint{}
+	own := func(ep *Endpoint) *Endpoint {
+		if ep == nil || ep.Kind != Pod || !slices.Contains(namespaces, ep.Namespace) {
+			return ep
+		}
+		c, ok := copies[ep]
+		if !ok {
+			c = Relabelled(ep, ep.Labels)
+			copies[ep] = c
+		}
+		return c
+	}
+	out := make([]Flow, len(flows))
+	for i, f := range flows {
+		f.Src, f.Dst = own(f.Src), own(f.Dst)
+		out[i] = f
+	}
+	return out
+}
+
 // Explain returns cut flow i (a position in the input) with its verdicts: before on the flow
 // as it is, after on the flow as it would be. The Cut's Flow is the flow as it would be. Not
 // safe for concurrent use with other calls on the same result.
 func (r *RelabelResult) Explain(i int) Cut {
-	return Cut{Index: i, Flow: r.after[i], Before: r.eb.Verdict(r.before[i]), After: r.ea.Verdict(r.after[i])}
+	r.switchSides()
+	after := r.ea.Verdict(r.after[i])
+	r.switchSides()
+	return Cut{Index: i, Flow: r.given[i], Before: r.eb.Verdict(r.before[i]), After: after}
 }
 
 // Relabelled returns a copy of ep with labels, and its pods (which carry the workload's
