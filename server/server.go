@@ -115,6 +115,10 @@ func Run(ctx context.Context, opts Options) error {
 	}))
 	server := mgr.GetWebhookServer()
 	server.Register(webhook.ValidatePath, &admission.Webhook{Handler: guard, WithContextFunc: deadlineFromTimeout})
+	relabels := &admission.Webhook{Handler: guard.Relabels(), WithContextFunc: deadlineFromTimeout}
+	for _, path := range []string{webhook.RelabelNamespacePath, webhook.RelabelPodPath, webhook.RelabelWorkloadPath, webhook.RelabelNodePath} {
+		server.Register(path, relabels)
+	}
 	auth := flowapi.NewCachingAuthenticator(&tokenreview.Authenticator{Client: clientset, Audiences: opts.TokenAudiences}, flowapi.AuthCacheOptions{})
 	server.Register(flowapi.FlowsPath, flowapi.NewHandler(flowapi.HandlerOptions{
 		Cache: cache, Resolver: live, Authenticator: auth, Writers: opts.FlowWriters, Readers: opts.FlowReaders,
