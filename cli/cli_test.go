@@ -326,3 +326,49 @@ func TestCheckReadsGoldmaneJSON(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckJudgesRelabelsOfObjectsTheClusterHolds(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name, body string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(body), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	in := cli.Inputs{Cluster: exampleCluster, Flows: exampleFlows}
+	relabelledPod := write("pod.yaml", `apiVersion: v1
+kind: Pod
+metadata:
+  name: payments-api-9c8d7b6f5-a1b2c
+  namespace: payments
+  labels: {app: payments-api-v2, pod-template-hash: 9c8d7b6f5}
+spec: {containers: [{name: payments-api, image: registry.example.com/payments:1.4.2}]}
+`)
+	code, out, errs := check(t, cli.CheckOptions{Inputs: in, Policies: []string{relabelledPod}})
+	if code != cli.ExitCut || !strings.Contains(out, "relabel Pod payments/payments-api-9c8d7b6f5-a1b2c would cut") ||
+		!strings.Contains(out, "would cut 4 of 19") || !strings.Contains(out, "ingress isolated by payments/default-deny and no rule allows it") {
+		t.Errorf("pod relabel out of its allows: exit %d; stderr %s\n%s", code, errs, out)
+	}
+
+	sameLabels := write("same.yaml", `apiVersion: v1
+kind: Namespace
+metadata: {name: payments}
+`)
+	if code, out, errs := check(t, cli.CheckOptions{Inputs: in, Policies: []string{sameLabels, denyWithEgress}}); code != cli.ExitOK {
+		t.Errorf("a namespace given as it is with a policy that cuts nothing: exit %d; stderr %s\n%s", code, errs, out)
+	}
+
+	unknown := write("unknown.yaml", `apiVersion: apps/v1
+kind: Deployment
+metadata: {name: nowhere, namespace: shop}
+spec:
+  selector: {matchLabels: {app: nowhere}}
+  template:
+    metadata: {labels: {app: nowhere}}
+    spec: {containers: [{name: c, image: c}]}
+`)
+	if code, _, errs := check(t, cli.CheckOptions{Inputs: in, Policies: []string{unknown}}); code != cli.ExitBadInput || !strings.Contains(errs, "Deployment shop/nowhere is not in the cluster") {
+		t.Errorf("a workload the cluster lacks: exit %d; stderr %s", code, errs)
+	}
+}

@@ -107,7 +107,7 @@ func Check(out, errw io.Writer, opts CheckOptions) int {
 		return fail(errw, err)
 	}
 	if len(opts.Policies) == 0 {
-		return fail(errw, fmt.Errorf("-f is required: the policies to apply or delete"))
+		return fail(errw, fmt.Errorf("-f is required: the policies to apply or delete, or the objects to relabel"))
 	}
 	obs, err := load(opts.Inputs)
 	if err != nil {
@@ -118,23 +118,38 @@ func Check(out, errw io.Writer, opts CheckOptions) int {
 	if err != nil {
 		return fail(errw, fmt.Errorf("cluster policies: %w", err))
 	}
-	changes, err := readChanges(opts, obs.snapshot)
+	changes, relabels, err := readChanges(opts, obs.snapshot)
 	if err != nil {
 		return fail(errw, err)
 	}
 	after := before
+	var names []string
 	for _, c := range changes {
 		if after, err = after.With(c.old, c.new); err != nil {
 			return fail(errw, err)
 		}
+		names = append(names, c.String())
 	}
-	res := evaluator.Diff(before, after, obs.world, obs.flows)
+	for _, r := range relabels {
+		names = append(names, r.String())
+	}
+	var res evaluator.DiffResult
+	if len(relabels) == 0 {
+		res = evaluator.Diff(before, after, obs.world, obs.flows)
+	} else {
+		// One change: the policies and the labels as they would be, each flow judged as it
+		// is and as it would be.
+		afterFlows, afterWorld := relabelled(obs, relabels)
+		rr := evaluator.DiffRelabel(evaluator.State{Policies: before, World: obs.world, Flows: obs.flows},
+			evaluator.State{Policies: after, World: afterWorld, Flows: afterFlows}, evaluator.DiffOptions{})
+		res = evaluator.DiffResult{Summary: rr.Summary, CutIndexes: rr.CutIndexes}
+		for _, i := range rr.CutIndexes {
+			res.Cut = append(res.Cut, rr.Explain(i))
+		}
+	}
 
 	if structured(opts.Output) {
-		report := checkReport{Changes: make([]string, len(changes)), Cut: make([]cutLine, len(res.Cut)), Summary: res.Summary}
-		for i, c := range changes {
-			report.Changes[i] = c.String()
-		}
+		report := checkReport{Changes: names, Cut: make([]cutLine, len(res.Cut)), Summary: res.Summary}
 		for i, c := range res.Cut {
 			report.Cut[i] = cutLine{flowEcho: echo(obs.records[c.Index]), Reason: c.After.Denial(), Before: c.Before, After: c.After}
 		}
@@ -142,7 +157,7 @@ func Check(out, errw io.Writer, opts CheckOptions) int {
 			return fail(errw, err)
 		}
 	} else {
-		writeCheckTable(out, changes, res, obs.records, opts.Now, opts.Output == OutputWide)
+		writeCheckTable(out, names, res, obs.records, opts.Now, opts.Output == OutputWide)
 	}
 	if len(res.Cut) > 0 {
 		return ExitCut
@@ -150,11 +165,7 @@ func Check(out, errw io.Writer, opts CheckOptions) int {
 	return ExitOK
 }
 
-func writeCheckTable(out io.Writer, changes []change, res evaluator.DiffResult, records []flows.Record, now time.Time, wide bool) {
-	names := make([]string, len(changes))
-	for i, c := range changes {
-		names[i] = c.String()
-	}
+func writeCheckTable(out io.Writer, names []string, res evaluator.DiffResult, records []flows.Record, now time.Time, wide bool) {
 	s := res.Summary
 	if len(res.Cut) == 0 {
 		fmt.Fprintf(out, "OK: %s cuts none of %d observed flows (%d could be affected and were evaluated).\n", strings.Join(names, ", "), s.Flows, s.Candidates)
@@ -210,8 +221,9 @@ func (c change) String() string {
 }
 
 // readChanges turns the -f files into creates, updates or deletes against the cluster's
-// current policies.
-func readChanges(opts CheckOptions, snap *cluster.Snapshot) ([]change, error) {
+// current policies, and relabels of the Namespaces, Pods and workloads they give that the
+// cluster holds with other labels.
+func readChanges(opts CheckOptions, snap *cluster.Snapshot) ([]change, []relabelChange, error) {
 	current := map[string]*networkingv1.NetworkPolicy{}
 	for _, p := range snap.Policies {
 		current[p.Namespace+"/"+p.Name] = p
@@ -221,6 +233,7 @@ func readChanges(opts CheckOptions, snap *cluster.Snapshot) ([]change, error) {
 		ns = "default"
 	}
 	var changes []change
+	var relabels []relabelChange
 	for _, path := range opts.Policies {
 		var s *cluster.Snapshot
 		var err error
@@ -230,11 +243,20 @@ func readChanges(opts CheckOptions, snap *cluster.Snapshot) ([]change, error) {
 			s, err = cluster.Load(path)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("reading policies: %w", err)
+			return nil, nil, fmt.Errorf("reading policies: %w", err)
 		}
-		if len(s.Policies) == 0 {
-			return nil, fmt.Errorf("reading policies: %s holds no NetworkPolicy", path)
+		objects := len(s.Namespaces) + len(s.Pods) + len(s.Workloads)
+		if opts.Delete && objects > 0 {
+			return nil, nil, fmt.Errorf("%s: --delete takes NetworkPolicies only", path)
 		}
+		if len(s.Policies) == 0 && objects == 0 {
+			return nil, nil, fmt.Errorf("reading policies: %s holds no NetworkPolicy, Namespace, Pod or workload", path)
+		}
+		r, err := readRelabels(path, s, snap)
+		if err != nil {
+			return nil, nil, err
+		}
+		relabels = append(relabels, r...)
 		for _, p := range s.Policies {
 			p = p.DeepCopy()
 			if p.Namespace == "" {
@@ -244,7 +266,7 @@ func readChanges(opts CheckOptions, snap *cluster.Snapshot) ([]change, error) {
 			old := current[key]
 			switch {
 			case opts.Delete && old == nil:
-				return nil, fmt.Errorf("%s: networkpolicy %s is not in the cluster, so it cannot be deleted", path, key)
+				return nil, nil, fmt.Errorf("%s: networkpolicy %s is not in the cluster, so it cannot be deleted", path, key)
 			case opts.Delete:
 				changes = append(changes, change{old: old})
 				delete(current, key)
@@ -254,7 +276,7 @@ func readChanges(opts CheckOptions, snap *cluster.Snapshot) ([]change, error) {
 			}
 		}
 	}
-	return changes, nil
+	return changes, relabels, nil
 }
 
 // flowEcho repeats a flow record's fields as the input gave them.

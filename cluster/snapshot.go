@@ -23,6 +23,7 @@ import (
 	"k8s.io/apimachinery/pkg/types"
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	sigsjson "sigs.k8s.io/json"
 	"sigs.k8s.io/yaml"
 
@@ -30,8 +31,9 @@ import (
 )
 
 // Snapshot is the state of a cluster as files describe it: what
-// `kubectl get namespaces,pods,nodes,networkpolicies -A -o yaml` prints, or any set of
-// manifests of those kinds. Objects are kept as given, in input order; nothing is defaulted
+// `kubectl get namespaces,pods,nodes,networkpolicies -A -o yaml` prints (and the workloads
+// of `kubectl get deployments,statefulsets,daemonsets,replicasets,jobs,cronjobs`), or any
+// set of manifests of those kinds. Objects are kept as given, in input order; nothing is defaulted
 // except the namespace of a namespaced object that names none, which is "default", as
 // `kubectl apply` would make it.
 type Snapshot struct {
@@ -39,6 +41,9 @@ type Snapshot struct {
 	Pods       []*corev1.Pod
 	Nodes      []*corev1.Node
 	Policies   []*networkingv1.NetworkPolicy
+	// Workloads are the Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs and
+	// CronJobs, typed (*appsv1.Deployment …), in input order: their pod templates' labels.
+	Workloads []client.Object
 	// Ignored counts the objects of other kinds the input held, by group and kind as
 	// kubectl names them ("Service", "Deployment.apps"). Skipping them is not an error.
 	Ignored map[string]int
@@ -140,6 +145,7 @@ func (s *Snapshot) Merge(o *Snapshot) {
 	s.Pods = mergeObjects(s.Pods, o.Pods)
 	s.Nodes = mergeObjects(s.Nodes, o.Nodes)
 	s.Policies = mergeObjects(s.Policies, o.Policies)
+	s.Workloads = mergeWorkloads(s.Workloads, o.Workloads)
 	for kind, n := range o.Ignored {
 		if s.Ignored == nil {
 			s.Ignored = map[string]int{}
@@ -437,7 +443,7 @@ func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string, 
 	gvk := gv.WithKind(h.Kind)
 
 	var want schema.GroupVersionKind
-	for _, known := range []schema.GroupVersionKind{namespaceGVK, podGVK, nodeGVK, networkPolicyGVK} {
+	for _, known := range append([]schema.GroupVersionKind{namespaceGVK, podGVK, nodeGVK, networkPolicyGVK}, WorkloadKinds...) {
 		if known.GroupKind() == gvk.GroupKind() {
 			want = known
 		}
@@ -478,6 +484,12 @@ func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string, 
 		obj = &corev1.Node{}
 	case networkPolicyGVK:
 		obj = &networkingv1.NetworkPolicy{}
+	default:
+		w, err := NewWorkload(want.Kind)
+		if err != nil {
+			return fmt.Errorf("%s: %w", label, err)
+		}
+		obj = w.(kubeObject)
 	}
 	d.pending = append(d.pending, pendingObject{raw: raw, obj: obj, gvk: want, namespaced: namespaced, label: label, n: n})
 	return nil
@@ -564,6 +576,8 @@ func (d *sourceDecoder) add(p pendingObject) error {
 		d.snap.Nodes = append(d.snap.Nodes, o)
 	case *networkingv1.NetworkPolicy:
 		d.snap.Policies = append(d.snap.Policies, o)
+	default:
+		d.snap.Workloads = append(d.snap.Workloads, obj.(client.Object))
 	}
 	return nil
 }

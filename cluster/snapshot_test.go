@@ -120,8 +120,8 @@ metadata:
 
 // want summarises a decoded snapshot: the objects of each kind as ns/name, and the ignored kinds.
 type want struct {
-	namespaces, pods, nodes, policies []string
-	ignored                           map[string]int
+	namespaces, pods, nodes, policies, workloads []string
+	ignored                                      map[string]int
 }
 
 func summarise(s *Snapshot) want {
@@ -138,6 +138,9 @@ func summarise(s *Snapshot) want {
 	for _, o := range s.Policies {
 		w.policies = append(w.policies, o.Namespace+"/"+o.Name)
 	}
+	for _, o := range s.Workloads {
+		w.workloads = append(w.workloads, KindOf(o)+" "+o.GetNamespace()+"/"+o.GetName())
+	}
 	w.ignored = s.Ignored
 	return w
 }
@@ -152,7 +155,7 @@ func (w want) equal(o want) bool {
 		}
 	}
 	return slices.Equal(w.namespaces, o.namespaces) && slices.Equal(w.pods, o.pods) &&
-		slices.Equal(w.nodes, o.nodes) && slices.Equal(w.policies, o.policies)
+		slices.Equal(w.nodes, o.nodes) && slices.Equal(w.policies, o.policies) && slices.Equal(w.workloads, o.workloads)
 }
 
 func TestDecode(t *testing.T) {
@@ -171,7 +174,7 @@ func TestDecode(t *testing.T) {
 			},
 		},
 		{
-			name: "multi-document YAML keeps known kinds and counts the others",
+			name: "multi-document YAML keeps known kinds, workloads included, and counts the others",
 			input: `---
 apiVersion: v1
 kind: Service
@@ -205,9 +208,10 @@ kind: Service
 metadata: {name: db, namespace: shop}
 `,
 			want: want{
-				nodes:    []string{"worker-1"},
-				policies: []string{"shop/allow-web"},
-				ignored:  map[string]int{"Service": 2, "Deployment.apps": 1, "NetworkPolicy.crd.projectcalico.org": 1},
+				nodes:     []string{"worker-1"},
+				policies:  []string{"shop/allow-web"},
+				workloads: []string{"Deployment shop/web"},
+				ignored:   map[string]int{"Service": 2, "NetworkPolicy.crd.projectcalico.org": 1},
 			},
 		},
 		{

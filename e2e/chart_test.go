@@ -505,8 +505,8 @@ func checkManifest(t *testing.T, m manifest) {
 	})
 
 	t.Run("webhook configuration calls the binary's path through the Service", func(t *testing.T) {
-		if len(vwc.Webhooks) != 1 {
-			t.Fatalf("want one webhook, got %d", len(vwc.Webhooks))
+		if len(vwc.Webhooks) == 0 || vwc.Webhooks[0].Name != "networkpolicies.netpol-guard.io" {
+			t.Fatalf("want the NetworkPolicy webhook first, got %d webhooks", len(vwc.Webhooks))
 		}
 		w := vwc.Webhooks[0]
 		ref := w.ClientConfig.Service
@@ -543,6 +543,38 @@ func checkManifest(t *testing.T, m manifest) {
 		}
 		if w.TimeoutSeconds == nil || *w.TimeoutSeconds < 1 || *w.TimeoutSeconds > 30 {
 			t.Errorf("timeoutSeconds = %s, want 1-30", ptrStr(w.TimeoutSeconds))
+		}
+	})
+
+	t.Run("relabel entries call the binary's paths, on label changes only", func(t *testing.T) {
+		paths := map[string]string{
+			"namespaces.relabel.netpol-guard.io": webhook.RelabelNamespacePath,
+			"workloads.relabel.netpol-guard.io":  webhook.RelabelWorkloadPath,
+			"pods.relabel.netpol-guard.io":       webhook.RelabelPodPath,
+			"nodes.relabel.netpol-guard.io":      webhook.RelabelNodePath,
+		}
+		seen := map[string]bool{}
+		for _, w := range vwc.Webhooks[1:] {
+			want, ok := paths[w.Name]
+			if !ok {
+				t.Errorf("unexpected webhook %s", w.Name)
+				continue
+			}
+			seen[w.Name] = true
+			if ref := w.ClientConfig.Service; ref == nil || ref.Path == nil || *ref.Path != want || ref.Name != svc.Name {
+				t.Errorf("%s: clientConfig.service = %+v, want Service %s path %s", w.Name, ref, svc.Name, want)
+			}
+			if len(w.MatchConditions) != 1 || !strings.Contains(w.MatchConditions[0].Expression, "labels") {
+				t.Errorf("%s: matchConditions %+v, want one comparing labels", w.Name, w.MatchConditions)
+			}
+			for _, r := range w.Rules {
+				if !slices.Equal(r.Operations, []admissionregistrationv1.OperationType{admissionregistrationv1.Update}) {
+					t.Errorf("%s: rule %+v, want UPDATE only", w.Name, r)
+				}
+			}
+		}
+		if m.name == "default" && (!seen["namespaces.relabel.netpol-guard.io"] || !seen["workloads.relabel.netpol-guard.io"] || seen["pods.relabel.netpol-guard.io"] || seen["nodes.relabel.netpol-guard.io"]) {
+			t.Errorf("default relabel entries %v, want namespaces and workloads", seen)
 		}
 	})
 

@@ -126,6 +126,7 @@ func Run(ctx context.Context, opts Options) error {
 	}))
 	server := mgr.GetWebhookServer()
 	var admissions http.Handler = &admission.Webhook{Handler: guard, WithContextFunc: deadlineFromTimeout}
+	var relabels http.Handler = &admission.Webhook{Handler: guard.Relabels(), WithContextFunc: deadlineFromTimeout}
 	if opts.AdmissionClientCA != "" {
 		refused := prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "netpol_guard_admission_refused_total",
@@ -133,8 +134,12 @@ func Run(ctx context.Context, opts Options) error {
 		})
 		metrics.Registry.MustRegister(refused)
 		admissions = requireClientCert(opts.AdmissionClientNames, refused.Inc, admissions)
+		relabels = requireClientCert(opts.AdmissionClientNames, refused.Inc, relabels)
 	}
 	server.Register(webhook.ValidatePath, admissions)
+	for _, path := range []string{webhook.RelabelNamespacePath, webhook.RelabelPodPath, webhook.RelabelWorkloadPath, webhook.RelabelNodePath} {
+		server.Register(path, relabels)
+	}
 	flowMetrics := flowapi.NewMetrics(metrics.Registry)
 	auth := flowapi.NewCachingAuthenticator(&tokenreview.Authenticator{Client: clientset, Audiences: opts.TokenAudiences},
 		flowapi.AuthCacheOptions{CheckToken: flowapi.CheckJWT, Metrics: flowMetrics})

@@ -2,6 +2,9 @@
 // UPDATE and DELETE that builds the policy set as it is and as it would be, asks the
 // evaluator which cached flows the change cuts, and answers by mode — enforce rejects, warn
 // admits with kubectl warnings, audit admits and records. It adapts; the evaluator decides.
+// Label changes of Namespaces, Pods and workload pod templates are judged the same way
+// (Guard.Relabels): the same policies, the flows judged with the labels as they are and as
+// they would be.
 //
 // Package server wires it to the live cluster view (package cluster), the flow cache (package
 // flows) and controller-runtime's webhook server.

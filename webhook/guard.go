@@ -19,6 +19,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/netpol-guard/netpol-guard/evaluator"
@@ -211,47 +212,10 @@ func (g *Guard) judge(ctx context.Context, req admission.Request, subject, oldPo
 		return resp, outcomeSkipped
 	}
 
-	budget := g.opts.Budget
-	if deadline, ok := ctx.Deadline(); ok {
-		// Leave room to answer: an admission that times out is worse than one admitted
-		// unchecked with a warning.
-		budget = time.Until(deadline) * 8 / 10
-	}
-	// The cap counts evaluations, not requests: one abandoned at its budget keeps its
-	// token until it ends.
-	if g.inflight != nil {
-		select {
-		case g.inflight <- struct{}{}:
-		default:
-			log.Info("Too many evaluations in flight, admitting unchecked", "policy", klog.KObj(subject), "maxInFlight", cap(g.inflight))
-			return admitted(fmt.Sprintf("netpol-guard: too busy (%d evaluations in flight); %s admitted unchecked", cap(g.inflight), change(req.Operation, subject))), outcomeBusy
-		}
-	}
-	done := make(chan decisionResult, 1)
-	go func() {
-		if g.inflight != nil {
-			defer func() { <-g.inflight }()
-		}
-		defer func() {
-			// A bug in an evaluation must cost this admission its check, not the process.
-			if r := recover(); r != nil {
-				log.Error(fmt.Errorf("%v", r), "Evaluation panicked", "policy", klog.KObj(subject), "stack", string(debug.Stack()))
-				done <- decisionResult{err: fmt.Errorf("evaluation failed: %v", r)}
-			}
-		}()
-		done <- g.decide(subject.Namespace, oldPolicy, newPolicy)
-	}()
-	timer := time.NewTimer(budget)
-	defer timer.Stop()
-	var d decisionResult
-	select {
-	case d = <-done:
-	case <-timer.C:
-		logger(ctx).Info("Evaluation did not finish in time, admitting unchecked", "policy", klog.KObj(subject), "budget", budget)
-		return admitted(fmt.Sprintf("netpol-guard: evaluation did not finish within %s; %s admitted unchecked", budget.Round(time.Millisecond), change(req.Operation, subject))), outcomeTimeout
-	case <-ctx.Done():
-		logger(ctx).Info("Admission request ended before the evaluation, admitting unchecked", "policy", klog.KObj(subject))
-		return admitted("netpol-guard: the request ended before the evaluation; " + change(req.Operation, subject) + " admitted unchecked"), outcomeTimeout
+	d, unchecked, outcome := g.decideInTime(ctx, change(req.Operation, subject), func() decisionResult { return g.decide(subject.Namespace, oldPolicy, newPolicy) })
+	if unchecked != "" {
+		logger(ctx).Info("Admitting unchecked", "policy", klog.KObj(subject), "why", unchecked)
+		return admitted(unchecked), outcome
 	}
 	if d.err != nil {
 		// Fail open: a guardrail outage must never block an incident fix.
@@ -274,7 +238,7 @@ func (g *Guard) judge(ctx context.Context, req admission.Request, subject, oldPo
 // recordRelaxations reports overrides that asked for a laxer mode: a log line and, dry runs
 // excepted, a metric; an audit annotation; and for one that took effect an Event, so that
 // no relaxation of the guardrail is silent.
-func (g *Guard) recordRelaxations(subject *networkingv1.NetworkPolicy, rm resolvedMode, user string, dryRun bool, resp *admission.Response) {
+func (g *Guard) recordRelaxations(subject client.Object, rm resolvedMode, user string, dryRun bool, resp *admission.Response) {
 	if len(rm.relaxations) == 0 {
 		return
 	}
@@ -297,6 +261,52 @@ func (g *Guard) recordRelaxations(subject *networkingv1.NetworkPolicy, rm resolv
 	if rm.relaxed() && !dryRun && g.opts.Recorder != nil {
 		g.opts.Recorder.Eventf(subject, nil, "Warning", "ModeRelaxed", "Admission", "%s",
 			truncate(fmt.Sprintf("%s by %s, allowed by --allow-mode-relaxation: mode %s from the %s.", strings.Join(notes, "; "), user, rm.mode, rm.source), 1000))
+	}
+}
+
+// decideInTime runs decide within the request's budget (a little less than the API server's
+// deadline, else Options.Budget), at most MaxInFlight evaluations at a time, a panic in it
+// failing this evaluation only. unchecked, when not empty, is the warning of a change that
+// goes unchecked — too busy, over budget, the request gone — and outcome what to count.
+func (g *Guard) decideInTime(ctx context.Context, change string, decide func() decisionResult) (d decisionResult, unchecked, outcome string) {
+	budget := g.opts.Budget
+	if deadline, ok := ctx.Deadline(); ok {
+		// Leave room to answer: an admission that times out is worse than one admitted
+		// unchecked with a warning.
+		budget = time.Until(deadline) * 8 / 10
+	}
+	// The cap counts evaluations, not requests: one abandoned at its budget keeps its
+	// token until it ends.
+	if g.inflight != nil {
+		select {
+		case g.inflight <- struct{}{}:
+		default:
+			return d, fmt.Sprintf("netpol-guard: too busy (%d evaluations in flight); %s admitted unchecked", cap(g.inflight), change), outcomeBusy
+		}
+	}
+	done := make(chan decisionResult, 1)
+	go func() {
+		if g.inflight != nil {
+			defer func() { <-g.inflight }()
+		}
+		defer func() {
+			// A bug in an evaluation must cost this admission its check, not the process.
+			if r := recover(); r != nil {
+				log.Error(fmt.Errorf("%v", r), "Evaluation panicked", "change", change, "stack", string(debug.Stack()))
+				done <- decisionResult{err: fmt.Errorf("evaluation failed: %v", r)}
+			}
+		}()
+		done <- decide()
+	}()
+	timer := time.NewTimer(budget)
+	defer timer.Stop()
+	select {
+	case d = <-done:
+		return d, "", ""
+	case <-timer.C:
+		return d, fmt.Sprintf("netpol-guard: evaluation did not finish within %s; %s admitted unchecked", budget.Round(time.Millisecond), change), outcomeTimeout
+	case <-ctx.Done():
+		return d, "netpol-guard: the request ended before the evaluation; " + change + " admitted unchecked", outcomeTimeout
 	}
 }
 
@@ -352,8 +362,11 @@ type decisionResult struct {
 	coverage coverage
 	err      error
 
-	change     string
-	namespace  string
+	change    string
+	namespace string
+	// kind is what changed, for messages: "" for a NetworkPolicy, else the relabelled
+	// object's kind ("Namespace", "Deployment" …).
+	kind       string
 	mode       Mode
 	modeSource modeSource
 	problems   []string
@@ -392,7 +405,7 @@ func (g *Guard) decide(ns string, oldPolicy, newPolicy *networkingv1.NetworkPoli
 	defer g.memos.Put(memo) // after the cuts are explained below
 	res := evaluator.DiffWith(before, after, g.opts.View.World(), fl, evaluator.DiffOptions{Memo: memo})
 	d.summary = res.Summary
-	d.cuts = g.listCuts(&res, edges, sc)
+	d.cuts = g.listCuts(res.CutIndexes, res.Explain, edges, sc)
 	d.coverage = g.coverage(ns, now, len(edges), selects, sc.seen)
 	return d
 }
@@ -468,16 +481,16 @@ func (g *Guard) evaluatorFlows(edges []flows.Edge, sc *scratch) []evaluator.Flow
 	return fl
 }
 
-// listCuts turns the diff's cuts into the answer's: each with the path of the cluster's
+// listCuts turns the diff's cuts (positions in edges; explain explains one) into the answer's: each with the path of the cluster's
 // own it cuts, if any; the ones a message lists first — self-protection, then the most
 // recently seen — moved to the front and explained. The order of the rest does not matter,
 // and one pass keeps the best few.
-func (g *Guard) listCuts(res *evaluator.DiffResult, edges []flows.Edge, sc *scratch) []cutFlow {
-	cuts := slices.Grow(sc.cuts[:0], len(res.CutIndexes))[:len(res.CutIndexes)]
+func (g *Guard) listCuts(cutIndexes []int, explain func(int) evaluator.Cut, edges []flows.Edge, sc *scratch) []cutFlow {
+	cuts := slices.Grow(sc.cuts[:0], len(cutIndexes))[:len(cutIndexes)]
 	sc.cuts = cuts
-	index := slices.Grow(sc.index[:0], len(res.CutIndexes))[:len(res.CutIndexes)] // position in edges and flows, by cut
+	index := slices.Grow(sc.index[:0], len(cutIndexes))[:len(cutIndexes)] // position in edges and flows, by cut
 	sc.index = index
-	for i, j := range res.CutIndexes {
+	for i, j := range cutIndexes {
 		cuts[i] = cutFlow{edge: &edges[j], protection: g.protection(&edges[j], sc.protections)}
 		index[i] = j
 	}
@@ -501,7 +514,7 @@ func (g *Guard) listCuts(res *evaluator.DiffResult, edges []flows.Edge, sc *scra
 		}
 		cuts[i], cuts[best] = cuts[best], cuts[i]
 		index[i], index[best] = index[best], index[i]
-		c := res.Explain(index[i])
+		c := explain(index[i])
 		cuts[i].before, cuts[i].after = &c.Before, &c.After
 	}
 	return cuts
@@ -600,7 +613,7 @@ func isDNS(e *flows.Edge) bool {
 }
 
 // respond turns a decision into the answer for its mode, and records it.
-func (g *Guard) respond(ctx context.Context, subject *networkingv1.NetworkPolicy, d decisionResult) (admission.Response, Mode, string) {
+func (g *Guard) respond(ctx context.Context, subject client.Object, d decisionResult) (admission.Response, Mode, string) {
 	now := g.opts.Now()
 	r := report{d: d, now: now, maxListed: g.opts.MaxListed, minHistory: g.opts.MinHistory}
 	if len(d.cuts) == 0 {
@@ -621,7 +634,7 @@ func (g *Guard) respond(ctx context.Context, subject *networkingv1.NetworkPolicy
 	case d.mode == Enforce && d.coverage.history < g.opts.MinHistory:
 		outcome = outcomeDegraded
 		resp = admission.Allowed("").WithWarnings(r.warnings(fmt.Sprintf("enforce degraded to warn: %s of history < %s", human.Duration(d.coverage.history), human.Duration(g.opts.MinHistory)))...)
-	case d.mode == Enforce && d.bypassed && g.mayBypass(ctx, subject.Namespace, &d):
+	case d.mode == Enforce && d.bypassed && g.mayBypass(ctx, d.namespace, &d):
 		outcome = outcomeBypassed
 		head := "admitted by " + BypassAnnotation + " (" + truncate(d.bypass, 40) + ")"
 		if d.bypassUnverified != nil {
@@ -685,8 +698,12 @@ func (g *Guard) mayBypass(ctx context.Context, namespace string, d *decisionResu
 
 // record writes the Event and the log line. Dry runs record nothing: the webhook declares
 // sideEffects NoneOnDryRun.
-func (g *Guard) record(ctx context.Context, subject *networkingv1.NetworkPolicy, d decisionResult, outcome string, r report) {
-	kv := []any{"policy", klog.KObj(subject), "change", d.change, "mode", d.mode, "outcome", outcome,
+func (g *Guard) record(ctx context.Context, subject client.Object, d decisionResult, outcome string, r report) {
+	key, msg := "policy", "NetworkPolicy change would cut flows"
+	if d.kind != "" {
+		key, msg = "object", "Relabel would cut flows"
+	}
+	kv := []any{key, klog.KObj(subject), "change", d.change, "mode", d.mode, "outcome", outcome,
 		"cutFlows", len(d.cuts), "candidates", d.summary.Candidates, "user", d.user, "dryRun", d.dryRun}
 	if d.bypassed {
 		kv = append(kv, "bypassReason", d.bypass, "bypassDenied", d.bypassDenied)
@@ -694,7 +711,7 @@ func (g *Guard) record(ctx context.Context, subject *networkingv1.NetworkPolicy,
 			kv = append(kv, "bypassUnverified", d.bypassUnverified.Error())
 		}
 	}
-	logger(ctx).V(levelInfo).Info("NetworkPolicy change would cut flows", kv...)
+	logger(ctx).V(levelInfo).Info(msg, kv...)
 	if d.dryRun || g.opts.Recorder == nil {
 		return
 	}

@@ -34,7 +34,29 @@ func (r report) lead() string {
 	if len(r.d.cuts) == 1 {
 		noun = "flow"
 	}
-	return fmt.Sprintf("would cut %d active %s, e.g. %s (last seen %s)", len(r.d.cuts), noun, flowName(c.edge), r.ago(c.edge.LastSeen))
+	lead := fmt.Sprintf("would cut %d active %s, e.g. %s (last seen %s)", len(r.d.cuts), noun, flowName(c.edge), r.ago(c.edge.LastSeen))
+	if r.d.kind != "" {
+		// A relabel is named up front: the object changed is not a policy a reader
+		// would think of ("relabel Deployment shop/checkout would cut …").
+		lead = r.d.change + " " + lead
+	}
+	return lead
+}
+
+// object is what the change is of, for the way forward: "the policy", "the Deployment".
+// capitalise upper-cases the first letter of a message's sentence.
+func capitalise(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+func (r report) object() string {
+	if r.d.kind == "" {
+		return "the policy"
+	}
+	return "the " + r.d.kind
 }
 
 // message is the enforce rejection.
@@ -54,9 +76,9 @@ func (r report) message() string {
 	b.WriteString("\n" + r.coverageLine())
 	ns := r.d.namespace
 	if r.d.bypassDenied {
-		fmt.Fprintf(&b, "\nThe policy carries %s, but %s may not bypass: that needs the %s.", BypassAnnotation, r.d.user, bypassRight(ns))
+		fmt.Fprintf(&b, "\n%s carries %s, but %s may not bypass: that needs the %s.", capitalise(r.object()), BypassAnnotation, r.d.user, bypassRight(ns))
 	} else {
-		b.WriteString("\nTo apply it anyway, annotate the policy " + BypassAnnotation + `="<reason>"` +
+		b.WriteString("\nTo apply it anyway, annotate " + r.object() + " " + BypassAnnotation + `="<reason>"` +
 			" (recorded with your name); that needs the " + bypassRight(ns) + ".")
 	}
 	return b.String()
