@@ -23,6 +23,7 @@ import (
 	ctrlwebhook "sigs.k8s.io/controller-runtime/pkg/webhook"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/netpol-guard/netpol-guard/apis/v1alpha1"
 	"github.com/netpol-guard/netpol-guard/certs"
 	"github.com/netpol-guard/netpol-guard/cluster"
 	"github.com/netpol-guard/netpol-guard/flowapi"
@@ -67,6 +68,9 @@ func Run(ctx context.Context, opts Options) error {
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return err
 	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return err
+	}
 	graceful := opts.GracefulTimeout
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
@@ -79,6 +83,11 @@ func Run(ctx context.Context, opts Options) error {
 			Port:    opts.Port,
 			TLSOpts: []func(*tls.Config){certs.TLSOption(tlsSource), disableHTTP2},
 		}),
+		LeaderElection:          opts.LeaderElection,
+		LeaderElectionID:        LeaderElectionID,
+		LeaderElectionNamespace: opts.LeaderElectionNamespace,
+		// The leader only writes staged policies' status: let a successor take over at once.
+		LeaderElectionReleaseOnCancel: true,
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
@@ -94,7 +103,7 @@ func Run(ctx context.Context, opts Options) error {
 	cache := flows.New(flows.Options{Window: opts.CacheWindow, MaxEdges: opts.CacheMaxEdges})
 	snap := &flows.Snapshotter{Cache: cache, Path: opts.SnapshotPath, Interval: opts.SnapshotInterval, Log: ctrl.Log.WithName("flows"), Loaded: make(chan struct{})}
 	snap.Restore()
-	if err := mgr.Add(snap); err != nil {
+	if err := mgr.Add(everyReplica{snap}); err != nil {
 		return err
 	}
 
@@ -113,6 +122,9 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		return 0
 	}))
+	if err := setupStaged(mgr, cfg, cache, live, func() bool { return live.HasSynced() && closed(snap.Loaded) }, opts); err != nil {
+		return err
+	}
 	server := mgr.GetWebhookServer()
 	server.Register(webhook.ValidatePath, &admission.Webhook{Handler: guard, WithContextFunc: deadlineFromTimeout})
 	auth := flowapi.NewCachingAuthenticator(&tokenreview.Authenticator{Client: clientset, Audiences: opts.TokenAudiences}, flowapi.AuthCacheOptions{})
