@@ -111,6 +111,10 @@ func newWebhookCommand() *cobra.Command {
 			if err := checkFlowSources(o); err != nil {
 				return err
 			}
+			if o.LeaderElection && o.TLS.Namespace == "" {
+				return errors.New("--leader-elect needs --namespace (or $POD_NAMESPACE)")
+			}
+			o.LeaderElectionNamespace = o.TLS.Namespace
 			ctrl.SetLogger(zap.New(zap.UseFlagOptions(&zapOpts)))
 			log := ctrl.Log.WithName("main")
 			ctx, shutdownNow := shutdownSignals(log)
@@ -158,6 +162,9 @@ func newWebhookCommand() *cobra.Command {
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "address of /healthz and /readyz")
 	fs.DurationVar(&o.ShutdownDelay, "shutdown-delay", o.ShutdownDelay, "on SIGTERM, report not ready and keep serving this long before draining, so no new admissions arrive")
 	fs.DurationVar(&o.GracefulTimeout, "graceful-timeout", o.GracefulTimeout, "longest the shutdown waits for in-flight requests and the last snapshot")
+	fs.BoolVar(&o.Staged, "staged", o.Staged, "evaluate StagedNetworkPolicies against the flows and write their status (when their CRD is installed)")
+	fs.DurationVar(&o.StagedStatusInterval, "staged-status-interval", o.StagedStatusInterval, "least time between two status writes of one StagedNetworkPolicy")
+	fs.BoolVar(&o.LeaderElection, "leader-elect", false, "elect, by a Lease in --namespace, the one replica that writes StagedNetworkPolicy status; without it every replica writes")
 	fs.StringVar(&o.Hubble.Address, "hubble-relay-address", "", "Hubble Relay address (host:port) to follow for flows; empty: no Hubble")
 	fs.StringVar(&o.Hubble.CAFile, "hubble-tls-ca", "", "CA file for Hubble Relay's TLS; empty with no other TLS flag: plaintext")
 	fs.StringVar(&o.Hubble.CertFile, "hubble-tls-cert", "", "client certificate for mTLS to Hubble Relay")

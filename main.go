@@ -5,6 +5,7 @@
 //	netpol-guard evaluate --cluster FILE --flows FILE [-o table|wide|json|yaml]
 //	netpol-guard check    --cluster FILE --flows FILE -f POLICY.yaml [-f ...] [--delete] [-o table|wide|json|yaml]
 //	netpol-guard flows export|import
+//	netpol-guard staged list|promote
 //
 // Installed as kubectl-netpol_guard it is the kubectl plugin `kubectl netpol-guard`.
 package main
@@ -113,7 +114,7 @@ files, for CI.`,
 	root.SetHelpCommandGroupID("")
 	root.SetCompletionCommandGroupID("")
 	for group, cmds := range map[string][]*cobra.Command{
-		groupServe: {newWebhookCommand(), newAgentCommand(stderr)},
+		groupServe: {newWebhookCommand(), newAgentCommand(stderr), newStagedCommand()},
 		groupCheck: {newEvaluateCommand(stdin), newCheckCommand(stdin)},
 		groupFlows: {newFlowsCommand(stdin)},
 	} {

@@ -141,6 +141,9 @@ type Cache struct {
 	peerIndex map[PeerID]uint32
 	byNS      map[string][]uint32 // workload peers by namespace
 
+	// onNewEdge, when set, is told of each edge added (see OnNewEdge).
+	onNewEdge func(Edge)
+
 	since      time.Time
 	unresolved uint64
 	clamped    uint64
@@ -278,7 +281,25 @@ func (c *Cache) add(o *Observation) {
 	sp.out = append(sp.out, i)
 	e.inPos = uint32(len(dp.in))
 	dp.in = append(dp.in, i)
+	c.newEdge(i)
 	c.shrink()
+}
+
+// OnNewEdge sets fn to be called with every edge the cache adds from then on (not with
+// updates of edges it holds: the hit path stays as it is). fn runs under the cache's write
+// lock: it must be quick and must not call back into the cache — hand the edge to a
+// buffered channel, say, and drop it when that is full. nil removes it.
+func (c *Cache) OnNewEdge(fn func(Edge)) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.onNewEdge = fn
+}
+
+// newEdge tells the OnNewEdge function, if any, of edge i.
+func (c *Cache) newEdge(i uint32) {
+	if c.onNewEdge != nil {
+		c.onNewEdge(c.edgeAt(i))
+	}
 }
 
 // shrink evicts the least recently seen edges while the cache is estimated to hold more

@@ -15,6 +15,9 @@ fi
 echo "==> generated protobuf stubs"
 bash scripts/gen-protos.sh --check
 
+echo "==> generated deepcopy functions and CRDs"
+bash scripts/gen-crds.sh --check
+
 echo "==> go vet"
 go vet ./...
 

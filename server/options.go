@@ -80,6 +80,15 @@ type Options struct {
 	// PodCIDRs are the pod networks (nodes' spec.podCIDRs are added).
 	PodCIDRs []netip.Prefix
 
+	// Staged evaluates StagedNetworkPolicies, when their CRD is installed; the leader
+	// writes their status, at most once per StagedStatusInterval each.
+	Staged               bool
+	StagedStatusInterval time.Duration
+	// LeaderElection elects the replica that writes status by a Lease in
+	// LeaderElectionNamespace; without it this replica writes.
+	LeaderElection          bool
+	LeaderElectionNamespace string
+
 	// Hubble, when Address is set, is followed for flows.
 	Hubble HubbleOptions
 	// Goldmane, when Address is set, is followed for flows, and the verdicts Calico's
@@ -170,6 +179,8 @@ func DefaultOptions() Options {
 			SecretName:    "netpol-guard-tls",
 			WebhookConfig: "netpol-guard",
 		},
+		Staged:                 true,
+		StagedStatusInterval:   10 * time.Second,
 		CacheWindow:            flows.DefaultWindow,
 		CacheMaxEdges:          flows.DefaultMaxEdges,
 		CacheMaxBytes:          flows.DefaultMaxBytes,

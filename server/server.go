@@ -22,6 +22,7 @@ import (
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
+	"github.com/netpol-guard/netpol-guard/apis/v1alpha1"
 	"github.com/netpol-guard/netpol-guard/certs"
 	"github.com/netpol-guard/netpol-guard/cluster"
 	"github.com/netpol-guard/netpol-guard/flowapi"
@@ -76,6 +77,9 @@ func Run(ctx context.Context, opts Options) error {
 	if err := clientgoscheme.AddToScheme(scheme); err != nil {
 		return err
 	}
+	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		return err
+	}
 	graceful := opts.GracefulTimeout
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
@@ -88,6 +92,11 @@ func Run(ctx context.Context, opts Options) error {
 			readHeaderTimeout: opts.ReadHeaderTimeout, readTimeout: opts.ReadTimeout, idleTimeout: opts.IdleTimeout,
 			shutdownTimeout: opts.GracefulTimeout, mux: http.NewServeMux(),
 		},
+		LeaderElection:          opts.LeaderElection,
+		LeaderElectionID:        LeaderElectionID,
+		LeaderElectionNamespace: opts.LeaderElectionNamespace,
+		// The leader only writes staged policies' status: let a successor take over at once.
+		LeaderElectionReleaseOnCancel: true,
 	})
 	if err != nil {
 		return fmt.Errorf("creating manager: %w", err)
@@ -103,7 +112,7 @@ func Run(ctx context.Context, opts Options) error {
 	cache := flows.New(flows.Options{Window: opts.CacheWindow, MaxEdges: opts.CacheMaxEdges, MaxBytes: opts.CacheMaxBytes})
 	snap := &flows.Snapshotter{Cache: cache, Path: opts.SnapshotPath, Interval: opts.SnapshotInterval, Log: ctrl.Log.WithName("flows"), Loaded: make(chan struct{})}
 	snap.Restore()
-	if err := mgr.Add(snap); err != nil {
+	if err := mgr.Add(everyReplica{snap}); err != nil {
 		return err
 	}
 
@@ -124,6 +133,9 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		return 0
 	}))
+	if err := setupStaged(mgr, cfg, cache, live, func() bool { return live.HasSynced() && closed(snap.Loaded) }, opts); err != nil {
+		return err
+	}
 	server := mgr.GetWebhookServer()
 	var admissions http.Handler = &admission.Webhook{Handler: guard, WithContextFunc: deadlineFromTimeout}
 	var relabels http.Handler = &admission.Webhook{Handler: guard.Relabels(), WithContextFunc: deadlineFromTimeout}

@@ -385,28 +385,28 @@ type decisionResult struct {
 // sets before and after, the cached edges the change can affect, the evaluator's diff of
 // them, the cuts a message lists, explained, and the coverage the answer rests on.
 func (g *Guard) decide(ns string, oldPolicy, newPolicy *networkingv1.NetworkPolicy) (d decisionResult) {
+	c, err := g.NewChange(ns, oldPolicy, newPolicy)
+	if err != nil {
+		d.err = err
+		return d
+	}
+	return g.decideChange(c)
+}
+
+// decideChange is decide for a change already compiled.
+func (g *Guard) decideChange(c *Change) (d decisionResult) {
 	now := g.opts.Now()
-	before, after, err := g.policySets(oldPolicy, newPolicy)
-	if err != nil {
-		d.err = err
-		return d
-	}
-	selects, err := selectedBy(oldPolicy, newPolicy)
-	if err != nil {
-		d.err = err
-		return d
-	}
 	sc := g.getScratch()
 	d.scratch = sc
-	edges := g.candidates(ns, selects, sc)
+	edges := g.candidates(c.Namespace, c.selects, sc)
 	fl := g.evaluatorFlows(edges, sc)
 
 	memo := g.memos.Get().(*evaluator.Memo)
 	defer g.memos.Put(memo) // after the cuts are explained below
-	res := evaluator.DiffWith(before, after, g.opts.View.World(), fl, evaluator.DiffOptions{Memo: memo})
+	res := evaluator.DiffWith(c.Before, c.After, g.opts.View.World(), fl, evaluator.DiffOptions{Memo: memo})
 	d.summary = res.Summary
 	d.cuts = g.listCuts(res.CutIndexes, res.Explain, edges, sc)
-	d.coverage = g.coverage(ns, now, len(edges), selects, sc.seen)
+	d.coverage = g.coverage(c.Namespace, now, len(edges), c.selects, sc.seen)
 	return d
 }
 

@@ -1,0 +1,560 @@
+package staged
+
+import (
+	"cmp"
+	"context"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/types"
+
+	"github.com/netpol-guard/netpol-guard/apis/v1alpha1"
+	"github.com/netpol-guard/netpol-guard/evaluator"
+	"github.com/netpol-guard/netpol-guard/flows"
+	"github.com/netpol-guard/netpol-guard/webhook"
+)
+
+// Options configures an Evaluator.
+type Options struct {
+	// Guard judges changes; give it MaxListed v1alpha1.MaxTop so that the cuts status
+	// lists come explained.
+	Guard *webhook.Guard
+	// View is the cluster view the guard judges by: a new PolicySet or World means the
+	// cluster's policies or namespace labels changed.
+	View webhook.View
+	// Cache is the flow cache the guard reads. The Evaluator sets its OnNewEdge hook.
+	Cache *flows.Cache
+	// Window is how long a cut remembered from status but no longer cached is kept after it
+	// was last seen: the cache's window. Default flows.DefaultWindow.
+	Window time.Duration
+	// Debounce is how long a change of the cluster waits for more before every staged
+	// policy is judged over again. Default 2s.
+	Debounce time.Duration
+	// Resync re-judges every staged policy over the whole cache this often, refreshing
+	// the cut edges' counts and dropping the expired. Default 5m.
+	Resync time.Duration
+	// Ready reports whether the view and the cache are complete (informers synced, the
+	// snapshot restored); until then nothing is judged. nil: always.
+	Ready func() bool
+	// Now is the clock; time.Now when nil.
+	Now func() time.Time
+}
+
+// Evaluator keeps, for every staged policy, what its change would cut now.
+type Evaluator struct {
+	opts Options
+
+	newEdges chan flows.Edge
+	overflow atomic.Bool   // new edges were dropped: judge everything over
+	kick     chan struct{} // a staged policy or the cluster changed
+	memo     *evaluator.Memo
+
+	mu       sync.Mutex
+	policies map[types.NamespacedName]*entry
+	byNS     map[string]map[types.NamespacedName]*entry // by the namespace of the change
+	all      bool                                       // every entry is due a full evaluation
+	ps       *evaluator.PolicySet                       // what the entries' changes were made against
+	world    *evaluator.World
+	version  uint64 // bumped whenever an entry's findings change
+}
+
+// entry is one staged policy and what its change would cut.
+type entry struct {
+	key        types.NamespacedName
+	obj        *v1alpha1.StagedNetworkPolicy
+	generation int64
+	change     *webhook.Change // nil until evaluated, or when the template does not compile
+	invalid    string          // why the change cannot be judged
+	due        bool            // a full evaluation is due
+
+	evaluated    bool
+	cuts         map[edgeID]*cut
+	coverage     v1alpha1.Coverage
+	soakingSince time.Time
+	cleanSince   time.Time // zero while something would be cut
+	version      uint64    // Evaluator.version when the findings last changed
+}
+
+// edgeID names an edge across reads of the cache.
+type edgeID struct {
+	src, dst flows.PeerID
+	port     int32
+	proto    corev1.Protocol
+}
+
+func idOf(e *flows.Edge) edgeID {
+	return edgeID{src: e.Src, dst: e.Dst, port: e.Port, proto: e.Protocol}
+}
+
+// cut is an edge a staged change would cut; remembered is set for one known only from
+// status (written before a restart) and not found in the cache since.
+type cut struct {
+	edge       flows.Edge
+	reason     string
+	remembered bool
+}
+
+// newEdgeBuffer bounds the edges waiting to be judged; past it they are dropped and every
+// staged policy is judged over again instead.
+const newEdgeBuffer = 1 << 14
+
+// New returns an Evaluator; Start runs it.
+func New(opts Options) *Evaluator {
+	if opts.Window <= 0 {
+		opts.Window = flows.DefaultWindow
+	}
+	if opts.Debounce <= 0 {
+		opts.Debounce = 2 * time.Second
+	}
+	if opts.Resync <= 0 {
+		opts.Resync = 5 * time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	return &Evaluator{
+		opts:     opts,
+		newEdges: make(chan flows.Edge, newEdgeBuffer),
+		kick:     make(chan struct{}, 1),
+		memo:     evaluator.NewMemo(),
+		policies: map[types.NamespacedName]*entry{},
+		byNS:     map[string]map[types.NamespacedName]*entry{},
+	}
+}
+
+// onNewEdge is the cache's hook: it runs under the cache's lock, so it only queues.
+func (ev *Evaluator) onNewEdge(e flows.Edge) {
+	select {
+	case ev.newEdges <- e:
+	default:
+		ev.overflow.Store(true)
+	}
+}
+
+// NeedLeaderElection is false: every replica evaluates, so any of them can take over
+// writing status.
+func (ev *Evaluator) NeedLeaderElection() bool { return false }
+
+// Start judges staged policies until ctx ends.
+func (ev *Evaluator) Start(ctx context.Context) error {
+	ev.opts.Cache.OnNewEdge(ev.onNewEdge)
+	defer ev.opts.Cache.OnNewEdge(nil)
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	resync := time.NewTicker(ev.opts.Resync)
+	defer resync.Stop()
+	var debounce <-chan time.Time
+	batch := make([]flows.Edge, 0, 256)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case e := <-ev.newEdges:
+			batch = append(batch[:0], e)
+			for len(batch) < cap(batch) {
+				select {
+				case e := <-ev.newEdges:
+					batch = append(batch, e)
+					continue
+				default:
+				}
+				break
+			}
+			ev.JudgeEdges(batch)
+		case <-ev.kick:
+			if debounce == nil {
+				debounce = time.After(ev.opts.Debounce)
+			}
+		case <-debounce:
+			debounce = nil
+			ev.EvaluateDue()
+		case <-tick.C:
+			if !ev.ready() {
+				continue
+			}
+			if ev.pending() {
+				ev.EvaluateDue()
+			}
+			if ev.clusterChanged() || ev.overflow.Swap(false) {
+				ev.markAll()
+				if debounce == nil {
+					debounce = time.After(ev.opts.Debounce)
+				}
+			}
+		case <-resync.C:
+			ev.markAll()
+			ev.EvaluateDue()
+		}
+	}
+}
+
+// Kick asks for the due evaluations to run (after the debounce).
+func (ev *Evaluator) Kick() {
+	select {
+	case ev.kick <- struct{}{}:
+	default:
+	}
+}
+
+// ClusterChanged asks for every staged policy to be judged over again: pods or their labels
+// changed in a way the view's PolicySet and World do not show.
+func (ev *Evaluator) ClusterChanged() {
+	ev.markAll()
+	ev.Kick()
+}
+
+func (ev *Evaluator) ready() bool { return ev.opts.Ready == nil || ev.opts.Ready() }
+
+// pending reports whether some staged policy has never been evaluated: one that arrived
+// before the view was ready.
+func (ev *Evaluator) pending() bool {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	for _, e := range ev.policies {
+		if e.due && !e.evaluated {
+			return true
+		}
+	}
+	return false
+}
+
+func (ev *Evaluator) markAll() {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	ev.all = true
+}
+
+// clusterChanged reports whether the cluster's policies or namespace labels changed since
+// the entries' changes were made.
+func (ev *Evaluator) clusterChanged() bool {
+	ps, w := ev.opts.View.PolicySet(), ev.opts.View.World()
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	return (ev.ps != nil && ps != ev.ps) || (ev.world != nil && w != ev.world)
+}
+
+// Upsert takes a staged policy as the API server has it now. A new generation starts a new
+// soak; the status of the generation it has (written by this or another replica before)
+// carries over when and how long it has been soaking, and the cuts it listed.
+func (ev *Evaluator) Upsert(obj *v1alpha1.StagedNetworkPolicy) {
+	key := types.NamespacedName{Namespace: obj.Namespace, Name: obj.Name}
+	now := ev.opts.Now()
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	e := ev.policies[key]
+	if e != nil && e.generation == obj.Generation && e.obj.UID == obj.UID {
+		e.obj = obj
+		ev.adoptStatus(e, obj)
+		return
+	}
+	e = &entry{key: key, obj: obj, generation: obj.Generation, due: true, cuts: map[edgeID]*cut{}, soakingSince: now}
+	ev.adoptStatus(e, obj)
+	if st := obj.Status; st.ObservedGeneration == obj.Generation && obj.Generation != 0 {
+		for _, cf := range st.WouldCut.Top {
+			edge, ok := edgeOf(cf)
+			if ok {
+				e.cuts[idOf(&edge)] = &cut{edge: edge, reason: cf.Reason, remembered: true}
+			}
+		}
+	}
+	ev.policies[key] = e
+	if ev.byNS[key.Namespace] == nil {
+		ev.byNS[key.Namespace] = map[types.NamespacedName]*entry{}
+	}
+	ev.byNS[key.Namespace][key] = e
+	ev.Kick()
+}
+
+// adoptStatus takes from the status of the entry's generation the earlier of its own and
+// the recorded start of the soak and of the clean spell.
+func (ev *Evaluator) adoptStatus(e *entry, obj *v1alpha1.StagedNetworkPolicy) {
+	st := obj.Status
+	if st.ObservedGeneration != e.generation || e.generation == 0 {
+		return
+	}
+	if st.SoakingSince != nil && st.SoakingSince.Time.Before(e.soakingSince) {
+		e.soakingSince = st.SoakingSince.Time
+	}
+	if st.CleanSince != nil && (!e.evaluated || (len(e.cuts) == 0 && st.CleanSince.Time.Before(e.cleanSince))) {
+		e.cleanSince = st.CleanSince.Time
+	}
+}
+
+// Remove forgets a deleted staged policy.
+func (ev *Evaluator) Remove(key types.NamespacedName) {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	if _, ok := ev.policies[key]; !ok {
+		return
+	}
+	delete(ev.policies, key)
+	delete(ev.byNS[key.Namespace], key)
+	if len(ev.byNS[key.Namespace]) == 0 {
+		delete(ev.byNS, key.Namespace)
+	}
+	ev.version++
+}
+
+// EvaluateDue judges the staged policies that are due (all of them after a change of the
+// cluster) over the whole cache.
+func (ev *Evaluator) EvaluateDue() {
+	if !ev.ready() {
+		return // the tick tries again
+	}
+	ev.mu.Lock()
+	all := ev.all
+	ev.all = false
+	var due []*entry
+	for _, e := range ev.policies {
+		if all || e.due {
+			e.due = false
+			due = append(due, e)
+		}
+	}
+	ev.mu.Unlock()
+	if len(due) == 0 {
+		return
+	}
+	// The policies and world the changes are made against are read first: a change of
+	// them from here on is seen by the next tick.
+	ps, w := ev.opts.View.PolicySet(), ev.opts.View.World()
+	for _, e := range due {
+		ev.evaluate(e)
+	}
+	ev.mu.Lock()
+	ev.ps, ev.world = ps, w
+	ev.mu.Unlock()
+}
+
+// evaluate judges one staged policy over the whole cache. The judging runs without the
+// lock; only the findings are swapped in under it.
+func (ev *Evaluator) evaluate(e *entry) {
+	ev.mu.Lock()
+	obj := e.obj
+	remembered := make([]flows.Edge, 0)
+	for _, c := range e.cuts {
+		if c.remembered {
+			remembered = append(remembered, c.edge)
+		}
+	}
+	ev.mu.Unlock()
+
+	now := ev.opts.Now()
+	g := ev.opts.Guard
+	ps := ev.opts.View.PolicySet()
+	current := ps.Get(obj.Namespace, obj.Name)
+	change, err := g.NewChange(obj.Namespace, current, obj.NetworkPolicy())
+	cuts := map[edgeID]*cut{}
+	var coverage v1alpha1.Coverage
+	invalid := ""
+	switch {
+	case err != nil:
+		invalid = err.Error()
+		change = nil
+	case obj.Action() == v1alpha1.StagedDelete && current == nil:
+		// Nothing to delete: nothing to cut.
+	default:
+		d := g.Decide(change)
+		for i := range d.Cuts {
+			c := &d.Cuts[i]
+			cuts[idOf(&c.Edge)] = &cut{edge: c.Edge, reason: c.Reason}
+		}
+		coverage = v1alpha1.Coverage{
+			HistorySeconds:  int64(d.Coverage.History / time.Second),
+			EdgesConsidered: int64(d.Coverage.Edges),
+			UnresolvedFlows: int64(d.Coverage.Unresolved),
+		}
+		// Cuts known from status but not cached now (the cache started over) are judged
+		// again until they fall out of the window.
+		for i := range remembered {
+			r := &remembered[i]
+			id := idOf(r)
+			if cuts[id] != nil || now.Sub(r.LastSeen) > ev.opts.Window {
+				continue
+			}
+			if isCut, reason := g.Judge(change, r, nil); isCut {
+				cuts[id] = &cut{edge: *r, reason: reason, remembered: true}
+			}
+		}
+	}
+
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	if ev.policies[e.key] != e || e.obj.Generation != obj.Generation {
+		return // replaced meanwhile; its own evaluation is due
+	}
+	e.change, e.invalid, e.cuts, e.coverage = change, invalid, cuts, coverage
+	ev.settle(e, now)
+	if l := log.V(4); l.Enabled() {
+		l.Info("Staged policy evaluated", "staged", e.key.String(), "wouldCut", len(cuts), "edges", coverage.EdgesConsidered)
+	}
+}
+
+// settle updates the clean spell after the cuts changed, and marks the findings changed.
+func (ev *Evaluator) settle(e *entry, now time.Time) {
+	switch {
+	case len(e.cuts) > 0 || e.invalid != "":
+		e.cleanSince = time.Time{}
+	case e.cleanSince.IsZero():
+		e.cleanSince = now
+	}
+	e.evaluated = true
+	ev.version++
+	e.version = ev.version
+}
+
+// JudgeEdges judges new edges against every staged policy of their ends' namespaces.
+func (ev *Evaluator) JudgeEdges(edges []flows.Edge) {
+	now := ev.opts.Now()
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	for i := range edges {
+		e := &edges[i]
+		ev.judgeIn(e.Src, e, now)
+		if e.Dst.Namespace != e.Src.Namespace || e.Src.Kind != flows.PeerWorkload {
+			ev.judgeIn(e.Dst, e, now)
+		}
+	}
+}
+
+func (ev *Evaluator) judgeIn(end flows.PeerID, e *flows.Edge, now time.Time) {
+	if end.Kind != flows.PeerWorkload {
+		return
+	}
+	for _, p := range ev.byNS[end.Namespace] {
+		if p.change == nil {
+			continue
+		}
+		id := idOf(e)
+		if c := p.cuts[id]; c != nil && !c.remembered {
+			c.edge = *e
+			continue
+		}
+		if isCut, reason := ev.opts.Guard.Judge(p.change, e, ev.memo); isCut {
+			p.cuts[id] = &cut{edge: *e, reason: reason}
+			ev.settle(p, now)
+		}
+	}
+}
+
+// Version changes whenever some staged policy's findings do.
+func (ev *Evaluator) Version() uint64 {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	return ev.version
+}
+
+// Findings is what an Evaluator found for one staged policy.
+type Findings struct {
+	Generation   int64
+	Evaluated    bool
+	Invalid      string
+	SoakingSince time.Time
+	CleanSince   time.Time
+	Cuts         []Cut // most recently seen first
+	Coverage     v1alpha1.Coverage
+}
+
+// Cut is one edge a staged change would cut.
+type Cut struct {
+	Edge   flows.Edge
+	Reason string
+}
+
+// Findings returns what was found for a staged policy, with at most top cuts (the most
+// recently seen) and the count of all; ok is false for one it does not know.
+func (ev *Evaluator) Findings(key types.NamespacedName, top int) (f Findings, total int, ok bool) {
+	ev.mu.Lock()
+	e := ev.policies[key]
+	if e == nil {
+		ev.mu.Unlock()
+		return Findings{}, 0, false
+	}
+	f = Findings{Generation: e.generation, Evaluated: e.evaluated, Invalid: e.invalid, SoakingSince: e.soakingSince, CleanSince: e.cleanSince, Coverage: e.coverage}
+	cuts := make([]*cut, 0, len(e.cuts))
+	for _, c := range e.cuts {
+		cuts = append(cuts, c)
+	}
+	change := e.change
+	ev.mu.Unlock()
+
+	slices.SortFunc(cuts, func(a, b *cut) int { return compareCuts(&a.edge, &b.edge) })
+	total = len(cuts)
+	cuts = cuts[:min(top, len(cuts))]
+	f.Cuts = make([]Cut, len(cuts))
+	for i, c := range cuts {
+		f.Cuts[i] = Cut{Edge: c.edge, Reason: c.reason}
+		if c.reason == "" && change != nil {
+			_, f.Cuts[i].Reason = ev.opts.Guard.Judge(change, &c.edge, nil)
+		}
+	}
+	return f, total, true
+}
+
+// Keys lists the staged policies known.
+func (ev *Evaluator) Keys() []types.NamespacedName {
+	ev.mu.Lock()
+	defer ev.mu.Unlock()
+	keys := make([]types.NamespacedName, 0, len(ev.policies))
+	for k := range ev.policies {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b types.NamespacedName) int { return cmp.Compare(a.String(), b.String()) })
+	return keys
+}
+
+// compareCuts orders cut edges most recently seen first, then by name.
+func compareCuts(a, b *flows.Edge) int {
+	return cmp.Or(
+		b.LastSeen.Compare(a.LastSeen),
+		cmp.Compare(a.Src.String(), b.Src.String()),
+		cmp.Compare(a.Dst.String(), b.Dst.String()),
+		cmp.Compare(a.Port, b.Port),
+		cmp.Compare(a.Protocol, b.Protocol),
+	)
+}
+
+// edgeOf turns a cut listed in status back into an edge.
+func edgeOf(cf v1alpha1.CutFlow) (flows.Edge, bool) {
+	src, ok1 := peerID(cf.Src)
+	dst, ok2 := peerID(cf.Dst)
+	if !ok1 || !ok2 {
+		return flows.Edge{}, false
+	}
+	proto := corev1.Protocol(cf.Protocol)
+	if proto == "" {
+		proto = corev1.ProtocolTCP
+	}
+	return flows.Edge{
+		Src: src, Dst: dst, Port: cf.Port, Protocol: proto,
+		FirstSeen: cf.FirstSeen.Time, LastSeen: cf.LastSeen.Time, Count: uint64(max(cf.Count, 0)),
+	}, true
+}
+
+func peerID(p v1alpha1.Peer) (flows.PeerID, bool) {
+	switch {
+	case p.Workload != "":
+		return flows.PeerID{Kind: flows.PeerWorkload, Namespace: p.Namespace, Name: p.Workload}, p.Namespace != ""
+	case p.Node != "":
+		return flows.PeerID{Kind: flows.PeerNode, Name: p.Node}, true
+	default:
+		ip, err := netip.ParseAddr(p.IP)
+		return flows.PeerID{Kind: flows.PeerExternal, IP: ip}, err == nil
+	}
+}
+
+// PeerOf is a cache identity in status's shape.
+func PeerOf(id flows.PeerID) v1alpha1.Peer {
+	switch id.Kind {
+	case flows.PeerWorkload:
+		return v1alpha1.Peer{Namespace: id.Namespace, Workload: id.Name}
+	case flows.PeerNode:
+		return v1alpha1.Peer{Node: id.Name}
+	default:
+		return v1alpha1.Peer{IP: id.IP.String()}
+	}
+}
