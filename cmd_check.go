@@ -80,6 +80,7 @@ Exit status: 0 nothing is cut, 1 something is cut, 2 bad input.`,
 	inputFlags(fs, &opts.Inputs, &opts.Output)
 	fs.StringArrayVarP(&opts.Policies, "filename", "f", nil, "a file or directory of NetworkPolicies to apply, or - for stdin (repeatable, required)")
 	fs.BoolVar(&opts.Delete, "delete", false, "check deleting the given policies instead of applying them")
+	fs.BoolVar(&opts.Suggest, "suggest", false, "add the fix for what is cut: the policies to apply with the change, verified to cut nothing (YAML after the table; \"suggestions\" in JSON)")
 	fs.StringVarP(&opts.Namespace, "namespace", "n", "default", "namespace for policies that do not name one")
 	_ = cobra.MarkFlagFilename(fs, "filename", "yaml", "yml", "json")
 	completeOutput(cmd)

@@ -15,6 +15,7 @@ import (
 	"github.com/netpol-guard/netpol-guard/evaluator"
 	"github.com/netpol-guard/netpol-guard/flows"
 	"github.com/netpol-guard/netpol-guard/internal/human"
+	"github.com/netpol-guard/netpol-guard/suggest"
 )
 
 // Output formats.
@@ -41,6 +42,8 @@ type CheckOptions struct {
 	Delete    bool
 	Output    string
 	Now       time.Time
+	// Suggest adds the fix for what the change cuts: the policies to apply with it.
+	Suggest bool
 }
 
 // Evaluate writes the verdict for every observed flow under the cluster's policies. It
@@ -129,9 +132,20 @@ func Check(out, errw io.Writer, opts CheckOptions) int {
 		}
 	}
 	res := evaluator.Diff(before, after, obs.world, obs.flows)
+	var fix *suggest.Fix
+	if opts.Suggest && len(res.Cut) > 0 {
+		if fix, err = fixFor(obs, before, after, changes, res); err != nil {
+			return fail(errw, err)
+		}
+	}
 
 	if structured(opts.Output) {
 		report := checkReport{Changes: make([]string, len(changes)), Cut: make([]cutLine, len(res.Cut)), Summary: res.Summary}
+		if fix != nil {
+			for _, p := range fix.Policies {
+				report.Suggestions = append(report.Suggestions, clean(p))
+			}
+		}
 		for i, c := range changes {
 			report.Changes[i] = c.String()
 		}
@@ -143,6 +157,11 @@ func Check(out, errw io.Writer, opts CheckOptions) int {
 		}
 	} else {
 		writeCheckTable(out, changes, res, obs.records, opts.Now, opts.Output == OutputWide)
+		if fix != nil {
+			if err := writeFix(out, fix, len(res.Cut)); err != nil {
+				return fail(errw, err)
+			}
+		}
 	}
 	if len(res.Cut) > 0 {
 		return ExitCut
@@ -285,6 +304,8 @@ type checkReport struct {
 	Changes []string              `json:"changes"`
 	Cut     []cutLine             `json:"cut"`
 	Summary evaluator.DiffSummary `json:"summary"`
+	// Suggestions, with --suggest, are the policies that keep the cut flows.
+	Suggestions []*networkingv1.NetworkPolicy `json:"suggestions,omitempty"`
 }
 
 func echo(rec flows.Record) flowEcho {
