@@ -75,13 +75,15 @@ type Fix struct {
 }
 
 // Line is the fix in one line: "add ingress from shop/frontend (app=frontend) on TCP/7070
-// (in shop/default-deny); …".
+// (in shop/default-deny)", then how many more rules and pairs it also opens.
 func (f *Fix) Line() string {
-	parts := make([]string, len(f.Rules))
-	for i, r := range f.Rules {
-		parts[i] = r.String()
+	if len(f.Rules) == 0 {
+		return ""
 	}
-	s := "add " + strings.Join(parts, "; ")
+	s := "add " + f.Rules[0].String()
+	if n := len(f.Rules) - 1; n > 0 {
+		s += fmt.Sprintf(" and %d more rule(s)", n)
+	}
 	if len(f.Opens) > 0 {
 		s += fmt.Sprintf("; also opens %d other pair(s), e.g. %s", len(f.Opens), f.Opens[0])
 	}

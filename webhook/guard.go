@@ -21,6 +21,7 @@ import (
 	"github.com/netpol-guard/netpol-guard/evaluator"
 	"github.com/netpol-guard/netpol-guard/flows"
 	"github.com/netpol-guard/netpol-guard/internal/human"
+	"github.com/netpol-guard/netpol-guard/suggest"
 )
 
 // View is the live cluster as the guard needs it. package cluster's Live implements it from
@@ -257,6 +258,7 @@ type decisionResult struct {
 	summary  evaluator.DiffSummary
 	coverage coverage
 	err      error
+	fix      *suggest.Fix // what keeps the cut flows; nil when nothing is cut
 
 	change     string
 	mode       Mode
@@ -294,6 +296,7 @@ func (g *Guard) decide(ns string, oldPolicy, newPolicy *networkingv1.NetworkPoli
 	d.summary = res.Summary
 	d.cuts = g.listCuts(&res, edges, sc)
 	d.coverage = g.coverage(ns, now, len(edges), selects, sc.seen)
+	d.fix = g.suggestFix(ns, before, after, oldPolicy, newPolicy, fl, &res)
 	return d
 }
 
