@@ -114,7 +114,7 @@ files, for CI.`,
 	root.SetCompletionCommandGroupID("")
 	for group, cmds := range map[string][]*cobra.Command{
 		groupServe: {newWebhookCommand(), newAgentCommand(stderr)},
-		groupCheck: {newEvaluateCommand(stdin), newCheckCommand(stdin)},
+		groupCheck: {newEvaluateCommand(stdin), newCheckCommand(stdin), newRecommendCommand(stdin)},
 		groupFlows: {newFlowsCommand(stdin)},
 	} {
 		for _, c := range cmds {

@@ -36,6 +36,7 @@ func TestHelp(t *testing.T) {
 		{"evaluate", "netpol-guard", []string{"evaluate"}},
 		{"check", "netpol-guard", []string{"check"}},
 		{"check-kubectl-plugin", pluginBinary, []string{"check"}},
+		{"recommend", "netpol-guard", []string{"recommend"}},
 		{"flows", "netpol-guard", []string{"flows"}},
 		{"flows-export", "netpol-guard", []string{"flows", "export"}},
 		{"flows-import", "netpol-guard", []string{"flows", "import"}},

@@ -87,3 +87,11 @@ func clean(p *networkingv1.NetworkPolicy) *networkingv1.NetworkPolicy {
 	c.CreationTimestamp = metav1.Time{}
 	return c
 }
+
+func compileCluster(obs *observed) (*evaluator.PolicySet, error) {
+	ps, err := evaluator.Compile(obs.snapshot.Policies)
+	if err != nil {
+		return nil, fmt.Errorf("cluster policies: %w", err)
+	}
+	return ps, nil
+}

@@ -44,8 +44,9 @@ func (k *known) reach(rules []addedRule, w *evaluator.World) []evaluator.Flow {
 		}
 		subjects := k.selected(r.policy.Namespace, sel)
 		var peers []*evaluator.Endpoint
-		for _, ep := range k.all {
-			if peerMatches(r.peer, r.policy.Namespace, ep, w) {
+		m := newMatcher(r.peer, r.policy.Namespace)
+		for _, ep := range k.candidates(r.peer) {
+			if m.matches(ep, k.nsLabels(w)) {
 				peers = append(peers, ep)
 			}
 		}
@@ -69,6 +70,35 @@ func (k *known) reach(rules []addedRule, w *evaluator.World) []evaluator.Flow {
 		}
 	}
 	return out
+}
+
+// candidates are the known ends a peer may match: those of one address for a /32 or /128
+// ipBlock, those of one namespace for a namespace selected by its name label, else all.
+func (k *known) candidates(p networkingv1.NetworkPolicyPeer) []*evaluator.Endpoint {
+	if p.IPBlock != nil {
+		if pfx, err := netip.ParsePrefix(p.IPBlock.CIDR); err == nil && pfx.IsSingleIP() {
+			return k.byIP()[pfx.Addr()]
+		}
+		return k.all
+	}
+	if ns := p.NamespaceSelector; ns != nil && len(ns.MatchExpressions) == 0 && len(ns.MatchLabels) == 1 {
+		if name, ok := ns.MatchLabels[NamespaceNameLabel]; ok {
+			return k.byNS[name]
+		}
+	}
+	return k.all
+}
+
+func (k *known) byIP() map[netip.Addr][]*evaluator.Endpoint {
+	if k.ips == nil {
+		k.ips = map[netip.Addr][]*evaluator.Endpoint{}
+		for _, ep := range k.all {
+			if ep.IP.IsValid() {
+				k.ips[ep.IP.Unmap()] = append(k.ips[ep.IP.Unmap()], ep)
+			}
+		}
+	}
+	return k.ips
 }
 
 // opened turns the reachable flows that newly is true of into pairs, each once, sorted.
@@ -105,32 +135,69 @@ func resolve(p port, dst *evaluator.Endpoint) (int32, bool) {
 	return 0, false
 }
 
-// peerMatches reports whether a rule peer of a policy in namespace ns matches ep, as the
-// API defines it: an ipBlock matches an address, a podSelector pods of ns (or of the
-// namespaces namespaceSelector matches).
-func peerMatches(p networkingv1.NetworkPolicyPeer, ns string, ep *evaluator.Endpoint, w *evaluator.World) bool {
+// matcher decides whether a rule peer of a policy in namespace ns matches an endpoint, as
+// the API defines it: an ipBlock matches an address, a podSelector pods of ns (or of the
+// namespaces namespaceSelector matches). Selectors are parsed once per rule.
+type matcher struct {
+	ns         string
+	cidr       netip.Prefix
+	ipBlock    bool
+	namespaces labels.Selector // nil: the policy's own namespace
+	pods       labels.Selector // nil: any pod
+	bad        bool
+}
+
+func newMatcher(p networkingv1.NetworkPolicyPeer, ns string) matcher {
+	m := matcher{ns: ns}
+	var err error
 	if p.IPBlock != nil {
-		pfx, err := netip.ParsePrefix(p.IPBlock.CIDR)
-		return err == nil && ep.IP.IsValid() && pfx.Contains(ep.IP.Unmap())
+		m.ipBlock = true
+		m.cidr, err = netip.ParsePrefix(p.IPBlock.CIDR)
+		m.bad = err != nil
+		return m
 	}
-	if ep.Kind != evaluator.Pod {
+	if p.NamespaceSelector != nil {
+		if m.namespaces, err = metav1.LabelSelectorAsSelector(p.NamespaceSelector); err != nil {
+			m.bad = true
+		}
+	}
+	if p.PodSelector != nil {
+		if m.pods, err = metav1.LabelSelectorAsSelector(p.PodSelector); err != nil {
+			m.bad = true
+		}
+	}
+	return m
+}
+
+func (m matcher) matches(ep *evaluator.Endpoint, nsLabels func(string) labels.Set) bool {
+	switch {
+	case m.bad:
+		return false
+	case m.ipBlock:
+		return ep.IP.IsValid() && m.cidr.Contains(ep.IP.Unmap())
+	case ep.Kind != evaluator.Pod:
+		return false
+	case m.namespaces == nil && ep.Namespace != m.ns:
+		return false
+	case m.namespaces != nil && !m.namespaces.Matches(nsLabels(ep.Namespace)):
 		return false
 	}
-	if p.NamespaceSelector == nil {
-		if ep.Namespace != ns {
-			return false
+	return m.pods == nil || m.pods.Matches(labels.Set(ep.Labels))
+}
+
+// nsLabels returns the labels of a namespace, memoised.
+func (k *known) nsLabels(w *evaluator.World) func(string) labels.Set {
+	return func(ns string) labels.Set {
+		if l, ok := k.nsSets[ns]; ok {
+			return l
 		}
-	} else {
-		sel, err := metav1.LabelSelectorAsSelector(p.NamespaceSelector)
-		if err != nil || !sel.Matches(namespaceLabels(w, ep.Namespace)) {
-			return false
+		if k.nsSets == nil {
+			k.nsSets = map[string]labels.Set{}
 		}
+		l := namespaceLabels(w, ns)
+		k.nsSets[ns] = l
+		return l
 	}
-	if p.PodSelector == nil {
-		return true
-	}
-	sel, err := metav1.LabelSelectorAsSelector(p.PodSelector)
-	return err == nil && sel.Matches(labels.Set(ep.Labels))
 }
 
 func namespaceLabels(w *evaluator.World, ns string) labels.Set {

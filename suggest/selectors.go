@@ -70,6 +70,9 @@ type known struct {
 	all  []*evaluator.Endpoint
 	byNS map[string][]*evaluator.Endpoint // pod endpoints
 	sel  map[*evaluator.Endpoint]map[string]string
+	ips  map[netip.Addr][]*evaluator.Endpoint // by address, on first use
+	// nsSets are namespace labels, kubernetes.io/metadata.name included, on first use.
+	nsSets map[string]labels.Set
 }
 
 // newKnown indexes the endpoints given and the ends of the flows, each identity once.
