@@ -106,7 +106,7 @@ func Evaluate(out, errw io.Writer, opts EvaluateOptions) int {
 // Check reports what applying (or deleting) the given policies would cut. It returns ExitOK
 // when nothing is cut, ExitCut when something is, ExitBadInput on bad input.
 func Check(out, errw io.Writer, opts CheckOptions) int {
-	if err := checkOutput(opts.Output); err != nil {
+	if err := checkOutputIn(opts.Output, CheckOutputFormats); err != nil {
 		return fail(errw, err)
 	}
 	if len(opts.Policies) == 0 {
@@ -133,13 +133,19 @@ func Check(out, errw io.Writer, opts CheckOptions) int {
 	}
 	res := evaluator.Diff(before, after, obs.world, obs.flows)
 	var fix *suggest.Fix
-	if opts.Suggest && len(res.Cut) > 0 {
+	picture := opts.Output == OutputHTML || opts.Output == OutputMarkdown
+	if (opts.Suggest || picture) && len(res.Cut) > 0 {
 		if fix, err = fixFor(obs, before, after, changes, res); err != nil {
 			return fail(errw, err)
 		}
 	}
 
-	if structured(opts.Output) {
+	switch {
+	case picture:
+		if err := checkPicture(out, opts.Output, changes, res, obs, fix, opts.Now); err != nil {
+			return fail(errw, err)
+		}
+	case structured(opts.Output):
 		report := checkReport{Changes: make([]string, len(changes)), Cut: make([]cutLine, len(res.Cut)), Summary: res.Summary}
 		if fix != nil {
 			for _, p := range fix.Policies {
@@ -155,7 +161,7 @@ func Check(out, errw io.Writer, opts CheckOptions) int {
 		if err := newEncoder(out, opts.Output).Encode(report); err != nil {
 			return fail(errw, err)
 		}
-	} else {
+	default:
 		writeCheckTable(out, changes, res, obs.records, opts.Now, opts.Output == OutputWide)
 		if fix != nil {
 			if err := writeFix(out, fix, len(res.Cut)); err != nil {
