@@ -56,7 +56,7 @@ func newEvaluateCommand(stdin io.Reader) *cobra.Command {
 func newCheckCommand(stdin io.Reader) *cobra.Command {
 	opts := cli.CheckOptions{}
 	cmd := &cobra.Command{
-		Use:   "check --cluster FILE --flows FILE -f POLICY.yaml [-f ...] [--delete] [-n NS] [-o table|wide|json|yaml]",
+		Use:   "check --cluster FILE --flows FILE -f POLICY.yaml [-f ...] [--delete] [-n NS] [--suggest] [-o table|wide|json|yaml|html|markdown]",
 		Short: "Report the flows that applying (or deleting) policies would cut",
 		Long: `Report the observed flows that applying (or deleting) the given NetworkPolicies would cut.
 
@@ -66,6 +66,12 @@ Exit status: 0 nothing is cut, 1 something is cut, 2 bad input.`,
 
   # The same lock-down with the egress it needs (exit 0)
   netpol-guard check --cluster examples/cluster.yaml --flows examples/flows.jsonl -f examples/proposed/shop-default-deny-with-egress.yaml
+
+  # The fix, ready for kubectl apply, after the table
+  netpol-guard check --cluster examples/cluster.yaml --flows examples/flows.jsonl -f examples/proposed/shop-default-deny.yaml --suggest
+
+  # The picture: one HTML file, cut flows in red, the fix beside them
+  netpol-guard check --cluster examples/cluster.yaml --flows examples/flows.jsonl -f examples/proposed/shop-default-deny.yaml -o html > shop.html
 
   # What would deleting a policy cut? As YAML
   netpol-guard check --cluster examples/cluster.yaml --flows examples/flows.jsonl -f examples/proposed/allow-same-namespace.yaml --delete -o yaml`,
@@ -78,8 +84,11 @@ Exit status: 0 nothing is cut, 1 something is cut, 2 bad input.`,
 	}
 	fs := cmd.Flags()
 	inputFlags(fs, &opts.Inputs, &opts.Output)
+	fs.Lookup("output").Usage = "output format: " + strings.Join(cli.CheckOutputFormats, ", ") + " (html: one self-contained page with the graph; markdown: a pull-request comment)"
+	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(cli.CheckOutputFormats, cobra.ShellCompDirectiveNoFileComp))
 	fs.StringArrayVarP(&opts.Policies, "filename", "f", nil, "a file or directory of NetworkPolicies to apply, or - for stdin (repeatable, required)")
 	fs.BoolVar(&opts.Delete, "delete", false, "check deleting the given policies instead of applying them")
+	fs.BoolVar(&opts.Suggest, "suggest", false, "add the fix for what is cut: the policies to apply with the change, verified to cut nothing (YAML after the table; \"suggestions\" in JSON)")
 	fs.StringVarP(&opts.Namespace, "namespace", "n", "default", "namespace for policies that do not name one")
 	_ = cobra.MarkFlagFilename(fs, "filename", "yaml", "yml", "json")
 	completeOutput(cmd)

@@ -115,7 +115,7 @@ files, for CI.`,
 	root.SetCompletionCommandGroupID("")
 	for group, cmds := range map[string][]*cobra.Command{
 		groupServe: {newWebhookCommand(), newAgentCommand(stderr), newStagedCommand()},
-		groupCheck: {newEvaluateCommand(stdin), newCheckCommand(stdin)},
+		groupCheck: {newEvaluateCommand(stdin), newCheckCommand(stdin), newRecommendCommand(stdin)},
 		groupFlows: {newFlowsCommand(stdin)},
 	} {
 		for _, c := range cmds {

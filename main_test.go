@@ -36,6 +36,7 @@ func TestHelp(t *testing.T) {
 		{"evaluate", "netpol-guard", []string{"evaluate"}},
 		{"check", "netpol-guard", []string{"check"}},
 		{"check-kubectl-plugin", pluginBinary, []string{"check"}},
+		{"recommend", "netpol-guard", []string{"recommend"}},
 		{"flows", "netpol-guard", []string{"flows"}},
 		{"flows-export", "netpol-guard", []string{"flows", "export"}},
 		{"flows-import", "netpol-guard", []string{"flows", "import"}},
@@ -79,11 +80,14 @@ var readmeCommands = map[string]struct {
 	code int
 	skip string
 }{
-	"go run . check --cluster examples/cluster.yaml --flows examples/flows.jsonl -f examples/proposed/shop-default-deny.yaml":                     {code: cli.ExitCut},
-	"netpol-guard check --cluster examples/cluster.yaml --flows examples/flows.jsonl -f examples/proposed/shop-default-deny-with-egress.yaml":     {code: cli.ExitOK},
-	"kubectl netpol-guard check --cluster examples/cluster.yaml --flows examples/flows.jsonl -f examples/proposed/shop-default-deny.yaml -o wide": {code: cli.ExitCut},
-	"netpol-guard evaluate --cluster examples/cluster.yaml --flows examples/flows.jsonl -o yaml":                                                  {code: cli.ExitOK},
-	"netpol-guard flows import examples/hubble-flows.json":                                                                                        {code: cli.ExitOK},
+	"go run . check --cluster examples/cluster.yaml --flows examples/flows.jsonl -f examples/proposed/shop-default-deny.yaml":                         {code: cli.ExitCut},
+	"netpol-guard check --cluster examples/cluster.yaml --flows examples/flows.jsonl -f examples/proposed/shop-default-deny-with-egress.yaml":         {code: cli.ExitOK},
+	"kubectl netpol-guard check --cluster examples/cluster.yaml --flows examples/flows.jsonl -f examples/proposed/shop-default-deny.yaml -o wide":     {code: cli.ExitCut},
+	"netpol-guard evaluate --cluster examples/cluster.yaml --flows examples/flows.jsonl -o yaml":                                                      {code: cli.ExitOK},
+	"netpol-guard flows import examples/hubble-flows.json":                                                                                            {code: cli.ExitOK},
+	"netpol-guard check --cluster examples/cluster.yaml --flows examples/flows.jsonl -f examples/proposed/shop-default-deny.yaml --suggest":           {code: cli.ExitCut},
+	"netpol-guard check --cluster examples/cluster.yaml --flows examples/flows.jsonl -f examples/proposed/shop-default-deny.yaml -o html > shop.html": {skip: "writes a file through the shell"},
+	"netpol-guard recommend --cluster examples/cluster.yaml --flows examples/flows.jsonl -n shop":                                                     {code: cli.ExitOK},
 	"netpol-guard version":                                   {code: cli.ExitOK},
 	"netpol-guard completion bash":                           {code: cli.ExitOK},
 	"netpol-guard flows export -n netpol-guard > snap.jsonl": {skip: "needs a cluster running the webhook"},

@@ -15,6 +15,7 @@ import (
 	"github.com/netpol-guard/netpol-guard/evaluator"
 	"github.com/netpol-guard/netpol-guard/flows"
 	"github.com/netpol-guard/netpol-guard/internal/human"
+	"github.com/netpol-guard/netpol-guard/suggest"
 )
 
 // Output formats.
@@ -41,6 +42,8 @@ type CheckOptions struct {
 	Delete    bool
 	Output    string
 	Now       time.Time
+	// Suggest adds the fix for what the change cuts: the policies to apply with it.
+	Suggest bool
 }
 
 // Evaluate writes the verdict for every observed flow under the cluster's policies. It
@@ -103,7 +106,7 @@ func Evaluate(out, errw io.Writer, opts EvaluateOptions) int {
 // Check reports what applying (or deleting) the given policies would cut. It returns ExitOK
 // when nothing is cut, ExitCut when something is, ExitBadInput on bad input.
 func Check(out, errw io.Writer, opts CheckOptions) int {
-	if err := checkOutput(opts.Output); err != nil {
+	if err := checkOutputIn(opts.Output, CheckOutputFormats); err != nil {
 		return fail(errw, err)
 	}
 	if len(opts.Policies) == 0 {
@@ -147,17 +150,40 @@ func Check(out, errw io.Writer, opts CheckOptions) int {
 			res.Cut = append(res.Cut, rr.Explain(i))
 		}
 	}
+	var fix *suggest.Fix
+	picture := opts.Output == OutputHTML || opts.Output == OutputMarkdown
+	// A fix is offered for policy changes; a relabel's way forward is its labels.
+	if (opts.Suggest || picture) && len(res.Cut) > 0 && len(relabels) == 0 {
+		if fix, err = fixFor(obs, before, after, changes, res); err != nil {
+			return fail(errw, err)
+		}
+	}
 
-	if structured(opts.Output) {
+	switch {
+	case picture:
+		if err := checkPicture(out, opts.Output, changes, res, obs, fix, opts.Now); err != nil {
+			return fail(errw, err)
+		}
+	case structured(opts.Output):
 		report := checkReport{Changes: names, Cut: make([]cutLine, len(res.Cut)), Summary: res.Summary}
+		if fix != nil {
+			for _, p := range fix.Policies {
+				report.Suggestions = append(report.Suggestions, clean(p))
+			}
+		}
 		for i, c := range res.Cut {
 			report.Cut[i] = cutLine{flowEcho: echo(obs.records[c.Index]), Reason: c.After.Denial(), Before: c.Before, After: c.After}
 		}
 		if err := newEncoder(out, opts.Output).Encode(report); err != nil {
 			return fail(errw, err)
 		}
-	} else {
+	default:
 		writeCheckTable(out, names, res, obs.records, opts.Now, opts.Output == OutputWide)
+		if fix != nil {
+			if err := writeFix(out, fix, len(res.Cut)); err != nil {
+				return fail(errw, err)
+			}
+		}
 	}
 	if len(res.Cut) > 0 {
 		return ExitCut
@@ -307,6 +333,8 @@ type checkReport struct {
 	Changes []string              `json:"changes"`
 	Cut     []cutLine             `json:"cut"`
 	Summary evaluator.DiffSummary `json:"summary"`
+	// Suggestions, with --suggest, are the policies that keep the cut flows.
+	Suggestions []*networkingv1.NetworkPolicy `json:"suggestions,omitempty"`
 }
 
 func echo(rec flows.Record) flowEcho {

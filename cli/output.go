@@ -90,11 +90,11 @@ func seenAs(p flows.Peer) string {
 	return strings.Join(parts, " ")
 }
 
-func checkOutput(o string) error {
-	for _, f := range OutputFormats {
-		if o == f {
-			return nil
-		}
+func checkOutput(o string) error { return checkOutputIn(o, OutputFormats) }
+
+func checkOutputIn(o string, formats []string) error {
+	if slices.Contains(formats, o) {
+		return nil
 	}
-	return fmt.Errorf("-o %q: must be one of %s", o, strings.Join(OutputFormats, ", "))
+	return fmt.Errorf("-o %q: must be one of %s", o, strings.Join(formats, ", "))
 }

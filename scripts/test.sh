@@ -26,6 +26,11 @@ if ! command -v nft >/dev/null || ! command -v ip >/dev/null; then
 	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq nftables iproute2
 fi
 
+echo "==> chromium for the check -o html picture test (headless; required under CI=true)"
+if [ "${CI:-}" = "true" ] && ! command -v chromium >/dev/null; then
+	apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium
+fi
+
 echo "==> control plane for the e2e tests (built from Go module sources once, then cached)"
 if [ -z "${KUBEBUILDER_ASSETS:-}" ]; then
 	KUBEBUILDER_ASSETS="$(bash e2e/tools/build.sh)"

@@ -18,7 +18,9 @@ import (
 type Change struct {
 	Namespace     string
 	Before, After *evaluator.PolicySet
-	selects       func(*evaluator.Endpoint) bool
+	// Old and New are the policy as it is (nil: create) and as it would be (nil: delete).
+	Old, New *networkingv1.NetworkPolicy
+	selects  func(*evaluator.Endpoint) bool
 }
 
 // NewChange compiles the change of a policy of namespace ns from oldPolicy (nil: create) to
@@ -32,7 +34,7 @@ func (g *Guard) NewChange(ns string, oldPolicy, newPolicy *networkingv1.NetworkP
 	if err != nil {
 		return nil, err
 	}
-	return &Change{Namespace: ns, Before: before, After: after, selects: selects}, nil
+	return &Change{Namespace: ns, Before: before, After: after, Old: oldPolicy, New: newPolicy, selects: selects}, nil
 }
 
 // Decision is what a change would cut among the cached edges, as an admission decides it.

@@ -25,6 +25,7 @@ import (
 	"github.com/netpol-guard/netpol-guard/evaluator"
 	"github.com/netpol-guard/netpol-guard/flows"
 	"github.com/netpol-guard/netpol-guard/internal/human"
+	"github.com/netpol-guard/netpol-guard/suggest"
 )
 
 // View is the live cluster as the guard needs it. package cluster's Live implements it from
@@ -361,6 +362,7 @@ type decisionResult struct {
 	summary  evaluator.DiffSummary
 	coverage coverage
 	err      error
+	fix      *suggest.Fix // what keeps the cut flows; nil when nothing is cut
 
 	change    string
 	namespace string
@@ -407,6 +409,7 @@ func (g *Guard) decideChange(c *Change) (d decisionResult) {
 	d.summary = res.Summary
 	d.cuts = g.listCuts(res.CutIndexes, res.Explain, edges, sc)
 	d.coverage = g.coverage(c.Namespace, now, len(edges), c.selects, sc.seen)
+	d.fix = g.suggestFix(c.Namespace, c.Before, c.After, c.Old, c.New, fl, &res)
 	return d
 }
 

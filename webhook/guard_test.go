@@ -375,7 +375,7 @@ func TestWarningsStayWithinBudgetForManyCuts(t *testing.T) {
 	}
 	f := newFixture(t, Warn, c)
 	resp := f.guard.Handle(t.Context(), request(admissionv1.Create, nil, defaultDeny, false))
-	if len(resp.Warnings) != 7 || !strings.HasSuffix(resp.Warnings[6], "35 more cut") {
+	if len(resp.Warnings) != 7 || !strings.HasSuffix(resp.Warnings[6], "36 more cut") {
 		t.Errorf("%d warnings, want 7 ending in the count of the rest: %q", len(resp.Warnings), resp.Warnings)
 	}
 	for _, w := range resp.Warnings {

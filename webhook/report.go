@@ -1,6 +1,7 @@
 package webhook
 
 import (
+	"encoding/json"
 	"fmt"
 	"strings"
 	"time"
@@ -74,6 +75,9 @@ func (r report) message() string {
 		b.WriteString("\nThis change cuts " + p + ".")
 	}
 	b.WriteString("\n" + r.coverageLine())
+	if f := r.fixLine(); f != "" {
+		b.WriteString("\nFix: " + f)
+	}
 	ns := r.d.namespace
 	if r.d.bypassDenied {
 		fmt.Fprintf(&b, "\n%s carries %s, but %s may not bypass: that needs the %s.", capitalise(r.object()), BypassAnnotation, r.d.user, bypassRight(ns))
@@ -93,9 +97,16 @@ func (r report) warnings(head string) []string {
 	}
 	out = append(out, first)
 	room := r.maxListed + 2 - len(out) - 1
+	fix := r.fixLine()
+	if fix != "" {
+		room--
+	}
 	listed := r.d.cuts[:max(0, min(len(r.d.cuts), room))]
 	for _, c := range listed {
 		out = append(out, "cut "+r.shortFlowLine(c))
+	}
+	if fix != "" {
+		out = append(out, "fix: "+fix)
 	}
 	tail := fmt.Sprintf("coverage: %s history, %d edges, %d unresolved", human.Duration(r.d.coverage.history), r.d.coverage.edges, r.d.coverage.unresolved)
 	if n := len(r.d.coverage.neverSeen); n > 0 {
@@ -148,7 +159,42 @@ func (r report) eventNote(outcome string) string {
 	case r.d.bypassed:
 		note = fmt.Sprintf("%s Bypassed by %s: %q.", note, r.d.user, r.d.bypass)
 	}
-	return truncate(note, 1000)
+	if f := r.fixLine(); f != "" {
+		note += " Fix: " + f + "."
+		// The policies themselves only when the whole note still fits an Event.
+		if p := r.fixPolicies(); p != "" && utf8.RuneCountInString(note)+len(p)+1 <= maxEventNote {
+			note += " " + p
+		}
+	}
+	return truncate(note, maxEventNote)
+}
+
+// maxEventNote is what an Event's note holds (the API server rejects more than 1 kB).
+const maxEventNote = 1000
+
+// fixLine is the suggested fix in one line, or empty.
+func (r report) fixLine() string {
+	if r.d.fix == nil {
+		return ""
+	}
+	return r.d.fix.Line()
+}
+
+// fixPolicies are the fix's policies as compact JSON, one after another.
+func (r report) fixPolicies() string {
+	var parts []string
+	for _, p := range r.d.fix.Policies {
+		j, err := json.Marshal(struct {
+			Name      string                         `json:"name"`
+			Namespace string                         `json:"namespace"`
+			Spec      networkingv1.NetworkPolicySpec `json:"spec"`
+		}{p.Name, p.Namespace, p.Spec})
+		if err != nil {
+			return ""
+		}
+		parts = append(parts, string(j))
+	}
+	return strings.Join(parts, " ")
 }
 
 func (r report) flowLine(c cutFlow) string {
