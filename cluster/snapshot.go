@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -24,14 +25,20 @@ import (
 	"k8s.io/apimachinery/pkg/util/validation/field"
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	sigsjson "sigs.k8s.io/json"
+	"sigs.k8s.io/network-policy-api/apis/v1alpha1"
+	"sigs.k8s.io/network-policy-api/apis/v1alpha2"
+	"sigs.k8s.io/network-policy-api/apis/v1beta1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/netpol-guard/netpol-guard/evaluator"
 	"github.com/netpol-guard/netpol-guard/flows"
 )
 
 // Snapshot is the state of a cluster as files describe it: what
-// `kubectl get namespaces,pods,nodes,networkpolicies -A -o yaml` prints, or any set of
-// manifests of those kinds. Objects are kept as given, in input order; nothing is defaulted
+// `kubectl get namespaces,pods,nodes,networkpolicies,cnp -A -o yaml` prints, or any set of
+// manifests of those kinds. Cluster policies (ClusterNetworkPolicy v1beta1 or v1alpha2,
+// AdminNetworkPolicy and BaselineAdminNetworkPolicy v1alpha1) are kept converted into the
+// evaluator's form. Objects are kept as given, in input order; nothing is defaulted
 // except the namespace of a namespaced object that names none, which is "default", as
 // `kubectl apply` would make it.
 type Snapshot struct {
@@ -39,6 +46,8 @@ type Snapshot struct {
 	Pods       []*corev1.Pod
 	Nodes      []*corev1.Node
 	Policies   []*networkingv1.NetworkPolicy
+	// ClusterPolicies are the Admin and Baseline tier policies, in input order.
+	ClusterPolicies []*evaluator.ClusterPolicy
 	// Ignored counts the objects of other kinds the input held, by group and kind as
 	// kubectl names them ("Service", "Deployment.apps"). Skipping them is not an error.
 	Ignored map[string]int
@@ -50,7 +59,19 @@ var (
 	podGVK           = corev1.SchemeGroupVersion.WithKind("Pod")
 	nodeGVK          = corev1.SchemeGroupVersion.WithKind("Node")
 	networkPolicyGVK = networkingv1.SchemeGroupVersion.WithKind("NetworkPolicy")
+	cnpV1beta1GVK    = v1beta1.SchemeGroupVersion.WithKind("ClusterNetworkPolicy")
+	cnpV1alpha2GVK   = v1alpha2.SchemeGroupVersion.WithKind("ClusterNetworkPolicy")
+	anpGVK           = v1alpha1.SchemeGroupVersion.WithKind("AdminNetworkPolicy")
+	banpGVK          = v1alpha1.SchemeGroupVersion.WithKind("BaselineAdminNetworkPolicy")
 )
+
+// snapshotKinds are the kinds a snapshot keeps, with every version of each it reads.
+var snapshotKinds = []schema.GroupVersionKind{namespaceGVK, podGVK, nodeGVK, networkPolicyGVK, cnpV1beta1GVK, cnpV1alpha2GVK, anpGVK, banpGVK}
+
+// clusterScoped are the kinds without a namespace.
+func clusterScoped(gvk schema.GroupVersionKind) bool {
+	return gvk != podGVK && gvk != networkPolicyGVK
+}
 
 // Limits on what Load and Decode read, so that a hostile file (a pull request's `-f`)
 // cannot take the machine down: the bytes of one snapshot, all files together, and how
@@ -140,6 +161,7 @@ func (s *Snapshot) Merge(o *Snapshot) {
 	s.Pods = mergeObjects(s.Pods, o.Pods)
 	s.Nodes = mergeObjects(s.Nodes, o.Nodes)
 	s.Policies = mergeObjects(s.Policies, o.Policies)
+	s.ClusterPolicies = mergeClusterPolicies(s.ClusterPolicies, o.ClusterPolicies)
 	for kind, n := range o.Ignored {
 		if s.Ignored == nil {
 			s.Ignored = map[string]int{}
@@ -164,6 +186,17 @@ func mergeObjects[T metav1.Object](dst, src []T) []T {
 		}
 		index[key] = len(dst)
 		dst = append(dst, obj)
+	}
+	return dst
+}
+
+func mergeClusterPolicies(dst, src []*evaluator.ClusterPolicy) []*evaluator.ClusterPolicy {
+	for _, p := range src {
+		if i := slices.IndexFunc(dst, func(q *evaluator.ClusterPolicy) bool { return q.Ref() == p.Ref() }); i >= 0 {
+			dst[i] = p
+			continue
+		}
+		dst = append(dst, p)
 	}
 	return dst
 }
@@ -437,9 +470,13 @@ func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string, 
 	gvk := gv.WithKind(h.Kind)
 
 	var want schema.GroupVersionKind
-	for _, known := range []schema.GroupVersionKind{namespaceGVK, podGVK, nodeGVK, networkPolicyGVK} {
+	var versions []string
+	for _, known := range snapshotKinds {
 		if known.GroupKind() == gvk.GroupKind() {
-			want = known
+			versions = append(versions, known.GroupVersion().String())
+			if want.Empty() || known == gvk {
+				want = known
+			}
 		}
 	}
 	if want.Empty() {
@@ -451,7 +488,7 @@ func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string, 
 		return nil
 	}
 
-	namespaced := want != namespaceGVK && want != nodeGVK
+	namespaced := !clusterScoped(want)
 	id := h.Metadata.Name
 	if namespaced {
 		ns := h.Metadata.Namespace
@@ -462,7 +499,7 @@ func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string, 
 	}
 	label = fmt.Sprintf("%s (%s %s)", label, h.Kind, id)
 	if gvk != want {
-		return fmt.Errorf("%s: %w", label, field.NotSupported(field.NewPath("apiVersion"), h.APIVersion, []string{want.GroupVersion().String()}))
+		return fmt.Errorf("%s: %w", label, field.NotSupported(field.NewPath("apiVersion"), h.APIVersion, versions))
 	}
 	if h.Metadata.Name == "" {
 		return fmt.Errorf("%s: %w", label, field.Required(field.NewPath("metadata", "name"), ""))
@@ -478,6 +515,14 @@ func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string, 
 		obj = &corev1.Node{}
 	case networkPolicyGVK:
 		obj = &networkingv1.NetworkPolicy{}
+	case cnpV1beta1GVK:
+		obj = &v1beta1.ClusterNetworkPolicy{}
+	case cnpV1alpha2GVK:
+		obj = &v1alpha2.ClusterNetworkPolicy{}
+	case anpGVK:
+		obj = &v1alpha1.AdminNetworkPolicy{}
+	case banpGVK:
+		obj = &v1alpha1.BaselineAdminNetworkPolicy{}
 	}
 	d.pending = append(d.pending, pendingObject{raw: raw, obj: obj, gvk: want, namespaced: namespaced, label: label, n: n})
 	return nil
@@ -564,6 +609,12 @@ func (d *sourceDecoder) add(p pendingObject) error {
 		d.snap.Nodes = append(d.snap.Nodes, o)
 	case *networkingv1.NetworkPolicy:
 		d.snap.Policies = append(d.snap.Policies, o)
+	default:
+		cp, err := ClusterPolicyOf(obj)
+		if err != nil {
+			return fmt.Errorf("%s: %w", p.label, err)
+		}
+		d.snap.ClusterPolicies = append(d.snap.ClusterPolicies, cp)
 	}
 	return nil
 }
