@@ -16,6 +16,7 @@ import (
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
+	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
 
 	"github.com/netpol-guard/netpol-guard/evaluator"
@@ -156,6 +157,9 @@ func (g *Guard) Handle(ctx context.Context, req admission.Request) admission.Res
 }
 
 func (g *Guard) handle(ctx context.Context, req admission.Request) (admission.Response, Mode, string) {
+	if isClusterPolicy(req.Kind) {
+		return g.handleCluster(ctx, req)
+	}
 	if req.Kind.Group != networkingv1.GroupName || req.Kind.Kind != "NetworkPolicy" {
 		return admission.Allowed("netpol-guard only judges NetworkPolicies"), "", outcomeSkipped
 	}
@@ -203,7 +207,8 @@ func (g *Guard) handle(ctx context.Context, req admission.Request) (admission.Re
 	d.dryRun = req.DryRun != nil && *req.DryRun
 	d.bypass, d.bypassed = subject.Annotations[BypassAnnotation]
 	defer g.putScratch(d.scratch)
-	return g.respond(ctx, subject, d)
+	resp, mode, outcome := g.respond(ctx, subject, d)
+	return withUncertain(resp, d), mode, outcome
 }
 
 // decodePolicies returns the policy before (UPDATE, DELETE) and after (CREATE, UPDATE).
@@ -252,11 +257,13 @@ type coverage struct {
 }
 
 type decisionResult struct {
-	scratch  *scratch // the buffers cuts point into
-	cuts     []cutFlow
-	summary  evaluator.DiffSummary
-	coverage coverage
-	err      error
+	scratch *scratch // the buffers cuts point into
+	cuts    []cutFlow
+	// uncertain describes flows a domainNames rule decides: warned of, never denied.
+	uncertain []string
+	summary   evaluator.DiffSummary
+	coverage  coverage
+	err       error
 
 	change     string
 	mode       Mode
@@ -293,6 +300,7 @@ func (g *Guard) decide(ns string, oldPolicy, newPolicy *networkingv1.NetworkPoli
 	res := evaluator.DiffWith(before, after, g.opts.View.World(), fl, evaluator.DiffOptions{Memo: memo})
 	d.summary = res.Summary
 	d.cuts = g.listCuts(&res, edges, sc)
+	d.uncertain = uncertainLines(&res, edges, g.opts.MaxListed)
 	d.coverage = g.coverage(ns, now, len(edges), selects, sc.seen)
 	return d
 }
@@ -500,7 +508,7 @@ func isDNS(e *flows.Edge) bool {
 }
 
 // respond turns a decision into the answer for its mode, and records it.
-func (g *Guard) respond(ctx context.Context, subject *networkingv1.NetworkPolicy, d decisionResult) (admission.Response, Mode, string) {
+func (g *Guard) respond(ctx context.Context, subject client.Object, d decisionResult) (admission.Response, Mode, string) {
 	now := g.opts.Now()
 	r := report{d: d, now: now, maxListed: g.opts.MaxListed, minHistory: g.opts.MinHistory}
 	if len(d.cuts) == 0 {
@@ -544,7 +552,7 @@ func (g *Guard) respond(ctx context.Context, subject *networkingv1.NetworkPolicy
 
 // record writes the Event and the log line. Dry runs record nothing: the webhook declares
 // sideEffects NoneOnDryRun.
-func (g *Guard) record(ctx context.Context, subject *networkingv1.NetworkPolicy, d decisionResult, outcome string, r report) {
+func (g *Guard) record(ctx context.Context, subject client.Object, d decisionResult, outcome string, r report) {
 	kv := []any{"policy", klog.KObj(subject), "change", d.change, "mode", d.mode, "outcome", outcome,
 		"cutFlows", len(d.cuts), "candidates", d.summary.Candidates, "user", d.user, "dryRun", d.dryRun}
 	if d.bypassed {
