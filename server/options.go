@@ -6,6 +6,7 @@ import (
 
 	"k8s.io/client-go/rest"
 
+	"github.com/netpol-guard/netpol-guard/cluster"
 	"github.com/netpol-guard/netpol-guard/flowapi"
 	"github.com/netpol-guard/netpol-guard/flows"
 	"github.com/netpol-guard/netpol-guard/flows/goldmane"
@@ -56,6 +57,9 @@ type Options struct {
 	IPGrace time.Duration
 	// PodCIDRs are the pod networks (nodes' spec.podCIDRs are added).
 	PodCIDRs []netip.Prefix
+	// DiscoveryInterval is how often the API server is asked whether it serves the
+	// cluster policy kinds (their CRDs come and go); 0: cluster.DefaultDiscoveryInterval.
+	DiscoveryInterval time.Duration
 
 	// Hubble, when Address is set, is followed for flows.
 	Hubble HubbleOptions
@@ -141,6 +145,7 @@ func DefaultOptions() Options {
 		SnapshotInterval:       time.Minute,
 		MaxPushBytes:           flowapi.DefaultMaxBodyBytes,
 		IPGrace:                5 * time.Minute,
+		DiscoveryInterval:      cluster.DefaultDiscoveryInterval,
 		Goldmane:               GoldmaneOptions{Backfill: goldmane.DefaultBackfill},
 		MetricsBindAddress:     ":8080",
 		HealthProbeBindAddress: ":8081",
