@@ -32,7 +32,7 @@ func newEvaluateCommand(stdin io.Reader) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "evaluate --cluster FILE --flows FILE [-o table|wide|json|yaml]",
 		Short: "Judge every observed flow under a cluster's current policies",
-		Long:  "Judge every observed flow under the cluster's current NetworkPolicies.\n\nExit status: 0 evaluated, 2 bad input.",
+		Long:  "Judge every observed flow under the cluster's current NetworkPolicies and cluster policies\n(ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy). A verdict is allow, deny,\nor uncertain: a domainNames rule decides it, which an address cannot tell.\n\nExit status: 0 evaluated, 2 bad input.",
 		Example: `  # A table of verdicts, with the rule or isolation that explains each
   netpol-guard evaluate --cluster examples/cluster.yaml --flows examples/flows.jsonl
 
@@ -58,7 +58,9 @@ func newCheckCommand(stdin io.Reader) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check --cluster FILE --flows FILE -f POLICY.yaml [-f ...] [--delete] [-n NS] [-o table|wide|json|yaml]",
 		Short: "Report the flows that applying (or deleting) policies would cut",
-		Long: `Report the observed flows that applying (or deleting) the given NetworkPolicies would cut.
+		Long: `Report the observed flows that applying (or deleting) the given NetworkPolicies or cluster
+policies (ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy) would cut.
+Flows a domainNames rule decides are listed as uncertain, not as cut.
 
 Exit status: 0 nothing is cut, 1 something is cut, 2 bad input.`,
 		Example: `  # Would this default-deny cut anything? (exit 1: yes)
@@ -66,6 +68,9 @@ Exit status: 0 nothing is cut, 1 something is cut, 2 bad input.`,
 
   # The same lock-down with the egress it needs (exit 0)
   netpol-guard check --cluster examples/cluster.yaml --flows examples/flows.jsonl -f examples/proposed/shop-default-deny-with-egress.yaml
+
+  # An Admin tier ClusterNetworkPolicy, judged against every namespace its subject selects
+  netpol-guard check --cluster examples/cluster.yaml --flows examples/flows.jsonl -f examples/proposed/isolate-payments.yaml
 
   # What would deleting a policy cut? As YAML
   netpol-guard check --cluster examples/cluster.yaml --flows examples/flows.jsonl -f examples/proposed/allow-same-namespace.yaml --delete -o yaml`,
@@ -78,7 +83,7 @@ Exit status: 0 nothing is cut, 1 something is cut, 2 bad input.`,
 	}
 	fs := cmd.Flags()
 	inputFlags(fs, &opts.Inputs, &opts.Output)
-	fs.StringArrayVarP(&opts.Policies, "filename", "f", nil, "a file or directory of NetworkPolicies to apply, or - for stdin (repeatable, required)")
+	fs.StringArrayVarP(&opts.Policies, "filename", "f", nil, "a file or directory of NetworkPolicies or cluster policies to apply, or - for stdin (repeatable, required)")
 	fs.BoolVar(&opts.Delete, "delete", false, "check deleting the given policies instead of applying them")
 	fs.StringVarP(&opts.Namespace, "namespace", "n", "default", "namespace for policies that do not name one")
 	_ = cobra.MarkFlagFilename(fs, "filename", "yaml", "yml", "json")
