@@ -32,7 +32,7 @@ func newEvaluateCommand(stdin io.Reader) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "evaluate --cluster FILE --flows FILE [-o table|wide|json|yaml]",
 		Short: "Judge every observed flow under a cluster's current policies",
-		Long:  "Judge every observed flow under the cluster's current NetworkPolicies.\n\nExit status: 0 evaluated, 2 bad input.",
+		Long:  "Judge every observed flow under the cluster's current NetworkPolicies and cluster policies\n(ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy). A verdict is allow, deny,\nor uncertain: a domainNames rule decides it, which an address cannot tell.\n\nExit status: 0 evaluated, 2 bad input.",
 		Example: `  # A table of verdicts, with the rule or isolation that explains each
   netpol-guard evaluate --cluster examples/cluster.yaml --flows examples/flows.jsonl
 
@@ -58,7 +58,9 @@ func newCheckCommand(stdin io.Reader) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "check --cluster FILE --flows FILE -f POLICY.yaml [-f ...] [--delete] [-n NS] [--suggest] [-o table|wide|json|yaml|html|markdown]",
 		Short: "Report the flows that applying (or deleting) policies would cut",
-		Long: `Report the observed flows that applying (or deleting) the given NetworkPolicies would cut.
+		Long: `Report the observed flows that applying (or deleting) the given NetworkPolicies or cluster
+policies (ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy) would cut.
+Flows a domainNames rule decides are listed as uncertain, not as cut.
 
 Exit status: 0 nothing is cut, 1 something is cut, 2 bad input.`,
 		Example: `  # Would this default-deny cut anything? (exit 1: yes)
@@ -73,6 +75,9 @@ Exit status: 0 nothing is cut, 1 something is cut, 2 bad input.`,
   # The picture: one HTML file, cut flows in red, the fix beside them
   netpol-guard check --cluster examples/cluster.yaml --flows examples/flows.jsonl -f examples/proposed/shop-default-deny.yaml -o html > shop.html
 
+  # An Admin tier ClusterNetworkPolicy, judged against every namespace its subject selects
+  netpol-guard check --cluster examples/cluster.yaml --flows examples/flows.jsonl -f examples/proposed/isolate-payments.yaml
+
   # What would deleting a policy cut? As YAML
   netpol-guard check --cluster examples/cluster.yaml --flows examples/flows.jsonl -f examples/proposed/allow-same-namespace.yaml --delete -o yaml`,
 		Args: cobra.NoArgs,
@@ -86,7 +91,7 @@ Exit status: 0 nothing is cut, 1 something is cut, 2 bad input.`,
 	inputFlags(fs, &opts.Inputs, &opts.Output)
 	fs.Lookup("output").Usage = "output format: " + strings.Join(cli.CheckOutputFormats, ", ") + " (html: one self-contained page with the graph; markdown: a pull-request comment)"
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(cli.CheckOutputFormats, cobra.ShellCompDirectiveNoFileComp))
-	fs.StringArrayVarP(&opts.Policies, "filename", "f", nil, "a file or directory of NetworkPolicies to apply, or - for stdin (repeatable, required)")
+	fs.StringArrayVarP(&opts.Policies, "filename", "f", nil, "a file or directory of NetworkPolicies or cluster policies to apply, or - for stdin (repeatable, required)")
 	fs.BoolVar(&opts.Delete, "delete", false, "check deleting the given policies instead of applying them")
 	fs.BoolVar(&opts.Suggest, "suggest", false, "add the fix for what is cut: the policies to apply with the change, verified to cut nothing (YAML after the table; \"suggestions\" in JSON)")
 	fs.StringVarP(&opts.Namespace, "namespace", "n", "default", "namespace for policies that do not name one")

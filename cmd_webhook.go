@@ -157,6 +157,7 @@ func newWebhookCommand() *cobra.Command {
 	fs.Var(&replacingList{list: &o.TokenAudiences}, "token-audience", "audience the pushers' tokens must carry (repeatable, or comma-separated); \"\": the API server's own")
 	fs.Int64Var(&o.MaxPushBytes, "max-push-bytes", o.MaxPushBytes, "largest flow push body, before and after decompression")
 	fs.DurationVar(&o.IPGrace, "ip-grace", o.IPGrace, "how long a deleted pod's IP still resolves to its workload, for late flows")
+	fs.DurationVar(&o.DiscoveryInterval, "discovery-interval", o.DiscoveryInterval, "how often to look whether ClusterNetworkPolicy and AdminNetworkPolicy CRDs are installed, to watch them")
 	fs.Var(prefixList{&o.PodCIDRs}, "pod-cidr", "cluster pod CIDR (repeatable); addresses inside it that match no pod are unresolved, not external. Nodes' spec.podCIDRs are added")
 	fs.StringVar(&o.MetricsBindAddress, "metrics-bind-address", o.MetricsBindAddress, "address of the Prometheus metrics endpoint (and pprof with --profiling), unauthenticated: localhost unless opened, e.g. :8080 behind a NetworkPolicy; 0 disables it")
 	fs.StringVar(&o.HealthProbeBindAddress, "health-probe-bind-address", o.HealthProbeBindAddress, "address of /healthz and /readyz")

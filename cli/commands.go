@@ -57,7 +57,7 @@ func Evaluate(out, errw io.Writer, opts EvaluateOptions) int {
 		return fail(errw, err)
 	}
 	obs.reportSkipped(errw)
-	ps, err := evaluator.Compile(obs.snapshot.Policies)
+	ps, err := evaluator.CompileAll(obs.snapshot.Policies, obs.snapshot.ClusterPolicies)
 	if err != nil {
 		return fail(errw, fmt.Errorf("cluster policies: %w", err))
 	}
@@ -69,7 +69,7 @@ func Evaluate(out, errw io.Writer, opts EvaluateOptions) int {
 	if structured(opts.Output) {
 		enc := newEncoder(out, opts.Output)
 		for i, v := range verdicts {
-			if err := enc.Encode(verdictLine{flowEcho: echo(obs.records[i]), Verdict: verdictWord(v.Allowed), Reason: v.Reason(), Explanation: v}); err != nil {
+			if err := enc.Encode(verdictLine{flowEcho: echo(obs.records[i]), Verdict: v.Word(), Reason: v.Reason(), Explanation: v}); err != nil {
 				return fail(errw, err)
 			}
 		}
@@ -82,13 +82,16 @@ func Evaluate(out, errw io.Writer, opts EvaluateOptions) int {
 		fmt.Fprint(tw, "\tALLOWED BY\tISOLATED BY\tSOURCE SEEN AS\tDESTINATION SEEN AS")
 	}
 	fmt.Fprintln(tw)
-	denied := 0
+	denied, uncertain := 0, 0
 	for i, v := range verdicts {
-		if !v.Allowed {
+		switch {
+		case v.Uncertain:
+			uncertain++
+		case !v.Allowed:
 			denied++
 		}
 		f := obs.flows[i]
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s", f.Src, f.Dst, portString(f), age(obs.records[i].LastSeen, opts.Now), verdictWord(v.Allowed), v.Reason())
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s", f.Src, f.Dst, portString(f), age(obs.records[i].LastSeen, opts.Now), v.Word(), v.Reason())
 		if wide {
 			allowed := "-"
 			if v.Allowed {
@@ -99,7 +102,15 @@ func Evaluate(out, errw io.Writer, opts EvaluateOptions) int {
 		fmt.Fprintln(tw)
 	}
 	tw.Flush()
-	fmt.Fprintf(out, "\n%d flows: %d allowed, %d denied, under %d policies.\n", len(verdicts), len(verdicts)-denied, denied, ps.Len())
+	fmt.Fprintf(out, "\n%d flows: %d allowed, %d denied", len(verdicts), len(verdicts)-denied-uncertain, denied)
+	if uncertain > 0 {
+		fmt.Fprintf(out, ", %d uncertain", uncertain)
+	}
+	fmt.Fprintf(out, ", under %d policies", ps.Len())
+	if n := len(ps.ClusterPolicies()); n > 0 {
+		fmt.Fprintf(out, " and %d cluster policies", n)
+	}
+	fmt.Fprintln(out, ".")
 	return ExitOK
 }
 
@@ -117,7 +128,7 @@ func Check(out, errw io.Writer, opts CheckOptions) int {
 		return fail(errw, err)
 	}
 	obs.reportSkipped(errw)
-	before, err := evaluator.Compile(obs.snapshot.Policies)
+	before, err := evaluator.CompileAll(obs.snapshot.Policies, obs.snapshot.ClusterPolicies)
 	if err != nil {
 		return fail(errw, fmt.Errorf("cluster policies: %w", err))
 	}
@@ -128,7 +139,12 @@ func Check(out, errw io.Writer, opts CheckOptions) int {
 	after := before
 	var names []string
 	for _, c := range changes {
-		if after, err = after.With(c.old, c.new); err != nil {
+		if c.oldCluster != nil || c.newCluster != nil {
+			after, err = after.WithCluster(c.oldCluster, c.newCluster)
+		} else {
+			after, err = after.With(c.old, c.new)
+		}
+		if err != nil {
 			return fail(errw, err)
 		}
 		names = append(names, c.String())
@@ -171,6 +187,13 @@ func Check(out, errw io.Writer, opts CheckOptions) int {
 				report.Suggestions = append(report.Suggestions, clean(p))
 			}
 		}
+		for _, c := range res.UncertainCuts {
+			reason := c.After.Reason()
+			if !c.After.Uncertain {
+				reason = c.After.Denial()
+			}
+			report.Uncertain = append(report.Uncertain, cutLine{flowEcho: echo(obs.records[c.Index]), Reason: reason, Before: c.Before, After: c.After})
+		}
 		for i, c := range res.Cut {
 			report.Cut[i] = cutLine{flowEcho: echo(obs.records[c.Index]), Reason: c.After.Denial(), Before: c.Before, After: c.After}
 		}
@@ -193,6 +216,7 @@ func Check(out, errw io.Writer, opts CheckOptions) int {
 
 func writeCheckTable(out io.Writer, names []string, res evaluator.DiffResult, records []flows.Record, now time.Time, wide bool) {
 	s := res.Summary
+	defer writeUncertain(out, res, records)
 	if len(res.Cut) == 0 {
 		fmt.Fprintf(out, "OK: %s cuts none of %d observed flows (%d could be affected and were evaluated).\n", strings.Join(names, ", "), s.Flows, s.Candidates)
 		return
@@ -219,9 +243,30 @@ func writeCheckTable(out io.Writer, names []string, res evaluator.DiffResult, re
 	tw.Flush()
 }
 
-// allowedBy names what allowed a flow, briefly: the rules, or that nothing isolated it.
+// writeUncertain lists the flows a domainNames rule decides on one side of the change.
+func writeUncertain(out io.Writer, res evaluator.DiffResult, records []flows.Record) {
+	if len(res.UncertainCuts) == 0 {
+		return
+	}
+	fmt.Fprintf(out, "\nUNCERTAIN: %d flows a domainNames rule decides, which an address cannot tell (not counted as cut):\n", len(res.UncertainCuts))
+	for _, c := range res.UncertainCuts {
+		why := c.After.Reason()
+		if !c.After.Uncertain {
+			why = "was " + c.Before.Reason() + "; now " + c.After.Denial()
+		}
+		fmt.Fprintf(out, "  %s → %s %s: %s\n", c.Flow.Src, c.Flow.Dst, portString(c.Flow), why)
+	}
+}
+
+// allowedBy names what allowed a flow, briefly: the cluster policy rules that accepted it
+// and the NetworkPolicy rules, or that nothing isolated it.
 func allowedBy(v evaluator.Verdict) string {
 	var parts []string
+	for _, s := range []evaluator.Side{v.Egress, v.Ingress} {
+		if s.DecidedBy != nil && s.Allowed {
+			parts = append(parts, s.DecidedBy.String())
+		}
+	}
 	for _, r := range v.AllowingRules() {
 		parts = append(parts, r.String())
 	}
@@ -233,10 +278,18 @@ func allowedBy(v evaluator.Verdict) string {
 
 type change struct {
 	old, new *networkingv1.NetworkPolicy
+	// oldCluster and newCluster, when either is set, change a cluster policy instead.
+	oldCluster, newCluster *evaluator.ClusterPolicy
 }
 
 func (c change) String() string {
 	switch {
+	case c.oldCluster == nil && c.newCluster != nil:
+		return "create " + c.newCluster.Ref().String()
+	case c.newCluster == nil && c.oldCluster != nil:
+		return "delete " + c.oldCluster.Ref().String()
+	case c.newCluster != nil:
+		return "update " + c.newCluster.Ref().String()
 	case c.old == nil:
 		return "create " + c.new.Namespace + "/" + c.new.Name
 	case c.new == nil:
@@ -253,6 +306,10 @@ func readChanges(opts CheckOptions, snap *cluster.Snapshot) ([]change, []relabel
 	current := map[string]*networkingv1.NetworkPolicy{}
 	for _, p := range snap.Policies {
 		current[p.Namespace+"/"+p.Name] = p
+	}
+	currentCluster := map[evaluator.ClusterRef]*evaluator.ClusterPolicy{}
+	for _, p := range snap.ClusterPolicies {
+		currentCluster[p.Ref()] = p
 	}
 	ns := opts.Namespace
 	if ns == "" {
@@ -273,10 +330,23 @@ func readChanges(opts CheckOptions, snap *cluster.Snapshot) ([]change, []relabel
 		}
 		objects := len(s.Namespaces) + len(s.Pods) + len(s.Workloads)
 		if opts.Delete && objects > 0 {
-			return nil, nil, fmt.Errorf("%s: --delete takes NetworkPolicies only", path)
+			return nil, nil, fmt.Errorf("%s: --delete takes NetworkPolicies and cluster policies only", path)
 		}
-		if len(s.Policies) == 0 && objects == 0 {
-			return nil, nil, fmt.Errorf("reading policies: %s holds no NetworkPolicy, Namespace, Pod or workload", path)
+		for _, p := range s.ClusterPolicies {
+			old := currentCluster[p.Ref()]
+			switch {
+			case opts.Delete && old == nil:
+				return nil, nil, fmt.Errorf("%s: %s is not in the cluster, so it cannot be deleted", path, p.Ref())
+			case opts.Delete:
+				changes = append(changes, change{oldCluster: old})
+				delete(currentCluster, p.Ref())
+			default:
+				changes = append(changes, change{oldCluster: old, newCluster: p})
+				currentCluster[p.Ref()] = p
+			}
+		}
+		if len(s.Policies) == 0 && len(s.ClusterPolicies) == 0 && objects == 0 {
+			return nil, nil, fmt.Errorf("reading policies: %s holds no NetworkPolicy, cluster policy, Namespace, Pod or workload", path)
 		}
 		r, err := readRelabels(path, s, snap)
 		if err != nil {
@@ -330,9 +400,11 @@ type cutLine struct {
 }
 
 type checkReport struct {
-	Changes []string              `json:"changes"`
-	Cut     []cutLine             `json:"cut"`
-	Summary evaluator.DiffSummary `json:"summary"`
+	Changes []string  `json:"changes"`
+	Cut     []cutLine `json:"cut"`
+	// Uncertain are flows a domainNames rule decides on one side of the change: not cuts.
+	Uncertain []cutLine             `json:"uncertain,omitempty"`
+	Summary   evaluator.DiffSummary `json:"summary"`
 	// Suggestions, with --suggest, are the policies that keep the cut flows.
 	Suggestions []*networkingv1.NetworkPolicy `json:"suggestions,omitempty"`
 }
@@ -357,13 +429,6 @@ func protocolOf(rec flows.Record) corev1.Protocol {
 		return corev1.ProtocolTCP
 	}
 	return corev1.Protocol(rec.Protocol)
-}
-
-func verdictWord(allowed bool) string {
-	if allowed {
-		return "allow"
-	}
-	return "deny"
 }
 
 func portString(f evaluator.Flow) string {

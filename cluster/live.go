@@ -9,6 +9,7 @@ import (
 	"net/netip"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	corev1 "k8s.io/api/core/v1"
@@ -84,6 +85,14 @@ type Live struct {
 	// next PolicySet call.
 	compiled *evaluator.PolicySet
 	stale    map[string]bool
+	// clusterPolicies are the Admin and Baseline tier policies of the kinds served; those
+	// in clusterStale changed since the cluster tier of compiled was last brought up to date.
+	clusterPolicies map[evaluator.ClusterRef]liveClusterPolicy
+	clusterStale    map[evaluator.ClusterRef]bool
+	// clusterWatcher, when set, starts and stops their informers; clusterPolled is set once
+	// it has looked.
+	clusterWatcher *ClusterPolicyWatcher
+	clusterPolled  atomic.Bool
 	// Admission webhooks' backends, for self-protection: the Services that webhook
 	// configurations call, and the Services' selectors.
 	webhookConfigs    map[string]map[types.NamespacedName][]string // "validating/name" → service → webhook names
@@ -114,10 +123,11 @@ type memoKey struct {
 }
 
 type liveNode struct {
-	name  string
-	addrs []netip.Addr // InternalIP and ExternalIP addresses, in status order
-	cidrs []netip.Prefix
-	ep    *evaluator.Endpoint
+	name   string
+	addrs  []netip.Addr // InternalIP and ExternalIP addresses, in status order
+	cidrs  []netip.Prefix
+	labels map[string]string
+	ep     *evaluator.Endpoint
 }
 
 // NewLive returns a live view fed by c's informers for Pods, Namespaces, Nodes,
@@ -182,6 +192,8 @@ func newLive(opts LiveOptions) *Live {
 		policyList:        map[string][]*networkingv1.NetworkPolicy{},
 		compiled:          &evaluator.PolicySet{},
 		stale:             map[string]bool{},
+		clusterPolicies:   map[evaluator.ClusterRef]liveClusterPolicy{},
+		clusterStale:      map[evaluator.ClusterRef]bool{},
 		services:          map[types.NamespacedName]map[string]string{},
 		webhookConfigs:    map[string]map[types.NamespacedName][]string{},
 		webhookNamespaces: map[string]int{},
@@ -238,12 +250,15 @@ func (l *Live) HasSynced() bool {
 			return false
 		}
 	}
-	return true
+	l.mu.RLock()
+	w := l.clusterWatcher
+	l.mu.RUnlock()
+	return w == nil || w.hasSynced()
 }
 
-// World returns the namespace labels (with kubernetes.io/metadata.name) and the node
-// addresses (InternalIP and ExternalIP) the view holds. It is rebuilt only after one of them
-// changed: until then every call returns the same pointer. Shared; do not modify.
+// World returns the namespace labels (with kubernetes.io/metadata.name), the node addresses
+// (InternalIP and ExternalIP) and the node labels the view holds. It is rebuilt only after
+// one of them changed: until then every call returns the same pointer. Shared; do not modify.
 func (l *Live) World() *evaluator.World {
 	l.mu.RLock()
 	w := l.world
@@ -257,12 +272,14 @@ func (l *Live) World() *evaluator.World {
 		w := &evaluator.World{
 			NamespaceLabels: make(map[string]map[string]string, len(l.namespaces)),
 			NodeAddresses:   make(map[string][]netip.Addr, len(l.nodes)),
+			NodeLabels:      make(map[string]map[string]string, len(l.nodes)),
 		}
 		maps.Copy(w.NamespaceLabels, l.namespaces)
 		for name, n := range l.nodes {
 			if len(n.addrs) > 0 {
 				w.NodeAddresses[name] = n.addrs
 			}
+			w.NodeLabels[name] = n.labels
 		}
 		l.world = w
 	}
@@ -434,6 +451,10 @@ func (l *Live) upsertNode(node *corev1.Node) {
 	if !slices.Equal(n.cidrs, cidrs) {
 		n.cidrs = cidrs
 		l.rebuildCIDRs()
+	}
+	if !maps.Equal(n.labels, node.Labels) {
+		n.labels = node.Labels
+		l.world = nil
 	}
 }
 

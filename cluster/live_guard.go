@@ -22,18 +22,22 @@ func CacheOptions() cache.Options {
 	return cache.Options{DefaultTransform: cache.TransformStripManagedFields()}
 }
 
-// PolicySet returns every NetworkPolicy, compiled. Namespaces whose policies changed since
-// the last call are compiled again; the others are shared. A policy the evaluator rejects
-// (the API server validated it, so this means a version skew) is left out and logged.
+// PolicySet returns every NetworkPolicy and cluster policy, compiled. Namespaces whose
+// policies changed since the last call are compiled again, and the cluster tier only when a
+// cluster policy changed; the rest is shared. A policy the evaluator rejects (the API server
+// validated it, so this means a version skew) is left out and logged.
 func (l *Live) PolicySet() *evaluator.PolicySet {
 	l.mu.RLock()
-	ps, stale := l.compiled, len(l.stale)
+	ps, stale := l.compiled, len(l.stale)+len(l.clusterStale)
 	l.mu.RUnlock()
 	if stale == 0 {
 		return ps
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if len(l.clusterStale) > 0 {
+		l.compileClusterStale()
+	}
 	for ns := range l.stale {
 		next, err := l.compiled.WithNamespace(ns, l.policyList[ns])
 		if err != nil {

@@ -610,11 +610,13 @@ func TestLiveWorld(t *testing.T) {
 	l, _ := newTestLive(LiveOptions{})
 	l.upsertNamespace(&corev1.Namespace{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"team": "payments"}}})
 	node := makeNode("worker-1", corev1.NodeAddress{Type: corev1.NodeInternalIP, Address: "192.168.0.11"})
+	node.Labels = map[string]string{"topology.kubernetes.io/zone": "a"}
 	l.upsertNode(node)
 	w := l.World()
 	want := &evaluator.World{
 		NamespaceLabels: map[string]map[string]string{"shop": {"team": "payments", corev1.LabelMetadataName: "shop"}},
 		NodeAddresses:   map[string][]netip.Addr{"worker-1": {netip.MustParseAddr("192.168.0.11")}},
+		NodeLabels:      map[string]map[string]string{"worker-1": {"topology.kubernetes.io/zone": "a"}},
 	}
 	if !reflect.DeepEqual(w, want) {
 		t.Errorf("World = %+v, want %+v", w, want)
@@ -631,6 +633,12 @@ func TestLiveWorld(t *testing.T) {
 	w2 := l.World()
 	if w2 == w || w2.NamespaceLabels["shop"]["team"] != "checkout" || w.NamespaceLabels["shop"]["team"] != "payments" {
 		t.Errorf("after a label change: new World %v, old one %v", w2.NamespaceLabels, w.NamespaceLabels)
+	}
+	relabelled := hb.DeepCopy()
+	relabelled.Labels = map[string]string{"topology.kubernetes.io/zone": "b"}
+	l.upsertNode(relabelled)
+	if got := l.World().NodeLabels["worker-1"]["topology.kubernetes.io/zone"]; got != "b" {
+		t.Errorf("after a node label change: zone %q, want b", got)
 	}
 	l.deleteNamespace(types.NamespacedName{Name: "shop"})
 	l.deleteNode(types.NamespacedName{Name: "worker-1"})

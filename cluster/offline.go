@@ -8,9 +8,10 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 )
 
-// LiveFromObjects returns a live view holding the objects of a cluster file, handed to it as
-// the informers would hand them to the webhook's: the offline commands resolve and judge
-// flows through the same view, by the same rules, as the webhook does.
+// LiveFromObjects returns a live view holding the objects of a cluster file, cluster
+// policies included, handed to it as the informers would hand them to the webhook's: the
+// offline commands resolve and judge flows through the same view, by the same rules, as the
+// webhook does.
 //
 // A file is one moment: every pod it lists holds its addresses for the whole time the flows
 // cover, whatever its start time. What a `kubectl get pods` dump leaves out is filled in as
@@ -78,6 +79,9 @@ func LiveFromObjects(s *Snapshot, opts LiveOptions) *Live {
 	for _, p := range s.Policies {
 		addNamespace(p.Namespace)
 		l.upsertPolicy(p)
+	}
+	for _, p := range s.ClusterPolicies {
+		l.upsertClusterPolicy(p, "")
 	}
 	for _, n := range s.Nodes {
 		l.upsertNode(n)

@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,15 +26,21 @@ import (
 	utilyaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	sigsjson "sigs.k8s.io/json"
+	"sigs.k8s.io/network-policy-api/apis/v1alpha1"
+	"sigs.k8s.io/network-policy-api/apis/v1alpha2"
+	"sigs.k8s.io/network-policy-api/apis/v1beta1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/netpol-guard/netpol-guard/evaluator"
 	"github.com/netpol-guard/netpol-guard/flows"
 )
 
 // Snapshot is the state of a cluster as files describe it: what
-// `kubectl get namespaces,pods,nodes,networkpolicies -A -o yaml` prints (and the workloads
-// of `kubectl get deployments,statefulsets,daemonsets,replicasets,jobs,cronjobs`), or any
-// set of manifests of those kinds. Objects are kept as given, in input order; nothing is defaulted
+// `kubectl get namespaces,pods,nodes,networkpolicies,cnp -A -o yaml` prints (and the
+// workloads of `kubectl get deployments,statefulsets,daemonsets,replicasets,jobs,cronjobs`),
+// or any set of manifests of those kinds. Cluster policies (ClusterNetworkPolicy v1beta1 or
+// v1alpha2, AdminNetworkPolicy and BaselineAdminNetworkPolicy v1alpha1) are kept converted
+// into the evaluator's form. Objects are kept as given, in input order; nothing is defaulted
 // except the namespace of a namespaced object that names none, which is "default", as
 // `kubectl apply` would make it.
 type Snapshot struct {
@@ -44,6 +51,8 @@ type Snapshot struct {
 	// Workloads are the Deployments, StatefulSets, DaemonSets, ReplicaSets, Jobs and
 	// CronJobs, typed (*appsv1.Deployment …), in input order: their pod templates' labels.
 	Workloads []client.Object
+	// ClusterPolicies are the Admin and Baseline tier policies, in input order.
+	ClusterPolicies []*evaluator.ClusterPolicy
 	// Ignored counts the objects of other kinds the input held, by group and kind as
 	// kubectl names them ("Service", "Deployment.apps"). Skipping them is not an error.
 	Ignored map[string]int
@@ -55,7 +64,19 @@ var (
 	podGVK           = corev1.SchemeGroupVersion.WithKind("Pod")
 	nodeGVK          = corev1.SchemeGroupVersion.WithKind("Node")
 	networkPolicyGVK = networkingv1.SchemeGroupVersion.WithKind("NetworkPolicy")
+	cnpV1beta1GVK    = v1beta1.SchemeGroupVersion.WithKind("ClusterNetworkPolicy")
+	cnpV1alpha2GVK   = v1alpha2.SchemeGroupVersion.WithKind("ClusterNetworkPolicy")
+	anpGVK           = v1alpha1.SchemeGroupVersion.WithKind("AdminNetworkPolicy")
+	banpGVK          = v1alpha1.SchemeGroupVersion.WithKind("BaselineAdminNetworkPolicy")
 )
+
+// snapshotKinds are the kinds a snapshot keeps, with every version of each it reads.
+var snapshotKinds = []schema.GroupVersionKind{namespaceGVK, podGVK, nodeGVK, networkPolicyGVK, cnpV1beta1GVK, cnpV1alpha2GVK, anpGVK, banpGVK}
+
+// clusterScoped are the kinds without a namespace.
+func clusterScoped(gvk schema.GroupVersionKind) bool {
+	return gvk != podGVK && gvk != networkPolicyGVK
+}
 
 // Limits on what Load and Decode read, so that a hostile file (a pull request's `-f`)
 // cannot take the machine down: the bytes of one snapshot, all files together, and how
@@ -146,6 +167,7 @@ func (s *Snapshot) Merge(o *Snapshot) {
 	s.Nodes = mergeObjects(s.Nodes, o.Nodes)
 	s.Policies = mergeObjects(s.Policies, o.Policies)
 	s.Workloads = mergeWorkloads(s.Workloads, o.Workloads)
+	s.ClusterPolicies = mergeClusterPolicies(s.ClusterPolicies, o.ClusterPolicies)
 	for kind, n := range o.Ignored {
 		if s.Ignored == nil {
 			s.Ignored = map[string]int{}
@@ -170,6 +192,17 @@ func mergeObjects[T metav1.Object](dst, src []T) []T {
 		}
 		index[key] = len(dst)
 		dst = append(dst, obj)
+	}
+	return dst
+}
+
+func mergeClusterPolicies(dst, src []*evaluator.ClusterPolicy) []*evaluator.ClusterPolicy {
+	for _, p := range src {
+		if i := slices.IndexFunc(dst, func(q *evaluator.ClusterPolicy) bool { return q.Ref() == p.Ref() }); i >= 0 {
+			dst[i] = p
+			continue
+		}
+		dst = append(dst, p)
 	}
 	return dst
 }
@@ -443,9 +476,13 @@ func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string, 
 	gvk := gv.WithKind(h.Kind)
 
 	var want schema.GroupVersionKind
-	for _, known := range append([]schema.GroupVersionKind{namespaceGVK, podGVK, nodeGVK, networkPolicyGVK}, WorkloadKinds...) {
+	var versions []string
+	for _, known := range append(slices.Clone(snapshotKinds), WorkloadKinds...) {
 		if known.GroupKind() == gvk.GroupKind() {
-			want = known
+			versions = append(versions, known.GroupVersion().String())
+			if want.Empty() || known == gvk {
+				want = known
+			}
 		}
 	}
 	if want.Empty() {
@@ -457,7 +494,7 @@ func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string, 
 		return nil
 	}
 
-	namespaced := want != namespaceGVK && want != nodeGVK
+	namespaced := !clusterScoped(want)
 	id := h.Metadata.Name
 	if namespaced {
 		ns := h.Metadata.Namespace
@@ -468,7 +505,7 @@ func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string, 
 	}
 	label = fmt.Sprintf("%s (%s %s)", label, h.Kind, id)
 	if gvk != want {
-		return fmt.Errorf("%s: %w", label, field.NotSupported(field.NewPath("apiVersion"), h.APIVersion, []string{want.GroupVersion().String()}))
+		return fmt.Errorf("%s: %w", label, field.NotSupported(field.NewPath("apiVersion"), h.APIVersion, versions))
 	}
 	if h.Metadata.Name == "" {
 		return fmt.Errorf("%s: %w", label, field.Required(field.NewPath("metadata", "name"), ""))
@@ -484,6 +521,14 @@ func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string, 
 		obj = &corev1.Node{}
 	case networkPolicyGVK:
 		obj = &networkingv1.NetworkPolicy{}
+	case cnpV1beta1GVK:
+		obj = &v1beta1.ClusterNetworkPolicy{}
+	case cnpV1alpha2GVK:
+		obj = &v1alpha2.ClusterNetworkPolicy{}
+	case anpGVK:
+		obj = &v1alpha1.AdminNetworkPolicy{}
+	case banpGVK:
+		obj = &v1alpha1.BaselineAdminNetworkPolicy{}
 	default:
 		w, err := NewWorkload(want.Kind)
 		if err != nil {
@@ -577,7 +622,16 @@ func (d *sourceDecoder) add(p pendingObject) error {
 	case *networkingv1.NetworkPolicy:
 		d.snap.Policies = append(d.snap.Policies, o)
 	default:
-		d.snap.Workloads = append(d.snap.Workloads, obj.(client.Object))
+		switch obj.(type) {
+		case *v1beta1.ClusterNetworkPolicy, *v1alpha2.ClusterNetworkPolicy, *v1alpha1.AdminNetworkPolicy, *v1alpha1.BaselineAdminNetworkPolicy:
+			cp, err := ClusterPolicyOf(obj)
+			if err != nil {
+				return fmt.Errorf("%s: %w", p.label, err)
+			}
+			d.snap.ClusterPolicies = append(d.snap.ClusterPolicies, cp)
+		default:
+			d.snap.Workloads = append(d.snap.Workloads, obj.(client.Object))
+		}
 	}
 	return nil
 }

@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"reflect"
 	"regexp"
 	"slices"
 	"sort"
@@ -505,8 +506,11 @@ func checkManifest(t *testing.T, m manifest) {
 	})
 
 	t.Run("webhook configuration calls the binary's path through the Service", func(t *testing.T) {
-		if len(vwc.Webhooks) == 0 || vwc.Webhooks[0].Name != "networkpolicies.netpol-guard.io" {
-			t.Fatalf("want the NetworkPolicy webhook first, got %d webhooks", len(vwc.Webhooks))
+		// The NetworkPolicy webhook first; the cluster policies' one (clusterPolicyWebhook)
+		// next, sharing its clientConfig; the relabel entries after them.
+		if len(vwc.Webhooks) < 2 || vwc.Webhooks[0].Name != "networkpolicies.netpol-guard.io" || vwc.Webhooks[1].Name != clusterPolicyWebhook ||
+			!reflect.DeepEqual(vwc.Webhooks[0].ClientConfig, vwc.Webhooks[1].ClientConfig) {
+			t.Fatalf("want the NetworkPolicy webhook and %s with the same clientConfig first, got %+v", clusterPolicyWebhook, vwc.Webhooks)
 		}
 		w := vwc.Webhooks[0]
 		ref := w.ClientConfig.Service
@@ -746,6 +750,9 @@ func checkExclusions(t *testing.T, m manifest, more ...string) {
 	t.Helper()
 	vwc := one[*admissionregistrationv1.ValidatingWebhookConfiguration](t, m)
 	for _, w := range vwc.Webhooks {
+		if w.Name == clusterPolicyWebhook {
+			continue // cluster-scoped objects: no namespace to exclude
+		}
 		sel := w.NamespaceSelector
 		if sel == nil {
 			t.Fatalf("webhook %s has no namespaceSelector", w.Name)
@@ -992,6 +999,8 @@ func checkRBAC(t *testing.T, m manifest, sa string, flags map[string][]string) {
 	read := []string{"get", "list", "watch"}
 	need := map[string][]string{
 		"/pods": read, "/namespaces": read, "/nodes": read, "networking.k8s.io/networkpolicies": read,
+		"policy.networking.k8s.io/clusternetworkpolicies": read, "policy.networking.k8s.io/adminnetworkpolicies": read,
+		"policy.networking.k8s.io/baselineadminnetworkpolicies": read,
 		"apps/replicasets": read, "batch/jobs": read, "/services": read,
 		"admissionregistration.k8s.io/validatingwebhookconfigurations": read,
 		"admissionregistration.k8s.io/mutatingwebhookconfigurations":   read,
@@ -1452,7 +1461,15 @@ func neutralize(t *testing.T, u *unstructured.Unstructured) {
 	for _, h := range hooks {
 		w := h.(map[string]any)
 		w["failurePolicy"] = "Ignore"
-		sel, _ := w["namespaceSelector"].(map[string]any)
+		key := "namespaceSelector"
+		if w["name"] == clusterPolicyWebhook {
+			key = "objectSelector" // cluster-scoped: namespaceSelector does not apply
+		}
+		sel, _ := w[key].(map[string]any)
+		if sel == nil {
+			sel = map[string]any{}
+			w[key] = sel
+		}
 		exprs, _ := sel["matchExpressions"].([]any)
 		sel["matchExpressions"] = append(exprs, map[string]any{"key": neverLabel, "operator": "Exists"})
 	}
@@ -1460,6 +1477,9 @@ func neutralize(t *testing.T, u *unstructured.Unstructured) {
 		t.Fatal(err)
 	}
 }
+
+// clusterPolicyWebhook is the chart's webhook for cluster policies.
+const clusterPolicyWebhook = "clusterpolicies.netpol-guard.io"
 
 // neverLabel is on no namespace.
 const neverLabel = "netpol-guard.io/chart-test-never"

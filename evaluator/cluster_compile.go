@@ -195,8 +195,14 @@ func (ps *PolicySet) WithCluster(old, new *ClusterPolicy) (*PolicySet, error) {
 	if err != nil {
 		return nil, err
 	}
-	// No namespace changed: every one answers as in ps, so memos learnt for ps serve.
-	return &PolicySet{byNS: ps.byNS, base: ps, cluster: cs}, nil
+	// No namespace changed: every one answers as in ps, so memos learnt for ps serve. A
+	// base that itself changed no namespace is skipped, so a view that applies change after
+	// change of cluster policies keeps a chain of one, not of every set it ever held.
+	base := ps
+	for base.base != nil && len(base.changed) == 0 {
+		base = base.base
+	}
+	return &PolicySet{byNS: ps.byNS, base: base, cluster: cs}, nil
 }
 
 // ClusterPolicies returns the set's cluster policies in the order they are tried.

@@ -6,6 +6,7 @@ import (
 
 	"k8s.io/client-go/rest"
 
+	"github.com/netpol-guard/netpol-guard/cluster"
 	"github.com/netpol-guard/netpol-guard/flowapi"
 	"github.com/netpol-guard/netpol-guard/flows"
 	"github.com/netpol-guard/netpol-guard/flows/goldmane"
@@ -79,6 +80,9 @@ type Options struct {
 	IPGrace time.Duration
 	// PodCIDRs are the pod networks (nodes' spec.podCIDRs are added).
 	PodCIDRs []netip.Prefix
+	// DiscoveryInterval is how often the API server is asked whether it serves the
+	// cluster policy kinds (their CRDs come and go); 0: cluster.DefaultDiscoveryInterval.
+	DiscoveryInterval time.Duration
 
 	// Staged evaluates StagedNetworkPolicies, when their CRD is installed; the leader
 	// writes their status, at most once per StagedStatusInterval each.
@@ -188,6 +192,7 @@ func DefaultOptions() Options {
 		MaxPushBytes:           flowapi.DefaultMaxBodyBytes,
 		TokenAudiences:         []string{DefaultTokenAudience},
 		IPGrace:                5 * time.Minute,
+		DiscoveryInterval:      cluster.DefaultDiscoveryInterval,
 		Goldmane:               GoldmaneOptions{Backfill: goldmane.DefaultBackfill},
 		MetricsBindAddress:     "127.0.0.1:8080",
 		HealthProbeBindAddress: ":8081",

@@ -80,6 +80,9 @@ func Run(ctx context.Context, opts Options) error {
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
 		return err
 	}
+	if err := cluster.AddClusterPolicyTypes(scheme); err != nil {
+		return err
+	}
 	graceful := opts.GracefulTimeout
 	mgr, err := ctrl.NewManager(cfg, ctrl.Options{
 		Scheme:                  scheme,
@@ -107,6 +110,10 @@ func Run(ctx context.Context, opts Options) error {
 
 	live, err := cluster.NewLive(mgr.GetCache(), cluster.LiveOptions{IPGrace: opts.IPGrace, PodCIDRs: opts.PodCIDRs})
 	if err != nil {
+		return err
+	}
+	// Cluster policies are CRDs a cluster may lack: watched while served.
+	if err := mgr.Add(live.WatchClusterPolicies(mgr.GetCache(), clientset.Discovery(), opts.DiscoveryInterval)); err != nil {
 		return err
 	}
 	cache := flows.New(flows.Options{Window: opts.CacheWindow, MaxEdges: opts.CacheMaxEdges, MaxBytes: opts.CacheMaxBytes})

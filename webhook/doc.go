@@ -1,7 +1,10 @@
-// Package webhook is the admission guardrail: a validating webhook for NetworkPolicy CREATE,
-// UPDATE and DELETE that builds the policy set as it is and as it would be, asks the
-// evaluator which cached flows the change cuts, and answers by mode — enforce rejects, warn
-// admits with kubectl warnings, audit admits and records. It adapts; the evaluator decides.
+// Package webhook is the admission guardrail: a validating webhook for CREATE, UPDATE and
+// DELETE of NetworkPolicies and of cluster policies (ClusterNetworkPolicy, and the legacy
+// AdminNetworkPolicy and BaselineAdminNetworkPolicy) that builds the policy set as it is and
+// as it would be, asks the evaluator which cached flows the change cuts, and answers by
+// mode — enforce rejects, warn admits with kubectl warnings, audit admits and records.
+// Flows a domainNames rule decides are warned of, never denied. It adapts; the evaluator
+// decides.
 // Label changes of Namespaces, Pods and workload pod templates are judged the same way
 // (Guard.Relabels): the same policies, the flows judged with the labels as they are and as
 // they would be.

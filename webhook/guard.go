@@ -178,6 +178,9 @@ func (g *Guard) Handle(ctx context.Context, req admission.Request) admission.Res
 }
 
 func (g *Guard) handle(ctx context.Context, req admission.Request) (admission.Response, Mode, string) {
+	if isClusterPolicy(req.Kind) {
+		return g.handleCluster(ctx, req)
+	}
 	if req.Kind.Group != networkingv1.GroupName || req.Kind.Kind != "NetworkPolicy" {
 		return admission.Allowed("netpol-guard only judges NetworkPolicies"), "", outcomeSkipped
 	}
@@ -233,7 +236,7 @@ func (g *Guard) judge(ctx context.Context, req admission.Request, subject, oldPo
 	d.bypass, d.bypassed = subject.Annotations[BypassAnnotation]
 	defer g.putScratch(d.scratch)
 	resp, _, outcome := g.respond(ctx, subject, d)
-	return resp, outcome
+	return withUncertain(resp, d), outcome
 }
 
 // recordRelaxations reports overrides that asked for a laxer mode: a log line and, dry runs
@@ -357,12 +360,14 @@ type coverage struct {
 }
 
 type decisionResult struct {
-	scratch  *scratch // the buffers cuts point into
-	cuts     []cutFlow
-	summary  evaluator.DiffSummary
-	coverage coverage
-	err      error
-	fix      *suggest.Fix // what keeps the cut flows; nil when nothing is cut
+	scratch *scratch // the buffers cuts point into
+	cuts    []cutFlow
+	// uncertain describes flows a domainNames rule decides: warned of, never denied.
+	uncertain []string
+	summary   evaluator.DiffSummary
+	coverage  coverage
+	err       error
+	fix       *suggest.Fix // what keeps the cut flows; nil when nothing is cut
 
 	change    string
 	namespace string
@@ -410,6 +415,7 @@ func (g *Guard) decideChange(c *Change) (d decisionResult) {
 	d.cuts = g.listCuts(res.CutIndexes, res.Explain, edges, sc)
 	d.coverage = g.coverage(c.Namespace, now, len(edges), c.selects, sc.seen)
 	d.fix = g.suggestFix(c.Namespace, c.Before, c.After, c.Old, c.New, fl, &res)
+	d.uncertain = uncertainLines(&res, edges, g.opts.MaxListed)
 	return d
 }
 
