@@ -252,9 +252,11 @@ func runChartPods(t *testing.T, cp *harness.ControlPlane, lab *harness.NetLab, h
 
 	mode := flag1(flags, "mode")
 	ds := all[*appsv1.DaemonSet](m)
+	// A default-deny in the shop, named for the values set (Events there outlive it).
+	policy := "default-deny-" + vs.name
 	if len(ds) == 1 {
 		runChartAgent(t, cp, lab, m, ds[0], svc, flowsSvc, clusterIP, allowed)
-		res := kubectlApply(t, cp, denyIngress(chartShop, "default-deny", nil))
+		res := kubectlApply(t, cp, denyIngress(chartShop, policy, nil))
 		t.Logf("$ %s\n%s", res.CommandLine(), res.Output)
 		switch mode {
 		case "warn", "enforce": // enforce with less than --min-history of flows warns
@@ -262,10 +264,17 @@ func runChartPods(t *testing.T, cp *harness.ControlPlane, lab *harness.NetLab, h
 		default:
 			wantAdmitted(t, res)
 		}
+		// The records the webhook writes with the chart's RBAC.
+		switch mode {
+		case "warn":
+			waitEvent(t, cp, chartShop, policy, "WouldCutFlows")
+		case "audit":
+			waitEvent(t, cp, chartShop, policy, "CutAudited")
+		}
 	} else {
-		wantAdmitted(t, kubectlApply(t, cp, denyIngress(chartShop, "default-deny", nil)))
+		wantAdmitted(t, kubectlApply(t, cp, denyIngress(chartShop, policy, nil)))
 	}
-	if res := kubectl(t, cp, "delete", "networkpolicy", "-n", chartShop, "default-deny"); res.ExitCode != 0 {
+	if res := kubectl(t, cp, "delete", "networkpolicy", "-n", chartShop, policy); res.ExitCode != 0 {
 		t.Errorf("cleaning up: %s", res)
 	}
 

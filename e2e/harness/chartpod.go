@@ -447,6 +447,9 @@ func resourceValue(c corev1.Container, ref *corev1.ResourceFieldSelector) (strin
 	return strconv.FormatInt((q.Value()+div.Value()-1)/div.Value(), 10), nil
 }
 
+// klogError is the head of a klog error line (client-go's own reports): E1205 14:15:37.123456.
+var klogError = regexp.MustCompile(`^E\d{4} \d`)
+
 var varRef = regexp.MustCompile(`\$\$|\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)`)
 
 // expandVars expands $(VAR) as the kubelet does: a defined variable is replaced, an
@@ -715,7 +718,7 @@ func (p *ChartPod) LogProblems(allowed ...*regexp.Regexp) []string {
 	for sc.Scan() {
 		line := sc.Text()
 		if !strings.Contains(line, `"level":"error"`) && !strings.Contains(line, "\tERROR\t") &&
-			!strings.Contains(strings.ToLower(line), "forbidden") && !strings.HasPrefix(line, "E0") {
+			!strings.Contains(strings.ToLower(line), "forbidden") && !klogError.MatchString(line) {
 			continue
 		}
 		if slices.ContainsFunc(allowed, func(re *regexp.Regexp) bool { return re.MatchString(line) }) {
