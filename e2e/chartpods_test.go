@@ -254,8 +254,9 @@ func runChartPods(t *testing.T, cp *harness.ControlPlane, lab *harness.NetLab, h
 	ds := all[*appsv1.DaemonSet](m)
 	// A default-deny in the shop, named for the values set (Events there outlive it).
 	policy := "default-deny-" + vs.name
+	var agent *harness.ChartPod
 	if len(ds) == 1 {
-		runChartAgent(t, cp, lab, m, ds[0], svc, flowsSvc, clusterIP, allowed)
+		agent = runChartAgent(t, cp, lab, m, ds[0], svc, flowsSvc, clusterIP, allowed)
 		res := kubectlApply(t, cp, denyIngress(chartShop, policy, nil))
 		t.Logf("$ %s\n%s", res.CommandLine(), res.Output)
 		switch mode {
@@ -281,11 +282,28 @@ func runChartPods(t *testing.T, cp *harness.ControlPlane, lab *harness.NetLab, h
 	if testPod != nil {
 		runHelmTest(t, cp, lab, testPod, svc, clusterIP)
 	}
+
+	// With the webhook gone, the rendered failurePolicy decides: Fail rejects.
+	if fp := vwc.Webhooks[0].FailurePolicy; fp != nil && *fp == admissionregistrationv1.Fail {
+		// The agent first: it has no other replica to push to.
+		if agent != nil {
+			if err := agent.Stop(); err != nil {
+				t.Error(err)
+			}
+		}
+		if err := wh.Stop(); err != nil {
+			t.Error(err)
+		}
+		res := kubectlApply(t, cp, denyIngress(chartShop, policy, nil), "--dry-run=server")
+		if res.ExitCode == 0 || !strings.Contains(res.Stderr, "failed calling webhook") {
+			t.Errorf("with the webhook stopped and failurePolicy Fail, want a rejection:\n%s", res)
+		}
+	}
 }
 
 // runChartAgent runs the agent DaemonSet's pod in the lab node's network namespace, makes
 // traffic there until the agent has pushed it, and checks its probes.
-func runChartAgent(t *testing.T, cp *harness.ControlPlane, lab *harness.NetLab, m manifest, ds *appsv1.DaemonSet, svc, flowsSvc *corev1.Service, clusterIP string, allowed []*regexp.Regexp) {
+func runChartAgent(t *testing.T, cp *harness.ControlPlane, lab *harness.NetLab, m manifest, ds *appsv1.DaemonSet, svc, flowsSvc *corev1.Service, clusterIP string, allowed []*regexp.Regexp) *harness.ChartPod {
 	ctx := t.Context()
 	// The cluster's DNS, for the node: the headless Service's one ready endpoint is the
 	// webhook pod, the webhook Service is its ClusterIP.
@@ -339,6 +357,7 @@ func runChartAgent(t *testing.T, cp *harness.ControlPlane, lab *harness.NetLab, 
 	if err := agent.Probe(ctx, agent.Container.LivenessProbe); err != nil {
 		t.Errorf("agent liveness: %v", err)
 	}
+	return agent
 }
 
 // runHelmTest runs `helm test`'s Pod: its command, with its env and mounts, from the lab
