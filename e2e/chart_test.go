@@ -5,7 +5,8 @@ package e2e
 // ci/*-values.yaml; the rendered manifests are decoded strictly into the Kubernetes API
 // types and checked against what the netpol-guard binary expects; then every rendered
 // object is server-side applied to a real kube-apiserver, with cert-manager's and the
-// Prometheus Operator's CRDs installed from their Go modules.
+// Prometheus Operator's CRDs installed from their Go modules. TestChartPods
+// (chartpods_test.go) runs the pods they render.
 
 import (
 	"bufio"

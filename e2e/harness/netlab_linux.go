@@ -183,7 +183,10 @@ func (l *NetLab) Close() error {
 // sockets fn opens belong to ns and may be used from any goroutine afterwards. (A thread
 // left in ns would have to end with its goroutine, and a process started with a parent-death
 // signal from that thread would be killed with it.)
-func (l *NetLab) In(ns string, fn func() error) error {
+func (l *NetLab) In(ns string, fn func() error) error { return InNetns(ns, fn) }
+
+// InNetns runs fn on an OS thread moved into network namespace ns (ip netns), as NetLab.In.
+func InNetns(ns string, fn func() error) error {
 	errc := make(chan error, 1)
 	go func() {
 		runtime.LockOSThread()

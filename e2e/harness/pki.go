@@ -140,3 +140,12 @@ func TrustPEM(bundles ...[]byte) (*TestCA, error) {
 	}
 	return ca, nil
 }
+
+// KeyPEM is the CA's private key, PEM-encoded (PKCS #8): what a CA Secret's tls.key holds.
+func (ca *CA) KeyPEM() ([]byte, error) {
+	der, err := x509.MarshalPKCS8PrivateKey(ca.key)
+	if err != nil {
+		return nil, err
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: der}), nil
+}

@@ -25,6 +25,12 @@ type Process struct {
 // startProcess runs argv with its output in logPath; the control plane stops it on Stop, and
 // the kernel kills it if the test process dies first.
 func startProcess(cp *ControlPlane, name string, argv []string, logPath string) (*Process, error) {
+	return startProcessWith(cp, name, argv, logPath, nil)
+}
+
+// startProcessWith is startProcess with configure applied to the command before it starts
+// (its directory, environment, credentials).
+func startProcessWith(cp *ControlPlane, name string, argv []string, logPath string, configure func(*exec.Cmd)) (*Process, error) {
 	p := &Process{Name: name, Args: argv, LogPath: logPath, exited: make(chan struct{})}
 	logFile, err := os.Create(logPath)
 	if err != nil {
@@ -33,6 +39,9 @@ func startProcess(cp *ControlPlane, name string, argv []string, logPath string) 
 	p.cmd = exec.Command(argv[0], argv[1:]...)
 	p.cmd.Stdout, p.cmd.Stderr = logFile, logFile
 	setDeathSignal(p.cmd)
+	if configure != nil {
+		configure(p.cmd)
+	}
 	if err := p.cmd.Start(); err != nil {
 		logFile.Close()
 		return nil, fmt.Errorf("starting %s: %w", argv[0], err)

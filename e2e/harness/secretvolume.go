@@ -37,6 +37,10 @@ func (v *SecretVolume) Update(files map[string][]byte) error {
 	if err != nil {
 		return err
 	}
+	// As the kubelet's: readable by the pod's user, whoever it is.
+	if err := os.Chmod(ts, 0o755); err != nil {
+		return err
+	}
 	for name, data := range files {
 		if err := os.WriteFile(filepath.Join(ts, name), data, 0o644); err != nil {
 			return err
