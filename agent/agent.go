@@ -40,8 +40,8 @@ const (
 	HealthGrace = 30 * time.Second
 )
 
-// Resolver looks up the addresses of a host name; *net.Resolver is one.
-type Resolver interface {
+// HostLookup looks up the addresses of a host name; *net.Resolver is one.
+type HostLookup interface {
 	LookupHost(ctx context.Context, host string) ([]string, error)
 }
 
@@ -91,8 +91,8 @@ type Options struct {
 	// Registry receives the agent's metrics. Nil: a new registry, with the Go runtime and
 	// process collectors, served by MetricsHandler.
 	Registry *prometheus.Registry
-	// Resolver resolves the headless Service. Nil: net.DefaultResolver.
-	Resolver Resolver
+	// HostLookup resolves the headless Service. Nil: net.DefaultResolver.
+	HostLookup HostLookup
 	// Netlink configures the conntrack sockets, e.g. the network namespace to read (tests).
 	// Nil: the agent's own network namespace, the host's with hostNetwork.
 	Netlink *netlink.Config
@@ -186,8 +186,8 @@ func New(opts Options) (*Agent, error) {
 	if opts.Registry == nil {
 		opts.Registry = newRegistry()
 	}
-	if opts.Resolver == nil {
-		opts.Resolver = net.DefaultResolver
+	if opts.HostLookup == nil {
+		opts.HostLookup = net.DefaultResolver
 	}
 	l := opts.Log
 	if l.GetSink() == nil {
@@ -315,14 +315,14 @@ func (a *Agent) resolve(ctx context.Context) (urls []string, addrs []netip.AddrP
 			}
 			ips := []string{u.Hostname()}
 			if _, err := netip.ParseAddr(u.Hostname()); err != nil {
-				ips, _ = a.opts.Resolver.LookupHost(ctx, u.Hostname()) // for the self filter only
+				ips, _ = a.opts.HostLookup.LookupHost(ctx, u.Hostname()) // for the self filter only
 			}
 			addrs = append(addrs, addrPorts(ips, uint16(port))...)
 		}
 		return urls, addrs, nil
 	}
 	host := a.opts.WebhookService + "." + a.opts.Namespace + ".svc"
-	ips, err := a.opts.Resolver.LookupHost(ctx, host)
+	ips, err := a.opts.HostLookup.LookupHost(ctx, host)
 	if err != nil {
 		var dnsErr *net.DNSError
 		if errors.As(err, &dnsErr) && dnsErr.IsNotFound {

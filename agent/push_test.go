@@ -262,7 +262,7 @@ func TestPushFansOutToEveryReplicaOfTheHeadlessService(t *testing.T) {
 		o.WebhookService, o.Namespace, o.WebhookPort = "netpol-guard-flows", "netpol-guard", port
 		o.ServerName = "example.com"
 		o.CAFile = w1.caFile(t)
-		o.Resolver = res
+		o.HostLookup = res
 	})
 	startPushing(t, a)
 	a.cycle(t.Context())
@@ -297,7 +297,7 @@ func TestPushEdgesWaitForTheFirstReplica(t *testing.T) {
 		o.WebhookPort, _ = strconv.Atoi(port)
 		o.ServerName = "example.com"
 		o.CAFile = w.caFile(t)
-		o.Resolver = res
+		o.HostLookup = res
 	})
 	startPushing(t, a)
 	a.agg.add(mkEdge(protoTCP, "10.0.1.1", "10.0.2.7:8080"), 1, 1_790_000_001)

@@ -7,13 +7,13 @@ import (
 	corev1 "k8s.io/api/core/v1"
 )
 
-// PeerKind says what sits at one end of a flow.
-type PeerKind uint8
+// EndpointKind says what sits at one end of a flow.
+type EndpointKind uint8
 
 const (
 	// External is an address that belongs to no pod and no known node. Only ipBlock
 	// rules can match it, and no policy applies to it.
-	External PeerKind = iota
+	External EndpointKind = iota
 	// Pod is a pod (or a workload whose pods share labels and ports). Policies that select
 	// it apply to it, and pod and namespace selectors in rules can match it.
 	Pod
@@ -23,7 +23,7 @@ const (
 	Node
 )
 
-func (k PeerKind) String() string {
+func (k EndpointKind) String() string {
 	switch k {
 	case Pod:
 		return "pod"
@@ -47,7 +47,7 @@ type ContainerPort struct {
 // e.g. per workload and address) so that selector matches are computed once per identity,
 // not once per flow. An Endpoint must not change once it has been handed to an Evaluation.
 type Endpoint struct {
-	Kind PeerKind
+	Kind EndpointKind
 	// Namespace of a pod. Empty for nodes and external addresses.
 	Namespace string
 	// Name is for humans: a workload ("Deployment/cart"), a pod, a node, or empty.
