@@ -302,7 +302,7 @@ func (c change) String() string {
 // readChanges turns the -f files into creates, updates or deletes against the cluster's
 // current policies, and relabels of the Namespaces, Pods and workloads they give that the
 // cluster holds with other labels.
-func readChanges(opts CheckOptions, snap *cluster.Snapshot) ([]change, []relabelChange, error) {
+func readChanges(opts CheckOptions, snap *cluster.Objects) ([]change, []relabelChange, error) {
 	current := map[string]*networkingv1.NetworkPolicy{}
 	for _, p := range snap.Policies {
 		current[p.Namespace+"/"+p.Name] = p
@@ -318,7 +318,7 @@ func readChanges(opts CheckOptions, snap *cluster.Snapshot) ([]change, []relabel
 	var changes []change
 	var relabels []relabelChange
 	for _, path := range opts.Policies {
-		var s *cluster.Snapshot
+		var s *cluster.Objects
 		var err error
 		if path == "-" {
 			s, err = cluster.Decode(opts.stdin(), "<stdin>")

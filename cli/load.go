@@ -102,7 +102,7 @@ func sniffFormat(br *bufio.Reader) string {
 // observed is a cluster and the flows seen in it, resolved to evaluator endpoints through
 // the same live view the webhook judges with.
 type observed struct {
-	snapshot *cluster.Snapshot
+	snapshot *cluster.Objects
 	view     *cluster.Live
 	world    *evaluator.World
 	// records are the flows that resolved, in input order, and flows the same as the
@@ -135,7 +135,7 @@ func load(in Inputs) (*observed, error) {
 	if in.Cluster == "-" && in.Flows == "-" {
 		return nil, errors.New("--cluster and --flows cannot both read standard input")
 	}
-	var snap *cluster.Snapshot
+	var snap *cluster.Objects
 	var err error
 	if in.Cluster == "-" {
 		snap, err = cluster.Decode(in.stdin(), "<stdin>")

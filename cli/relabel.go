@@ -30,7 +30,7 @@ func (c relabelChange) String() string {
 
 // readRelabels finds the relabels among the -f objects: each must exist in the cluster.
 // Objects whose labels are unchanged are no change.
-func readRelabels(path string, s, current *cluster.Snapshot) ([]relabelChange, error) {
+func readRelabels(path string, s, current *cluster.Objects) ([]relabelChange, error) {
 	var out []relabelChange
 	for _, ns := range s.Namespaces {
 		var old *corev1.Namespace

@@ -19,9 +19,9 @@ import (
 // not list exists with only its name label, and a node that pods run on but the file does
 // not list has the pods' host IPs as its addresses. now is the view's clock from then on
 // (records without lastSeen are taken as seen then); zero means time.Now.
-func LiveFromObjects(s *Snapshot, opts LiveOptions) *Live {
+func LiveFromObjects(s *Objects, opts LiveOptions) *Live {
 	if s == nil {
-		s = &Snapshot{}
+		s = &Objects{}
 	}
 	now := opts.Now
 	if now == nil {

@@ -88,8 +88,8 @@ func makeNode(name string, addrs ...corev1.NodeAddress) *corev1.Node {
 	return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: name}, Status: corev1.NodeStatus{Addresses: addrs}}
 }
 
-func testSnapshot() *Snapshot {
-	return &Snapshot{
+func testObjects() *Objects {
+	return &Objects{
 		Namespaces: []*corev1.Namespace{
 			{ObjectMeta: metav1.ObjectMeta{Name: "shop", Labels: map[string]string{"team": "payments"}}},
 			{ObjectMeta: metav1.ObjectMeta{Name: "kube-system", Labels: map[string]string{corev1.LabelMetadataName: "kube-system"}}},
@@ -125,7 +125,7 @@ var webPorts = []evaluator.ContainerPort{
 
 func offlineView(t *testing.T) *Live {
 	t.Helper()
-	return LiveFromObjects(testSnapshot(), LiveOptions{Now: func() time.Time { return t0 }})
+	return LiveFromObjects(testObjects(), LiveOptions{Now: func() time.Time { return t0 }})
 }
 
 func TestOfflineIdentify(t *testing.T) {
@@ -218,7 +218,7 @@ func TestOfflineWorld(t *testing.T) {
 		t.Errorf("NodeAddresses = %v\nwant %v", w.NodeAddresses, wantNodes)
 	}
 
-	snap := testSnapshot()
+	snap := testObjects()
 	LiveFromObjects(snap, LiveOptions{})
 	if _, ok := snap.Namespaces[0].Labels[corev1.LabelMetadataName]; ok {
 		t.Errorf("loading changed the file's namespace labels")
@@ -270,7 +270,7 @@ func TestWorkloadOf(t *testing.T) {
 // ExampleLiveFromObjects resolves the peers of flow records against a cluster file, as the
 // offline commands do.
 func ExampleLiveFromObjects() {
-	l := LiveFromObjects(testSnapshot(), LiveOptions{})
+	l := LiveFromObjects(testObjects(), LiveOptions{})
 	for _, p := range []flows.Peer{
 		{Namespace: "shop", Pod: "web-7d9f8b6c5d-b2"},
 		{Namespace: "monitoring", Pod: "node-exporter-q1"},

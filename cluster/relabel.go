@@ -13,7 +13,7 @@ import (
 
 // Workloads are the objects that make pods from a template: relabelling the template
 // relabels the pods it makes, and so changes which policies select them. A snapshot keeps
-// them (Snapshot.Workloads) so that `check -f` can judge a template relabel, and the webhook
+// them (Objects.Workloads) so that `check -f` can judge a template relabel, and the webhook
 // decodes them from admission requests; both name a workload's pods the same way.
 
 // WorkloadKinds are the workload kinds netpol-guard judges template relabels of, at the

@@ -41,7 +41,7 @@ func TestWebhookAnswersOnlyTheAPIServer(t *testing.T) {
 		}
 	})
 	const ns = "e2e-client-cert"
-	snap := &cluster.Snapshot{Namespaces: []*corev1.Namespace{harness.Namespace(ns, map[string]string{modeKey: "enforce"})}, Pods: scenarioPods(ns, 0)}
+	snap := &cluster.Objects{Namespaces: []*corev1.Namespace{harness.Namespace(ns, map[string]string{modeKey: "enforce"})}, Pods: scenarioPods(ns, 0)}
 	if err := cp.CreateCluster(ctx, snap); err != nil {
 		t.Fatal(err)
 	}

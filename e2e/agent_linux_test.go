@@ -57,7 +57,7 @@ func TestAgentEndToEnd(t *testing.T) {
 
 	// The lab as the API server knows it: its node, and its pods with their addresses.
 	const ns, node = "e2e-agent", "lab-node"
-	snap := &cluster.Snapshot{
+	snap := &cluster.Objects{
 		Namespaces: []*corev1.Namespace{harness.Namespace(ns, map[string]string{modeKey: "enforce"})},
 		Nodes: []*corev1.Node{{
 			ObjectMeta: metav1.ObjectMeta{Name: node},

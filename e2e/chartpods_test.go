@@ -85,7 +85,7 @@ func TestChartPods(t *testing.T) {
 	if out, err := exec.Command("ip", "-n", lab.Node, "route", "add", "10.0.0.0/24", "via", harness.LabHostIP).CombinedOutput(); err != nil {
 		t.Fatalf("route to the Service range: %v\n%s", err, out)
 	}
-	snap := &cluster.Snapshot{
+	snap := &cluster.Objects{
 		Namespaces: []*corev1.Namespace{harness.Namespace(chartShop, map[string]string{"team": "platform"})},
 		Nodes: []*corev1.Node{{
 			ObjectMeta: metav1.ObjectMeta{Name: chartNode},

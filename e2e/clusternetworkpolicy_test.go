@@ -37,7 +37,7 @@ func TestClusterNetworkPolicy(t *testing.T) {
 	ctx := t.Context()
 	cp, built := startControlPlane(t, assets)
 
-	snap := &cluster.Snapshot{}
+	snap := &cluster.Objects{}
 	for i, ns := range cnpScenarios {
 		snap.Namespaces = append(snap.Namespaces, harness.Namespace(ns, map[string]string{modeKey: "enforce"}))
 		snap.Pods = append(snap.Pods, scenarioPods(ns, 40+i)...)

@@ -37,7 +37,7 @@ var oneDecisionNamespaces = []string{"od-a", "od-b", "od-c"}
 
 // odWorld is a random cluster, the flows it carried, and changes to judge.
 type odWorld struct {
-	objects *cluster.Snapshot
+	objects *cluster.Objects
 	records []flows.Record
 	// edges are the records' cache identities as the webhook's messages name them
 	// ("od-a/w1 → node/od-node-0 TCP/8080"), by record.
@@ -81,7 +81,7 @@ func podIP(node, k int) string { return fmt.Sprintf("10.244.%d.%d", 100+node, 10
 
 func newODWorld(seed uint64) *odWorld {
 	g := &odGen{r: rand.New(rand.NewPCG(seed, 0x6f6e65)), pods: map[string][]*corev1.Pod{}, labels: map[string]map[string]string{}}
-	w := &odWorld{objects: &cluster.Snapshot{}}
+	w := &odWorld{objects: &cluster.Objects{}}
 	for _, ns := range oneDecisionNamespaces {
 		w.objects.Namespaces = append(w.objects.Namespaces, harness.Namespace(ns, map[string]string{"team": pick(g.r, odTeams)}))
 	}

@@ -36,7 +36,7 @@ func TestRelabel(t *testing.T) {
 
 	// rl-shop: frontend → cart; rl-pay: api → rl-shop/cart, let in by team=payments.
 	enforce := map[string]string{modeKey: "enforce"}
-	snap := &cluster.Snapshot{
+	snap := &cluster.Objects{
 		Namespaces: []*corev1.Namespace{
 			harness.Namespace("rl-shop", enforce),
 			harness.Namespace("rl-pay", map[string]string{modeKey: "enforce", "team": "payments"}),

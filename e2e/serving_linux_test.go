@@ -69,7 +69,7 @@ func TestWebhookServingCertificate(t *testing.T) {
 	// Two enforced namespaces whose frontend and checkout talk to cart, and namespaces that
 	// only new versions of a webhook configuration select (probes of what the API server
 	// has picked up).
-	snap := &cluster.Snapshot{}
+	snap := &cluster.Objects{}
 	for i, ns := range []string{"e2e-selfsigned", "e2e-rotate"} {
 		snap.Namespaces = append(snap.Namespaces, harness.Namespace(ns, map[string]string{modeKey: "enforce"}))
 		snap.Pods = append(snap.Pods, scenarioPods(ns, 40+i)...)

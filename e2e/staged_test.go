@@ -49,7 +49,7 @@ func TestStaged(t *testing.T) {
 
 	// Two namespaces of the scenario shop: frontend and checkout talk to cart on TCP/7070.
 	const ns, delNS = "e2e-staged", "e2e-staged-delete"
-	snap := &cluster.Snapshot{}
+	snap := &cluster.Objects{}
 	for i, n := range []string{ns, delNS} {
 		snap.Namespaces = append(snap.Namespaces, harness.Namespace(n, nil))
 		snap.Pods = append(snap.Pods, scenarioPods(n, 40+i)...)

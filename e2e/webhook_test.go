@@ -99,7 +99,7 @@ func TestWebhook(t *testing.T) {
 	if err := cp.CreateCluster(ctx, shop); err != nil {
 		t.Fatal(err)
 	}
-	snap := &cluster.Snapshot{}
+	snap := &cluster.Objects{}
 	for i, s := range whScenarios {
 		labels := map[string]string{}
 		if s.mode != "" {

@@ -29,7 +29,7 @@ func shopView(t *testing.T) *policyView {
 			Status:     corev1.PodStatus{Phase: corev1.PodRunning, PodIP: ip, PodIPs: []corev1.PodIP{{IP: ip}}},
 		}
 	}
-	live := cluster.LiveFromObjects(&cluster.Snapshot{Pods: []*corev1.Pod{
+	live := cluster.LiveFromObjects(&cluster.Objects{Pods: []*corev1.Pod{
 		pod("web-1", "10.244.1.2", map[string]string{"app": "web"}),
 		pod("db-1", "10.244.1.3", map[string]string{"app": "db"}),
 	}}, cluster.LiveOptions{})

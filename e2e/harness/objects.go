@@ -20,7 +20,7 @@ import (
 // NetworkPolicies. Owners named by pods' ownerReferences are not created: the API server
 // does not require them, and the webhook names a pod's workload from the names alone while
 // its ReplicaSet or Job is unknown.
-func (cp *ControlPlane) CreateCluster(ctx context.Context, snap *cluster.Snapshot) error {
+func (cp *ControlPlane) CreateCluster(ctx context.Context, snap *cluster.Objects) error {
 	for _, ns := range snap.Namespaces {
 		if err := cp.EnsureNamespace(ctx, ns.Name, ns.Labels); err != nil {
 			return fmt.Errorf("namespace %s: %w", ns.Name, err)

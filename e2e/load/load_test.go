@@ -102,7 +102,7 @@ func TestLoad(t *testing.T) {
 		}
 	})
 	// The namespace under test, enforced, with a running pod per workload; the others.
-	snap := &cluster.Snapshot{Namespaces: []*corev1.Namespace{harness.Namespace(benchNS, map[string]string{"netpol-guard.io/mode": "enforce"})}}
+	snap := &cluster.Objects{Namespaces: []*corev1.Namespace{harness.Namespace(benchNS, map[string]string{"netpol-guard.io/mode": "enforce"})}}
 	for i := range otherNS {
 		snap.Namespaces = append(snap.Namespaces, harness.Namespace(fmt.Sprintf("ns-%03d", i), map[string]string{"team": fmt.Sprintf("team-%d", i%10)}))
 	}

@@ -124,7 +124,7 @@ type want struct {
 	ignored                                      map[string]int
 }
 
-func summarise(s *Snapshot) want {
+func summarise(s *Objects) want {
 	var w want
 	for _, o := range s.Namespaces {
 		w.namespaces = append(w.namespaces, o.Name)
@@ -583,12 +583,12 @@ func TestMerge(t *testing.T) {
 	pod := func(ns, name, node string) *corev1.Pod {
 		return &corev1.Pod{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: name}, Spec: corev1.PodSpec{NodeName: node}}
 	}
-	s := &Snapshot{
+	s := &Objects{
 		Pods:     []*corev1.Pod{pod("shop", "a", "w1"), pod("shop", "b", "w1")},
 		Policies: []*networkingv1.NetworkPolicy{{ObjectMeta: metav1.ObjectMeta{Namespace: "shop", Name: "p"}}},
 		Ignored:  map[string]int{"Service": 1},
 	}
-	s.Merge(&Snapshot{
+	s.Merge(&Objects{
 		Namespaces: []*corev1.Namespace{{ObjectMeta: metav1.ObjectMeta{Name: "shop"}}},
 		Pods:       []*corev1.Pod{pod("shop", "b", "w2"), pod("bank", "b", "w2")},
 		Ignored:    map[string]int{"Service": 2, "Secret": 1},

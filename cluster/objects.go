@@ -35,7 +35,7 @@ import (
 	"github.com/netpol-guard/netpol-guard/flows"
 )
 
-// Snapshot is the state of a cluster as files describe it: what
+// Objects are the state of a cluster as files describe it: what
 // `kubectl get namespaces,pods,nodes,networkpolicies,cnp -A -o yaml` prints (and the
 // workloads of `kubectl get deployments,statefulsets,daemonsets,replicasets,jobs,cronjobs`),
 // or any set of manifests of those kinds. Cluster policies (ClusterNetworkPolicy v1beta1 or
@@ -43,7 +43,7 @@ import (
 // into the evaluator's form. Objects are kept as given, in input order; nothing is defaulted
 // except the namespace of a namespaced object that names none, which is "default", as
 // `kubectl apply` would make it.
-type Snapshot struct {
+type Objects struct {
 	Namespaces []*corev1.Namespace
 	Pods       []*corev1.Pod
 	Nodes      []*corev1.Node
@@ -100,7 +100,7 @@ var maxSnapshotBytes int64 = MaxSnapshotBytes
 // Only regular files are read (a symlink to one is fine): a device, a named pipe or a
 // socket is an error, as are more than MaxSnapshotBytes in all and Lists nested more than
 // MaxListDepth deep.
-func Load(path string) (*Snapshot, error) {
+func Load(path string) (*Objects, error) {
 	if path == "-" {
 		return Decode(os.Stdin, "<stdin>")
 	}
@@ -147,7 +147,7 @@ func Load(path string) (*Snapshot, error) {
 
 // Decode reads a snapshot from r as Load reads one file. source names the input in errors
 // ("cluster.yaml: object 3 (NetworkPolicy shop/deny-all): spec.podSelector: …").
-func Decode(r io.Reader, source string) (*Snapshot, error) {
+func Decode(r io.Reader, source string) (*Objects, error) {
 	l := newLoader()
 	if err := l.decode(r, source); err != nil {
 		return nil, err
@@ -158,7 +158,7 @@ func Decode(r io.Reader, source string) (*Snapshot, error) {
 // Merge adds o's objects to s. An object of o with the kind, namespace and name of one
 // already in s replaces it in place, as a later manifest overrides an earlier one; the others
 // are appended. Load, unlike Merge, treats such a repeat as an error.
-func (s *Snapshot) Merge(o *Snapshot) {
+func (s *Objects) Merge(o *Objects) {
 	if o == nil {
 		return
 	}
@@ -210,7 +210,7 @@ func mergeClusterPolicies(dst, src []*evaluator.ClusterPolicy) []*evaluator.Clus
 // loader decodes one or more sources into one snapshot, remembering where each object came
 // from so that a repeat can name both places.
 type loader struct {
-	snap *Snapshot
+	snap *Objects
 	seen map[objectKey]place
 	read int64 // bytes, of all sources
 }
@@ -225,7 +225,7 @@ type place struct {
 }
 
 func newLoader() *loader {
-	return &loader{snap: &Snapshot{}, seen: map[objectKey]place{}}
+	return &loader{snap: &Objects{}, seen: map[objectKey]place{}}
 }
 
 // loadFile reads the file path, which info (from os.Stat) describes.
