@@ -6,6 +6,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	clocktesting "k8s.io/utils/clock/testing"
 	"net/http"
 	"slices"
 	"strings"
@@ -48,23 +49,6 @@ func (a *countingAuth) count(token string) int {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	return a.calls[token]
-}
-
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Step(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
 }
 
 func TestCachingAuthenticator(t *testing.T) {
@@ -149,7 +133,7 @@ func TestCachingAuthenticator(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			next := &countingAuth{}
-			clock := &fakeClock{t: time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)}
+			clock := clocktesting.NewFakeClock(time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC))
 			tc.opts.Now = clock.Now
 			a := NewCachingAuthenticator(next, tc.opts)
 			for i, q := range tc.asks {
@@ -256,7 +240,7 @@ func (a *slowAuth) Authenticate(_ context.Context, token string) (User, error) {
 func TestTokenFloodCostsBoundedReviewsAndKeepsTheWritersApproval(t *testing.T) {
 	writer := jwtLike("writer")
 	next := &slowAuth{writer: writer, delay: 2 * time.Millisecond}
-	clock := &fakeClock{t: time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)} // stands still: the bucket never refills
+	clock := clocktesting.NewFakeClock(time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)) // stands still: the bucket never refills
 	m := NewMetrics(nil)
 	a := NewCachingAuthenticator(next, AuthCacheOptions{
 		CheckToken: CheckJWT, MaxEntries: 4, MaxFailures: 4,
