@@ -2,7 +2,6 @@ package antrea
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
@@ -94,24 +93,17 @@ type Client struct {
 // batch of records, from the goroutine that runs Start, one batch at a time; deliver may
 // keep the slice. TLS files are read once here, to fail early.
 func New(opts Options, deliver func(ctx context.Context, recs []flows.Record)) (*Client, error) {
-	if opts.Address == "" {
-		return nil, errors.New("antrea flow aggregator address is required")
-	}
-	l := opts.Log
-	if l.GetSink() == nil {
-		l = log
-	}
-	c := &Client{opts: opts, log: l.WithValues("address", opts.Address)}
+	c := &Client{opts: opts}
 	f, err := follow.New(follow.Options{
 		Server: "Antrea Flow Aggregator", Address: opts.Address, TLS: &c.opts.TLS,
 		BatchSize: opts.BatchSize, BatchInterval: opts.BatchInterval,
 		MinBackoff: opts.MinBackoff, MaxBackoff: opts.MaxBackoff, HealthyAfter: opts.HealthyAfter,
-		DialOptions: opts.DialOptions, Log: l,
+		DialOptions: opts.DialOptions, Log: follow.Logger(opts.Log, log),
 	}, c.open, deliver)
 	if err != nil {
 		return nil, err
 	}
-	c.follower = f
+	c.follower, c.log = f, f.Log()
 	return c, nil
 }
 

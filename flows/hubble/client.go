@@ -2,7 +2,6 @@ package hubble
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
@@ -25,9 +24,6 @@ const (
 	DefaultMaxBackoff    = follow.DefaultMaxBackoff
 	DefaultHealthyAfter  = follow.DefaultHealthyAfter
 )
-
-// server names Hubble Relay in follow's messages and errors.
-const server = "Hubble Relay"
 
 // Options configures a Client.
 type Options struct {
@@ -106,24 +102,17 @@ type Client struct {
 // slice. A slow deliver holds up the stream (Relay drops flows for clients that fall
 // behind, and reports them as lost events). TLS files are read once here, to fail early.
 func New(opts Options, deliver func(ctx context.Context, recs []flows.Record)) (*Client, error) {
-	if opts.Address == "" {
-		return nil, errors.New("hubble relay address is required")
-	}
-	l := opts.Log
-	if l.GetSink() == nil {
-		l = log
-	}
-	c := &Client{opts: opts, log: l.WithValues("address", opts.Address)}
+	c := &Client{opts: opts}
 	f, err := follow.New(follow.Options{
-		Server: server, Address: opts.Address, TLS: opts.TLS,
+		Server: "Hubble Relay", Address: opts.Address, TLS: opts.TLS,
 		BatchSize: opts.BatchSize, BatchInterval: opts.BatchInterval,
 		MinBackoff: opts.MinBackoff, MaxBackoff: opts.MaxBackoff, HealthyAfter: opts.HealthyAfter,
-		DialOptions: opts.DialOptions, Log: l,
+		DialOptions: opts.DialOptions, Log: follow.Logger(opts.Log, log),
 	}, c.open, deliver)
 	if err != nil {
 		return nil, err
 	}
-	c.follower = f
+	c.follower, c.log = f, f.Log()
 	return c, nil
 }
 

@@ -50,8 +50,17 @@ type Options struct {
 	MinBackoff, MaxBackoff, HealthyAfter time.Duration
 	// DialOptions are added to the follower's own (transport credentials, keepalive).
 	DialOptions []grpc.DialOption
-	// Log defaults to the package logger.
+	// Log defaults to the package logger; a source passes its own (Logger).
 	Log logr.Logger
+}
+
+// Logger is l, or def when l is the zero Logger: a source's Options.Log, defaulting to the
+// source's package logger.
+func Logger(l, def logr.Logger) logr.Logger {
+	if l.GetSink() == nil {
+		return def
+	}
+	return l
 }
 
 // Next blocks for the stream's next message and returns the records it decodes to, maybe
@@ -118,12 +127,13 @@ func New(opts Options, open Open, deliver func(ctx context.Context, recs []flows
 	if opts.HealthyAfter <= 0 {
 		opts.HealthyAfter = DefaultHealthyAfter
 	}
-	l := opts.Log
-	if l.GetSink() == nil {
-		l = log
-	}
+	l := Logger(opts.Log, log)
 	return &Follower{opts: opts, open: open, deliver: deliver, log: l.WithValues("address", opts.Address)}, nil
 }
+
+// Log is the follower's logger, with the server's address: the one a source logs its
+// stream's events with.
+func (f *Follower) Log() logr.Logger { return f.log }
 
 // Start follows the stream until ctx is done, reconnecting whenever it ends, and returns nil
 // then, after delivering the records it holds.
