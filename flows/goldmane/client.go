@@ -12,6 +12,7 @@ import (
 
 	"github.com/netpol-guard/netpol-guard/flows"
 	pb "github.com/netpol-guard/netpol-guard/flows/goldmane/goldmanepb"
+	"github.com/netpol-guard/netpol-guard/flows/internal/convert"
 	"github.com/netpol-guard/netpol-guard/flows/internal/follow"
 )
 
@@ -146,18 +147,12 @@ func (c *Client) Stats() Stats {
 	fs := c.follower.Stats()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := Stats{
+	return Stats{
 		Connected: fs.Connected, Reconnects: fs.Reconnects, LastError: fs.LastError,
 		LastReceived: fs.LastReceived, LastFlowStart: c.lastStart,
 		Flows: c.flows, Delivered: fs.Delivered, Verdicts: c.verdicts,
-		Skipped: make(map[SkipReason]uint64, len(c.skipped)),
+		Skipped: convert.Counts[SkipReason](c.skipped[:]),
 	}
-	for r, n := range c.skipped {
-		if n > 0 {
-			s.Skipped[SkipReason(r)] = n
-		}
-	}
-	return s
 }
 
 // request is the Stream request for the next stream.

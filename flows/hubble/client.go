@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/netpol-guard/netpol-guard/flows"
+	"github.com/netpol-guard/netpol-guard/flows/internal/convert"
 	"github.com/netpol-guard/netpol-guard/flows/internal/follow"
 )
 
@@ -130,18 +131,12 @@ func (c *Client) Stats() Stats {
 	fs := c.follower.Stats()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := Stats{
+	return Stats{
 		Connected: fs.Connected, Reconnects: fs.Reconnects, LastError: fs.LastError,
 		LastReceived: c.lastReceived, LastFlowTime: c.lastFlowTime,
 		Flows: c.flows, Delivered: fs.Delivered, LostEvents: c.lostEvents,
-		Skipped: make(map[SkipReason]uint64, len(c.skipped)),
+		Skipped: convert.Counts[SkipReason](c.skipped[:]),
 	}
-	for r, n := range c.skipped {
-		if n > 0 {
-			s.Skipped[SkipReason(r)] = n
-		}
-	}
-	return s
 }
 
 // flowFields are the fields of a flow Convert reads, as a field mask (proto names).
@@ -192,9 +187,9 @@ func (c *Client) handle(m *observerpb.GetFlowsResponse) (flows.Record, bool) {
 	case *observerpb.GetFlowsResponse_Flow:
 		f := ev.Flow
 		rec, skip, err := Convert(f)
-		t := validTime(f.GetTime())
+		t := convert.Time(f.GetTime())
 		if t.IsZero() {
-			t = validTime(m.GetTime())
+			t = convert.Time(m.GetTime())
 		}
 		c.mu.Lock()
 		c.flows++
