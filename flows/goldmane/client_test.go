@@ -22,6 +22,7 @@ import (
 
 	"github.com/netpol-guard/netpol-guard/flows"
 	pb "github.com/netpol-guard/netpol-guard/flows/goldmane/goldmanepb"
+	"github.com/netpol-guard/netpol-guard/flows/internal/followtest"
 	"github.com/netpol-guard/netpol-guard/internal/testpki"
 )
 
@@ -110,54 +111,21 @@ func serve(t *testing.T, lis net.Listener, p *pki, g *goldmane) (stop func()) {
 		MinVersion:   tls.VersionTLS12,
 	})))
 	pb.RegisterFlowsServer(s, g)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = s.Serve(lis)
-	}()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			s.Stop()
-			<-done
-		})
-	}
-	t.Cleanup(stop)
-	return stop
-}
-
-func listen(t *testing.T, addr string) net.Listener {
-	t.Helper()
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return lis
+	return followtest.Serve(t, lis, s)
 }
 
 // collector gathers what a Client delivers and the verdicts it reports.
 type collector struct {
-	mu       sync.Mutex
-	recs     []flows.Record
-	verdicts []bool
-}
+	followtest.Collector
 
-func (c *collector) deliver(_ context.Context, recs []flows.Record) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.recs = append(c.recs, recs...)
+	mu       sync.Mutex
+	verdicts []bool
 }
 
 func (c *collector) onVerdict(_ flows.Record, allowed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.verdicts = append(c.verdicts, allowed)
-}
-
-func (c *collector) records() []flows.Record {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.recs)
 }
 
 // run starts a Client and stops it when the test ends, checking that Start returns nil
@@ -172,30 +140,17 @@ func run(t *testing.T, opts Options, col *collector) *Client {
 	if opts.OnVerdict == nil {
 		opts.OnVerdict = col.onVerdict
 	}
-	c, err := New(opts, col.deliver)
+	c, err := New(opts, col.Deliver)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- c.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Start returned %v, want nil", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("Start did not return after cancel")
-		}
-	})
+	followtest.Start(t, c.Start)
 	return c
 }
 
 func TestClientDeliversAllowedFlowsAndReportsSettledVerdicts(t *testing.T) {
 	p := newPKI(t)
-	lis := listen(t, "127.0.0.1:0")
+	lis := followtest.Listen(t, "127.0.0.1:0")
 	g := &goldmane{scripts: []script{{flows: []*pb.Flow{
 		makeFlow(),
 		makeFlow(func(f *pb.Flow) { f.Key.Action, f.Key.DestName = pb.Action_Deny, "cart-1" }),
@@ -212,7 +167,7 @@ func TestClientDeliversAllowedFlowsAndReportsSettledVerdicts(t *testing.T) {
 	c := run(t, Options{Address: lis.Addr().String(), TLS: p.clientTLS(), Metrics: m}, col)
 
 	testutil.Eventually(t, 15*time.Second, "all flows are handled", func() bool { s := c.Stats(); return s.Flows == 7 && s.Delivered == 1 })
-	if got, want := col.records(), []flows.Record{webToCart()}; !reflect.DeepEqual(got, want) {
+	if got, want := col.Records(), []flows.Record{webToCart()}; !reflect.DeepEqual(got, want) {
 		t.Errorf("delivered:\n got %+v\nwant %+v", got, want)
 	}
 	col.mu.Lock()
@@ -243,7 +198,7 @@ func TestClientDeliversAllowedFlowsAndReportsSettledVerdicts(t *testing.T) {
 
 func TestClientBackfillsFromTheNewestFlowAfterGoldmaneRestarts(t *testing.T) {
 	p := newPKI(t)
-	lis := listen(t, "127.0.0.1:0")
+	lis := followtest.Listen(t, "127.0.0.1:0")
 	addr := lis.Addr().String()
 	start := time.Now().Add(-100 * time.Second).Truncate(time.Second)
 	first := &goldmane{scripts: []script{{flows: []*pb.Flow{
@@ -253,7 +208,7 @@ func TestClientBackfillsFromTheNewestFlowAfterGoldmaneRestarts(t *testing.T) {
 	stop := serve(t, lis, p, first)
 	col := &collector{}
 	c := run(t, Options{Address: addr, TLS: p.clientTLS(), Backfill: 2 * time.Hour}, col)
-	testutil.Eventually(t, 15*time.Second, "the first Goldmane's flows are delivered", func() bool { return len(col.records()) == 2 })
+	testutil.Eventually(t, 15*time.Second, "the first Goldmane's flows are delivered", func() bool { return len(col.Records()) == 2 })
 	if reqs := first.requests(); len(reqs) != 1 || reqs[0].GetStartTimeGte() != -7200 {
 		t.Errorf("first request = %v, want start_time_gte -7200 (the backfill)", reqs)
 	}
@@ -261,9 +216,9 @@ func TestClientBackfillsFromTheNewestFlowAfterGoldmaneRestarts(t *testing.T) {
 	stop()
 	testutil.Eventually(t, 15*time.Second, "the client notices", func() bool { s := c.Stats(); return !s.Connected && s.Reconnects > 0 })
 	second := &goldmane{scripts: []script{{flows: []*pb.Flow{makeFlow(func(f *pb.Flow) { f.Key.DestPort = 9090 })}}}}
-	serve(t, listen(t, addr), p, second)
-	testutil.Eventually(t, 15*time.Second, "the restarted Goldmane's flow is delivered", func() bool { return len(col.records()) == 3 })
-	if got := col.records()[2]; got.Port != 9090 {
+	serve(t, followtest.Listen(t, addr), p, second)
+	testutil.Eventually(t, 15*time.Second, "the restarted Goldmane's flow is delivered", func() bool { return len(col.Records()) == 3 })
+	if got := col.Records()[2]; got.Port != 9090 {
 		t.Errorf("third record = %+v", got)
 	}
 	reqs := second.requests()
@@ -297,7 +252,7 @@ func TestClientBackfillNeverReachesFurtherThanOptionsBackfill(t *testing.T) {
 
 func TestClientTLSFailures(t *testing.T) {
 	p := newPKI(t)
-	lis := listen(t, "127.0.0.1:0")
+	lis := followtest.Listen(t, "127.0.0.1:0")
 	serve(t, lis, p, &goldmane{scripts: []script{{flows: []*pb.Flow{makeFlow()}}}})
 	addr := lis.Addr().String()
 
@@ -316,7 +271,7 @@ func TestClientTLSFailures(t *testing.T) {
 			c := run(t, Options{Address: addr, TLS: tt.tls}, col)
 			testutil.Eventually(t, 15*time.Second, "the client retries", func() bool { return c.Stats().Reconnects >= 2 })
 			s := c.Stats()
-			if n := len(col.records()); n != 0 || s.Flows != 0 {
+			if n := len(col.Records()); n != 0 || s.Flows != 0 {
 				t.Errorf("%d records delivered, %d flows received", n, s.Flows)
 			}
 			if !strings.Contains(s.LastError, tt.want) {
