@@ -6,16 +6,13 @@ import (
 	"github.com/netpol-guard/netpol-guard/internal/testutil"
 	"net"
 	"reflect"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr/testr"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
@@ -39,11 +36,11 @@ const serverName = "flow-aggregator.flow-aggregator.svc"
 // goes, or ends it when the script says so.
 type aggregator struct {
 	pb.UnimplementedFlowStreamServiceServer
+	*followtest.Scripts[*pb.GetFlowsRequest, script]
+}
 
-	mu      sync.Mutex
-	scripts []script
-	calls   int
-	reqs    []*pb.GetFlowsRequest
+func newAggregator(scripts []script) *aggregator {
+	return &aggregator{Scripts: followtest.NewScripts[*pb.GetFlowsRequest](scripts)}
 }
 
 type script struct {
@@ -52,11 +49,7 @@ type script struct {
 }
 
 func (a *aggregator) GetFlows(req *pb.GetFlowsRequest, stream grpc.ServerStreamingServer[pb.GetFlowsResponse]) error {
-	a.mu.Lock()
-	sc := a.scripts[min(a.calls, len(a.scripts)-1)]
-	a.calls++
-	a.reqs = append(a.reqs, proto.CloneOf(req))
-	a.mu.Unlock()
+	sc := a.Next(req)
 	for _, m := range sc.msgs {
 		if err := stream.Send(m); err != nil {
 			return err
@@ -66,12 +59,6 @@ func (a *aggregator) GetFlows(req *pb.GetFlowsRequest, stream grpc.ServerStreami
 		<-stream.Context().Done()
 	}
 	return nil
-}
-
-func (a *aggregator) requests() []*pb.GetFlowsRequest {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return slices.Clone(a.reqs)
 }
 
 func msg(dropped uint64, fs ...*pb.Flow) *pb.GetFlowsResponse {
@@ -126,13 +113,13 @@ func (p *pki) clientTLS() TLSOptions {
 func TestClientDeliversAllowedConnectionsAndCountsTheRest(t *testing.T) {
 	p := newPKI(t)
 	lis := followtest.Listen(t, "127.0.0.1:0")
-	a := &aggregator{scripts: []script{{msgs: []*pb.GetFlowsResponse{
+	a := newAggregator([]script{{msgs: []*pb.GetFlowsResponse{
 		msg(0, makeFlow(), makeFlow(func(f *pb.Flow) {
 			f.K8S.IngressNetworkPolicyRuleAction = pb.NetworkPolicyRuleAction_NETWORK_POLICY_RULE_ACTION_DROP
 		})),
 		msg(7, &pb.Flow{}, makeFlow(func(f *pb.Flow) { f.K8S.SourcePodNamespace = "Shop" }), nil),
 		msg(9),
-	}}}}
+	}}})
 	serve(t, lis, p, a)
 	col := &followtest.Collector{}
 	c := run(t, Options{Address: lis.Addr().String(), TLS: p.clientTLS()}, col)
@@ -149,7 +136,7 @@ func TestClientDeliversAllowedConnectionsAndCountsTheRest(t *testing.T) {
 	if !s.Connected || s.Reconnects != 0 || !s.LastFlowEnd.Equal(t0) {
 		t.Errorf("stats = %+v", s)
 	}
-	if reqs := a.requests(); len(reqs) != 1 || !reqs[0].GetFollow() || reqs[0].GetSince() != nil {
+	if reqs := a.Requests(); len(reqs) != 1 || !reqs[0].GetFollow() || reqs[0].GetSince() != nil {
 		t.Errorf("requests = %v, want one following from the start of the ring buffer", reqs)
 	}
 }
@@ -158,8 +145,8 @@ func TestClientAsksSinceTheNewestFlowAfterTheAggregatorRestarts(t *testing.T) {
 	p := newPKI(t)
 	lis := followtest.Listen(t, "127.0.0.1:0")
 	addr := lis.Addr().String()
-	first := &aggregator{scripts: []script{{msgs: []*pb.GetFlowsResponse{msg(3,
-		makeFlow(func(f *pb.Flow) { f.EndTs = timestamppb.New(t0.Add(-time.Minute)) }), makeFlow())}}}}
+	first := newAggregator([]script{{msgs: []*pb.GetFlowsResponse{msg(3,
+		makeFlow(func(f *pb.Flow) { f.EndTs = timestamppb.New(t0.Add(-time.Minute)) }), makeFlow())}}})
 	stop := serve(t, lis, p, first)
 	col := &followtest.Collector{}
 	c := run(t, Options{Address: addr, TLS: p.clientTLS()}, col)
@@ -167,16 +154,16 @@ func TestClientAsksSinceTheNewestFlowAfterTheAggregatorRestarts(t *testing.T) {
 
 	stop()
 	testutil.Eventually(t, 15*time.Second, "the client notices", func() bool { s := c.Stats(); return !s.Connected && s.Reconnects > 0 })
-	second := &aggregator{scripts: []script{{msgs: []*pb.GetFlowsResponse{msg(2, makeFlow(func(f *pb.Flow) {
+	second := newAggregator([]script{{msgs: []*pb.GetFlowsResponse{msg(2, makeFlow(func(f *pb.Flow) {
 		f.EndTs = timestamppb.New(t0.Add(time.Minute))
 		f.Transport.DestinationPort = 9090
-	}))}}}}
+	}))}}})
 	serve(t, followtest.Listen(t, addr), p, second)
 	testutil.Eventually(t, 15*time.Second, "the restarted aggregator's flow is delivered", func() bool { return len(col.Records()) == 3 })
 	if got := col.Records()[2]; got.Port != 9090 {
 		t.Errorf("third record = %+v", got)
 	}
-	if reqs := second.requests(); len(reqs) != 1 || !reqs[0].GetSince().AsTime().Equal(t0) {
+	if reqs := second.Requests(); len(reqs) != 1 || !reqs[0].GetSince().AsTime().Equal(t0) {
 		t.Errorf("request to the restarted aggregator = %v, want since %v", reqs, t0)
 	}
 	if s := c.Stats(); s.Dropped != 5 || s.LastError == "" || !s.LastFlowEnd.Equal(t0.Add(time.Minute)) {
@@ -187,7 +174,7 @@ func TestClientAsksSinceTheNewestFlowAfterTheAggregatorRestarts(t *testing.T) {
 func TestClientTLSFailures(t *testing.T) {
 	p := newPKI(t)
 	lis := followtest.Listen(t, "127.0.0.1:0")
-	serve(t, lis, p, &aggregator{scripts: []script{{msgs: []*pb.GetFlowsResponse{msg(0, makeFlow())}}}})
+	serve(t, lis, p, newAggregator([]script{{msgs: []*pb.GetFlowsResponse{msg(0, makeFlow())}}}))
 	tests := []struct {
 		name string
 		tls  TLSOptions

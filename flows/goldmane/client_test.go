@@ -6,7 +6,6 @@ import (
 	"github.com/netpol-guard/netpol-guard/internal/testutil"
 	"net"
 	"reflect"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,7 +16,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/netpol-guard/netpol-guard/flows"
@@ -40,11 +38,11 @@ const serverName = "goldmane.calico-system.svc"
 // script says so.
 type goldmane struct {
 	pb.UnimplementedFlowsServer
+	*followtest.Scripts[*pb.FlowStreamRequest, script]
+}
 
-	mu      sync.Mutex
-	scripts []script
-	calls   int
-	reqs    []*pb.FlowStreamRequest
+func newGoldmane(scripts []script) *goldmane {
+	return &goldmane{Scripts: followtest.NewScripts[*pb.FlowStreamRequest](scripts)}
 }
 
 type script struct {
@@ -53,11 +51,7 @@ type script struct {
 }
 
 func (g *goldmane) Stream(req *pb.FlowStreamRequest, stream grpc.ServerStreamingServer[pb.FlowResult]) error {
-	g.mu.Lock()
-	sc := g.scripts[min(g.calls, len(g.scripts)-1)]
-	g.calls++
-	g.reqs = append(g.reqs, proto.CloneOf(req))
-	g.mu.Unlock()
+	sc := g.Next(req)
 	for i, f := range sc.flows {
 		if err := stream.Send(&pb.FlowResult{Id: int64(i), Flow: f}); err != nil {
 			return err
@@ -67,12 +61,6 @@ func (g *goldmane) Stream(req *pb.FlowStreamRequest, stream grpc.ServerStreaming
 		<-stream.Context().Done()
 	}
 	return nil
-}
-
-func (g *goldmane) requests() []*pb.FlowStreamRequest {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return slices.Clone(g.reqs)
 }
 
 // pki is the Tigera CA of a test: Goldmane's serving certificate and a client's, with the
@@ -151,7 +139,7 @@ func run(t *testing.T, opts Options, col *collector) *Client {
 func TestClientDeliversAllowedFlowsAndReportsSettledVerdicts(t *testing.T) {
 	p := newPKI(t)
 	lis := followtest.Listen(t, "127.0.0.1:0")
-	g := &goldmane{scripts: []script{{flows: []*pb.Flow{
+	g := newGoldmane([]script{{flows: []*pb.Flow{
 		makeFlow(),
 		makeFlow(func(f *pb.Flow) { f.Key.Action, f.Key.DestName = pb.Action_Deny, "cart-1" }),
 		makeFlow(func(f *pb.Flow) { f.Key.Reporter = pb.Reporter_Src }),
@@ -159,7 +147,7 @@ func TestClientDeliversAllowedFlowsAndReportsSettledVerdicts(t *testing.T) {
 		{}, // no key
 		makeFlow(func(f *pb.Flow) { f.Key.SourceNamespace = "Not_A_Namespace" }),
 		nil,
-	}}}}
+	}}})
 	serve(t, lis, p, g)
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
@@ -190,7 +178,7 @@ func TestClientDeliversAllowedFlowsAndReportsSettledVerdicts(t *testing.T) {
 		t.Errorf("skipped{reason=notWorkload} = %v, want 1", got)
 	}
 
-	reqs := g.requests()
+	reqs := g.Requests()
 	if len(reqs) != 1 || reqs[0].GetStartTimeGte() != -3600 || reqs[0].GetAggregationInterval() != 15 {
 		t.Errorf("requests = %v, want one backfilling the default hour at Goldmane's 15 s interval", reqs)
 	}
@@ -201,27 +189,27 @@ func TestClientBackfillsFromTheNewestFlowAfterGoldmaneRestarts(t *testing.T) {
 	lis := followtest.Listen(t, "127.0.0.1:0")
 	addr := lis.Addr().String()
 	start := time.Now().Add(-100 * time.Second).Truncate(time.Second)
-	first := &goldmane{scripts: []script{{flows: []*pb.Flow{
+	first := newGoldmane([]script{{flows: []*pb.Flow{
 		makeFlow(func(f *pb.Flow) { f.StartTime, f.EndTime = start.Add(-time.Minute).Unix(), start.Unix() }),
 		makeFlow(func(f *pb.Flow) { f.StartTime, f.EndTime = start.Unix(), start.Add(15*time.Second).Unix() }),
-	}}}}
+	}}})
 	stop := serve(t, lis, p, first)
 	col := &collector{}
 	c := run(t, Options{Address: addr, TLS: p.clientTLS(), Backfill: 2 * time.Hour}, col)
 	testutil.Eventually(t, 15*time.Second, "the first Goldmane's flows are delivered", func() bool { return len(col.Records()) == 2 })
-	if reqs := first.requests(); len(reqs) != 1 || reqs[0].GetStartTimeGte() != -7200 {
+	if reqs := first.Requests(); len(reqs) != 1 || reqs[0].GetStartTimeGte() != -7200 {
 		t.Errorf("first request = %v, want start_time_gte -7200 (the backfill)", reqs)
 	}
 
 	stop()
 	testutil.Eventually(t, 15*time.Second, "the client notices", func() bool { s := c.Stats(); return !s.Connected && s.Reconnects > 0 })
-	second := &goldmane{scripts: []script{{flows: []*pb.Flow{makeFlow(func(f *pb.Flow) { f.Key.DestPort = 9090 })}}}}
+	second := newGoldmane([]script{{flows: []*pb.Flow{makeFlow(func(f *pb.Flow) { f.Key.DestPort = 9090 })}}})
 	serve(t, followtest.Listen(t, addr), p, second)
 	testutil.Eventually(t, 15*time.Second, "the restarted Goldmane's flow is delivered", func() bool { return len(col.Records()) == 3 })
 	if got := col.Records()[2]; got.Port != 9090 {
 		t.Errorf("third record = %+v", got)
 	}
-	reqs := second.requests()
+	reqs := second.Requests()
 	// From the newest start, 100 s ago, less one interval: 115 s, and a little more for the
 	// time the test took.
 	if len(reqs) != 1 || reqs[0].GetStartTimeGte() > -115 || reqs[0].GetStartTimeGte() < -125 {
@@ -253,7 +241,7 @@ func TestClientBackfillNeverReachesFurtherThanOptionsBackfill(t *testing.T) {
 func TestClientTLSFailures(t *testing.T) {
 	p := newPKI(t)
 	lis := followtest.Listen(t, "127.0.0.1:0")
-	serve(t, lis, p, &goldmane{scripts: []script{{flows: []*pb.Flow{makeFlow()}}}})
+	serve(t, lis, p, newGoldmane([]script{{flows: []*pb.Flow{makeFlow()}}}))
 	addr := lis.Addr().String()
 
 	tests := []struct {

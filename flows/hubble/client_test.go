@@ -9,9 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -44,11 +42,11 @@ var (
 // stream open until the client goes, or ends it when the script says so.
 type relay struct {
 	observerpb.UnimplementedObserverServer
+	*followtest.Scripts[*observerpb.GetFlowsRequest, script]
+}
 
-	mu      sync.Mutex
-	scripts []script
-	calls   int
-	reqs    []*observerpb.GetFlowsRequest
+func newRelay(scripts []script) *relay {
+	return &relay{Scripts: followtest.NewScripts[*observerpb.GetFlowsRequest](scripts)}
 }
 
 type script struct {
@@ -57,11 +55,7 @@ type script struct {
 }
 
 func (r *relay) GetFlows(req *observerpb.GetFlowsRequest, stream grpc.ServerStreamingServer[observerpb.GetFlowsResponse]) error {
-	r.mu.Lock()
-	sc := r.scripts[min(r.calls, len(r.scripts)-1)]
-	r.calls++
-	r.reqs = append(r.reqs, proto.CloneOf(req))
-	r.mu.Unlock()
+	sc := r.Next(req)
 
 	mask, err := fieldmask.New(req.GetFieldMask())
 	if err != nil {
@@ -85,12 +79,6 @@ func (r *relay) GetFlows(req *observerpb.GetFlowsRequest, stream grpc.ServerStre
 		<-stream.Context().Done()
 	}
 	return nil
-}
-
-func (r *relay) requests() []*observerpb.GetFlowsRequest {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.reqs)
 }
 
 // serve runs r on lis until the test ends; stop stops it sooner.
@@ -132,7 +120,7 @@ func TestClientDeliversOnlyForwardedAndAuditedRequests(t *testing.T) {
 	noTime := makeFlow(at(9*time.Second), func(f *flowpb.Flow) { f.L4.GetTCP().SourcePort = 43299 })
 	noTimeEvent := flowEvent(noTime)
 	noTime.Time = nil
-	r := &relay{scripts: []script{{events: []*observerpb.GetFlowsResponse{
+	r := newRelay([]script{{events: []*observerpb.GetFlowsResponse{
 		{ResponseTypes: &observerpb.GetFlowsResponse_NodeStatus{NodeStatus: &relaypb.NodeStatusEvent{
 			StateChange: relaypb.NodeState_NODE_CONNECTED, NodeNames: []string{"kind-worker", "kind-worker2"}}}},
 		flowEvent(makeFlow()),
@@ -148,7 +136,7 @@ func TestClientDeliversOnlyForwardedAndAuditedRequests(t *testing.T) {
 		{ResponseTypes: &observerpb.GetFlowsResponse_LostEvents{LostEvents: &flowpb.LostEvent{
 			Source: flowpb.LostEventSource_HUBBLE_RING_BUFFER, NumEventsLost: 42}}},
 		noTimeEvent,
-	}}}}
+	}}})
 	serve(t, lis, r)
 	col := &followtest.Collector{}
 	c, stop := run(t, Options{Address: lis.Addr().String(), BatchSize: 100, BatchInterval: 20 * time.Millisecond}, col)
@@ -174,7 +162,7 @@ func TestClientDeliversOnlyForwardedAndAuditedRequests(t *testing.T) {
 		t.Errorf("stats = %+v", s)
 	}
 
-	reqs := r.requests()
+	reqs := r.Requests()
 	if len(reqs) != 1 {
 		t.Fatalf("%d GetFlows calls, want 1", len(reqs))
 	}
@@ -197,10 +185,10 @@ func TestClientDeliversOnlyForwardedAndAuditedRequests(t *testing.T) {
 
 func TestClientReconnectsWhenRelayEndsTheStream(t *testing.T) {
 	lis := followtest.Listen(t, "127.0.0.1:0")
-	r := &relay{scripts: []script{
+	r := newRelay([]script{
 		{events: []*observerpb.GetFlowsResponse{flowEvent(makeFlow())}, end: true},
 		{events: []*observerpb.GetFlowsResponse{flowEvent(makeFlow(at(time.Minute), withUDP(53)))}},
-	}}
+	})
 	serve(t, lis, r)
 	col := &followtest.Collector{}
 	c, _ := run(t, Options{Address: lis.Addr().String(), BatchInterval: 10 * time.Millisecond}, col)
@@ -214,7 +202,7 @@ func TestClientReconnectsWhenRelayEndsTheStream(t *testing.T) {
 	if s.Reconnects != 1 || !strings.Contains(s.LastError, "stream closed by Hubble Relay") {
 		t.Errorf("stats = %+v", s)
 	}
-	reqs := r.requests()
+	reqs := r.Requests()
 	if len(reqs) != 2 || !reqs[1].GetSince().AsTime().Equal(t0) || !reqs[1].GetFollow() {
 		t.Errorf("second request should follow since the newest flow seen (%v): %v", t0, reqs[len(reqs)-1])
 	}
@@ -223,7 +211,7 @@ func TestClientReconnectsWhenRelayEndsTheStream(t *testing.T) {
 func TestClientReconnectsAfterRelayRestarts(t *testing.T) {
 	lis := followtest.Listen(t, "127.0.0.1:0")
 	addr := lis.Addr().String()
-	first := &relay{scripts: []script{{events: []*observerpb.GetFlowsResponse{flowEvent(makeFlow())}}}}
+	first := newRelay([]script{{events: []*observerpb.GetFlowsResponse{flowEvent(makeFlow())}}})
 	stop := serve(t, lis, first)
 	col := &followtest.Collector{}
 	c, _ := run(t, Options{Address: addr, BatchInterval: 10 * time.Millisecond}, col)
@@ -232,7 +220,7 @@ func TestClientReconnectsAfterRelayRestarts(t *testing.T) {
 	stop()
 	testutil.Eventually(t, 15*time.Second, "the client notices", func() bool { s := c.Stats(); return !s.Connected && s.Reconnects > 0 })
 
-	second := &relay{scripts: []script{{events: []*observerpb.GetFlowsResponse{flowEvent(makeFlow(at(time.Minute), withUDP(53)))}}}}
+	second := newRelay([]script{{events: []*observerpb.GetFlowsResponse{flowEvent(makeFlow(at(time.Minute), withUDP(53)))}}})
 	serve(t, followtest.Listen(t, addr), second)
 	testutil.Eventually(t, 15*time.Second, "the restarted relay's flow is delivered", func() bool { return len(col.Records()) == 2 })
 	if got := col.Records()[1]; got.Port != 53 || !got.LastSeen.Equal(t0.Add(time.Minute)) {
@@ -242,7 +230,7 @@ func TestClientReconnectsAfterRelayRestarts(t *testing.T) {
 	if !s.Connected || s.LastError == "" {
 		t.Errorf("stats = %+v", s)
 	}
-	reqs := second.requests()
+	reqs := second.Requests()
 	if len(reqs) != 1 || !reqs[0].GetSince().AsTime().Equal(t0) {
 		t.Errorf("request to the restarted relay should ask since %v: %v", t0, reqs)
 	}
@@ -254,7 +242,7 @@ func TestClientBatches(t *testing.T) {
 	for i := range 5 {
 		events = append(events, flowEvent(makeFlow(at(time.Duration(i)*time.Second))))
 	}
-	serve(t, lis, &relay{scripts: []script{{events: events}}})
+	serve(t, lis, newRelay([]script{{events: events}}))
 	col := &followtest.Collector{}
 	run(t, Options{Address: lis.Addr().String(), BatchSize: 2, BatchInterval: 50 * time.Millisecond}, col)
 
@@ -268,7 +256,7 @@ func TestClientBatches(t *testing.T) {
 
 func TestClientDeliversWhatItHoldsOnShutdown(t *testing.T) {
 	lis := followtest.Listen(t, "127.0.0.1:0")
-	serve(t, lis, &relay{scripts: []script{{events: []*observerpb.GetFlowsResponse{flowEvent(makeFlow())}}}})
+	serve(t, lis, newRelay([]script{{events: []*observerpb.GetFlowsResponse{flowEvent(makeFlow())}}}))
 	col := &followtest.Collector{}
 	c, stop := run(t, Options{Address: lis.Addr().String(), BatchInterval: time.Hour}, col)
 	testutil.Eventually(t, 15*time.Second, "the flow is received", func() bool { return c.Stats().Flows == 1 })
@@ -292,7 +280,7 @@ func TestClientTLS(t *testing.T) {
 
 	pool := ca.Pool()
 	lis := followtest.Listen(t, "127.0.0.1:0")
-	serve(t, lis, &relay{scripts: []script{{events: []*observerpb.GetFlowsResponse{flowEvent(makeFlow())}}}},
+	serve(t, lis, newRelay([]script{{events: []*observerpb.GetFlowsResponse{flowEvent(makeFlow())}}}),
 		grpc.Creds(credentials.NewTLS(&tls.Config{
 			Certificates: []tls.Certificate{serverCert},
 			ClientCAs:    pool,

@@ -1,16 +1,19 @@
 // Package followtest holds what the tests of the streaming flow sources (flows/hubble,
-// flows/goldmane, flows/antrea) share, so each is written once: a loopback gRPC server, a
-// collector of delivered batches, and a client run that must stop promptly.
+// flows/goldmane, flows/antrea) share, so each is written once: a loopback gRPC server
+// playing scripted streams, a collector of delivered batches, and a client run that must
+// stop promptly.
 package followtest
 
 import (
 	"context"
 	"net"
+	"slices"
 	"sync"
 	"testing"
 	"time"
 
 	"google.golang.org/grpc"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/netpol-guard/netpol-guard/flows"
 )
@@ -105,4 +108,35 @@ func Start(t testing.TB, start func(context.Context) error) (stop func()) {
 	}
 	t.Cleanup(stop)
 	return stop
+}
+
+// Scripts are a test server's scripted answers, one a stream: each call plays the next
+// script (the last one again when they run out), and the requests are kept.
+type Scripts[Req proto.Message, S any] struct {
+	mu      sync.Mutex
+	scripts []S
+	calls   int
+	reqs    []Req
+}
+
+// NewScripts returns Scripts that play scripts, of which there must be at least one.
+func NewScripts[Req proto.Message, S any](scripts []S) *Scripts[Req, S] {
+	return &Scripts[Req, S]{scripts: scripts}
+}
+
+// Next keeps a copy of req and returns the script to play for it.
+func (s *Scripts[Req, S]) Next(req Req) S {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	sc := s.scripts[min(s.calls, len(s.scripts)-1)]
+	s.calls++
+	s.reqs = append(s.reqs, proto.CloneOf(req))
+	return sc
+}
+
+// Requests returns the requests received so far.
+func (s *Scripts[Req, S]) Requests() []Req {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.Clone(s.reqs)
 }
