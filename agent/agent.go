@@ -21,6 +21,7 @@ import (
 	"github.com/ti-mo/conntrack"
 
 	"github.com/netpol-guard/netpol-guard/flowapi"
+	"github.com/netpol-guard/netpol-guard/internal/backoff"
 )
 
 // Defaults for Options.
@@ -31,8 +32,8 @@ const (
 	DefaultMaxBufferedEdges = 100_000
 	DefaultMaxBatch         = 20_000
 	DefaultPushTimeout      = 30 * time.Second
-	DefaultMinBackoff       = time.Second
-	DefaultMaxBackoff       = time.Minute
+	DefaultMinBackoff       = backoff.DefaultMin
+	DefaultMaxBackoff       = backoff.DefaultMax
 	DefaultShutdownTimeout  = 5 * time.Second
 	DefaultReadBuffer       = 8 << 20
 	// HealthGrace is how long /healthz tolerates the conntrack reader being down (starting,
@@ -170,13 +171,7 @@ func New(opts Options) (*Agent, error) {
 	if opts.PushTimeout <= 0 {
 		opts.PushTimeout = DefaultPushTimeout
 	}
-	if opts.MinBackoff <= 0 {
-		opts.MinBackoff = DefaultMinBackoff
-	}
-	if opts.MaxBackoff <= 0 {
-		opts.MaxBackoff = DefaultMaxBackoff
-	}
-	opts.MaxBackoff = max(opts.MaxBackoff, opts.MinBackoff)
+	opts.MinBackoff, opts.MaxBackoff = backoff.Bounds(opts.MinBackoff, opts.MaxBackoff)
 	if opts.ShutdownTimeout <= 0 {
 		opts.ShutdownTimeout = DefaultShutdownTimeout
 	}
@@ -204,7 +199,7 @@ func New(opts Options) (*Agent, error) {
 		push: &pusher{
 			log: l.WithName("push"), metrics: m, tokenFile: opts.TokenFile, caFile: opts.CAFile,
 			serverName: opts.ServerName, source: source, maxBatch: opts.MaxBatch, timeout: opts.PushTimeout,
-			minBackoff: opts.MinBackoff, maxBackoff: opts.MaxBackoff,
+			retry:   backoff.Backoff{Min: opts.MinBackoff, Max: opts.MaxBackoff, Jitter: jitter},
 			targets: map[string]*target{}, orphan: newEdgeBuffer(), max: opts.MaxBufferedEdges,
 		},
 		localAddrs: interfaceAddrs,

@@ -9,6 +9,8 @@ import (
 	"github.com/ti-mo/conntrack"
 	"github.com/ti-mo/netfilter"
 	"golang.org/x/sys/unix"
+
+	"github.com/netpol-guard/netpol-guard/internal/backoff"
 )
 
 // ctConn is what the agent uses of a ctnetlink socket (*conntrack.Conn).
@@ -35,7 +37,7 @@ const (
 // table, process events; on an overrun start again at once, on another error after a
 // backoff.
 func (a *Agent) readConntrack(ctx context.Context) {
-	var backoff time.Duration
+	b := backoff.Backoff{Min: time.Second, Max: maxReaderBackoff}
 	for {
 		err := a.readOnce(ctx)
 		a.setAlive(false)
@@ -47,16 +49,14 @@ func (a *Agent) readConntrack(ctx context.Context) {
 			// still open comes back with the dump that starts the next round.
 			a.metrics.overruns.Inc()
 			a.log.Info("Conntrack events overran the socket buffer: dumping the table again", "reason", err.Error())
-			backoff = 0
+			b.Reset()
 			continue
 		}
 		a.metrics.readerErrors.Inc()
-		backoff = min(max(2*backoff, time.Second), maxReaderBackoff)
-		a.log.Error(err, "Reading conntrack failed: retrying", "backoff", backoff)
-		select {
-		case <-ctx.Done():
+		wait := b.Next()
+		a.log.Error(err, "Reading conntrack failed: retrying", "backoff", wait)
+		if !backoff.Sleep(ctx, wait) {
 			return
-		case <-time.After(backoff):
 		}
 	}
 }

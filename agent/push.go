@@ -25,6 +25,7 @@ import (
 
 	"github.com/netpol-guard/netpol-guard/flowapi"
 	"github.com/netpol-guard/netpol-guard/flows"
+	"github.com/netpol-guard/netpol-guard/internal/backoff"
 )
 
 // pusher delivers edges to every webhook replica. Each replica (target) has its own buffer
@@ -40,8 +41,8 @@ type pusher struct {
 	source     string // X-Flow-Source: the node name
 	maxBatch   int
 	timeout    time.Duration
-	minBackoff time.Duration
-	maxBackoff time.Duration
+	// retry is the backoff each replica's worker starts from after a failed push.
+	retry backoff.Backoff
 
 	client atomic.Pointer[http.Client]
 	caPEM  []byte // what client trusts; only reloadCA touches it
@@ -260,15 +261,12 @@ func (p *pusher) giveBack(t *target, items []bufItem) {
 // a growing backoff before trying again.
 func (p *pusher) run(ctx context.Context, t *target) {
 	batch := p.maxBatch
-	var backoff time.Duration
+	b := p.retry
+	var wait time.Duration
 	for {
-		if backoff > 0 {
-			timer := time.NewTimer(jitter(backoff))
-			select {
-			case <-ctx.Done():
-				timer.Stop()
+		if wait > 0 {
+			if !backoff.Sleep(ctx, wait) {
 				return
-			case <-timer.C:
 			}
 		} else {
 			select {
@@ -278,13 +276,14 @@ func (p *pusher) run(ctx context.Context, t *target) {
 			}
 		}
 		if p.drain(ctx, t, &batch) {
-			backoff = 0
+			b.Reset()
+			wait = 0
 			continue
 		}
 		if ctx.Err() != nil {
 			return
 		}
-		backoff = min(max(2*backoff, p.minBackoff), p.maxBackoff)
+		wait = b.Next()
 	}
 }
 

@@ -2,7 +2,6 @@ package antrea
 
 import (
 	"context"
-	"errors"
 	"sync"
 	"time"
 
@@ -12,6 +11,7 @@ import (
 
 	"github.com/netpol-guard/netpol-guard/flows"
 	pb "github.com/netpol-guard/netpol-guard/flows/antrea/antreapb"
+	"github.com/netpol-guard/netpol-guard/flows/internal/convert"
 	"github.com/netpol-guard/netpol-guard/flows/internal/follow"
 )
 
@@ -94,24 +94,17 @@ type Client struct {
 // batch of records, from the goroutine that runs Start, one batch at a time; deliver may
 // keep the slice. TLS files are read once here, to fail early.
 func New(opts Options, deliver func(ctx context.Context, recs []flows.Record)) (*Client, error) {
-	if opts.Address == "" {
-		return nil, errors.New("antrea flow aggregator address is required")
-	}
-	l := opts.Log
-	if l.GetSink() == nil {
-		l = log
-	}
-	c := &Client{opts: opts, log: l.WithValues("address", opts.Address)}
+	c := &Client{opts: opts}
 	f, err := follow.New(follow.Options{
 		Server: "Antrea Flow Aggregator", Address: opts.Address, TLS: &c.opts.TLS,
 		BatchSize: opts.BatchSize, BatchInterval: opts.BatchInterval,
 		MinBackoff: opts.MinBackoff, MaxBackoff: opts.MaxBackoff, HealthyAfter: opts.HealthyAfter,
-		DialOptions: opts.DialOptions, Log: l,
+		DialOptions: opts.DialOptions, Log: follow.Logger(opts.Log, log),
 	}, c.open, deliver)
 	if err != nil {
 		return nil, err
 	}
-	c.follower = f
+	c.follower, c.log = f, f.Log()
 	return c, nil
 }
 
@@ -129,18 +122,12 @@ func (c *Client) Stats() Stats {
 	fs := c.follower.Stats()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := Stats{
+	return Stats{
 		Connected: fs.Connected, Reconnects: fs.Reconnects, LastError: fs.LastError,
 		LastReceived: fs.LastReceived, LastFlowEnd: c.lastEnd,
 		Flows: c.flows, Delivered: fs.Delivered, Dropped: c.dropped + c.streamDrops,
-		Skipped: make(map[SkipReason]uint64, len(c.skipped)),
+		Skipped: convert.Counts[SkipReason](c.skipped[:]),
 	}
-	for r, n := range c.skipped {
-		if n > 0 {
-			s.Skipped[SkipReason(r)] = n
-		}
-	}
-	return s
 }
 
 // request is the GetFlows request for the next stream.

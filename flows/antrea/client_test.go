@@ -6,21 +6,19 @@ import (
 	"github.com/netpol-guard/netpol-guard/internal/testutil"
 	"net"
 	"reflect"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/go-logr/logr/testr"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/netpol-guard/netpol-guard/flows"
 	pb "github.com/netpol-guard/netpol-guard/flows/antrea/antreapb"
+	"github.com/netpol-guard/netpol-guard/flows/internal/followtest"
 	"github.com/netpol-guard/netpol-guard/internal/testpki"
 )
 
@@ -38,11 +36,11 @@ const serverName = "flow-aggregator.flow-aggregator.svc"
 // goes, or ends it when the script says so.
 type aggregator struct {
 	pb.UnimplementedFlowStreamServiceServer
+	*followtest.Scripts[*pb.GetFlowsRequest, script]
+}
 
-	mu      sync.Mutex
-	scripts []script
-	calls   int
-	reqs    []*pb.GetFlowsRequest
+func newAggregator(scripts []script) *aggregator {
+	return &aggregator{Scripts: followtest.NewScripts[*pb.GetFlowsRequest](scripts)}
 }
 
 type script struct {
@@ -51,11 +49,7 @@ type script struct {
 }
 
 func (a *aggregator) GetFlows(req *pb.GetFlowsRequest, stream grpc.ServerStreamingServer[pb.GetFlowsResponse]) error {
-	a.mu.Lock()
-	sc := a.scripts[min(a.calls, len(a.scripts)-1)]
-	a.calls++
-	a.reqs = append(a.reqs, proto.CloneOf(req))
-	a.mu.Unlock()
+	sc := a.Next(req)
 	for _, m := range sc.msgs {
 		if err := stream.Send(m); err != nil {
 			return err
@@ -65,12 +59,6 @@ func (a *aggregator) GetFlows(req *pb.GetFlowsRequest, stream grpc.ServerStreami
 		<-stream.Context().Done()
 	}
 	return nil
-}
-
-func (a *aggregator) requests() []*pb.GetFlowsRequest {
-	a.mu.Lock()
-	defer a.mu.Unlock()
-	return slices.Clone(a.reqs)
 }
 
 func msg(dropped uint64, fs ...*pb.Flow) *pb.GetFlowsResponse {
@@ -100,73 +88,21 @@ func serve(t *testing.T, lis net.Listener, p *pki, a *aggregator) (stop func()) 
 	t.Helper()
 	s := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{p.server}, MinVersion: tls.VersionTLS12})))
 	pb.RegisterFlowStreamServiceServer(s, a)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = s.Serve(lis)
-	}()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			s.Stop()
-			<-done
-		})
-	}
-	t.Cleanup(stop)
-	return stop
-}
-
-func listen(t *testing.T, addr string) net.Listener {
-	t.Helper()
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return lis
-}
-
-type collector struct {
-	mu   sync.Mutex
-	recs []flows.Record
-}
-
-func (c *collector) deliver(_ context.Context, recs []flows.Record) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.recs = append(c.recs, recs...)
-}
-
-func (c *collector) records() []flows.Record {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.recs)
+	return followtest.Serve(t, lis, s)
 }
 
 // run starts a Client and stops it when the test ends, checking that Start returns nil
 // promptly.
-func run(t *testing.T, opts Options, col *collector) *Client {
+func run(t *testing.T, opts Options, col *followtest.Collector) *Client {
 	t.Helper()
 	opts.Log = testr.New(t)
 	opts.MinBackoff, opts.MaxBackoff = 10*time.Millisecond, 50*time.Millisecond
 	opts.BatchInterval = 10 * time.Millisecond
-	c, err := New(opts, col.deliver)
+	c, err := New(opts, col.Deliver)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- c.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Start returned %v, want nil", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("Start did not return after cancel")
-		}
-	})
+	followtest.Start(t, c.Start)
 	return c
 }
 
@@ -176,21 +112,21 @@ func (p *pki) clientTLS() TLSOptions {
 
 func TestClientDeliversAllowedConnectionsAndCountsTheRest(t *testing.T) {
 	p := newPKI(t)
-	lis := listen(t, "127.0.0.1:0")
-	a := &aggregator{scripts: []script{{msgs: []*pb.GetFlowsResponse{
+	lis := followtest.Listen(t, "127.0.0.1:0")
+	a := newAggregator([]script{{msgs: []*pb.GetFlowsResponse{
 		msg(0, makeFlow(), makeFlow(func(f *pb.Flow) {
 			f.K8S.IngressNetworkPolicyRuleAction = pb.NetworkPolicyRuleAction_NETWORK_POLICY_RULE_ACTION_DROP
 		})),
 		msg(7, &pb.Flow{}, makeFlow(func(f *pb.Flow) { f.K8S.SourcePodNamespace = "Shop" }), nil),
 		msg(9),
-	}}}}
+	}}})
 	serve(t, lis, p, a)
-	col := &collector{}
+	col := &followtest.Collector{}
 	c := run(t, Options{Address: lis.Addr().String(), TLS: p.clientTLS()}, col)
 
 	testutil.Eventually(t, 15*time.Second, "all messages are handled", func() bool { s := c.Stats(); return s.Flows == 5 && s.Dropped == 9 })
-	testutil.Eventually(t, 15*time.Second, "the record is delivered", func() bool { return len(col.records()) == 1 })
-	if got := col.records(); !reflect.DeepEqual(got, []flows.Record{webToCart()}) {
+	testutil.Eventually(t, 15*time.Second, "the record is delivered", func() bool { return len(col.Records()) == 1 })
+	if got := col.Records(); !reflect.DeepEqual(got, []flows.Record{webToCart()}) {
 		t.Errorf("delivered %+v", got)
 	}
 	s := c.Stats()
@@ -200,34 +136,34 @@ func TestClientDeliversAllowedConnectionsAndCountsTheRest(t *testing.T) {
 	if !s.Connected || s.Reconnects != 0 || !s.LastFlowEnd.Equal(t0) {
 		t.Errorf("stats = %+v", s)
 	}
-	if reqs := a.requests(); len(reqs) != 1 || !reqs[0].GetFollow() || reqs[0].GetSince() != nil {
+	if reqs := a.Requests(); len(reqs) != 1 || !reqs[0].GetFollow() || reqs[0].GetSince() != nil {
 		t.Errorf("requests = %v, want one following from the start of the ring buffer", reqs)
 	}
 }
 
 func TestClientAsksSinceTheNewestFlowAfterTheAggregatorRestarts(t *testing.T) {
 	p := newPKI(t)
-	lis := listen(t, "127.0.0.1:0")
+	lis := followtest.Listen(t, "127.0.0.1:0")
 	addr := lis.Addr().String()
-	first := &aggregator{scripts: []script{{msgs: []*pb.GetFlowsResponse{msg(3,
-		makeFlow(func(f *pb.Flow) { f.EndTs = timestamppb.New(t0.Add(-time.Minute)) }), makeFlow())}}}}
+	first := newAggregator([]script{{msgs: []*pb.GetFlowsResponse{msg(3,
+		makeFlow(func(f *pb.Flow) { f.EndTs = timestamppb.New(t0.Add(-time.Minute)) }), makeFlow())}}})
 	stop := serve(t, lis, p, first)
-	col := &collector{}
+	col := &followtest.Collector{}
 	c := run(t, Options{Address: addr, TLS: p.clientTLS()}, col)
-	testutil.Eventually(t, 15*time.Second, "the first aggregator's flows are delivered", func() bool { return len(col.records()) == 2 })
+	testutil.Eventually(t, 15*time.Second, "the first aggregator's flows are delivered", func() bool { return len(col.Records()) == 2 })
 
 	stop()
 	testutil.Eventually(t, 15*time.Second, "the client notices", func() bool { s := c.Stats(); return !s.Connected && s.Reconnects > 0 })
-	second := &aggregator{scripts: []script{{msgs: []*pb.GetFlowsResponse{msg(2, makeFlow(func(f *pb.Flow) {
+	second := newAggregator([]script{{msgs: []*pb.GetFlowsResponse{msg(2, makeFlow(func(f *pb.Flow) {
 		f.EndTs = timestamppb.New(t0.Add(time.Minute))
 		f.Transport.DestinationPort = 9090
-	}))}}}}
-	serve(t, listen(t, addr), p, second)
-	testutil.Eventually(t, 15*time.Second, "the restarted aggregator's flow is delivered", func() bool { return len(col.records()) == 3 })
-	if got := col.records()[2]; got.Port != 9090 {
+	}))}}})
+	serve(t, followtest.Listen(t, addr), p, second)
+	testutil.Eventually(t, 15*time.Second, "the restarted aggregator's flow is delivered", func() bool { return len(col.Records()) == 3 })
+	if got := col.Records()[2]; got.Port != 9090 {
 		t.Errorf("third record = %+v", got)
 	}
-	if reqs := second.requests(); len(reqs) != 1 || !reqs[0].GetSince().AsTime().Equal(t0) {
+	if reqs := second.Requests(); len(reqs) != 1 || !reqs[0].GetSince().AsTime().Equal(t0) {
 		t.Errorf("request to the restarted aggregator = %v, want since %v", reqs, t0)
 	}
 	if s := c.Stats(); s.Dropped != 5 || s.LastError == "" || !s.LastFlowEnd.Equal(t0.Add(time.Minute)) {
@@ -237,8 +173,8 @@ func TestClientAsksSinceTheNewestFlowAfterTheAggregatorRestarts(t *testing.T) {
 
 func TestClientTLSFailures(t *testing.T) {
 	p := newPKI(t)
-	lis := listen(t, "127.0.0.1:0")
-	serve(t, lis, p, &aggregator{scripts: []script{{msgs: []*pb.GetFlowsResponse{msg(0, makeFlow())}}}})
+	lis := followtest.Listen(t, "127.0.0.1:0")
+	serve(t, lis, p, newAggregator([]script{{msgs: []*pb.GetFlowsResponse{msg(0, makeFlow())}}}))
 	tests := []struct {
 		name string
 		tls  TLSOptions
@@ -248,11 +184,11 @@ func TestClientTLSFailures(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			col := &collector{}
+			col := &followtest.Collector{}
 			c := run(t, Options{Address: lis.Addr().String(), TLS: tt.tls}, col)
 			testutil.Eventually(t, 15*time.Second, "the client retries", func() bool { return c.Stats().Reconnects >= 2 })
 			s := c.Stats()
-			if n := len(col.records()); n != 0 || s.Flows != 0 {
+			if n := len(col.Records()); n != 0 || s.Flows != 0 {
 				t.Errorf("%d records delivered, %d flows received", n, s.Flows)
 			}
 			if !strings.Contains(s.LastError, "certificate") {

@@ -1,15 +1,14 @@
 package antrea
 
 import (
-	"fmt"
 	"net/netip"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
-	"k8s.io/apimachinery/pkg/api/validate/content"
 
 	"github.com/netpol-guard/netpol-guard/flows"
 	pb "github.com/netpol-guard/netpol-guard/flows/antrea/antreapb"
+	"github.com/netpol-guard/netpol-guard/flows/internal/convert"
 )
 
 // SkipReason says why Convert passed over an Antrea flow.
@@ -41,18 +40,8 @@ var skipReasonNames = [numSkipReasons]string{
 
 // String names the reason in lowerCamelCase ("notL4"), fit for a metric label.
 func (r SkipReason) String() string {
-	if r < numSkipReasons {
-		return skipReasonNames[r]
-	}
-	return fmt.Sprintf("SkipReason(%d)", uint8(r))
+	return convert.ReasonName(skipReasonNames[:], r)
 }
-
-// IANA protocol numbers of the transports a record may carry.
-const (
-	protoTCP  = 6
-	protoUDP  = 17
-	protoSCTP = 132
-)
 
 // Convert turns an Antrea flow into a flow record — or says why not.
 //
@@ -73,22 +62,13 @@ func Convert(f *pb.Flow) (flows.Record, SkipReason, error) {
 		return flows.Record{}, SkipDenied, nil
 	}
 	rec := flows.Record{Count: 1}
-	switch f.GetTransport().GetProtocolNumber() {
-	case protoTCP:
-		rec.Protocol = flows.ProtocolTCP
-	case protoUDP:
-		rec.Protocol = flows.ProtocolUDP
-	case protoSCTP:
-		rec.Protocol = flows.ProtocolSCTP
-	default:
-		return flows.Record{}, SkipNotL4, nil
-	}
-	port := f.GetTransport().GetDestinationPort()
-	if port < 1 || port > 65535 {
-		return flows.Record{}, SkipNotL4, nil
-	}
-	rec.Port = int32(port)
 	var ok bool
+	if rec.Protocol, ok = convert.ProtocolNumber(f.GetTransport().GetProtocolNumber()); !ok {
+		return flows.Record{}, SkipNotL4, nil
+	}
+	if rec.Port, ok = convert.Port(f.GetTransport().GetDestinationPort()); !ok {
+		return flows.Record{}, SkipNotL4, nil
+	}
 	if rec.Src, ok = peer(k.GetSourcePodNamespace(), k.GetSourcePodName(), k.GetSourcePodLabels(), f.GetIp().GetSource()); !ok {
 		return flows.Record{}, SkipNoPeer, nil
 	}
@@ -121,7 +101,7 @@ func peer(namespace, pod string, labels *pb.Labels, ip []byte) (flows.Peer, bool
 	}
 	p.Namespace, p.Pod = namespace, pod
 	for k, v := range labels.GetLabels() {
-		if len(content.IsLabelKey(k)) > 0 || len(content.IsLabelValue(v)) > 0 {
+		if !convert.Label(k, v) {
 			continue
 		}
 		if p.Labels == nil {
@@ -135,8 +115,8 @@ func peer(namespace, pod string, labels *pb.Labels, ip []byte) (flows.Peer, bool
 // validTime is ts in UTC, or zero when ts is absent, zero, or out of the range RFC 3339
 // can write (years 1 to 9999).
 func validTime(ts *timestamppb.Timestamp) time.Time {
-	if ts == nil || ts.CheckValid() != nil || (ts.GetSeconds() == 0 && ts.GetNanos() == 0) {
+	if ts.GetSeconds() == 0 && ts.GetNanos() == 0 {
 		return time.Time{}
 	}
-	return ts.AsTime()
+	return convert.Time(ts)
 }

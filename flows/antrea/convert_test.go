@@ -11,6 +11,7 @@ import (
 
 	"github.com/netpol-guard/netpol-guard/flows"
 	pb "github.com/netpol-guard/netpol-guard/flows/antrea/antreapb"
+	"github.com/netpol-guard/netpol-guard/flows/internal/convert"
 )
 
 var t0 = time.Date(2026, 11, 20, 10, 0, 0, 0, time.UTC)
@@ -23,7 +24,7 @@ func makeFlow(tweaks ...func(*pb.Flow)) *pb.Flow {
 		StartTs: timestamppb.New(t0.Add(-time.Minute)),
 		EndTs:   timestamppb.New(t0),
 		Ip:      &pb.IP{Version: pb.IPVersion_IP_VERSION_4, Source: net.ParseIP("10.0.1.5").To4(), Destination: net.ParseIP("10.0.2.7").To4()},
-		Transport: &pb.Transport{ProtocolNumber: protoTCP, SourcePort: 43210, DestinationPort: 8080,
+		Transport: &pb.Transport{ProtocolNumber: convert.ProtoTCP, SourcePort: 43210, DestinationPort: 8080,
 			Protocol: &pb.Transport_TCP{TCP: &pb.TCP{StateName: "ESTABLISHED"}}},
 		K8S: &pb.Kubernetes{
 			FlowType:                       pb.FlowType_FLOW_TYPE_INTER_NODE,
@@ -75,7 +76,7 @@ func TestConvert(t *testing.T) {
 			name: "pod to an external address over UDP, IPv6, still open",
 			flow: makeFlow(func(f *pb.Flow) {
 				f.Ip = &pb.IP{Version: pb.IPVersion_IP_VERSION_6, Source: net.ParseIP("fd00::5"), Destination: net.ParseIP("2606:4700::1111")}
-				f.Transport = &pb.Transport{ProtocolNumber: protoUDP, DestinationPort: 53}
+				f.Transport = &pb.Transport{ProtocolNumber: convert.ProtoUDP, DestinationPort: 53}
 				f.K8S.DestinationPodName, f.K8S.DestinationPodNamespace, f.K8S.DestinationPodLabels = "", "", nil
 				f.EndTs = nil
 			}),

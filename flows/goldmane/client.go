@@ -12,6 +12,7 @@ import (
 
 	"github.com/netpol-guard/netpol-guard/flows"
 	pb "github.com/netpol-guard/netpol-guard/flows/goldmane/goldmanepb"
+	"github.com/netpol-guard/netpol-guard/flows/internal/convert"
 	"github.com/netpol-guard/netpol-guard/flows/internal/follow"
 )
 
@@ -112,30 +113,23 @@ type Client struct {
 // records, from the goroutine that runs Start, one batch at a time; deliver may keep the
 // slice. A slow deliver holds up the stream. TLS files are read once here, to fail early.
 func New(opts Options, deliver func(ctx context.Context, recs []flows.Record)) (*Client, error) {
-	if opts.Address == "" {
-		return nil, errors.New("goldmane address is required")
-	}
 	if !opts.TLS.ClientCert() {
 		return nil, errors.New("goldmane requires mutual TLS: a client certificate and key file are needed")
 	}
 	if opts.Backfill <= 0 {
 		opts.Backfill = DefaultBackfill
 	}
-	l := opts.Log
-	if l.GetSink() == nil {
-		l = log
-	}
-	c := &Client{opts: opts, log: l.WithValues("address", opts.Address), now: time.Now}
+	c := &Client{opts: opts, now: time.Now}
 	f, err := follow.New(follow.Options{
 		Server: "Goldmane", Address: opts.Address, TLS: &c.opts.TLS,
 		BatchSize: opts.BatchSize, BatchInterval: opts.BatchInterval,
 		MinBackoff: opts.MinBackoff, MaxBackoff: opts.MaxBackoff, HealthyAfter: opts.HealthyAfter,
-		DialOptions: opts.DialOptions, Log: l,
+		DialOptions: opts.DialOptions, Log: follow.Logger(opts.Log, log),
 	}, c.open, deliver)
 	if err != nil {
 		return nil, err
 	}
-	c.follower = f
+	c.follower, c.log = f, f.Log()
 	return c, nil
 }
 
@@ -153,18 +147,12 @@ func (c *Client) Stats() Stats {
 	fs := c.follower.Stats()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	s := Stats{
+	return Stats{
 		Connected: fs.Connected, Reconnects: fs.Reconnects, LastError: fs.LastError,
 		LastReceived: fs.LastReceived, LastFlowStart: c.lastStart,
 		Flows: c.flows, Delivered: fs.Delivered, Verdicts: c.verdicts,
-		Skipped: make(map[SkipReason]uint64, len(c.skipped)),
+		Skipped: convert.Counts[SkipReason](c.skipped[:]),
 	}
-	for r, n := range c.skipped {
-		if n > 0 {
-			s.Skipped[SkipReason(r)] = n
-		}
-	}
-	return s
 }
 
 // request is the Stream request for the next stream.

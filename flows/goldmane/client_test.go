@@ -6,7 +6,6 @@ import (
 	"github.com/netpol-guard/netpol-guard/internal/testutil"
 	"net"
 	"reflect"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -17,11 +16,11 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/protobuf/proto"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/netpol-guard/netpol-guard/flows"
 	pb "github.com/netpol-guard/netpol-guard/flows/goldmane/goldmanepb"
+	"github.com/netpol-guard/netpol-guard/flows/internal/followtest"
 	"github.com/netpol-guard/netpol-guard/internal/testpki"
 )
 
@@ -39,11 +38,11 @@ const serverName = "goldmane.calico-system.svc"
 // script says so.
 type goldmane struct {
 	pb.UnimplementedFlowsServer
+	*followtest.Scripts[*pb.FlowStreamRequest, script]
+}
 
-	mu      sync.Mutex
-	scripts []script
-	calls   int
-	reqs    []*pb.FlowStreamRequest
+func newGoldmane(scripts []script) *goldmane {
+	return &goldmane{Scripts: followtest.NewScripts[*pb.FlowStreamRequest](scripts)}
 }
 
 type script struct {
@@ -52,11 +51,7 @@ type script struct {
 }
 
 func (g *goldmane) Stream(req *pb.FlowStreamRequest, stream grpc.ServerStreamingServer[pb.FlowResult]) error {
-	g.mu.Lock()
-	sc := g.scripts[min(g.calls, len(g.scripts)-1)]
-	g.calls++
-	g.reqs = append(g.reqs, proto.CloneOf(req))
-	g.mu.Unlock()
+	sc := g.Next(req)
 	for i, f := range sc.flows {
 		if err := stream.Send(&pb.FlowResult{Id: int64(i), Flow: f}); err != nil {
 			return err
@@ -66,12 +61,6 @@ func (g *goldmane) Stream(req *pb.FlowStreamRequest, stream grpc.ServerStreaming
 		<-stream.Context().Done()
 	}
 	return nil
-}
-
-func (g *goldmane) requests() []*pb.FlowStreamRequest {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return slices.Clone(g.reqs)
 }
 
 // pki is the Tigera CA of a test: Goldmane's serving certificate and a client's, with the
@@ -110,54 +99,21 @@ func serve(t *testing.T, lis net.Listener, p *pki, g *goldmane) (stop func()) {
 		MinVersion:   tls.VersionTLS12,
 	})))
 	pb.RegisterFlowsServer(s, g)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = s.Serve(lis)
-	}()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			s.Stop()
-			<-done
-		})
-	}
-	t.Cleanup(stop)
-	return stop
-}
-
-func listen(t *testing.T, addr string) net.Listener {
-	t.Helper()
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return lis
+	return followtest.Serve(t, lis, s)
 }
 
 // collector gathers what a Client delivers and the verdicts it reports.
 type collector struct {
-	mu       sync.Mutex
-	recs     []flows.Record
-	verdicts []bool
-}
+	followtest.Collector
 
-func (c *collector) deliver(_ context.Context, recs []flows.Record) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.recs = append(c.recs, recs...)
+	mu       sync.Mutex
+	verdicts []bool
 }
 
 func (c *collector) onVerdict(_ flows.Record, allowed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.verdicts = append(c.verdicts, allowed)
-}
-
-func (c *collector) records() []flows.Record {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return slices.Clone(c.recs)
 }
 
 // run starts a Client and stops it when the test ends, checking that Start returns nil
@@ -172,31 +128,18 @@ func run(t *testing.T, opts Options, col *collector) *Client {
 	if opts.OnVerdict == nil {
 		opts.OnVerdict = col.onVerdict
 	}
-	c, err := New(opts, col.deliver)
+	c, err := New(opts, col.Deliver)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- c.Start(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Start returned %v, want nil", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("Start did not return after cancel")
-		}
-	})
+	followtest.Start(t, c.Start)
 	return c
 }
 
 func TestClientDeliversAllowedFlowsAndReportsSettledVerdicts(t *testing.T) {
 	p := newPKI(t)
-	lis := listen(t, "127.0.0.1:0")
-	g := &goldmane{scripts: []script{{flows: []*pb.Flow{
+	lis := followtest.Listen(t, "127.0.0.1:0")
+	g := newGoldmane([]script{{flows: []*pb.Flow{
 		makeFlow(),
 		makeFlow(func(f *pb.Flow) { f.Key.Action, f.Key.DestName = pb.Action_Deny, "cart-1" }),
 		makeFlow(func(f *pb.Flow) { f.Key.Reporter = pb.Reporter_Src }),
@@ -204,7 +147,7 @@ func TestClientDeliversAllowedFlowsAndReportsSettledVerdicts(t *testing.T) {
 		{}, // no key
 		makeFlow(func(f *pb.Flow) { f.Key.SourceNamespace = "Not_A_Namespace" }),
 		nil,
-	}}}}
+	}}})
 	serve(t, lis, p, g)
 	reg := prometheus.NewRegistry()
 	m := NewMetrics(reg)
@@ -212,7 +155,7 @@ func TestClientDeliversAllowedFlowsAndReportsSettledVerdicts(t *testing.T) {
 	c := run(t, Options{Address: lis.Addr().String(), TLS: p.clientTLS(), Metrics: m}, col)
 
 	testutil.Eventually(t, 15*time.Second, "all flows are handled", func() bool { s := c.Stats(); return s.Flows == 7 && s.Delivered == 1 })
-	if got, want := col.records(), []flows.Record{webToCart()}; !reflect.DeepEqual(got, want) {
+	if got, want := col.Records(), []flows.Record{webToCart()}; !reflect.DeepEqual(got, want) {
 		t.Errorf("delivered:\n got %+v\nwant %+v", got, want)
 	}
 	col.mu.Lock()
@@ -235,7 +178,7 @@ func TestClientDeliversAllowedFlowsAndReportsSettledVerdicts(t *testing.T) {
 		t.Errorf("skipped{reason=notWorkload} = %v, want 1", got)
 	}
 
-	reqs := g.requests()
+	reqs := g.Requests()
 	if len(reqs) != 1 || reqs[0].GetStartTimeGte() != -3600 || reqs[0].GetAggregationInterval() != 15 {
 		t.Errorf("requests = %v, want one backfilling the default hour at Goldmane's 15 s interval", reqs)
 	}
@@ -243,30 +186,30 @@ func TestClientDeliversAllowedFlowsAndReportsSettledVerdicts(t *testing.T) {
 
 func TestClientBackfillsFromTheNewestFlowAfterGoldmaneRestarts(t *testing.T) {
 	p := newPKI(t)
-	lis := listen(t, "127.0.0.1:0")
+	lis := followtest.Listen(t, "127.0.0.1:0")
 	addr := lis.Addr().String()
 	start := time.Now().Add(-100 * time.Second).Truncate(time.Second)
-	first := &goldmane{scripts: []script{{flows: []*pb.Flow{
+	first := newGoldmane([]script{{flows: []*pb.Flow{
 		makeFlow(func(f *pb.Flow) { f.StartTime, f.EndTime = start.Add(-time.Minute).Unix(), start.Unix() }),
 		makeFlow(func(f *pb.Flow) { f.StartTime, f.EndTime = start.Unix(), start.Add(15*time.Second).Unix() }),
-	}}}}
+	}}})
 	stop := serve(t, lis, p, first)
 	col := &collector{}
 	c := run(t, Options{Address: addr, TLS: p.clientTLS(), Backfill: 2 * time.Hour}, col)
-	testutil.Eventually(t, 15*time.Second, "the first Goldmane's flows are delivered", func() bool { return len(col.records()) == 2 })
-	if reqs := first.requests(); len(reqs) != 1 || reqs[0].GetStartTimeGte() != -7200 {
+	testutil.Eventually(t, 15*time.Second, "the first Goldmane's flows are delivered", func() bool { return len(col.Records()) == 2 })
+	if reqs := first.Requests(); len(reqs) != 1 || reqs[0].GetStartTimeGte() != -7200 {
 		t.Errorf("first request = %v, want start_time_gte -7200 (the backfill)", reqs)
 	}
 
 	stop()
 	testutil.Eventually(t, 15*time.Second, "the client notices", func() bool { s := c.Stats(); return !s.Connected && s.Reconnects > 0 })
-	second := &goldmane{scripts: []script{{flows: []*pb.Flow{makeFlow(func(f *pb.Flow) { f.Key.DestPort = 9090 })}}}}
-	serve(t, listen(t, addr), p, second)
-	testutil.Eventually(t, 15*time.Second, "the restarted Goldmane's flow is delivered", func() bool { return len(col.records()) == 3 })
-	if got := col.records()[2]; got.Port != 9090 {
+	second := newGoldmane([]script{{flows: []*pb.Flow{makeFlow(func(f *pb.Flow) { f.Key.DestPort = 9090 })}}})
+	serve(t, followtest.Listen(t, addr), p, second)
+	testutil.Eventually(t, 15*time.Second, "the restarted Goldmane's flow is delivered", func() bool { return len(col.Records()) == 3 })
+	if got := col.Records()[2]; got.Port != 9090 {
 		t.Errorf("third record = %+v", got)
 	}
-	reqs := second.requests()
+	reqs := second.Requests()
 	// From the newest start, 100 s ago, less one interval: 115 s, and a little more for the
 	// time the test took.
 	if len(reqs) != 1 || reqs[0].GetStartTimeGte() > -115 || reqs[0].GetStartTimeGte() < -125 {
@@ -297,8 +240,8 @@ func TestClientBackfillNeverReachesFurtherThanOptionsBackfill(t *testing.T) {
 
 func TestClientTLSFailures(t *testing.T) {
 	p := newPKI(t)
-	lis := listen(t, "127.0.0.1:0")
-	serve(t, lis, p, &goldmane{scripts: []script{{flows: []*pb.Flow{makeFlow()}}}})
+	lis := followtest.Listen(t, "127.0.0.1:0")
+	serve(t, lis, p, newGoldmane([]script{{flows: []*pb.Flow{makeFlow()}}}))
 	addr := lis.Addr().String()
 
 	tests := []struct {
@@ -316,7 +259,7 @@ func TestClientTLSFailures(t *testing.T) {
 			c := run(t, Options{Address: addr, TLS: tt.tls}, col)
 			testutil.Eventually(t, 15*time.Second, "the client retries", func() bool { return c.Stats().Reconnects >= 2 })
 			s := c.Stats()
-			if n := len(col.records()); n != 0 || s.Flows != 0 {
+			if n := len(col.Records()); n != 0 || s.Flows != 0 {
 				t.Errorf("%d records delivered, %d flows received", n, s.Flows)
 			}
 			if !strings.Contains(s.LastError, tt.want) {

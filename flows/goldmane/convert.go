@@ -6,10 +6,10 @@ import (
 	"time"
 
 	"github.com/go-logr/logr"
-	"k8s.io/apimachinery/pkg/api/validate/content"
 
 	"github.com/netpol-guard/netpol-guard/flows"
 	pb "github.com/netpol-guard/netpol-guard/flows/goldmane/goldmanepb"
+	"github.com/netpol-guard/netpol-guard/flows/internal/convert"
 )
 
 // SkipReason says why Convert passed over a Goldmane flow, or kept it from the records.
@@ -54,10 +54,7 @@ var skipReasonNames = [numSkipReasons]string{
 
 // String names the reason in lowerCamelCase ("notWorkload"), fit for a metric label.
 func (r SkipReason) String() string {
-	if r < numSkipReasons {
-		return skipReasonNames[r]
-	}
-	return fmt.Sprintf("SkipReason(%d)", uint8(r))
+	return convert.ReasonName(skipReasonNames[:], r)
 }
 
 // Reporters: the end of the connection whose node reported the flow.
@@ -175,26 +172,18 @@ func Convert(f *pb.Flow) (Result, SkipReason, error) {
 		return Result{}, SkipAction, nil
 	}
 	var rec flows.Record
-	switch strings.ToLower(k.GetProto()) {
-	case "tcp":
-		rec.Protocol = flows.ProtocolTCP
-	case "udp":
-		rec.Protocol = flows.ProtocolUDP
-	case "sctp":
-		rec.Protocol = flows.ProtocolSCTP
-	default:
+	var ok bool
+	if rec.Protocol, ok = convert.ProtocolName(k.GetProto()); !ok {
 		return Result{}, SkipNotL4, nil
 	}
-	if p := k.GetDestPort(); p < 1 || p > 65535 {
+	if rec.Port, ok = convert.Port(k.GetDestPort()); !ok {
 		return Result{}, SkipNotL4, nil
 	}
-	rec.Port = int32(k.GetDestPort())
 	if k.GetSourceType() != pb.EndpointType_WorkloadEndpoint || k.GetDestType() != pb.EndpointType_WorkloadEndpoint {
 		// Nor is the verdict reported: the webhook could not predict one for an end it
 		// cannot resolve.
 		return Result{}, SkipNotWorkload, nil
 	}
-	var ok bool
 	if rec.Src, ok = peer(k.GetSourceNamespace(), k.GetSourceName(), f.GetSourceLabels()); !ok {
 		return Result{}, SkipNoPeer, nil
 	}
@@ -254,7 +243,7 @@ func podLabels(labels []string) map[string]string {
 	var m map[string]string
 	for _, l := range labels {
 		k, v, ok := strings.Cut(l, "=")
-		if !ok || len(content.IsLabelKey(k)) > 0 || len(content.IsLabelValue(v)) > 0 || calicoLabel(k) {
+		if !ok || !convert.Label(k, v) || calicoLabel(k) {
 			continue
 		}
 		if m == nil {

@@ -9,9 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
-	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -29,6 +27,7 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/manager"
 
 	"github.com/netpol-guard/netpol-guard/flows"
+	"github.com/netpol-guard/netpol-guard/flows/internal/followtest"
 )
 
 var (
@@ -43,11 +42,11 @@ var (
 // stream open until the client goes, or ends it when the script says so.
 type relay struct {
 	observerpb.UnimplementedObserverServer
+	*followtest.Scripts[*observerpb.GetFlowsRequest, script]
+}
 
-	mu      sync.Mutex
-	scripts []script
-	calls   int
-	reqs    []*observerpb.GetFlowsRequest
+func newRelay(scripts []script) *relay {
+	return &relay{Scripts: followtest.NewScripts[*observerpb.GetFlowsRequest](scripts)}
 }
 
 type script struct {
@@ -56,11 +55,7 @@ type script struct {
 }
 
 func (r *relay) GetFlows(req *observerpb.GetFlowsRequest, stream grpc.ServerStreamingServer[observerpb.GetFlowsResponse]) error {
-	r.mu.Lock()
-	sc := r.scripts[min(r.calls, len(r.scripts)-1)]
-	r.calls++
-	r.reqs = append(r.reqs, proto.CloneOf(req))
-	r.mu.Unlock()
+	sc := r.Next(req)
 
 	mask, err := fieldmask.New(req.GetFieldMask())
 	if err != nil {
@@ -86,40 +81,12 @@ func (r *relay) GetFlows(req *observerpb.GetFlowsRequest, stream grpc.ServerStre
 	return nil
 }
 
-func (r *relay) requests() []*observerpb.GetFlowsRequest {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	return slices.Clone(r.reqs)
-}
-
 // serve runs r on lis until the test ends; stop stops it sooner.
 func serve(t *testing.T, lis net.Listener, r *relay, opts ...grpc.ServerOption) (stop func()) {
 	t.Helper()
 	s := grpc.NewServer(opts...)
 	observerpb.RegisterObserverServer(s, r)
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = s.Serve(lis)
-	}()
-	var once sync.Once
-	stop = func() {
-		once.Do(func() {
-			s.Stop()
-			<-done
-		})
-	}
-	t.Cleanup(stop)
-	return stop
-}
-
-func listen(t *testing.T, addr string) net.Listener {
-	t.Helper()
-	lis, err := net.Listen("tcp", addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return lis
+	return followtest.Serve(t, lis, s)
 }
 
 func flowEvent(f *flowpb.Flow) *observerpb.GetFlowsResponse {
@@ -133,67 +100,27 @@ func at(d time.Duration) func(*flowpb.Flow) {
 	return func(f *flowpb.Flow) { f.Time = timestamppb.New(t0.Add(d)) }
 }
 
-// collector gathers what a Client delivers.
-type collector struct {
-	mu      sync.Mutex
-	batches [][]flows.Record
-	ctxErrs []error
-}
-
-func (c *collector) deliver(ctx context.Context, recs []flows.Record) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.batches = append(c.batches, recs)
-	c.ctxErrs = append(c.ctxErrs, ctx.Err())
-}
-
-func (c *collector) records() []flows.Record {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	var all []flows.Record
-	for _, b := range c.batches {
-		all = append(all, b...)
-	}
-	return all
-}
-
 // run starts a Client for addr and stops it when the test ends, checking that Start
 // returns nil promptly.
-func run(t *testing.T, opts Options, col *collector) (*Client, context.CancelFunc) {
+func run(t *testing.T, opts Options, col *followtest.Collector) (*Client, func()) {
 	t.Helper()
 	opts.Log = testr.New(t)
 	if opts.MinBackoff == 0 {
 		opts.MinBackoff, opts.MaxBackoff = 10*time.Millisecond, 50*time.Millisecond
 	}
-	c, err := New(opts, col.deliver)
+	c, err := New(opts, col.Deliver)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(t.Context())
-	done := make(chan error, 1)
-	go func() { done <- c.Start(ctx) }()
-	stop := func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("Start returned %v, want nil", err)
-			}
-		case <-time.After(10 * time.Second):
-			t.Error("Start did not return after cancel")
-		}
-	}
-	var once sync.Once
-	t.Cleanup(func() { once.Do(stop) })
-	return c, func() { once.Do(stop) }
+	return c, followtest.Start(t, c.Start)
 }
 
 func TestClientDeliversOnlyForwardedAndAuditedRequests(t *testing.T) {
-	lis := listen(t, "127.0.0.1:0")
+	lis := followtest.Listen(t, "127.0.0.1:0")
 	noTime := makeFlow(at(9*time.Second), func(f *flowpb.Flow) { f.L4.GetTCP().SourcePort = 43299 })
 	noTimeEvent := flowEvent(noTime)
 	noTime.Time = nil
-	r := &relay{scripts: []script{{events: []*observerpb.GetFlowsResponse{
+	r := newRelay([]script{{events: []*observerpb.GetFlowsResponse{
 		{ResponseTypes: &observerpb.GetFlowsResponse_NodeStatus{NodeStatus: &relaypb.NodeStatusEvent{
 			StateChange: relaypb.NodeState_NODE_CONNECTED, NodeNames: []string{"kind-worker", "kind-worker2"}}}},
 		flowEvent(makeFlow()),
@@ -209,9 +136,9 @@ func TestClientDeliversOnlyForwardedAndAuditedRequests(t *testing.T) {
 		{ResponseTypes: &observerpb.GetFlowsResponse_LostEvents{LostEvents: &flowpb.LostEvent{
 			Source: flowpb.LostEventSource_HUBBLE_RING_BUFFER, NumEventsLost: 42}}},
 		noTimeEvent,
-	}}}}
+	}}})
 	serve(t, lis, r)
-	col := &collector{}
+	col := &followtest.Collector{}
 	c, stop := run(t, Options{Address: lis.Addr().String(), BatchSize: 100, BatchInterval: 20 * time.Millisecond}, col)
 
 	testutil.Eventually(t, 15*time.Second, "all flows are handled", func() bool { s := c.Stats(); return s.Flows == 9 && s.Delivered == 4 })
@@ -222,7 +149,7 @@ func TestClientDeliversOnlyForwardedAndAuditedRequests(t *testing.T) {
 	wrapperTime := webToCart()
 	wrapperTime.LastSeen = t0.Add(9 * time.Second)
 	want := []flows.Record{webToCart(), world, audit, wrapperTime}
-	if got := col.records(); !reflect.DeepEqual(got, want) {
+	if got := col.Records(); !reflect.DeepEqual(got, want) {
 		t.Errorf("delivered:\n got %+v\nwant %+v", got, want)
 	}
 
@@ -235,7 +162,7 @@ func TestClientDeliversOnlyForwardedAndAuditedRequests(t *testing.T) {
 		t.Errorf("stats = %+v", s)
 	}
 
-	reqs := r.requests()
+	reqs := r.Requests()
 	if len(reqs) != 1 {
 		t.Fatalf("%d GetFlows calls, want 1", len(reqs))
 	}
@@ -257,17 +184,17 @@ func TestClientDeliversOnlyForwardedAndAuditedRequests(t *testing.T) {
 }
 
 func TestClientReconnectsWhenRelayEndsTheStream(t *testing.T) {
-	lis := listen(t, "127.0.0.1:0")
-	r := &relay{scripts: []script{
+	lis := followtest.Listen(t, "127.0.0.1:0")
+	r := newRelay([]script{
 		{events: []*observerpb.GetFlowsResponse{flowEvent(makeFlow())}, end: true},
 		{events: []*observerpb.GetFlowsResponse{flowEvent(makeFlow(at(time.Minute), withUDP(53)))}},
-	}}
+	})
 	serve(t, lis, r)
-	col := &collector{}
+	col := &followtest.Collector{}
 	c, _ := run(t, Options{Address: lis.Addr().String(), BatchInterval: 10 * time.Millisecond}, col)
 
-	testutil.Eventually(t, 15*time.Second, "both streams delivered", func() bool { return len(col.records()) == 2 })
-	got := col.records()
+	testutil.Eventually(t, 15*time.Second, "both streams delivered", func() bool { return len(col.Records()) == 2 })
+	got := col.Records()
 	if got[0].Port != 8080 || got[1].Port != 53 {
 		t.Errorf("delivered %+v", got)
 	}
@@ -275,74 +202,70 @@ func TestClientReconnectsWhenRelayEndsTheStream(t *testing.T) {
 	if s.Reconnects != 1 || !strings.Contains(s.LastError, "stream closed by Hubble Relay") {
 		t.Errorf("stats = %+v", s)
 	}
-	reqs := r.requests()
+	reqs := r.Requests()
 	if len(reqs) != 2 || !reqs[1].GetSince().AsTime().Equal(t0) || !reqs[1].GetFollow() {
 		t.Errorf("second request should follow since the newest flow seen (%v): %v", t0, reqs[len(reqs)-1])
 	}
 }
 
 func TestClientReconnectsAfterRelayRestarts(t *testing.T) {
-	lis := listen(t, "127.0.0.1:0")
+	lis := followtest.Listen(t, "127.0.0.1:0")
 	addr := lis.Addr().String()
-	first := &relay{scripts: []script{{events: []*observerpb.GetFlowsResponse{flowEvent(makeFlow())}}}}
+	first := newRelay([]script{{events: []*observerpb.GetFlowsResponse{flowEvent(makeFlow())}}})
 	stop := serve(t, lis, first)
-	col := &collector{}
+	col := &followtest.Collector{}
 	c, _ := run(t, Options{Address: addr, BatchInterval: 10 * time.Millisecond}, col)
-	testutil.Eventually(t, 15*time.Second, "the first relay's flow is delivered", func() bool { return len(col.records()) == 1 })
+	testutil.Eventually(t, 15*time.Second, "the first relay's flow is delivered", func() bool { return len(col.Records()) == 1 })
 
 	stop()
 	testutil.Eventually(t, 15*time.Second, "the client notices", func() bool { s := c.Stats(); return !s.Connected && s.Reconnects > 0 })
 
-	second := &relay{scripts: []script{{events: []*observerpb.GetFlowsResponse{flowEvent(makeFlow(at(time.Minute), withUDP(53)))}}}}
-	serve(t, listen(t, addr), second)
-	testutil.Eventually(t, 15*time.Second, "the restarted relay's flow is delivered", func() bool { return len(col.records()) == 2 })
-	if got := col.records()[1]; got.Port != 53 || !got.LastSeen.Equal(t0.Add(time.Minute)) {
+	second := newRelay([]script{{events: []*observerpb.GetFlowsResponse{flowEvent(makeFlow(at(time.Minute), withUDP(53)))}}})
+	serve(t, followtest.Listen(t, addr), second)
+	testutil.Eventually(t, 15*time.Second, "the restarted relay's flow is delivered", func() bool { return len(col.Records()) == 2 })
+	if got := col.Records()[1]; got.Port != 53 || !got.LastSeen.Equal(t0.Add(time.Minute)) {
 		t.Errorf("second record = %+v", got)
 	}
 	s := c.Stats()
 	if !s.Connected || s.LastError == "" {
 		t.Errorf("stats = %+v", s)
 	}
-	reqs := second.requests()
+	reqs := second.Requests()
 	if len(reqs) != 1 || !reqs[0].GetSince().AsTime().Equal(t0) {
 		t.Errorf("request to the restarted relay should ask since %v: %v", t0, reqs)
 	}
 }
 
 func TestClientBatches(t *testing.T) {
-	lis := listen(t, "127.0.0.1:0")
+	lis := followtest.Listen(t, "127.0.0.1:0")
 	var events []*observerpb.GetFlowsResponse
 	for i := range 5 {
 		events = append(events, flowEvent(makeFlow(at(time.Duration(i)*time.Second))))
 	}
-	serve(t, lis, &relay{scripts: []script{{events: events}}})
-	col := &collector{}
+	serve(t, lis, newRelay([]script{{events: events}}))
+	col := &followtest.Collector{}
 	run(t, Options{Address: lis.Addr().String(), BatchSize: 2, BatchInterval: 50 * time.Millisecond}, col)
 
-	testutil.Eventually(t, 15*time.Second, "all records delivered, the last by the interval", func() bool { return len(col.records()) == 5 })
-	col.mu.Lock()
-	defer col.mu.Unlock()
-	for i, b := range col.batches {
-		if len(b) == 0 || len(b) > 2 {
-			t.Errorf("batch %d has %d records, want 1 or 2", i, len(b))
+	testutil.Eventually(t, 15*time.Second, "all records delivered, the last by the interval", func() bool { return len(col.Records()) == 5 })
+	for i, b := range col.Batches() {
+		if len(b.Records) == 0 || len(b.Records) > 2 {
+			t.Errorf("batch %d has %d records, want 1 or 2", i, len(b.Records))
 		}
 	}
 }
 
 func TestClientDeliversWhatItHoldsOnShutdown(t *testing.T) {
-	lis := listen(t, "127.0.0.1:0")
-	serve(t, lis, &relay{scripts: []script{{events: []*observerpb.GetFlowsResponse{flowEvent(makeFlow())}}}})
-	col := &collector{}
+	lis := followtest.Listen(t, "127.0.0.1:0")
+	serve(t, lis, newRelay([]script{{events: []*observerpb.GetFlowsResponse{flowEvent(makeFlow())}}}))
+	col := &followtest.Collector{}
 	c, stop := run(t, Options{Address: lis.Addr().String(), BatchInterval: time.Hour}, col)
 	testutil.Eventually(t, 15*time.Second, "the flow is received", func() bool { return c.Stats().Flows == 1 })
-	if n := len(col.records()); n != 0 {
+	if n := len(col.Records()); n != 0 {
 		t.Fatalf("%d records delivered before the batch was due", n)
 	}
 	stop()
-	col.mu.Lock()
-	defer col.mu.Unlock()
-	if len(col.batches) != 1 || len(col.batches[0]) != 1 || col.ctxErrs[0] != nil {
-		t.Errorf("on shutdown delivered %v with context error %v, want one record with a live context", col.batches, col.ctxErrs)
+	if bs := col.Batches(); len(bs) != 1 || len(bs[0].Records) != 1 || bs[0].CtxErr != nil {
+		t.Errorf("on shutdown delivered %+v, want one record with a live context", bs)
 	}
 }
 
@@ -356,8 +279,8 @@ func TestClientTLS(t *testing.T) {
 	otherCAFile := testpki.NewCA(t, "other-ca").WriteCA(t, dir, "other-ca.crt")
 
 	pool := ca.Pool()
-	lis := listen(t, "127.0.0.1:0")
-	serve(t, lis, &relay{scripts: []script{{events: []*observerpb.GetFlowsResponse{flowEvent(makeFlow())}}}},
+	lis := followtest.Listen(t, "127.0.0.1:0")
+	serve(t, lis, newRelay([]script{{events: []*observerpb.GetFlowsResponse{flowEvent(makeFlow())}}}),
 		grpc.Creds(credentials.NewTLS(&tls.Config{
 			Certificates: []tls.Certificate{serverCert},
 			ClientCAs:    pool,
@@ -367,11 +290,11 @@ func TestClientTLS(t *testing.T) {
 	addr := lis.Addr().String()
 
 	t.Run("mutual TLS with the Relay CA and a server name override delivers flows", func(t *testing.T) {
-		col := &collector{}
+		col := &followtest.Collector{}
 		c, _ := run(t, Options{Address: addr, BatchInterval: 10 * time.Millisecond, TLS: &TLSOptions{
 			CAFiles: []string{caFile}, CertFile: clientCertFile, KeyFile: clientKeyFile, ServerName: serverName,
 		}}, col)
-		testutil.Eventually(t, 15*time.Second, "the flow is delivered over TLS", func() bool { return len(col.records()) == 1 })
+		testutil.Eventually(t, 15*time.Second, "the flow is delivered over TLS", func() bool { return len(col.Records()) == 1 })
 		if s := c.Stats(); !s.Connected || s.Reconnects != 0 {
 			t.Errorf("stats = %+v", s)
 		}
@@ -389,11 +312,11 @@ func TestClientTLS(t *testing.T) {
 	}
 	for _, tt := range failures {
 		t.Run(tt.name, func(t *testing.T) {
-			col := &collector{}
+			col := &followtest.Collector{}
 			c, _ := run(t, Options{Address: addr, BatchInterval: 10 * time.Millisecond, TLS: tt.tls}, col)
 			testutil.Eventually(t, 15*time.Second, "the client retries", func() bool { return c.Stats().Reconnects >= 2 })
 			s := c.Stats()
-			if n := len(col.records()); n != 0 || s.Flows != 0 {
+			if n := len(col.Records()); n != 0 || s.Flows != 0 {
 				t.Errorf("%d records delivered, %d flows received", n, s.Flows)
 			}
 			if !strings.Contains(s.LastError, tt.want) {
@@ -430,19 +353,5 @@ func TestNewChecksOptions(t *testing.T) {
 				t.Errorf("error = %v, want it to contain %q", err, tt.want)
 			}
 		})
-	}
-}
-
-func TestBackoff(t *testing.T) {
-	b := backoff{min: 100 * time.Millisecond, max: time.Second, cur: 100 * time.Millisecond}
-	for i, base := range []time.Duration{100, 200, 400, 800, 1000, 1000} {
-		base *= time.Millisecond
-		if d := b.next(); d < base/2 || d > base {
-			t.Errorf("wait %d = %v, want within [%v, %v]", i, d, base/2, base)
-		}
-	}
-	b.reset()
-	if d := b.next(); d > 100*time.Millisecond {
-		t.Errorf("wait after reset = %v, want at most 100ms", d)
 	}
 }

@@ -1,15 +1,12 @@
 package hubble
 
 import (
-	"fmt"
 	"strings"
-	"time"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
-	"google.golang.org/protobuf/types/known/timestamppb"
-	"k8s.io/apimachinery/pkg/api/validate/content"
 
 	"github.com/netpol-guard/netpol-guard/flows"
+	"github.com/netpol-guard/netpol-guard/flows/internal/convert"
 )
 
 // SkipReason says why Convert passed over a Hubble flow.
@@ -54,10 +51,7 @@ var skipReasonNames = [numSkipReasons]string{
 
 // String names the reason in lowerCamelCase ("replyUnknown"), fit for a metric label.
 func (r SkipReason) String() string {
-	if r < numSkipReasons {
-		return skipReasonNames[r]
-	}
-	return fmt.Sprintf("SkipReason(%d)", uint8(r))
+	return convert.ReasonName(skipReasonNames[:], r)
 }
 
 // Label sources and keys, as Cilium writes endpoint labels ("k8s:app=cart").
@@ -129,19 +123,18 @@ func Convert(f *flowpb.Flow) (flows.Record, SkipReason, error) {
 	case *flowpb.Layer4_SCTP:
 		port, rec.Protocol = l4.SCTP.GetDestinationPort(), flows.ProtocolSCTP
 	}
-	if port < 1 || port > 65535 {
+	var ok bool
+	if rec.Port, ok = convert.Port(port); !ok {
 		return flows.Record{}, SkipNotL4, nil
 	}
-	rec.Port = int32(port)
 
-	var ok bool
 	if rec.Src, ok = peer(f.GetSource(), f.GetIP().GetSource()); !ok {
 		return flows.Record{}, SkipNoPeer, nil
 	}
 	if rec.Dst, ok = peer(f.GetDestination(), f.GetIP().GetDestination()); !ok {
 		return flows.Record{}, SkipNoPeer, nil
 	}
-	rec.LastSeen = validTime(f.GetTime())
+	rec.LastSeen = convert.Time(f.GetTime())
 	if err := rec.Normalize(); err != nil {
 		return flows.Record{}, SkipInvalid, err
 	}
@@ -187,8 +180,7 @@ func podLabels(labels []string) map[string]string {
 			continue
 		}
 		k, v, _ := strings.Cut(kv, "=")
-		if k == labelPodNamespace || strings.HasPrefix(k, labelCiliumK8sKeys) ||
-			len(content.IsLabelKey(k)) > 0 || len(content.IsLabelValue(v)) > 0 {
+		if k == labelPodNamespace || strings.HasPrefix(k, labelCiliumK8sKeys) || !convert.Label(k, v) {
 			continue
 		}
 		if m == nil {
@@ -197,13 +189,4 @@ func podLabels(labels []string) map[string]string {
 		m[k] = v
 	}
 	return m
-}
-
-// validTime is ts in UTC, or zero when ts is absent or out of the range RFC 3339 can write
-// (years 1 to 9999).
-func validTime(ts *timestamppb.Timestamp) time.Time {
-	if ts == nil || ts.CheckValid() != nil {
-		return time.Time{}
-	}
-	return ts.AsTime()
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"math/rand/v2"
 	"sync"
 	"time"
 
@@ -16,14 +15,15 @@ import (
 	"google.golang.org/grpc/keepalive"
 
 	"github.com/netpol-guard/netpol-guard/flows"
+	"github.com/netpol-guard/netpol-guard/internal/backoff"
 )
 
 // Defaults for Options.
 const (
 	DefaultBatchSize     = 1000
 	DefaultBatchInterval = time.Second
-	DefaultMinBackoff    = time.Second
-	DefaultMaxBackoff    = time.Minute
+	DefaultMinBackoff    = backoff.DefaultMin
+	DefaultMaxBackoff    = backoff.DefaultMax
 	DefaultHealthyAfter  = time.Minute
 )
 
@@ -50,8 +50,17 @@ type Options struct {
 	MinBackoff, MaxBackoff, HealthyAfter time.Duration
 	// DialOptions are added to the follower's own (transport credentials, keepalive).
 	DialOptions []grpc.DialOption
-	// Log defaults to the package logger.
+	// Log defaults to the package logger; a source passes its own (Logger).
 	Log logr.Logger
+}
+
+// Logger is l, or def when l is the zero Logger: a source's Options.Log, defaulting to the
+// source's package logger.
+func Logger(l, def logr.Logger) logr.Logger {
+	if l.GetSink() == nil {
+		return def
+	}
+	return l
 }
 
 // Next blocks for the stream's next message and returns the records it decodes to, maybe
@@ -108,27 +117,22 @@ func New(opts Options, open Open, deliver func(ctx context.Context, recs []flows
 	if opts.BatchInterval <= 0 {
 		opts.BatchInterval = DefaultBatchInterval
 	}
-	if opts.MinBackoff <= 0 {
-		opts.MinBackoff = DefaultMinBackoff
-	}
-	if opts.MaxBackoff <= 0 {
-		opts.MaxBackoff = DefaultMaxBackoff
-	}
-	opts.MaxBackoff = max(opts.MaxBackoff, opts.MinBackoff)
+	opts.MinBackoff, opts.MaxBackoff = backoff.Bounds(opts.MinBackoff, opts.MaxBackoff)
 	if opts.HealthyAfter <= 0 {
 		opts.HealthyAfter = DefaultHealthyAfter
 	}
-	l := opts.Log
-	if l.GetSink() == nil {
-		l = log
-	}
+	l := Logger(opts.Log, log)
 	return &Follower{opts: opts, open: open, deliver: deliver, log: l.WithValues("address", opts.Address)}, nil
 }
+
+// Log is the follower's logger, with the server's address: the one a source logs its
+// stream's events with.
+func (f *Follower) Log() logr.Logger { return f.log }
 
 // Start follows the stream until ctx is done, reconnecting whenever it ends, and returns nil
 // then, after delivering the records it holds.
 func (f *Follower) Start(ctx context.Context) error {
-	b := backoff{min: f.opts.MinBackoff, max: f.opts.MaxBackoff, cur: f.opts.MinBackoff}
+	b := backoff.Backoff{Min: f.opts.MinBackoff, Max: f.opts.MaxBackoff, Jitter: backoff.Equal}
 	for attempt := 0; ; attempt++ {
 		if attempt > 0 {
 			f.mu.Lock()
@@ -140,19 +144,15 @@ func (f *Follower) Start(ctx context.Context) error {
 			return nil
 		}
 		if up >= f.opts.HealthyAfter {
-			b.reset()
+			b.Reset()
 		}
-		wait := b.next()
+		wait := b.Next()
 		f.mu.Lock()
 		f.stats.LastError = err.Error()
 		f.mu.Unlock()
 		f.log.Error(err, "Flow stream ended; reconnecting", "server", f.opts.Server, "after", wait.String(), "streamUp", up.String())
-		t := time.NewTimer(wait)
-		select {
-		case <-ctx.Done():
-			t.Stop()
+		if !backoff.Sleep(ctx, wait) {
 			return nil
-		case <-t.C:
 		}
 	}
 }
@@ -297,18 +297,3 @@ func (f *Follower) setConnected(v bool) {
 	f.stats.Connected = v
 	f.mu.Unlock()
 }
-
-// backoff is exponential backoff with "equal jitter": each wait is between half and all of
-// a delay that doubles from min up to max.
-type backoff struct {
-	min, max, cur time.Duration
-}
-
-func (b *backoff) next() time.Duration {
-	d := b.cur
-	b.cur = min(2*b.cur, b.max)
-	half := d / 2
-	return half + rand.N(d-half+1)
-}
-
-func (b *backoff) reset() { b.cur = b.min }
