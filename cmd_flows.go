@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/spf13/cobra"
+	"github.com/spf13/pflag"
 	"k8s.io/cli-runtime/pkg/genericclioptions"
 	"k8s.io/client-go/rest"
 
@@ -50,22 +51,118 @@ import  converts a flow file (hubble observe -o json, Hubble exporter files, Gol
 	return cmd
 }
 
+// webhookFlags are how a command reaches the webhook's flow API: directly at --server
+// with --token-file's token (verified with --ca-file), or, without --server, through the
+// API server's Service proxy with kubectl's config flags.
+type webhookFlags struct {
+	kube        *genericclioptions.ConfigFlags
+	server      string
+	service     string
+	servicePort string
+	tokenFile   string
+	caFile      string
+	timeout     time.Duration
+}
+
+// newWebhookFlags returns the flags with kubectl's config flags, of which --server is the
+// webhook's URL here, not the API server's.
+func newWebhookFlags() webhookFlags {
+	f := webhookFlags{kube: genericclioptions.NewConfigFlags(true)}
+	f.kube.APIServer = nil
+	return f
+}
+
+func (f *webhookFlags) addFlags(fs *pflag.FlagSet) {
+	f.kube.AddFlags(fs)
+	fs.StringVar(&f.server, "server", "", "the webhook's base URL, e.g. https://netpol-guard.netpol-guard.svc:443; empty: through the API server")
+	fs.StringVar(&f.service, "service", defaultService, "the webhook's Service, reached through the API server")
+	fs.StringVar(&f.servicePort, "service-port", defaultServicePort, "the Service's port, by name or number")
+	fs.StringVar(&f.tokenFile, "token-file", "", "file holding a bearer token of a user allowed to read flows (required with --server; else default: the kubeconfig's token)")
+	fs.StringVar(&f.caFile, "ca-file", "", "with --server, CA bundle to verify the webhook's certificate; system roots when empty")
+	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "give up after this long")
+	_ = cobra.MarkFlagFilename(fs, "token-file")
+	_ = cobra.MarkFlagFilename(fs, "ca-file")
+}
+
+// flowSource is the webhook's flow API, ready to export from.
+type flowSource struct {
+	client *http.Client
+	base   string
+	token  string
+	export func(ctx context.Context, client *http.Client, base, token string, w io.Writer) error
+}
+
+// flowSource reads the token and builds the client: for --server, or through the Service
+// proxy of the webhook in serviceNamespace. Its errors are bad input.
+func (f *webhookFlags) flowSource(serviceNamespace string) (*flowSource, error) {
+	var token string
+	if f.tokenFile != "" {
+		b, err := os.ReadFile(f.tokenFile)
+		if err != nil {
+			return nil, err
+		}
+		token = strings.TrimSpace(string(b))
+	}
+	if f.server != "" {
+		if token == "" {
+			return nil, errors.New("--server needs --token-file")
+		}
+		tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
+		if f.caFile != "" {
+			pem, err := os.ReadFile(f.caFile)
+			if err != nil {
+				return nil, err
+			}
+			tlsConfig.RootCAs = x509.NewCertPool()
+			if !tlsConfig.RootCAs.AppendCertsFromPEM(pem) {
+				return nil, fmt.Errorf("%s holds no PEM certificate", f.caFile)
+			}
+		}
+		client := &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfig, Proxy: http.ProxyFromEnvironment}}
+		return &flowSource{client: client, base: f.server, token: token, export: flowapi.Export}, nil
+	}
+	cfg, err := f.kube.ToRESTConfig()
+	if err != nil {
+		return nil, fmt.Errorf("kubeconfig: %w", err)
+	}
+	if token == "" {
+		if token, err = bearerToken(cfg); err != nil {
+			return nil, err
+		}
+	}
+	if token == "" {
+		return nil, errors.New("the kubeconfig's user has no bearer token to show the webhook: give --token-file (a token of one of the webhook's flow readers)")
+	}
+	client, err := rest.HTTPClientFor(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if serviceNamespace == "" {
+		serviceNamespace = defaultGuardNamespace
+	}
+	base := strings.TrimSuffix(cfg.Host, "/") + "/api/v1/namespaces/" + url.PathEscape(serviceNamespace) +
+		"/services/" + url.PathEscape("https:"+f.service+":"+f.servicePort) + "/proxy"
+	return &flowSource{client: client, base: base, token: token, export: flowapi.ExportThroughProxy}, nil
+}
+
+// exportTo copies the webhook's flows to w: all of them, or with flowsNamespace those into
+// or out of that namespace.
+func (s *flowSource) exportTo(ctx context.Context, flowsNamespace string, w io.Writer) error {
+	base := s.base
+	if flowsNamespace != "" {
+		base += "?namespace=" + url.QueryEscape(flowsNamespace)
+	}
+	return s.export(ctx, s.client, base, s.token, w)
+}
+
 type exportFlags struct {
-	kube           *genericclioptions.ConfigFlags
-	server         string
-	service        string
-	servicePort    string
-	tokenFile      string
-	caFile         string
+	webhookFlags
 	flowsNamespace string
 	out            string
-	timeout        time.Duration
 }
 
 func newFlowsExportCommand() *cobra.Command {
-	f := exportFlags{kube: genericclioptions.NewConfigFlags(true)}
-	// --server is the webhook's URL here, not the API server's.
-	f.kube.APIServer = nil
+	f := exportFlags{webhookFlags: newWebhookFlags()}
 	cmd := &cobra.Command{
 		Use:   "export [-n NS] [--service NAME] [--token-file FILE] [--flows-namespace NS] [-o FILE]",
 		Short: "Stream the webhook's flow cache as flow records",
@@ -94,18 +191,10 @@ With --server the webhook is called directly, with --token-file's token.`,
 		},
 	}
 	fs := cmd.Flags()
-	f.kube.AddFlags(fs)
-	fs.StringVar(&f.server, "server", "", "the webhook's base URL, e.g. https://netpol-guard.netpol-guard.svc:443; empty: through the API server")
-	fs.StringVar(&f.service, "service", defaultService, "the webhook's Service, reached through the API server")
-	fs.StringVar(&f.servicePort, "service-port", defaultServicePort, "the Service's port, by name or number")
-	fs.StringVar(&f.tokenFile, "token-file", "", "file holding a bearer token of a user allowed to read flows (required with --server; else default: the kubeconfig's token)")
-	fs.StringVar(&f.caFile, "ca-file", "", "with --server, CA bundle to verify the webhook's certificate; system roots when empty")
+	f.addFlags(fs)
 	fs.StringVar(&f.flowsNamespace, "flows-namespace", "", "export only flows into or out of this namespace")
 	fs.StringVarP(&f.out, "output", "o", "-", "output file, - for stdout")
-	fs.DurationVar(&f.timeout, "timeout", 5*time.Minute, "give up after this long")
 	fs.Lookup("namespace").Usage = "namespace of the webhook's Service (default " + defaultGuardNamespace + ")"
-	_ = cobra.MarkFlagFilename(fs, "token-file")
-	_ = cobra.MarkFlagFilename(fs, "ca-file")
 	return cmd
 }
 
@@ -114,62 +203,9 @@ func (f *exportFlags) run(ctx context.Context, stdout, stderr io.Writer) error {
 		fmt.Fprintf(stderr, "error: %v\n", err)
 		return exitCode(cli.ExitBadInput)
 	}
-	var token string
-	if f.tokenFile != "" {
-		b, err := os.ReadFile(f.tokenFile)
-		if err != nil {
-			return bad(err)
-		}
-		token = strings.TrimSpace(string(b))
-	}
-	var (
-		client *http.Client
-		export = flowapi.Export
-		base   string
-	)
-	if f.server != "" {
-		if token == "" {
-			return bad(errors.New("--server needs --token-file"))
-		}
-		tlsConfig := &tls.Config{MinVersion: tls.VersionTLS12}
-		if f.caFile != "" {
-			pem, err := os.ReadFile(f.caFile)
-			if err != nil {
-				return bad(err)
-			}
-			tlsConfig.RootCAs = x509.NewCertPool()
-			if !tlsConfig.RootCAs.AppendCertsFromPEM(pem) {
-				return bad(fmt.Errorf("%s holds no PEM certificate", f.caFile))
-			}
-		}
-		client = &http.Client{Transport: &http.Transport{TLSClientConfig: tlsConfig, Proxy: http.ProxyFromEnvironment}}
-		base = f.server
-	} else {
-		cfg, err := f.kube.ToRESTConfig()
-		if err != nil {
-			return bad(fmt.Errorf("kubeconfig: %w", err))
-		}
-		if token == "" {
-			if token, err = bearerToken(cfg); err != nil {
-				return bad(err)
-			}
-		}
-		if token == "" {
-			return bad(errors.New("the kubeconfig's user has no bearer token to show the webhook: give --token-file (a token of one of the webhook's flow readers)"))
-		}
-		if client, err = rest.HTTPClientFor(cfg); err != nil {
-			return bad(err)
-		}
-		ns := defaultGuardNamespace
-		if f.kube.Namespace != nil && *f.kube.Namespace != "" {
-			ns = *f.kube.Namespace
-		}
-		base = strings.TrimSuffix(cfg.Host, "/") + "/api/v1/namespaces/" + url.PathEscape(ns) +
-			"/services/" + url.PathEscape("https:"+f.service+":"+f.servicePort) + "/proxy"
-		export = flowapi.ExportThroughProxy
-	}
-	if f.flowsNamespace != "" {
-		base += "?namespace=" + url.QueryEscape(f.flowsNamespace)
+	src, err := f.flowSource(*f.kube.Namespace)
+	if err != nil {
+		return bad(err)
 	}
 	w, closeOut, err := output(f.out, stdout)
 	if err != nil {
@@ -180,7 +216,7 @@ func (f *exportFlags) run(ctx context.Context, stdout, stderr io.Writer) error {
 	}
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
-	err = export(ctx, client, base, token, w)
+	err = src.exportTo(ctx, f.flowsNamespace, w)
 	if cerr := closeOut(); err == nil {
 		err = cerr
 	}

@@ -88,6 +88,7 @@ var readmeCommands = map[string]struct {
 	"netpol-guard check --cluster examples/cluster.yaml --flows examples/flows.jsonl -f examples/proposed/shop-default-deny.yaml --suggest":           {code: cli.ExitCut},
 	"netpol-guard check --cluster examples/cluster.yaml --flows examples/flows.jsonl -f examples/proposed/shop-default-deny.yaml -o html > shop.html": {skip: "writes a file through the shell"},
 	"netpol-guard recommend --cluster examples/cluster.yaml --flows examples/flows.jsonl -n shop":                                                     {code: cli.ExitOK},
+	"netpol-guard recommend -n shop --token-file reader.token":                                                                                        {skip: "needs a cluster running the webhook"},
 	"netpol-guard version":                                   {code: cli.ExitOK},
 	"netpol-guard completion bash":                           {code: cli.ExitOK},
 	"netpol-guard flows export -n netpol-guard > snap.jsonl": {skip: "needs a cluster running the webhook"},

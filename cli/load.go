@@ -40,6 +40,12 @@ type Inputs struct {
 	// that all resolve to nothing the cluster knows). Without it that is bad input: a
 	// check that judged nothing must not pass as one that found nothing cut.
 	AllowNoFlows bool
+	// Objects, when not nil, are the cluster, listed from the API server: Cluster is not
+	// read.
+	Objects *cluster.Objects
+	// FlowsFrom, when not nil, is read for the flows (the webhook's export), and Flows only
+	// names it in messages.
+	FlowsFrom io.Reader
 }
 
 // Flow file formats.
@@ -126,20 +132,22 @@ func (in Inputs) stdin() io.Reader {
 }
 
 func load(in Inputs) (*observed, error) {
-	if in.Cluster == "" {
+	if in.Cluster == "" && in.Objects == nil {
 		return nil, errors.New("--cluster is required")
 	}
 	if in.Flows == "" {
 		return nil, errors.New("--flows is required")
 	}
-	if in.Cluster == "-" && in.Flows == "-" {
+	if in.Objects == nil && in.FlowsFrom == nil && in.Cluster == "-" && in.Flows == "-" {
 		return nil, errors.New("--cluster and --flows cannot both read standard input")
 	}
-	var snap *cluster.Objects
+	snap := in.Objects
 	var err error
-	if in.Cluster == "-" {
+	switch {
+	case snap != nil:
+	case in.Cluster == "-":
 		snap, err = cluster.Decode(in.stdin(), "<stdin>")
-	} else {
+	default:
 		snap, err = cluster.Load(in.Cluster)
 	}
 	if err != nil {
@@ -148,10 +156,12 @@ func load(in Inputs) (*observed, error) {
 	view := cluster.LiveFromObjects(snap, cluster.LiveOptions{})
 	obs := &observed{snapshot: snap, view: view, world: view.World()}
 
-	source, r := in.Flows, io.Reader(nil)
-	if in.Flows == "-" {
+	source, r := in.Flows, in.FlowsFrom
+	switch {
+	case r != nil:
+	case in.Flows == "-":
 		source, r = "<stdin>", in.stdin()
-	} else {
+	default:
 		f, err := os.Open(in.Flows)
 		if err != nil {
 			return nil, fmt.Errorf("reading flows: %w", err)

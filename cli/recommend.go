@@ -36,8 +36,8 @@ type RecommendOptions struct {
 // verified to cut none of them, as YAML with a coverage header. It returns ExitOK, or
 // ExitCut when the verification found a cut (a bug: it should not happen), or ExitBadInput.
 func Recommend(out, errw io.Writer, opts RecommendOptions) int {
-	if opts.Namespace == "" && !opts.AllNamespaces {
-		return fail(errw, errors.New("-n NAMESPACE or -A is required"))
+	if err := opts.Validate(); err != nil {
+		return fail(errw, err)
 	}
 	obs, err := load(opts.Inputs)
 	if err != nil {
@@ -80,6 +80,14 @@ func Recommend(out, errw io.Writer, opts RecommendOptions) int {
 		}
 	}
 	return code
+}
+
+// Validate checks what can be checked before any input is read: the namespaces asked for.
+func (opts RecommendOptions) Validate() error {
+	if opts.Namespace == "" && !opts.AllNamespaces {
+		return errors.New("-n NAMESPACE or -A is required")
+	}
+	return nil
 }
 
 func recommend(obs *observed, opts RecommendOptions) ([]suggest.Recommendation, error) {
