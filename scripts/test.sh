@@ -45,8 +45,17 @@ if [ -z "${HELM:-}" ]; then
 fi
 echo "HELM=$HELM"
 
+echo "==> the netpol-guard binary the end-to-end tests run (built once, shared by them all)"
+if [ -z "${NETPOL_GUARD_BINARY:-}" ]; then
+	bindir="$(mktemp -d)"
+	trap 'rm -rf "$bindir"' EXIT
+	go build -o "$bindir/netpol-guard" .
+	NETPOL_GUARD_BINARY="$bindir/netpol-guard"
+	export NETPOL_GUARD_BINARY
+fi
+
 echo "==> go test -race"
-go test -race -count=1 ./...
+go test -race -count=1 -timeout 40m ./...
 
 echo "==> fuzz targets (a few seconds each, on top of their seed corpora)"
 # Every (package, target) pair: two packages may name a target alike.

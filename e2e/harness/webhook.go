@@ -15,6 +15,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
@@ -39,19 +40,39 @@ const (
 const BinaryEnv = "NETPOL_GUARD_BINARY"
 
 // Binary returns the netpol-guard binary: $NETPOL_GUARD_BINARY, else one built from this
-// module with go build into the control plane's directory, once.
+// module with go build, once per test process and shared by every control plane in it.
 func (cp *ControlPlane) Binary(ctx context.Context) (string, error) {
 	cp.binOnce.Do(func() {
 		if bin := os.Getenv(BinaryEnv); bin != "" {
 			cp.bin = bin
 			return
 		}
-		cp.bin, cp.binErr = BuildBinary(ctx, filepath.Join(cp.Dir, "bin"))
+		cp.bin, cp.binErr = processBinary(ctx)
 		if cp.binErr == nil {
-			cp.logf("Built %s", cp.bin)
+			cp.logf("Using %s", cp.bin)
 		}
 	})
 	return cp.bin, cp.binErr
+}
+
+var (
+	processBinOnce sync.Once
+	processBin     string
+	processBinErr  error
+)
+
+// processBinary builds the binary the first time a test of this process asks for it, into a
+// directory of its own (left for the OS to clean: tests of the process may still run it).
+func processBinary(ctx context.Context) (string, error) {
+	processBinOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "netpol-guard-e2e-bin-")
+		if err != nil {
+			processBinErr = err
+			return
+		}
+		processBin, processBinErr = BuildBinary(ctx, dir)
+	})
+	return processBin, processBinErr
 }
 
 // BuildBinary builds the netpol-guard command of the main module (found from the working
