@@ -60,6 +60,8 @@ func newCheckCommand(stdin io.Reader) *cobra.Command {
 		Short: "Report the flows that applying (or deleting) policies would cut",
 		Long: `Report the observed flows that applying (or deleting) the given NetworkPolicies or cluster
 policies (ClusterNetworkPolicy, AdminNetworkPolicy, BaselineAdminNetworkPolicy) would cut.
+A StagedNetworkPolicy is judged as promoting it would act: its template set as the NetworkPolicy
+of its namespace and name (stagedAction Set), or that NetworkPolicy deleted (Delete).
 Flows a domainNames rule decides are listed as uncertain, not as cut.
 
 Exit status: 0 nothing is cut, 1 something is cut, 2 bad input.`,
@@ -91,7 +93,7 @@ Exit status: 0 nothing is cut, 1 something is cut, 2 bad input.`,
 	inputFlags(fs, &opts.Inputs, &opts.Output)
 	fs.Lookup("output").Usage = "output format: " + strings.Join(cli.CheckOutputFormats, ", ") + " (html: one self-contained page with the graph; markdown: a pull-request comment)"
 	_ = cmd.RegisterFlagCompletionFunc("output", cobra.FixedCompletions(cli.CheckOutputFormats, cobra.ShellCompDirectiveNoFileComp))
-	fs.StringArrayVarP(&opts.Policies, "filename", "f", nil, "a file or directory of NetworkPolicies or cluster policies to apply, or - for stdin (repeatable, required)")
+	fs.StringArrayVarP(&opts.Policies, "filename", "f", nil, "a file or directory of NetworkPolicies, StagedNetworkPolicies or cluster policies to apply, or - for stdin (repeatable, required)")
 	fs.BoolVar(&opts.Delete, "delete", false, "check deleting the given policies instead of applying them")
 	fs.BoolVar(&opts.Suggest, "suggest", false, "add the fix for what is cut: the policies to apply with the change, verified to cut nothing (YAML after the table; \"suggestions\" in JSON)")
 	fs.StringVarP(&opts.Namespace, "namespace", "n", "default", "namespace for policies that do not name one")

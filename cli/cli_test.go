@@ -372,3 +372,73 @@ spec:
 		t.Errorf("a workload the cluster lacks: exit %d; stderr %s", code, errs)
 	}
 }
+
+func TestCheckJudgesStagedPoliciesAsTheirStagedAction(t *testing.T) {
+	in := cli.Inputs{Cluster: exampleCluster, Flows: exampleFlows}
+	dir := t.TempDir()
+	write := func(name, yaml string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(yaml), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	set := write("set.yaml", `apiVersion: netpol-guard.io/v1alpha1
+kind: StagedNetworkPolicy
+metadata: {name: default-deny, namespace: shop}
+spec:
+  stagedAction: Set
+  template:
+    metadata: {labels: {team: shop}}
+    spec:
+      podSelector: {}
+      policyTypes: [Ingress, Egress]
+`)
+	del := write("delete.yaml", `apiVersion: netpol-guard.io/v1alpha1
+kind: StagedNetworkPolicy
+metadata: {name: allow-same-namespace, namespace: shop}
+spec: {stagedAction: Delete}
+`)
+	missing := write("missing.yaml", `apiVersion: netpol-guard.io/v1alpha1
+kind: StagedNetworkPolicy
+metadata: {name: not-there, namespace: shop}
+spec: {stagedAction: Delete}
+`)
+	noTemplate := write("no-template.yaml", `apiVersion: netpol-guard.io/v1alpha1
+kind: StagedNetworkPolicy
+metadata: {name: default-deny, namespace: shop}
+spec: {}
+`)
+	typo := write("typo.yaml", `apiVersion: netpol-guard.io/v1alpha1
+kind: StagedNetworkPolicy
+metadata: {name: default-deny, namespace: shop}
+spec: {stagedAction: Set, templat: {}}
+`)
+
+	// Set judges as applying the template: the same cuts as the NetworkPolicy it holds.
+	code, out, errs := check(t, cli.CheckOptions{Inputs: in, Policies: []string{set}})
+	if code != cli.ExitCut || !strings.Contains(out, "create shop/default-deny would cut 10 of 19 observed flows") {
+		t.Errorf("staged Set: exit %d, stderr %s\n%s", code, errs, out)
+	}
+	// Delete judges as deleting the NetworkPolicy of its name: as check --delete does.
+	code, out, errs = check(t, cli.CheckOptions{Inputs: in, Policies: []string{del}})
+	if code != cli.ExitCut || !strings.Contains(out, "delete shop/allow-same-namespace would cut 4 of 19") {
+		t.Errorf("staged Delete: exit %d, stderr %s\n%s", code, errs, out)
+	}
+	for _, tc := range []struct {
+		name, path, want string
+		delete           bool
+	}{
+		{"delete of a policy the cluster lacks", missing, "networkpolicy shop/not-there, which is not in the cluster", false},
+		{"set without a template", noTemplate, "spec.template: Required value", false},
+		{"unknown field", typo, "spec.templat: unknown field", false},
+		{"--delete of a staged policy", set, "--delete takes NetworkPolicies and cluster policies only", true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			code, _, errs := check(t, cli.CheckOptions{Inputs: in, Policies: []string{tc.path}, Delete: tc.delete})
+			if code != cli.ExitBadInput || !strings.Contains(errs, tc.want) {
+				t.Errorf("exit %d, stderr %q, want %d and %q", code, errs, cli.ExitBadInput, tc.want)
+			}
+		})
+	}
+}

@@ -11,6 +11,7 @@ import (
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 
+	"github.com/netpol-guard/netpol-guard/apis/v1alpha1"
 	"github.com/netpol-guard/netpol-guard/cluster"
 	"github.com/netpol-guard/netpol-guard/evaluator"
 	"github.com/netpol-guard/netpol-guard/flows"
@@ -35,7 +36,8 @@ type EvaluateOptions struct {
 // CheckOptions configures Check.
 type CheckOptions struct {
 	Inputs
-	// Policies are files of NetworkPolicies to apply (or, with Delete, to delete).
+	// Policies are files of NetworkPolicies to apply (or, with Delete, to delete), and of
+	// StagedNetworkPolicies, each judged as its stagedAction.
 	Policies []string
 	// Namespace is given to policies that do not name one, as kubectl does.
 	Namespace string
@@ -329,7 +331,7 @@ func readChanges(opts CheckOptions, snap *cluster.Objects) ([]change, []relabelC
 			return nil, nil, fmt.Errorf("reading policies: %w", err)
 		}
 		objects := len(s.Namespaces) + len(s.Pods) + len(s.Workloads)
-		if opts.Delete && objects > 0 {
+		if opts.Delete && objects+len(s.Staged) > 0 {
 			return nil, nil, fmt.Errorf("%s: --delete takes NetworkPolicies and cluster policies only", path)
 		}
 		for _, p := range s.ClusterPolicies {
@@ -345,8 +347,8 @@ func readChanges(opts CheckOptions, snap *cluster.Objects) ([]change, []relabelC
 				currentCluster[p.Ref()] = p
 			}
 		}
-		if len(s.Policies) == 0 && len(s.ClusterPolicies) == 0 && objects == 0 {
-			return nil, nil, fmt.Errorf("reading policies: %s holds no NetworkPolicy, cluster policy, Namespace, Pod or workload", path)
+		if len(s.Policies) == 0 && len(s.ClusterPolicies) == 0 && len(s.Staged) == 0 && objects == 0 {
+			return nil, nil, fmt.Errorf("reading policies: %s holds no NetworkPolicy, StagedNetworkPolicy, cluster policy, Namespace, Pod or workload", path)
 		}
 		r, err := readRelabels(path, s, snap)
 		if err != nil {
@@ -367,6 +369,27 @@ func readChanges(opts CheckOptions, snap *cluster.Objects) ([]change, []relabelC
 				changes = append(changes, change{old: old})
 				delete(current, key)
 			default:
+				changes = append(changes, change{old: old, new: p})
+				current[key] = p
+			}
+		}
+		// A staged policy is judged as what applying it would do: its stagedAction on the
+		// NetworkPolicy of its namespace and name.
+		for _, sp := range s.Staged {
+			key := sp.Namespace + "/" + sp.Name
+			old := current[key]
+			switch sp.Action() {
+			case v1alpha1.StagedDelete:
+				if old == nil {
+					return nil, nil, fmt.Errorf("%s: stagednetworkpolicy %s deletes networkpolicy %s, which is not in the cluster", path, key, key)
+				}
+				changes = append(changes, change{old: old})
+				delete(current, key)
+			default:
+				p := sp.NetworkPolicy()
+				if p == nil {
+					return nil, nil, fmt.Errorf("%s: stagednetworkpolicy %s: spec.template: Required value: stagedAction Set needs a template", path, key)
+				}
 				changes = append(changes, change{old: old, new: p})
 				current[key] = p
 			}

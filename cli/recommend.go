@@ -11,6 +11,7 @@ import (
 	networkingv1 "k8s.io/api/networking/v1"
 	"sigs.k8s.io/yaml"
 
+	"github.com/netpol-guard/netpol-guard/apis/v1alpha1"
 	"github.com/netpol-guard/netpol-guard/internal/human"
 	"github.com/netpol-guard/netpol-guard/suggest"
 )
@@ -137,9 +138,11 @@ func recommendedYAML(p *networkingv1.NetworkPolicy, staged bool) ([]byte, error)
 		"metadata":   map[string]string{"name": p.Name, "namespace": p.Namespace},
 		"spec": map[string]any{
 			"stagedAction": "Set",
-			"template": map[string]any{
-				"metadata": map[string]string{"name": p.Name, "namespace": p.Namespace},
-				"spec":     p.Spec,
+			// The template's metadata holds labels and annotations only: its name and
+			// namespace are the staged policy's.
+			"template": v1alpha1.NetworkPolicyTemplate{
+				Metadata: v1alpha1.TemplateMetadata{Labels: p.Labels, Annotations: p.Annotations},
+				Spec:     p.Spec,
 			},
 		},
 	})

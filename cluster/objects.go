@@ -31,6 +31,7 @@ import (
 	"sigs.k8s.io/network-policy-api/apis/v1beta1"
 	"sigs.k8s.io/yaml"
 
+	guardv1alpha1 "github.com/netpol-guard/netpol-guard/apis/v1alpha1"
 	"github.com/netpol-guard/netpol-guard/evaluator"
 	"github.com/netpol-guard/netpol-guard/flows"
 )
@@ -53,6 +54,9 @@ type Objects struct {
 	Workloads []client.Object
 	// ClusterPolicies are the Admin and Baseline tier policies, in input order.
 	ClusterPolicies []*evaluator.ClusterPolicy
+	// Staged are the StagedNetworkPolicies (netpol-guard.io/v1alpha1), in input order:
+	// changes to NetworkPolicies staged but not applied.
+	Staged []*guardv1alpha1.StagedNetworkPolicy
 	// Ignored counts the objects of other kinds the input held, by group and kind as
 	// kubectl names them ("Service", "Deployment.apps"). Skipping them is not an error.
 	Ignored map[string]int
@@ -68,14 +72,15 @@ var (
 	cnpV1alpha2GVK   = v1alpha2.SchemeGroupVersion.WithKind("ClusterNetworkPolicy")
 	anpGVK           = v1alpha1.SchemeGroupVersion.WithKind("AdminNetworkPolicy")
 	banpGVK          = v1alpha1.SchemeGroupVersion.WithKind("BaselineAdminNetworkPolicy")
+	stagedGVK        = guardv1alpha1.GroupVersion.WithKind("StagedNetworkPolicy")
 )
 
 // snapshotKinds are the kinds a snapshot keeps, with every version of each it reads.
-var snapshotKinds = []schema.GroupVersionKind{namespaceGVK, podGVK, nodeGVK, networkPolicyGVK, cnpV1beta1GVK, cnpV1alpha2GVK, anpGVK, banpGVK}
+var snapshotKinds = []schema.GroupVersionKind{namespaceGVK, podGVK, nodeGVK, networkPolicyGVK, cnpV1beta1GVK, cnpV1alpha2GVK, anpGVK, banpGVK, stagedGVK}
 
 // clusterScoped are the kinds without a namespace.
 func clusterScoped(gvk schema.GroupVersionKind) bool {
-	return gvk != podGVK && gvk != networkPolicyGVK
+	return gvk != podGVK && gvk != networkPolicyGVK && gvk != stagedGVK
 }
 
 // Limits on what Load and Decode read, so that a hostile file (a pull request's `-f`)
@@ -168,6 +173,7 @@ func (s *Objects) Merge(o *Objects) {
 	s.Policies = mergeObjects(s.Policies, o.Policies)
 	s.Workloads = mergeWorkloads(s.Workloads, o.Workloads)
 	s.ClusterPolicies = mergeClusterPolicies(s.ClusterPolicies, o.ClusterPolicies)
+	s.Staged = mergeObjects(s.Staged, o.Staged)
 	for kind, n := range o.Ignored {
 		if s.Ignored == nil {
 			s.Ignored = map[string]int{}
@@ -529,6 +535,8 @@ func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string, 
 		obj = &v1alpha1.AdminNetworkPolicy{}
 	case banpGVK:
 		obj = &v1alpha1.BaselineAdminNetworkPolicy{}
+	case stagedGVK:
+		obj = &guardv1alpha1.StagedNetworkPolicy{}
 	default:
 		w, err := NewWorkload(want.Kind)
 		if err != nil {
@@ -621,6 +629,8 @@ func (d *sourceDecoder) add(p pendingObject) error {
 		d.snap.Nodes = append(d.snap.Nodes, o)
 	case *networkingv1.NetworkPolicy:
 		d.snap.Policies = append(d.snap.Policies, o)
+	case *guardv1alpha1.StagedNetworkPolicy:
+		d.snap.Staged = append(d.snap.Staged, o)
 	default:
 		switch obj.(type) {
 		case *v1beta1.ClusterNetworkPolicy, *v1alpha2.ClusterNetworkPolicy, *v1alpha1.AdminNetworkPolicy, *v1alpha1.BaselineAdminNetworkPolicy:

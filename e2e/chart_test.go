@@ -1014,6 +1014,8 @@ func checkRBAC(t *testing.T, m manifest, sa string, flags map[string][]string) {
 		"authorization.k8s.io/subjectaccessreviews": {"create"},
 		// Staged policies: every replica reads them, the elected one writes their status.
 		"netpol-guard.io/stagednetworkpolicies": read, "netpol-guard.io/stagednetworkpolicies/status": {"update"},
+		// Their OpenReports Reports.
+		"openreports.io/reports": {"get", "create", "update"},
 	}
 	if _, ok := flags["leader-elect"]; ok {
 		need["coordination.k8s.io/leases"] = []string{"get", "create", "update"}
@@ -1051,6 +1053,7 @@ func checkRBAC(t *testing.T, m manifest, sa string, flags map[string][]string) {
 		"authentication.k8s.io/tokenreviews": {"create"}, "authorization.k8s.io/subjectaccessreviews": {"create"},
 		"netpol-guard.io/stagednetworkpolicies/status": {"update"},
 		"coordination.k8s.io/leases":                   {"create", "update"},
+		"openreports.io/reports":                       {"create", "update"},
 	}
 	for key, verbs := range granted {
 		want, ok := need[key]

@@ -8,10 +8,12 @@ package e2e
 import (
 	"fmt"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	reportsv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
 	admissionregistrationv1 "k8s.io/api/admissionregistration/v1"
 	networkingv1 "k8s.io/api/networking/v1"
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
@@ -26,13 +28,20 @@ import (
 	"github.com/netpol-guard/netpol-guard/e2e/harness"
 	"github.com/netpol-guard/netpol-guard/flows"
 	"github.com/netpol-guard/netpol-guard/internal/testutil"
+	"github.com/netpol-guard/netpol-guard/staged"
 )
 
 func TestStaged(t *testing.T) {
 	assets := requireAssets(t)
 	ctx := t.Context()
 	cp, built := startControlPlane(t, assets)
-	if _, err := envtest.InstallCRDs(cp.Config, envtest.CRDInstallOptions{Paths: []string{"../charts/netpol-guard/crds"}, ErrorIfPathMissing: true}); err != nil {
+	// The OpenReports Report CRD, as the module ships it.
+	reportsDir, err := exec.CommandContext(ctx, "go", "list", "-m", "-f", "{{.Dir}}", "github.com/openreports/reports-api").Output()
+	if err != nil {
+		t.Fatalf("finding the reports-api module: %v", err)
+	}
+	reportCRDs := filepath.Join(strings.TrimSpace(string(reportsDir)), "config", "crd")
+	if _, err := envtest.InstallCRDs(cp.Config, envtest.CRDInstallOptions{Paths: []string{"../charts/netpol-guard/crds", reportCRDs}, ErrorIfPathMissing: true}); err != nil {
 		t.Fatal(err)
 	}
 	scheme := runtime.NewScheme()
@@ -40,6 +49,9 @@ func TestStaged(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := v1alpha1.AddToScheme(scheme); err != nil {
+		t.Fatal(err)
+	}
+	if err := reportsv1alpha1.AddToScheme(scheme); err != nil {
 		t.Fatal(err)
 	}
 	c, err := client.New(cp.Config, client.Options{Scheme: scheme})
@@ -147,6 +159,26 @@ func TestStaged(t *testing.T) {
 			t.Errorf("conditions %+v, want WouldCut True", s.Status.Conditions)
 		}
 		soakingSince = *s.Status.SoakingSince
+
+		// Its OpenReports Report, owned by it, fails with the cut flows.
+		report := &reportsv1alpha1.Report{}
+		testutil.EventuallyNoError(t, 30*time.Second, "the staged policy's Report listing 2 cuts", func() error {
+			if err := c.Get(ctx, client.ObjectKey{Namespace: ns, Name: staged.ReportName("default-deny")}, report); err != nil {
+				return err
+			}
+			if report.Summary.Fail != 2 {
+				return fmt.Errorf("summary %+v", report.Summary)
+			}
+			return nil
+		})
+		r := report.Results[0]
+		if report.Source != staged.ReportSource || r.Policy != "default-deny" || r.Result != "fail" || !strings.Contains(r.Description, "default-deny") ||
+			r.Properties["port"] != "7070" || r.Properties["protocol"] != "TCP" || r.Properties["lastSeen"] == "" || len(r.Subjects) != 2 || r.Subjects[1].Name != "cart" {
+			t.Errorf("report result %+v of source %q", r, report.Source)
+		}
+		if o := report.OwnerReferences; len(o) != 1 || o[0].UID != s.UID {
+			t.Errorf("report owners %+v, want the staged policy", o)
+		}
 	})
 
 	t.Run("a new flow it would cut shows up within 10s", func(t *testing.T) {

@@ -10,6 +10,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	reportsv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/runtime"
 	"k8s.io/client-go/kubernetes"
@@ -81,6 +82,9 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	if err := cluster.AddClusterPolicyTypes(scheme); err != nil {
+		return err
+	}
+	if err := reportsv1alpha1.AddToScheme(scheme); err != nil {
 		return err
 	}
 	graceful := opts.GracefulTimeout

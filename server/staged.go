@@ -1,7 +1,11 @@
 package server
 
 import (
+	"context"
 	"fmt"
+	"time"
+
+	reportsv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	"k8s.io/client-go/discovery"
@@ -20,29 +24,73 @@ import (
 const LeaderElectionID = "netpol-guard.netpol-guard.io"
 
 // setupStaged soaks StagedNetworkPolicies when their CRD is installed: every replica
-// evaluates them, the leader writes their status.
+// evaluates them, the leader writes their status, and their OpenReports Reports when that
+// CRD is installed. A CRD missing at start is looked for again every DiscoveryInterval.
 func setupStaged(mgr manager.Manager, cfg *rest.Config, cache *flows.Cache, live *cluster.Live, ready func() bool, opts Options) error {
 	if !opts.Staged {
 		return nil
 	}
-	installed, err := servesResource(cfg, v1alpha1.GroupVersion.String(), "stagednetworkpolicies")
+	served := func() (bool, error) {
+		return servesResource(cfg, v1alpha1.GroupVersion.String(), "stagednetworkpolicies")
+	}
+	start := func() error {
+		guard := webhook.NewGuard(webhook.Options{Cache: cache, View: live, MaxListed: v1alpha1.MaxTop})
+		ev := staged.New(staged.Options{Guard: guard, View: live, Cache: cache, Window: opts.CacheWindow, Ready: ready})
+		w := &staged.StatusWriter{
+			Evaluator: ev, Client: mgr.GetClient(), Reader: mgr.GetClient(),
+			Recorder: mgr.GetEventRecorder("netpol-guard"), Interval: opts.StagedStatusInterval,
+		}
+		reports := &staged.ReportWriter{
+			Evaluator: ev, Client: mgr.GetClient(), Reader: mgr.GetAPIReader(),
+			Served: func() (bool, error) {
+				return servesResource(cfg, reportsv1alpha1.SchemeGroupVersion.String(), "reports")
+			},
+			Interval: opts.StagedStatusInterval, Recheck: discoveryInterval(opts),
+		}
+		if err := metrics.Registry.Register(staged.Collector{Evaluator: ev}); err != nil {
+			return err
+		}
+		if err := staged.Setup(mgr, ev, w); err != nil {
+			return err
+		}
+		return mgr.Add(reports)
+	}
+	installed, err := served()
 	if err != nil {
 		return fmt.Errorf("discovering StagedNetworkPolicies: %w", err)
 	}
-	if !installed {
-		log.Info("StagedNetworkPolicy CRD not installed; staged policies are not evaluated")
-		return nil
+	if installed {
+		return start()
 	}
-	guard := webhook.NewGuard(webhook.Options{Cache: cache, View: live, MaxListed: v1alpha1.MaxTop})
-	ev := staged.New(staged.Options{Guard: guard, View: live, Cache: cache, Window: opts.CacheWindow, Ready: ready})
-	w := &staged.StatusWriter{
-		Evaluator: ev, Client: mgr.GetClient(), Reader: mgr.GetClient(),
-		Recorder: mgr.GetEventRecorder("netpol-guard"), Interval: opts.StagedStatusInterval,
+	interval := discoveryInterval(opts)
+	log.Info("StagedNetworkPolicy CRD not installed; staged policies are not evaluated until it is", "recheck", interval)
+	return mgr.Add(everyReplica{manager.RunnableFunc(func(ctx context.Context) error {
+		tick := time.NewTicker(interval)
+		defer tick.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-tick.C:
+			}
+			installed, err := served()
+			if err != nil {
+				log.Error(err, "Discovering StagedNetworkPolicies")
+				continue
+			}
+			if installed {
+				log.Info("StagedNetworkPolicy CRD installed; evaluating staged policies")
+				return start()
+			}
+		}
+	})})
+}
+
+func discoveryInterval(opts Options) time.Duration {
+	if opts.DiscoveryInterval > 0 {
+		return opts.DiscoveryInterval
 	}
-	if err := metrics.Registry.Register(staged.Collector{Evaluator: ev}); err != nil {
-		return err
-	}
-	return staged.Setup(mgr, ev, w)
+	return cluster.DefaultDiscoveryInterval
 }
 
 // servesResource reports whether the API server serves resource in groupVersion.

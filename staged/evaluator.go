@@ -51,11 +51,12 @@ type Evaluator struct {
 	newEdges chan flows.Edge
 	overflow atomic.Bool   // new edges were dropped: judge everything over
 	kick     chan struct{} // a staged policy or the cluster changed
-	memo     *evaluator.Memo
 
 	mu       sync.Mutex
 	policies map[types.NamespacedName]*entry
 	byNS     map[string]map[types.NamespacedName]*entry // by the namespace of the change
+	index    map[string]*selectorIndex                  // of byNS's judged entries; built when first needed
+	stamp    uint64                                     // counts the edges judged, so each entry judges one once
 	all      bool                                       // every entry is due a full evaluation
 	ps       *evaluator.PolicySet                       // what the entries' changes were made against
 	world    *evaluator.World
@@ -69,6 +70,8 @@ type entry struct {
 	generation int64
 	change     *webhook.Change // nil until evaluated, or when the template does not compile
 	invalid    string          // why the change cannot be judged
+	memo       *evaluator.Memo // kept across the new edges judged against change
+	stamp      uint64          // Evaluator.stamp of the edge last judged against it
 	due        bool            // a full evaluation is due
 
 	evaluated    bool
@@ -120,9 +123,9 @@ func New(opts Options) *Evaluator {
 		opts:     opts,
 		newEdges: make(chan flows.Edge, newEdgeBuffer),
 		kick:     make(chan struct{}, 1),
-		memo:     evaluator.NewMemo(),
 		policies: map[types.NamespacedName]*entry{},
 		byNS:     map[string]map[types.NamespacedName]*entry{},
+		index:    map[string]*selectorIndex{},
 	}
 }
 
@@ -266,6 +269,7 @@ func (ev *Evaluator) Upsert(obj *v1alpha1.StagedNetworkPolicy) {
 		ev.byNS[key.Namespace] = map[types.NamespacedName]*entry{}
 	}
 	ev.byNS[key.Namespace][key] = e
+	delete(ev.index, key.Namespace)
 	ev.Kick()
 }
 
@@ -293,6 +297,7 @@ func (ev *Evaluator) Remove(key types.NamespacedName) {
 	}
 	delete(ev.policies, key)
 	delete(ev.byNS[key.Namespace], key)
+	delete(ev.index, key.Namespace)
 	if len(ev.byNS[key.Namespace]) == 0 {
 		delete(ev.byNS, key.Namespace)
 	}
@@ -388,6 +393,9 @@ func (ev *Evaluator) evaluate(e *entry) {
 		return // replaced meanwhile; its own evaluation is due
 	}
 	e.change, e.invalid, e.cuts, e.coverage = change, invalid, cuts, coverage
+	// The sets a kept memo knew are gone with the old change; so is the index's entry.
+	e.memo = nil
+	delete(ev.index, e.key.Namespace)
 	ev.settle(e, now)
 	if l := log.V(4); l.Enabled() {
 		l.Info("Staged policy evaluated", "staged", e.key.String(), "wouldCut", len(cuts), "edges", coverage.EdgesConsidered)
@@ -407,35 +415,55 @@ func (ev *Evaluator) settle(e *entry, now time.Time) {
 	e.version = ev.version
 }
 
-// JudgeEdges judges new edges against every staged policy of their ends' namespaces.
+// JudgeEdges judges new edges against the staged policies of their ends' namespaces that
+// may select one of their ends.
 func (ev *Evaluator) JudgeEdges(edges []flows.Edge) {
 	now := ev.opts.Now()
 	ev.mu.Lock()
 	defer ev.mu.Unlock()
 	for i := range edges {
 		e := &edges[i]
-		ev.judgeIn(e.Src, e, now)
-		if e.Dst.Namespace != e.Src.Namespace || e.Src.Kind != flows.PeerWorkload {
-			ev.judgeIn(e.Dst, e, now)
-		}
+		ev.stamp++
+		ev.judgeAt(e.Src, e.SrcInfo, e, now)
+		ev.judgeAt(e.Dst, e.DstInfo, e, now)
 	}
 }
 
-func (ev *Evaluator) judgeIn(end flows.PeerID, e *flows.Edge, now time.Time) {
-	if end.Kind != flows.PeerWorkload {
+// judgeAt judges e against the staged policies that may select its end at.
+func (ev *Evaluator) judgeAt(at flows.PeerID, info *flows.PeerInfo, e *flows.Edge, now time.Time) {
+	if at.Kind != flows.PeerWorkload {
 		return
 	}
-	for _, p := range ev.byNS[end.Namespace] {
-		if p.change == nil {
+	idx := ev.indexOf(at.Namespace)
+	if idx == nil {
+		return
+	}
+	ev.judgeAgainst(idx.any, e, now)
+	if len(idx.byLabel) == 0 {
+		return
+	}
+	for k, v := range ev.opts.View.Endpoint(at, info).Labels {
+		ev.judgeAgainst(idx.byLabel[label{k, v}], e, now)
+	}
+}
+
+func (ev *Evaluator) judgeAgainst(entries []*entry, e *flows.Edge, now time.Time) {
+	for _, p := range entries {
+		if p.stamp == ev.stamp {
 			continue
 		}
+		p.stamp = ev.stamp
 		id := idOf(e)
 		if c := p.cuts[id]; c != nil && !c.remembered {
 			c.edge = *e
 			continue
 		}
-		if isCut, reason := ev.opts.Guard.Judge(p.change, e, ev.memo); isCut {
-			p.cuts[id] = &cut{edge: *e, reason: reason}
+		if p.memo == nil {
+			p.memo = evaluator.NewMemo()
+		}
+		// Why is asked when the cut is listed (Findings), not for every cut edge.
+		if ev.opts.Guard.Cuts(p.change, e, p.memo) {
+			p.cuts[id] = &cut{edge: *e}
 			ev.settle(p, now)
 		}
 	}

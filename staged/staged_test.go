@@ -138,16 +138,40 @@ func TestDeleteOfAMissingPolicyCutsNothing(t *testing.T) {
 	}
 }
 
-// BenchmarkJudgeNewEdge: one new edge judged against every staged policy whose namespace
-// is one of its ends' — 100 staged policies, all in the edge's namespace (the worst case),
-// or one in each of 100 namespaces (the usual one).
-func BenchmarkJudgeNewEdge(b *testing.B) {
-	for _, spread := range []bool{false, true} {
-		name := "100-staged-in-the-edges-namespace"
-		if spread {
-			name = "100-staged-in-100-namespaces"
+func TestNewEdgesAreJudgedByTheStagedPoliciesThatMaySelectAnEnd(t *testing.T) {
+	cart := denyIngress("shop", "cart")
+	cart.Spec.Template.Spec.PodSelector = metav1.LabelSelector{MatchLabels: map[string]string{"app": "cart"}}
+	notRedis := denyIngress("shop", "not-redis")
+	notRedis.Spec.Template.Spec.PodSelector = metav1.LabelSelector{MatchExpressions: []metav1.LabelSelectorRequirement{{Key: "app", Operator: metav1.LabelSelectorOpNotIn, Values: []string{"redis"}}}}
+	ev, _ := setup(t, []string{"shop"}, cart, notRedis)
+	ev.EvaluateDue()
+	ev.JudgeEdges([]flows.Edge{
+		{Src: workload("shop", "Deployment/frontend"), Dst: workload("shop", "Deployment/cart"), Port: 7070, Protocol: corev1.ProtocolTCP, LastSeen: t0},
+		{Src: workload("shop", "Deployment/cart"), Dst: workload("shop", "Deployment/redis"), Port: 6379, Protocol: corev1.ProtocolTCP, LastSeen: t0},
+	})
+	for name, want := range map[string]int32{"cart": 1, "not-redis": 1} {
+		st, ok := ev.Status(types.NamespacedName{Namespace: "shop", Name: name}, v1alpha1.StagedNetworkPolicyStatus{})
+		if !ok || st.WouldCut.Flows != want || st.WouldCut.Top[0].Dst.Workload != "Deployment/cart" || st.WouldCut.Top[0].Reason == "" {
+			t.Errorf("%s: status %+v, want the edge into cart cut, explained", name, st)
 		}
-		b.Run(name, func(b *testing.B) {
+	}
+}
+
+// BenchmarkJudgeNewEdge: one new edge judged against the staged policies whose namespace
+// is one of its ends' — 100 staged policies, all in the edge's namespace and selecting its
+// destination (the worst case), all there selecting other pods, or one in each of 100
+// namespaces (the usual one).
+func BenchmarkJudgeNewEdge(b *testing.B) {
+	for _, c := range []struct {
+		name           string
+		spread, others bool
+	}{
+		{name: "100-staged-in-the-edges-namespace"},
+		{name: "100-staged-in-the-edges-namespace-selecting-other-pods", others: true},
+		{name: "100-staged-in-100-namespaces", spread: true},
+	} {
+		spread := c.spread
+		b.Run(c.name, func(b *testing.B) {
 			var namespaces []string
 			var staged []*v1alpha1.StagedNetworkPolicy
 			for i := range 100 {
@@ -157,7 +181,11 @@ func BenchmarkJudgeNewEdge(b *testing.B) {
 				}
 				namespaces = append(namespaces, ns)
 				s := denyIngress(ns, fmt.Sprintf("staged-%03d", i))
-				s.Spec.Template.Spec.PodSelector = metav1.LabelSelector{MatchLabels: map[string]string{"app": "app-1"}}
+				app := "app-1"
+				if c.others {
+					app = fmt.Sprintf("app-%d", 2+i)
+				}
+				s.Spec.Template.Spec.PodSelector = metav1.LabelSelector{MatchLabels: map[string]string{"app": app}}
 				staged = append(staged, s)
 			}
 			ev, _ := setup(b, namespaces, staged...)

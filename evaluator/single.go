@@ -1,0 +1,66 @@
+package evaluator
+
+// CutOne reports whether the change from before to after cuts flow f: what DiffWith reports
+// of a one-flow input, by the same steps (differ.run), but on the caller's goroutine and
+// without the result DiffWith builds. It is for judging flows one at a time as they are
+// seen — package staged judges every new edge against each staged change — where a
+// goroutine and a DiffResult per flow would cost more than the judging. kept, when not nil,
+// is kept from call to call as DiffOptions.Memo is; it is not safe for concurrent use.
+//
+// When after was derived from before by With (or before from after), only the namespaces
+// With touched are compared for changed policies, not every namespace of the sets.
+func CutOne(before, after *PolicySet, w *World, f Flow, kept *Memo) bool {
+	changed := changedOf(before, after)
+	var changedCl []*compiledCluster
+	tiered := before.cluster != nil || after.cluster != nil
+	if tiered {
+		changedCl = changedClusters(before.cluster, after.cluster)
+	}
+	if len(changed) == 0 && len(changedCl) == 0 {
+		return false
+	}
+	d := differ{changed: changed, tiered: tiered, changedCluster: changedCl}
+	for _, cp := range changed {
+		d.ingressChanged = d.ingressChanged || cp.ingress
+		d.egressChanged = d.egressChanged || cp.egress
+	}
+	var m *memo
+	if kept != nil {
+		m = kept.begin(w, before, after)
+	} else {
+		m = newMemo()
+	}
+	eb := Evaluation{ps: before, w: w, m: m}
+	ea := Evaluation{ps: after, w: w, m: m}
+	flows := [1]Flow{f}
+	p := d.run(&eb, &ea, flows[:], 0, 1, false)
+	return len(p.cut) > 0
+}
+
+// changedOf is changedPolicies, looking only at the namespaces With touched when one set
+// was derived from the other.
+func changedOf(before, after *PolicySet) []*compiledPolicy {
+	var touched []string
+	switch {
+	case before == after:
+		return nil
+	case after.base == before:
+		touched = after.changed
+	case before.base == after:
+		touched = before.changed
+	default:
+		return changedPolicies(before, after)
+	}
+	var out []*compiledPolicy
+	for _, ns := range touched {
+		b, a := before.byNS[ns], after.byNS[ns]
+		switch {
+		case a == b:
+		case b == nil:
+			out = append(out, a.policies...)
+		default:
+			out = append(out, diffNamespace(b, a)...)
+		}
+	}
+	return out
+}
