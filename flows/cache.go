@@ -624,7 +624,9 @@ func (c Coverage) History(now time.Time) time.Duration {
 // Coverage is what the cache's answers rest on.
 type Coverage struct {
 	// Since is when the oldest observation the cache took was seen (kept across restarts by
-	// the snapshot): the history the cache's answers rest on. Zero while it holds nothing.
+	// the snapshot; a restore that drops edges past the window counts from the oldest edge
+	// kept, so downtime is not history): the history the cache's answers rest on. Zero
+	// while it holds nothing.
 	Since time.Time
 	// Edges held now; Peers they connect; Bytes the heap they are estimated to hold.
 	Edges, Peers int

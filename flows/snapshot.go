@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -124,9 +125,22 @@ func (c *Cache) WriteSnapshot(w io.Writer) error {
 	return err
 }
 
-// ReadSnapshot replaces the cache's contents with a snapshot. On any error the cache is left
-// as it was. Edges past the cap are dropped, least recently touched first.
+// ReadSnapshot replaces the cache's contents with a snapshot, every edge of it however old.
+// On any error the cache is left as it was. Edges past the cap are dropped, least recently
+// touched first.
 func (c *Cache) ReadSnapshot(r io.Reader) error {
+	return c.readSnapshot(r, time.Time{})
+}
+
+// ReadSnapshotAt is ReadSnapshot at time now: edges last seen before now minus the window
+// are not restored (and are counted as expired), as expiry would have dropped them had the
+// cache been running. Coverage.Since is then the first sighting of the oldest edge kept —
+// none when none is — so the time the webhook was down does not pass for observed history.
+func (c *Cache) ReadSnapshotAt(r io.Reader, now time.Time) error {
+	return c.readSnapshot(r, now)
+}
+
+func (c *Cache) readSnapshot(r io.Reader, now time.Time) error {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return fmt.Errorf("reading flow cache snapshot: %w", err)
@@ -175,6 +189,7 @@ func (c *Cache) ReadSnapshot(r io.Reader) error {
 		infos = append(infos, info)
 	}
 	ne := d.count()
+	ne0 := ne
 	edges := make([]snapEdge, 0, min(ne, 1<<20))
 	for ; ne > 0 && d.err == nil; ne-- {
 		e := snapEdge{}
@@ -196,10 +211,20 @@ func (c *Cache) ReadSnapshot(r io.Reader) error {
 		return fmt.Errorf("%w: %v", ErrSnapshotCorrupt, d.err)
 	}
 
+	dropped := 0
+	if !now.IsZero() {
+		cutoff := now.Add(-c.window).Unix()
+		edges = slices.DeleteFunc(edges, func(e snapEdge) bool { return e.last < cutoff })
+		dropped = ne0 - len(edges)
+	}
+	if dropped > 0 {
+		since = time.Time{} // the edges kept say how far back history reaches
+	}
+
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.reset(since)
-	c.unresolved, c.evicted, c.expired = unresolved, evicted, expired
+	c.unresolved, c.evicted, c.expired = unresolved, evicted, expired+uint64(dropped)
 	for k, v := range sources {
 		if len(c.sources) < maxSources {
 			c.sources[k] = v
@@ -255,6 +280,15 @@ func (c *Cache) SaveFile(path string) error {
 // LoadFile restores the cache from a snapshot file. A missing file is not an error (the
 // cache starts empty, found is false); a corrupt one is, and leaves the cache as it was.
 func (c *Cache) LoadFile(path string) (found bool, err error) {
+	return c.loadFile(path, time.Time{})
+}
+
+// LoadFileAt is LoadFile at time now, dropping what is past the window (ReadSnapshotAt).
+func (c *Cache) LoadFileAt(path string, now time.Time) (found bool, err error) {
+	return c.loadFile(path, now)
+}
+
+func (c *Cache) loadFile(path string, now time.Time) (found bool, err error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
@@ -263,7 +297,7 @@ func (c *Cache) LoadFile(path string) (found bool, err error) {
 		return false, fmt.Errorf("opening flow cache snapshot: %w", err)
 	}
 	defer f.Close()
-	if err := c.ReadSnapshot(bufio.NewReaderSize(f, 1<<20)); err != nil {
+	if err := c.readSnapshot(bufio.NewReaderSize(f, 1<<20), now); err != nil {
 		return true, fmt.Errorf("%s: %w", path, err)
 	}
 	return true, nil
@@ -283,14 +317,19 @@ type Snapshotter struct {
 	Now func() time.Time
 }
 
-// Restore loads the snapshot, if any. A missing or corrupt snapshot is logged and the cache
+// Restore loads the snapshot, if any, without the edges that have passed the window while
+// the webhook was down (LoadFileAt). A missing or corrupt snapshot is logged and the cache
 // starts empty: losing history must never stop the webhook.
 func (s *Snapshotter) Restore() {
 	defer s.markLoaded()
 	if s.Path == "" {
 		return
 	}
-	found, err := s.Cache.LoadFile(s.Path)
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	found, err := s.Cache.LoadFileAt(s.Path, now())
 	switch {
 	case err != nil:
 		s.Log.Error(err, "Flow cache snapshot unreadable, starting empty", "path", s.Path)
