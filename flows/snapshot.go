@@ -23,9 +23,12 @@ import (
 // The snapshot format: a magic string and a version, then varint-encoded coverage, peers
 // and edges (least recently touched first), then a CRC-32 of everything before it. A
 // reader refuses any other version, a bad checksum, or a count that the data cannot hold.
+// Version 2 added each peer's prefix length (PeerID.Bits) after its address; a version 1
+// snapshot, without it, is read as single addresses.
 const (
-	snapshotMagic   = "NPGFLOWS"
-	snapshotVersion = 1
+	snapshotMagic     = "NPGFLOWS"
+	snapshotVersion   = 2
+	snapshotVersionV1 = 1
 	// Bounds a corrupt snapshot cannot talk the reader past.
 	maxSnapshotString = 1 << 16
 	maxSnapshotItems  = 1 << 28
@@ -86,6 +89,7 @@ func (c *Cache) WriteSnapshot(w io.Writer) error {
 		enc.str(p.id.Name)
 		ip, _ := p.id.IP.MarshalBinary()
 		enc.bytes(ip)
+		enc.uvarint(uint64(p.id.Bits))
 		if p.info == nil {
 			enc.uvarint(0)
 			continue
@@ -153,8 +157,9 @@ func (c *Cache) readSnapshot(r io.Reader, now time.Time) error {
 		return fmt.Errorf("%w: checksum mismatch", ErrSnapshotCorrupt)
 	}
 	d := &decoder{b: body[len(snapshotMagic):]}
-	if v := d.uvarint(); d.err == nil && v != snapshotVersion {
-		return fmt.Errorf("flow cache snapshot version %d is not supported (this build reads version %d)", v, snapshotVersion)
+	version := d.uvarint()
+	if d.err == nil && version != snapshotVersion && version != snapshotVersionV1 {
+		return fmt.Errorf("flow cache snapshot version %d is not supported (this build reads versions %d and %d)", version, snapshotVersionV1, snapshotVersion)
 	}
 	since := time.Unix(0, d.varint())
 	unresolved, evicted, expired := d.uvarint(), d.uvarint(), d.uvarint()
@@ -170,6 +175,14 @@ func (c *Cache) readSnapshot(r io.Reader, now time.Time) error {
 		id := PeerID{Kind: PeerKind(d.uvarint()), Namespace: d.str(), Name: d.str()}
 		if err := id.IP.UnmarshalBinary(d.bytes()); err != nil && d.err == nil {
 			d.err = err
+		}
+		if version >= 2 {
+			if bits := d.uvarint(); bits != 0 && d.err == nil {
+				id.Bits = uint8(min(bits, 255))
+				if p, err := id.IP.Prefix(int(bits)); id.Kind != PeerExternal || err != nil || bits >= uint64(id.IP.BitLen()) || p.Addr() != id.IP {
+					d.err = fmt.Errorf("peer %s: not a network", id)
+				}
+			}
 		}
 		var info *PeerInfo
 		if d.uvarint() == 1 {
@@ -231,11 +244,11 @@ func (c *Cache) readSnapshot(r io.Reader, now time.Time) error {
 		}
 	}
 	for _, e := range edges {
-		c.add(&Observation{
+		i := c.add(&Observation{
 			Src: ids[e.src], SrcInfo: infos[e.src], Dst: ids[e.dst], DstInfo: infos[e.dst],
 			Port: int32(e.port), Protocol: protocols[e.proto], Seen: time.Unix(e.first, 0), Count: e.count,
 		})
-		if i, ok := c.index[edgeKey{src: c.peerIndex[ids[e.src]], dst: c.peerIndex[ids[e.dst]], port: e.port, proto: e.proto}]; ok {
+		if i != none {
 			c.edges[i].last = max(c.edges[i].last, e.last)
 		}
 	}
