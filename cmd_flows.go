@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -217,7 +218,7 @@ func (f *exportFlags) run(ctx context.Context, stdout, stderr io.Writer) error {
 	ctx, cancel := context.WithTimeout(ctx, f.timeout)
 	defer cancel()
 	err = src.exportTo(ctx, f.flowsNamespace, w)
-	if cerr := closeOut(); err == nil {
+	if cerr := closeOut(err); err == nil {
 		err = cerr
 	}
 	if err != nil {
@@ -266,7 +267,7 @@ func newFlowsImportCommand(stdin io.Reader) *cobra.Command {
 				return exitCode(cli.ExitBadInput)
 			}
 			n, err := cli.Import(args[0], format, stdin, w)
-			if cerr := closeOut(); err == nil {
+			if cerr := closeOut(err); err == nil {
 				err = cerr
 			}
 			if err != nil {
@@ -283,14 +284,33 @@ func newFlowsImportCommand(stdin io.Reader) *cobra.Command {
 	return cmd
 }
 
-// output opens path for writing, or returns stdout for "-".
-func output(path string, stdout io.Writer) (io.Writer, func() error, error) {
+// output opens path for writing, or returns stdout for "-". A file is written beside path
+// under a temporary name and renamed over it by finish, only when the command succeeded
+// (err nil): so `flows import -o X X` reads X whole before X is replaced, and a failed
+// command leaves X as it was.
+func output(path string, stdout io.Writer) (w io.Writer, finish func(err error) error, err error) {
 	if path == "-" || path == "" {
-		return stdout, func() error { return nil }, nil
+		return stdout, func(error) error { return nil }, nil
 	}
-	f, err := os.Create(path)
+	f, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".tmp-*")
 	if err != nil {
 		return nil, nil, err
 	}
-	return f, f.Close, nil
+	return f, func(err error) error {
+		defer os.Remove(f.Name()) // after a successful rename, there is nothing left to remove
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return nil // the command reports its own error
+		}
+		mode := os.FileMode(0o644) // os.Create's under the usual umask
+		if st, err := os.Stat(path); err == nil {
+			mode = st.Mode().Perm()
+		}
+		if err := os.Chmod(f.Name(), mode); err != nil {
+			return err
+		}
+		return os.Rename(f.Name(), path)
+	}, nil
 }

@@ -149,6 +149,7 @@ func newWebhookCommand() *cobra.Command {
 	fs.DurationVar(&o.CacheWindow, "cache-window", o.CacheWindow, "how long a flow is remembered after it was last seen")
 	fs.IntVar(&o.CacheMaxEdges, "cache-max-edges", o.CacheMaxEdges, "flow cache cap in edges; past it the least recently seen go first")
 	fs.Int64Var(&o.CacheMaxBytes, "cache-max-bytes", o.CacheMaxBytes, "flow cache cap in estimated heap bytes (netpol_guard_cache_bytes); past it the least recently seen edges go first; 0: none")
+	fs.IntVar(&o.CacheMaxExternalPeers, "cache-max-external-peers", o.CacheMaxExternalPeers, "external addresses the flow cache holds one by one; past it new ones are held by /24 (IPv4) or /48 (IPv6), except where a policy's ipBlock splits the network; 0: no bound")
 	fs.StringVar(&o.SnapshotPath, "snapshot-path", "", "file the flow cache is snapshotted to and restored from; empty: no snapshots")
 	fs.DurationVar(&o.SnapshotInterval, "snapshot-interval", o.SnapshotInterval, "how often the flow cache is snapshotted (and expired)")
 	fs.Var((*stringList)(&o.FlowWriters), "flow-writers", "users allowed to push the flows of the node their token is bound to (repeatable), e.g. the node agent's system:serviceaccount:netpol-guard:netpol-guard-agent")

@@ -92,7 +92,11 @@ var readmeCommands = map[string]struct {
 	"netpol-guard version":                                   {code: cli.ExitOK},
 	"netpol-guard completion bash":                           {code: cli.ExitOK},
 	"netpol-guard flows export -n netpol-guard > snap.jsonl": {skip: "needs a cluster running the webhook"},
-	"netpol-guard flows export -n netpol-guard --token-file reader.token --flows-namespace shop -o shop.jsonl": {skip: "needs a cluster running the webhook"},
+	"netpol-guard staged list -A                                   # what each would cut now":                            {skip: "needs a cluster"},
+	"netpol-guard staged promote default-deny -n shop --min-clean 24h  # apply it once clean that long":                  {skip: "needs a cluster"},
+	"netpol-guard recommend --cluster examples/cluster.yaml --flows examples/flows.jsonl -n shop --staged > staged.yaml": {skip: "writes a file through the shell: TestRecommendedStagedPoliciesCheckClean runs the pair"},
+	"netpol-guard check --cluster examples/cluster.yaml --flows examples/flows.jsonl -f staged.yaml":                     {skip: "reads the file the line above writes: TestRecommendedStagedPoliciesCheckClean runs the pair"},
+	"netpol-guard flows export -n netpol-guard --token-file reader.token --flows-namespace shop -o shop.jsonl":           {skip: "needs a cluster running the webhook"},
 }
 
 // TestREADMECommands runs every command line of README.md's code blocks that starts with
@@ -147,5 +151,24 @@ func TestREADMECommands(t *testing.T) {
 				t.Errorf("exit %d, want %d\nstdout:\n%s\nstderr:\n%s", code, want.code, stdout.String(), stderr.String())
 			}
 		})
+	}
+}
+
+// TestRecommendedStagedPoliciesCheckClean runs README's pair: recommend --staged writes
+// StagedNetworkPolicies that check -f takes and finds cutting nothing.
+func TestRecommendedStagedPoliciesCheckClean(t *testing.T) {
+	var staged, stderr bytes.Buffer
+	if code := run("netpol-guard", strings.Fields("recommend --cluster examples/cluster.yaml --flows examples/flows.jsonl -n shop --staged"), strings.NewReader(""), &staged, &stderr); code != cli.ExitOK {
+		t.Fatalf("recommend --staged: exit %d\n%s", code, stderr.String())
+	}
+	file := t.TempDir() + "/staged.yaml"
+	if err := os.WriteFile(file, staged.Bytes(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var out bytes.Buffer
+	stderr.Reset()
+	code := run("netpol-guard", []string{"check", "--cluster", "examples/cluster.yaml", "--flows", "examples/flows.jsonl", "-f", file}, strings.NewReader(""), &out, &stderr)
+	if code != cli.ExitOK || !strings.Contains(out.String(), "cuts none of") || !strings.Contains(out.String(), "shop/") {
+		t.Errorf("check -f of the recommended staged policies: exit %d\n%s%s", code, out.String(), stderr.String())
 	}
 }

@@ -59,6 +59,7 @@ func Evaluate(out, errw io.Writer, opts EvaluateOptions) int {
 		return fail(errw, err)
 	}
 	obs.reportSkipped(errw)
+	obs.warnAbsentNamespaces(errw, obs.snapshot.Policies)
 	ps, err := evaluator.CompileAll(obs.snapshot.Policies, obs.snapshot.ClusterPolicies)
 	if err != nil {
 		return fail(errw, fmt.Errorf("cluster policies: %w", err))
@@ -138,6 +139,14 @@ func Check(out, errw io.Writer, opts CheckOptions) int {
 	if err != nil {
 		return fail(errw, err)
 	}
+	obs.warnAbsentNamespaces(errw, obs.snapshot.Policies)
+	var applied []*networkingv1.NetworkPolicy
+	for _, c := range changes {
+		if c.new != nil && c.old == nil { // an update was named with the cluster's policies
+			applied = append(applied, c.new)
+		}
+	}
+	obs.warnAbsentNamespaces(errw, applied)
 	after := before
 	var names []string
 	for _, c := range changes {

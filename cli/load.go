@@ -9,6 +9,8 @@ import (
 	"io"
 	"os"
 
+	networkingv1 "k8s.io/api/networking/v1"
+
 	"github.com/netpol-guard/netpol-guard/cluster"
 	"github.com/netpol-guard/netpol-guard/evaluator"
 	"github.com/netpol-guard/netpol-guard/flows"
@@ -119,6 +121,9 @@ type observed struct {
 	// line and why (the first maxSkippedListed of them).
 	read, skippedCount int
 	skipped            []string
+	// namespaces are those the cluster file holds, as Namespaces or through pods; filled
+	// by warnAbsentNamespaces.
+	namespaces map[string]bool
 }
 
 // maxSkippedListed bounds the skipped records named on standard error.
@@ -198,6 +203,26 @@ func load(in Inputs) (*observed, error) {
 		return nil, errors.New(msg + "; pass --allow-no-flows to accept that")
 	}
 	return obs, nil
+}
+
+// warnAbsentNamespaces names on errw each policy whose namespace the cluster file holds
+// neither as a Namespace nor through a pod: such a policy selects no pod the flows can
+// name, so it judges nothing — most likely a typo or a namespace left out of the dump.
+func (obs *observed) warnAbsentNamespaces(errw io.Writer, policies []*networkingv1.NetworkPolicy) {
+	if obs.namespaces == nil {
+		obs.namespaces = map[string]bool{}
+		for _, ns := range obs.snapshot.Namespaces {
+			obs.namespaces[ns.Name] = true
+		}
+		for _, p := range obs.snapshot.Pods {
+			obs.namespaces[p.Namespace] = true
+		}
+	}
+	for _, p := range policies {
+		if !obs.namespaces[p.Namespace] {
+			fmt.Fprintf(errw, "warning: networkpolicy %s/%s: namespace %q is not in the cluster file, so the policy selects no pod of it\n", p.Namespace, p.Name, p.Namespace)
+		}
+	}
 }
 
 // reportSkipped writes to errw how many records were read and which were skipped, and why.

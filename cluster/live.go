@@ -323,7 +323,8 @@ func (l *Live) WorkloadsIn(ns string) []flows.PeerID {
 //     pod, else those the view remembers from its last pod, else stored (what the flow
 //     cache kept); with none of them, a pod without labels. Kind Pod, Name the workload.
 //   - a node: Kind Node with its name and first address.
-//   - an external address: Kind External with the address.
+//   - an external address: Kind External with the address; a network of them (an
+//     aggregated peer, PeerID.Bits) with the network as its Prefix.
 //
 // The same identity gets the same pointer until its labels or ports change, so the
 // evaluator's per-endpoint memoisation holds across admissions.
@@ -373,6 +374,9 @@ func (l *Live) Endpoint(id flows.PeerID, stored *flows.PeerInfo) *evaluator.Endp
 		ep = &evaluator.Endpoint{Kind: evaluator.Node, Name: id.Name, NodeName: id.Name}
 	default:
 		ep = &evaluator.Endpoint{Kind: evaluator.External, IP: id.IP}
+		if id.Bits != 0 {
+			ep = &evaluator.Endpoint{Kind: evaluator.External, Prefix: id.Prefix()}
+		}
 	}
 	if len(l.memo) >= maxMemo {
 		clear(l.memo)

@@ -269,6 +269,8 @@ const (
 	whyOtherNS       = "the address belonged to no pod of that namespace then"
 	whyLabelsOnly    = "labels alone do not say which workload it is: give a pod, a workload or an ip"
 	whyHostNetNoNode = "host-network pod on no node"
+	whyBadCIDR       = "invalid cidr"
+	whyCIDRInCluster = "the network reaches into the pod networks or holds a node's address"
 )
 
 // peerProblem describes a peer that did not resolve, for humans.
@@ -281,6 +283,8 @@ func peerProblem(p *flows.Peer, why string) string {
 		who = "workload " + p.Namespace + "/" + p.Workload
 	case p.IP != "":
 		who = "ip " + p.IP
+	case p.CIDR != "":
+		who = "cidr " + p.CIDR
 	default:
 		who = "peer"
 	}
@@ -293,6 +297,9 @@ func peerProblem(p *flows.Peer, why string) string {
 // resolvePeer resolves one end of a flow observed at at, or says why it cannot. It runs
 // under the read lock.
 func (l *Live) resolvePeer(p *flows.Peer, at, now time.Time) (flows.PeerID, *flows.PeerInfo, string) {
+	if p.CIDR != "" {
+		return l.resolveCIDR(p.CIDR)
+	}
 	if p.Namespace != "" && p.Pod != "" {
 		key := types.NamespacedName{Namespace: p.Namespace, Name: p.Pod}
 		if lp := l.pods[key]; lp != nil && lp.wl != nil {
@@ -341,6 +348,35 @@ func (l *Live) resolvePeer(p *flows.Peer, at, now time.Time) (flows.PeerID, *flo
 		return flows.PeerID{}, nil, whyOtherNS
 	}
 	return id, l.infoOf(id), ""
+}
+
+// resolveCIDR resolves a network of external addresses held as one peer (what the flow
+// cache aggregates an ingress's clients into). It must lie outside the pod networks and
+// hold no node's address: only external addresses are ever aggregated. A single address is
+// resolved as an ip. It runs under the read lock.
+func (l *Live) resolveCIDR(s string) (flows.PeerID, *flows.PeerInfo, string) {
+	pfx, err := netip.ParsePrefix(s)
+	if err != nil || pfx.Masked() != pfx {
+		return flows.PeerID{}, nil, whyBadCIDR
+	}
+	if pfx.IsSingleIP() {
+		id, ok := l.resolveIP(pfx.Addr(), time.Time{}, time.Time{})
+		if !ok || id.Kind != flows.PeerExternal {
+			return flows.PeerID{}, nil, whyCIDRInCluster
+		}
+		return id, nil, ""
+	}
+	for _, c := range l.cidrs {
+		if c.Overlaps(pfx) {
+			return flows.PeerID{}, nil, whyCIDRInCluster
+		}
+	}
+	for ip := range l.nodeByIP {
+		if pfx.Contains(ip) {
+			return flows.PeerID{}, nil, whyCIDRInCluster
+		}
+	}
+	return flows.PeerID{Kind: flows.PeerExternal, IP: pfx.Addr(), Bits: uint8(pfx.Bits())}, nil, ""
 }
 
 // resolveIP names who had address ip at time at. It runs under the read lock.

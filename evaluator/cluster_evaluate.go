@@ -1,7 +1,6 @@
 package evaluator
 
 import (
-	"net/netip"
 	"slices"
 
 	corev1 "k8s.io/api/core/v1"
@@ -79,10 +78,7 @@ func (e *Evaluation) clusterPeerMatches(m *clusterMemo, id int, ep *Endpoint, st
 	ok := false
 	switch {
 	case len(p.networks) > 0:
-		if ep.IP.IsValid() {
-			ip := ep.IP.Unmap()
-			ok = slices.ContainsFunc(p.networks, func(n netip.Prefix) bool { return n.Contains(ip) })
-		}
+		ok = slices.ContainsFunc(p.networks, ep.within)
 	case p.nodes != nil:
 		if !st.nodeKnown {
 			st.nodeKnown = true

@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
+	"sync"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -30,6 +31,9 @@ type PolicySet struct {
 	// cluster holds the Admin and Baseline tiers; nil for NetworkPolicies alone, which is
 	// all the evaluator's hot path looks at then.
 	cluster *clusterSet
+	// bounds are the address ranges the policies name, for SplitsPrefix; built once.
+	boundsOnce sync.Once
+	bounds     []netip.Prefix
 }
 
 // origin returns the first set in the chain of Withs that holds namespace ns's policies as
@@ -131,6 +135,14 @@ type compiledPeer struct {
 type compiledIPBlock struct {
 	cidr   netip.Prefix
 	except []netip.Prefix
+}
+
+// matches reports whether the block matches ep's address, or every address of ep's prefix.
+func (b *compiledIPBlock) matches(ep *Endpoint) bool {
+	if ep.Prefix.IsValid() {
+		return b.containsPrefix(ep.Prefix)
+	}
+	return b.contains(ep.IP)
 }
 
 func (b *compiledIPBlock) contains(ip netip.Addr) bool {

@@ -377,7 +377,7 @@ func (e *Evaluation) anyPeerMatches(pm *nsMemo, ids []int, ep *Endpoint) bool {
 // endpoint whose address is known, pods included; selectors match pods only.
 func (e *Evaluation) peerMatches(nsp *nsPolicies, p compiledPeer, ep *Endpoint) bool {
 	if p.ipBlock != nil {
-		return p.ipBlock.contains(ep.IP)
+		return p.ipBlock.matches(ep)
 	}
 	if ep.Kind != Pod {
 		return false

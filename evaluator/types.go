@@ -59,6 +59,12 @@ type Endpoint struct {
 	// IP is the endpoint's address, if known. ipBlock rules match only endpoints whose
 	// address is known; pods included.
 	IP netip.Addr
+	// Prefix, for an External endpoint, stands for every address of a network that the flow
+	// cache holds as one peer (an internet-facing ingress's clients, by /24 or /48); IP is
+	// then unset. An ipBlock or networks peer matches it when it matches each of its
+	// addresses, and not when it matches some: exact wherever PolicySet.SplitsPrefix is
+	// false, and reading a split aggregate as unmatched otherwise.
+	Prefix netip.Prefix
 	// Ports are the pod's declared container ports, for named-port rules.
 	Ports []ContainerPort
 	// Nodes, for a workload, are the nodes its pods run on: an edge from one of them to the
@@ -96,6 +102,9 @@ func (e *Endpoint) String() string {
 	default:
 		if e.IP.IsValid() {
 			return e.IP.String()
+		}
+		if e.Prefix.IsValid() {
+			return e.Prefix.String()
 		}
 		return "external"
 	}

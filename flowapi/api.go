@@ -690,6 +690,9 @@ func (h *handler) exportPeer(id flows.PeerID, info *flows.PeerInfo) (flows.Peer,
 		if !id.IP.IsValid() {
 			return flows.Peer{}, false
 		}
+		if id.Bits != 0 {
+			return flows.Peer{CIDR: id.Prefix().String()}, true
+		}
 		return flows.Peer{IP: id.IP.String()}, true
 	}
 }

@@ -13,6 +13,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -898,5 +899,22 @@ func TestTokenReviewLimitsAnswerWithRetryAfter(t *testing.T) {
 		if le.Code == http.StatusTooManyRequests && rr.Header().Get("Retry-After") != "2" {
 			t.Errorf("Retry-After %q for a 1.5s wait, want 2", rr.Header().Get("Retry-After"))
 		}
+	}
+}
+
+func TestExportAggregatedPeers(t *testing.T) {
+	h, c := newTestHandler(t)
+	web := flows.PeerID{Kind: flows.PeerWorkload, Namespace: "shop", Name: "Deployment/web"}
+	c.Add(flows.Observation{Src: flows.PeerID{Kind: flows.PeerExternal, IP: netip.MustParseAddr("203.0.113.0"), Bits: 24}, Dst: web, Port: 443, Seen: pushNow})
+	req := httptest.NewRequestWithContext(t.Context(), http.MethodGet, FlowsPath, nil)
+	req.Header.Set("Authorization", "Bearer exporter-token")
+	rr := httptest.NewRecorder()
+	h.ServeHTTP(rr, req)
+	recs, err := flows.ReadAll(rr.Body, "export")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 || !reflect.DeepEqual(recs[0].Src, flows.Peer{CIDR: "203.0.113.0/24"}) {
+		t.Errorf("want the network written as its cidr; got %+v", recs)
 	}
 }

@@ -42,8 +42,19 @@ type PeerID struct {
 	Namespace string
 	// Name of a workload ("Deployment/cart") or of a node.
 	Name string
-	// IP of an external peer.
+	// IP of an external peer: its address, or the address of its network.
 	IP netip.Addr
+	// Bits, when not 0, make an external peer the network IP/Bits (a /24 or /48 the cache
+	// aggregates addresses into, see Options.MaxExternalPeers); 0 is the one address IP.
+	Bits uint8
+}
+
+// Prefix is an external peer's network: IP/Bits, or IP/32 (/128) for a single address.
+func (p PeerID) Prefix() netip.Prefix {
+	if p.Bits == 0 {
+		return netip.PrefixFrom(p.IP, p.IP.BitLen())
+	}
+	return netip.PrefixFrom(p.IP, int(p.Bits))
 }
 
 func (p PeerID) String() string {
@@ -53,6 +64,9 @@ func (p PeerID) String() string {
 	case PeerNode:
 		return "node/" + p.Name
 	default:
+		if p.Bits != 0 {
+			return p.Prefix().String()
+		}
 		return p.IP.String()
 	}
 }
@@ -101,6 +115,17 @@ type Options struct {
 	// it the least recently seen edges go first, as past MaxEdges. The estimate counts each
 	// edge, each peer with its names, and each peer's labels and ports.
 	MaxBytes int64
+	// MaxExternalPeers, when positive, bounds the external addresses held one by one: once
+	// the cache holds that many external peers, a new external address is held as its /24
+	// (IPv4) or /48 (IPv6) network — unless SplitsPrefix says a policy's address range has
+	// a boundary inside that network, where the network's addresses are judged apart. So an
+	// internet-facing ingress, one peer per client, cannot push the cluster's own edges out.
+	// Addresses held already stay as they are. 0: every address is held as itself.
+	MaxExternalPeers int
+	// SplitsPrefix, when set, reports whether the current policies tell addresses of a
+	// network apart (evaluator.PolicySet.SplitsPrefix). It runs under the cache's write
+	// lock: it must be quick and must not call back into the cache. Nil: none does.
+	SplitsPrefix func(netip.Prefix) bool
 }
 
 // Defaults for Options.
@@ -116,6 +141,16 @@ const (
 // Options.MaxBytes itself defaults to no byte cap.
 const DefaultMaxBytes = 512 << 20
 
+// DefaultMaxExternalPeers is the webhook's --cache-max-external-peers. Past it an
+// internet-facing ingress costs a peer per /24 (/48) of its clients, not per client.
+const DefaultMaxExternalPeers = 10_000
+
+// Networks external addresses are aggregated into past Options.MaxExternalPeers.
+const (
+	AggregateBitsV4 = 24
+	AggregateBitsV6 = 48
+)
+
 // Cache is the rolling flow cache: observations aggregated into edges, kept for a window
 // and under a cap, indexed by the namespaces of their workloads.
 //
@@ -126,7 +161,12 @@ type Cache struct {
 	window   time.Duration
 	maxEdges int
 	maxBytes int64 // 0: no byte cap
-	bytes    int64 // estimated heap held: edgeBytes per edge, peerCost and infoCost per peer
+	// maxExternal bounds the external peers held one by one (0: no bound); externals
+	// counts the external peers held, splits is Options.SplitsPrefix.
+	maxExternal int
+	externals   int
+	splits      func(netip.Prefix) bool
+	bytes       int64 // estimated heap held: edgeBytes per edge, peerCost and infoCost per peer
 
 	mu    sync.RWMutex
 	edges []edge // slab; free slots are chained through next
@@ -186,7 +226,7 @@ func New(opts Options) *Cache {
 	if opts.MaxEdges <= 0 {
 		opts.MaxEdges = DefaultMaxEdges
 	}
-	c := &Cache{window: opts.Window, maxEdges: opts.MaxEdges, maxBytes: max(opts.MaxBytes, 0)}
+	c := &Cache{window: opts.Window, maxEdges: opts.MaxEdges, maxBytes: max(opts.MaxBytes, 0), maxExternal: max(opts.MaxExternalPeers, 0), splits: opts.SplitsPrefix}
 	c.reset(time.Time{})
 	return c
 }
@@ -201,6 +241,7 @@ func (c *Cache) reset(since time.Time) {
 	c.peers = nil
 	c.peerFree = nil
 	c.peerIndex = map[PeerID]uint32{}
+	c.externals = 0
 	c.byNS = map[string][]uint32{}
 	c.since = since
 	c.unresolved, c.clamped, c.evicted, c.expired = 0, 0, 0, 0
@@ -230,9 +271,10 @@ func (c *Cache) Add(obs ...Observation) {
 	}
 }
 
-func (c *Cache) add(o *Observation) {
+// add records one observation and returns the slot of its edge, or none.
+func (c *Cache) add(o *Observation) uint32 {
 	if o.Port < 1 || o.Port > 65535 {
-		return
+		return none
 	}
 	seen := o.Seen.Unix()
 	count := o.Count
@@ -240,12 +282,16 @@ func (c *Cache) add(o *Observation) {
 		count = 1
 	}
 	proto := protoCode(o.Protocol)
+	srcID, dstID := o.Src, o.Dst
+	if c.maxExternal > 0 && c.externals >= c.maxExternal {
+		srcID, dstID = c.aggregate(srcID), c.aggregate(dstID)
+	}
 	if c.since.IsZero() || o.Seen.Before(c.since) {
 		c.since = o.Seen
 	}
 	// The hit path: both peers and the edge are held.
-	if src, ok := c.peerIndex[o.Src]; ok {
-		if dst, ok := c.peerIndex[o.Dst]; ok {
+	if src, ok := c.peerIndex[srcID]; ok {
+		if dst, ok := c.peerIndex[dstID]; ok {
 			if i, ok := c.index[edgeKey{src: src, dst: dst, port: uint16(o.Port), proto: proto}]; ok {
 				c.setInfo(src, o.SrcInfo)
 				c.setInfo(dst, o.DstInfo)
@@ -257,7 +303,7 @@ func (c *Cache) add(o *Observation) {
 					c.unlink(i)
 					c.pushFront(i)
 				}
-				return
+				return i
 			}
 		}
 	}
@@ -267,8 +313,8 @@ func (c *Cache) add(o *Observation) {
 		c.removeEdge(c.tail)
 		c.evicted++
 	}
-	src := c.internPeer(o.Src, o.SrcInfo)
-	dst := c.internPeer(o.Dst, o.DstInfo)
+	src := c.internPeer(srcID, o.SrcInfo)
+	dst := c.internPeer(dstID, o.DstInfo)
 	i := c.allocEdge()
 	e := &c.edges[i]
 	*e = edge{key: edgeKey{src: src, dst: dst, port: uint16(o.Port), proto: proto}, first: seen, last: seen, count: count}
@@ -283,6 +329,28 @@ func (c *Cache) add(o *Observation) {
 	dp.in = append(dp.in, i)
 	c.newEdge(i)
 	c.shrink()
+	return i
+}
+
+// aggregate returns the peer an external address is held as once the cache holds
+// maxExternal external peers: itself if held already or if a policy splits its network,
+// else its network. It runs under the write lock.
+func (c *Cache) aggregate(id PeerID) PeerID {
+	if id.Kind != PeerExternal || id.Bits != 0 || !id.IP.IsValid() {
+		return id
+	}
+	if _, ok := c.peerIndex[id]; ok {
+		return id
+	}
+	bits := AggregateBitsV4
+	if id.IP.Is6() {
+		bits = AggregateBitsV6
+	}
+	p, err := id.IP.Prefix(bits)
+	if err != nil || (c.splits != nil && c.splits(p)) {
+		return id
+	}
+	return PeerID{Kind: PeerExternal, IP: p.Addr(), Bits: uint8(bits)}
 }
 
 // OnNewEdge sets fn to be called with every edge the cache adds from then on (not with
@@ -434,6 +502,9 @@ func (c *Cache) internPeer(id PeerID, info *PeerInfo) uint32 {
 	*p = peer{id: id, info: info, live: true}
 	c.bytes += peerCost(id) + infoCost(info)
 	c.peerIndex[id] = i
+	if id.Kind == PeerExternal {
+		c.externals++
+	}
 	if id.Kind == PeerWorkload {
 		p.nsPos = uint32(len(c.byNS[id.Namespace]))
 		c.byNS[id.Namespace] = append(c.byNS[id.Namespace], i)
@@ -448,6 +519,9 @@ func (c *Cache) releasePeer(i uint32) {
 	}
 	delete(c.peerIndex, p.id)
 	c.bytes -= peerCost(p.id) + infoCost(p.info)
+	if p.id.Kind == PeerExternal {
+		c.externals--
+	}
 	if p.id.Kind == PeerWorkload {
 		list := c.byNS[p.id.Namespace]
 		last := uint32(len(list) - 1)
@@ -624,7 +698,9 @@ func (c Coverage) History(now time.Time) time.Duration {
 // Coverage is what the cache's answers rest on.
 type Coverage struct {
 	// Since is when the oldest observation the cache took was seen (kept across restarts by
-	// the snapshot): the history the cache's answers rest on. Zero while it holds nothing.
+	// the snapshot; a restore that drops edges past the window counts from the oldest edge
+	// kept, so downtime is not history): the history the cache's answers rest on. Zero
+	// while it holds nothing.
 	Since time.Time
 	// Edges held now; Peers they connect; Bytes the heap they are estimated to hold.
 	Edges, Peers int

@@ -93,6 +93,7 @@ const (
 	fieldWorkload
 	fieldIP
 	fieldLabels
+	fieldCIDR
 )
 
 func recordField(key []byte) (bit uint8, name string) {
@@ -125,6 +126,8 @@ func peerField(key []byte) (bit uint8, name string) {
 		return fieldIP, "ip"
 	case "labels":
 		return fieldLabels, "labels"
+	case "cidr":
+		return fieldCIDR, "cidr"
 	}
 	return 0, ""
 }
@@ -232,6 +235,8 @@ func (d *lineDecoder) peer(name string) (p Peer, raw []byte, err error) {
 			p.Workload, err = d.stringValue(name, child)
 		case fieldIP:
 			p.IP, err = d.stringValue(name, child)
+		case fieldCIDR:
+			p.CIDR, err = d.stringValue(name, child)
 		case fieldLabels:
 			p.Labels, err = d.labels(name)
 		}

@@ -141,6 +141,8 @@ func refDecodePeer(v json.RawMessage, path *field.Path) (Peer, error) {
 			p.Workload, err = refDecodeString(v, path)
 		case "ip":
 			p.IP, err = refDecodeString(v, path)
+		case "cidr":
+			p.CIDR, err = refDecodeString(v, path)
 		case "labels":
 			p.Labels, err = refDecodeLabels(v, path)
 		default:
@@ -309,8 +311,19 @@ func refNormalizePeer(p *Peer, path *field.Path) error {
 	if len(p.Labels) == 0 {
 		p.Labels = nil
 	}
+	if p.CIDR != "" {
+		if p.Namespace != "" || p.Pod != "" || p.Workload != "" || p.Labels != nil || p.IP != "" {
+			return fieldErrorf(path.Child("cidr"), "must be given alone: a network of external addresses")
+		}
+		cidr, err := normalizeCIDR(p.CIDR)
+		if err != nil {
+			return &fieldError{path: path.Child("cidr"), err: err}
+		}
+		p.CIDR = cidr
+		return nil
+	}
 	if p.Pod == "" && p.Workload == "" && p.Labels == nil && p.IP == "" {
-		return fieldErrorf(path, "must give at least one of pod, workload, labels or ip")
+		return fieldErrorf(path, "must give at least one of pod, workload, labels, ip or cidr")
 	}
 	if p.Namespace == "" {
 		if p.Pod != "" || p.Workload != "" || p.Labels != nil {

@@ -7,13 +7,16 @@ import (
 
 // Peer is one end of a flow as a source reports it. It names a pod (with its namespace), a
 // workload ("Deployment/cart", with its namespace), labels, and/or an IP address. A peer with
-// only an IP that matches no pod or node is an external address.
+// only an IP that matches no pod or node is an external address. A peer with only a CIDR is
+// a network of external addresses held as one (the webhook's cache aggregates an
+// internet-facing ingress's clients so); it is given alone.
 type Peer struct {
 	Namespace string            `json:"namespace,omitempty"`
 	Pod       string            `json:"pod,omitempty"`
 	Workload  string            `json:"workload,omitempty"`
 	Labels    map[string]string `json:"labels,omitempty"`
 	IP        string            `json:"ip,omitempty"`
+	CIDR      string            `json:"cidr,omitempty"`
 }
 
 // Record is one observed flow: src → dst on a destination port (after DNAT) and protocol.

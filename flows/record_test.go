@@ -206,7 +206,10 @@ func TestReadErrorsNameLineAndField(t *testing.T) {
 		{"invalid IPv4 address", withSrc(`{"ip":"10.0.0.300"}`), "src.ip", `invalid IP address "10.0.0.300"`},
 		{"IP with zone", withSrc(`{"ip":"fe80::1%eth0"}`), "src.ip", "must not have a zone"},
 		{"CIDR is not an IP", withSrc(`{"ip":"10.0.0.0/8"}`), "src.ip", `invalid IP address "10.0.0.0/8"`},
-		{"peer with nothing identifying", withSrc(`{}`), "src", "must give at least one of pod, workload, labels or ip"},
+		{"cidr with host bits", withSrc(`{"cidr":"203.0.113.7/24"}`), "src.cidr", "host bits set (the network is 203.0.113.0/24)"},
+		{"cidr not a network", withSrc(`{"cidr":"203.0.113.7"}`), "src.cidr", `invalid CIDR "203.0.113.7"`},
+		{"cidr with an ip", withSrc(`{"cidr":"203.0.113.0/24","ip":"203.0.113.7"}`), "src.cidr", "must be given alone"},
+		{"peer with nothing identifying", withSrc(`{}`), "src", "must give at least one of pod, workload, labels, ip or cidr"},
 		{"peer with only a namespace", withSrc(`{"namespace":"shop"}`), "src", "must give at least one of"},
 		{"peer with only empty labels", withSrc(`{"namespace":"shop","labels":{}}`), "src", "must give at least one of"},
 		{"pod without namespace", withSrc(`{"pod":"web"}`), "src.namespace", "required with pod, workload or labels"},
@@ -572,4 +575,22 @@ func manyLabels(n, size int) string {
 		parts[i] = fmt.Sprintf(`"%s/k%02d":%q`, prefix, i, strings.Repeat("v", size))
 	}
 	return strings.Join(parts, ",")
+}
+
+func TestAggregatedPeerRoundTrips(t *testing.T) {
+	line := `{"src":{"cidr":"2001:DB8:1::/48"},"dst":{"namespace":"shop","workload":"Deployment/web"},"port":443}` + "\n"
+	var got []Record
+	if err := Read(strings.NewReader(line), "in", func(_ int, r Record) error { got = append(got, r); return nil }); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0].Src.CIDR != "2001:db8:1::/48" {
+		t.Fatalf("read %+v, want src cidr 2001:db8:1::/48", got)
+	}
+	var out strings.Builder
+	if err := Write(&out, got[0]); err != nil {
+		t.Fatal(err)
+	}
+	if want := `{"src":{"cidr":"2001:db8:1::/48"},`; !strings.HasPrefix(out.String(), want) {
+		t.Errorf("written %s, want it to start %s", out.String(), want)
+	}
 }

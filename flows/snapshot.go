@@ -11,6 +11,7 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/go-logr/logr"
@@ -22,9 +23,12 @@ import (
 // The snapshot format: a magic string and a version, then varint-encoded coverage, peers
 // and edges (least recently touched first), then a CRC-32 of everything before it. A
 // reader refuses any other version, a bad checksum, or a count that the data cannot hold.
+// Version 2 added each peer's prefix length (PeerID.Bits) after its address; a version 1
+// snapshot, without it, is read as single addresses.
 const (
-	snapshotMagic   = "NPGFLOWS"
-	snapshotVersion = 1
+	snapshotMagic     = "NPGFLOWS"
+	snapshotVersion   = 2
+	snapshotVersionV1 = 1
 	// Bounds a corrupt snapshot cannot talk the reader past.
 	maxSnapshotString = 1 << 16
 	maxSnapshotItems  = 1 << 28
@@ -85,6 +89,7 @@ func (c *Cache) WriteSnapshot(w io.Writer) error {
 		enc.str(p.id.Name)
 		ip, _ := p.id.IP.MarshalBinary()
 		enc.bytes(ip)
+		enc.uvarint(uint64(p.id.Bits))
 		if p.info == nil {
 			enc.uvarint(0)
 			continue
@@ -124,9 +129,22 @@ func (c *Cache) WriteSnapshot(w io.Writer) error {
 	return err
 }
 
-// ReadSnapshot replaces the cache's contents with a snapshot. On any error the cache is left
-// as it was. Edges past the cap are dropped, least recently touched first.
+// ReadSnapshot replaces the cache's contents with a snapshot, every edge of it however old.
+// On any error the cache is left as it was. Edges past the cap are dropped, least recently
+// touched first.
 func (c *Cache) ReadSnapshot(r io.Reader) error {
+	return c.readSnapshot(r, time.Time{})
+}
+
+// ReadSnapshotAt is ReadSnapshot at time now: edges last seen before now minus the window
+// are not restored (and are counted as expired), as expiry would have dropped them had the
+// cache been running. Coverage.Since is then the first sighting of the oldest edge kept —
+// none when none is — so the time the webhook was down does not pass for observed history.
+func (c *Cache) ReadSnapshotAt(r io.Reader, now time.Time) error {
+	return c.readSnapshot(r, now)
+}
+
+func (c *Cache) readSnapshot(r io.Reader, now time.Time) error {
 	data, err := io.ReadAll(r)
 	if err != nil {
 		return fmt.Errorf("reading flow cache snapshot: %w", err)
@@ -139,8 +157,9 @@ func (c *Cache) ReadSnapshot(r io.Reader) error {
 		return fmt.Errorf("%w: checksum mismatch", ErrSnapshotCorrupt)
 	}
 	d := &decoder{b: body[len(snapshotMagic):]}
-	if v := d.uvarint(); d.err == nil && v != snapshotVersion {
-		return fmt.Errorf("flow cache snapshot version %d is not supported (this build reads version %d)", v, snapshotVersion)
+	version := d.uvarint()
+	if d.err == nil && version != snapshotVersion && version != snapshotVersionV1 {
+		return fmt.Errorf("flow cache snapshot version %d is not supported (this build reads versions %d and %d)", version, snapshotVersionV1, snapshotVersion)
 	}
 	since := time.Unix(0, d.varint())
 	unresolved, evicted, expired := d.uvarint(), d.uvarint(), d.uvarint()
@@ -156,6 +175,14 @@ func (c *Cache) ReadSnapshot(r io.Reader) error {
 		id := PeerID{Kind: PeerKind(d.uvarint()), Namespace: d.str(), Name: d.str()}
 		if err := id.IP.UnmarshalBinary(d.bytes()); err != nil && d.err == nil {
 			d.err = err
+		}
+		if version >= 2 {
+			if bits := d.uvarint(); bits != 0 && d.err == nil {
+				id.Bits = uint8(min(bits, 255))
+				if p, err := id.IP.Prefix(int(bits)); id.Kind != PeerExternal || err != nil || bits >= uint64(id.IP.BitLen()) || p.Addr() != id.IP {
+					d.err = fmt.Errorf("peer %s: not a network", id)
+				}
+			}
 		}
 		var info *PeerInfo
 		if d.uvarint() == 1 {
@@ -175,6 +202,7 @@ func (c *Cache) ReadSnapshot(r io.Reader) error {
 		infos = append(infos, info)
 	}
 	ne := d.count()
+	ne0 := ne
 	edges := make([]snapEdge, 0, min(ne, 1<<20))
 	for ; ne > 0 && d.err == nil; ne-- {
 		e := snapEdge{}
@@ -196,21 +224,31 @@ func (c *Cache) ReadSnapshot(r io.Reader) error {
 		return fmt.Errorf("%w: %v", ErrSnapshotCorrupt, d.err)
 	}
 
+	dropped := 0
+	if !now.IsZero() {
+		cutoff := now.Add(-c.window).Unix()
+		edges = slices.DeleteFunc(edges, func(e snapEdge) bool { return e.last < cutoff })
+		dropped = ne0 - len(edges)
+	}
+	if dropped > 0 {
+		since = time.Time{} // the edges kept say how far back history reaches
+	}
+
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.reset(since)
-	c.unresolved, c.evicted, c.expired = unresolved, evicted, expired
+	c.unresolved, c.evicted, c.expired = unresolved, evicted, expired+uint64(dropped)
 	for k, v := range sources {
 		if len(c.sources) < maxSources {
 			c.sources[k] = v
 		}
 	}
 	for _, e := range edges {
-		c.add(&Observation{
+		i := c.add(&Observation{
 			Src: ids[e.src], SrcInfo: infos[e.src], Dst: ids[e.dst], DstInfo: infos[e.dst],
 			Port: int32(e.port), Protocol: protocols[e.proto], Seen: time.Unix(e.first, 0), Count: e.count,
 		})
-		if i, ok := c.index[edgeKey{src: c.peerIndex[ids[e.src]], dst: c.peerIndex[ids[e.dst]], port: e.port, proto: e.proto}]; ok {
+		if i != none {
 			c.edges[i].last = max(c.edges[i].last, e.last)
 		}
 	}
@@ -255,6 +293,15 @@ func (c *Cache) SaveFile(path string) error {
 // LoadFile restores the cache from a snapshot file. A missing file is not an error (the
 // cache starts empty, found is false); a corrupt one is, and leaves the cache as it was.
 func (c *Cache) LoadFile(path string) (found bool, err error) {
+	return c.loadFile(path, time.Time{})
+}
+
+// LoadFileAt is LoadFile at time now, dropping what is past the window (ReadSnapshotAt).
+func (c *Cache) LoadFileAt(path string, now time.Time) (found bool, err error) {
+	return c.loadFile(path, now)
+}
+
+func (c *Cache) loadFile(path string, now time.Time) (found bool, err error) {
 	f, err := os.Open(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return false, nil
@@ -263,7 +310,7 @@ func (c *Cache) LoadFile(path string) (found bool, err error) {
 		return false, fmt.Errorf("opening flow cache snapshot: %w", err)
 	}
 	defer f.Close()
-	if err := c.ReadSnapshot(bufio.NewReaderSize(f, 1<<20)); err != nil {
+	if err := c.readSnapshot(bufio.NewReaderSize(f, 1<<20), now); err != nil {
 		return true, fmt.Errorf("%s: %w", path, err)
 	}
 	return true, nil
@@ -283,14 +330,19 @@ type Snapshotter struct {
 	Now func() time.Time
 }
 
-// Restore loads the snapshot, if any. A missing or corrupt snapshot is logged and the cache
+// Restore loads the snapshot, if any, without the edges that have passed the window while
+// the webhook was down (LoadFileAt). A missing or corrupt snapshot is logged and the cache
 // starts empty: losing history must never stop the webhook.
 func (s *Snapshotter) Restore() {
 	defer s.markLoaded()
 	if s.Path == "" {
 		return
 	}
-	found, err := s.Cache.LoadFile(s.Path)
+	now := time.Now
+	if s.Now != nil {
+		now = s.Now
+	}
+	found, err := s.Cache.LoadFileAt(s.Path, now())
 	switch {
 	case err != nil:
 		s.Log.Error(err, "Flow cache snapshot unreadable, starting empty", "path", s.Path)

@@ -114,8 +114,19 @@ func normalizePeer(p *Peer, name string) error {
 	if len(p.Labels) == 0 {
 		p.Labels = nil
 	}
+	if p.CIDR != "" {
+		if p.Namespace != "" || p.Pod != "" || p.Workload != "" || p.Labels != nil || p.IP != "" {
+			return fieldErrorf(pathOf(name, "cidr"), "must be given alone: a network of external addresses")
+		}
+		cidr, err := normalizeCIDR(p.CIDR)
+		if err != nil {
+			return &fieldError{path: pathOf(name, "cidr"), err: err}
+		}
+		p.CIDR = cidr
+		return nil
+	}
 	if p.Pod == "" && p.Workload == "" && p.Labels == nil && p.IP == "" {
-		return fieldErrorf(field.NewPath(name), "must give at least one of pod, workload, labels or ip")
+		return fieldErrorf(field.NewPath(name), "must give at least one of pod, workload, labels, ip or cidr")
 	}
 	if p.Namespace == "" {
 		if p.Pod != "" || p.Workload != "" || p.Labels != nil {
@@ -195,6 +206,25 @@ func checkWorkload(w string) error {
 		return fmt.Errorf("invalid workload: %d bytes, at most %d", len(w), MaxWorkloadBytes)
 	}
 	return nil
+}
+
+// normalizeCIDR returns the network s names in canonical form ("203.0.113.0/24"); host
+// bits must be zero.
+func normalizeCIDR(s string) (string, error) {
+	p, err := netip.ParsePrefix(s)
+	if err != nil {
+		return "", fmt.Errorf("invalid CIDR %q", s)
+	}
+	if p.Addr().Is4In6() {
+		p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		if !p.IsValid() {
+			return "", fmt.Errorf("invalid CIDR %q", s)
+		}
+	}
+	if p.Masked() != p {
+		return "", fmt.Errorf("invalid CIDR %q: host bits set (the network is %s)", s, p.Masked())
+	}
+	return p.String(), nil
 }
 
 // normalizeIP returns s in canonical form, s itself when it already is.

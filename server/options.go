@@ -62,6 +62,9 @@ type Options struct {
 	CacheWindow   time.Duration
 	CacheMaxEdges int
 	CacheMaxBytes int64
+	// CacheMaxExternalPeers bounds the external addresses held one by one; past it new ones
+	// are held by /24 or /48 (flows.Options.MaxExternalPeers). 0: no bound.
+	CacheMaxExternalPeers int
 	// SnapshotPath is the file the cache is restored from and written to; empty: none.
 	SnapshotPath     string
 	SnapshotInterval time.Duration
@@ -188,6 +191,7 @@ func DefaultOptions() Options {
 		CacheWindow:            flows.DefaultWindow,
 		CacheMaxEdges:          flows.DefaultMaxEdges,
 		CacheMaxBytes:          flows.DefaultMaxBytes,
+		CacheMaxExternalPeers:  flows.DefaultMaxExternalPeers,
 		SnapshotInterval:       time.Minute,
 		MaxPushBytes:           flowapi.DefaultMaxBodyBytes,
 		TokenAudiences:         []string{DefaultTokenAudience},

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/pprof"
+	"net/netip"
 	"sync/atomic"
 	"time"
 
@@ -120,7 +121,9 @@ func Run(ctx context.Context, opts Options) error {
 	if err := mgr.Add(live.WatchClusterPolicies(mgr.GetCache(), clientset.Discovery(), opts.DiscoveryInterval)); err != nil {
 		return err
 	}
-	cache := flows.New(flows.Options{Window: opts.CacheWindow, MaxEdges: opts.CacheMaxEdges, MaxBytes: opts.CacheMaxBytes})
+	cache := flows.New(flows.Options{Window: opts.CacheWindow, MaxEdges: opts.CacheMaxEdges, MaxBytes: opts.CacheMaxBytes,
+		// External addresses a current policy's range splits stay exact when aggregated.
+		MaxExternalPeers: opts.CacheMaxExternalPeers, SplitsPrefix: func(p netip.Prefix) bool { return live.PolicySet().SplitsPrefix(p) }})
 	snap := &flows.Snapshotter{Cache: cache, Path: opts.SnapshotPath, Interval: opts.SnapshotInterval, Log: ctrl.Log.WithName("flows"), Loaded: make(chan struct{})}
 	snap.Restore()
 	if err := mgr.Add(everyReplica{snap}); err != nil {
