@@ -103,6 +103,13 @@ type clusterSet struct {
 	// policies are every tier's policies, Admin first, each tier by priority then kind and
 	// name: the order rules are tried in.
 	policies []*compiledCluster
+	// rules are the rules of each direction (indexed by Direction) in the order they are
+	// tried, every policy's in turn; a rule's id is its index here. Admin rules come first:
+	// baseline[dir] is the id of the first Baseline rule. domains has the rules with a
+	// domainNames peer.
+	rules    [2][]*clusterRule
+	baseline [2]int
+	domains  [2]bitset
 	// peers are the distinct peers of all rules, learnt once per endpoint.
 	peers []clusterPeer
 	// egressAddr says whether an egress rule has a networks or nodes peer: only then can
@@ -122,6 +129,7 @@ type compiledCluster struct {
 
 type clusterRule struct {
 	ref     TierRuleRef
+	id      int // in clusterSet.rules of its direction
 	peers   []clusterPeer
 	peerIDs []int // of peers, in clusterSet.peers
 	// domains: the rule has a domainNames peer, which an observed address cannot match or
@@ -264,6 +272,25 @@ func compileClusterSet(list []*ClusterPolicy) (*clusterSet, error) {
 		}
 		return strings.Compare(a.ref.Name, b.ref.Name)
 	})
+	for _, cp := range cs.policies {
+		for dir, rules := range [2][]*clusterRule{Ingress: cp.ingress, Egress: cp.egress} {
+			if cp.tier == AdminTier {
+				cs.baseline[dir] += len(rules)
+			}
+			for _, r := range rules {
+				r.id = len(cs.rules[dir])
+				cs.rules[dir] = append(cs.rules[dir], r)
+			}
+		}
+	}
+	for dir, rules := range cs.rules {
+		cs.domains[dir] = newBitset(len(rules))
+		for _, r := range rules {
+			if r.domains {
+				cs.domains[dir].set(r.id)
+			}
+		}
+	}
 	ids := map[string]int{}
 	for _, cp := range cs.policies {
 		for _, r := range slices.Concat(cp.ingress, cp.egress) {
