@@ -342,3 +342,19 @@ func (e *Evaluation) outcomeOf(f Flow, src, dst *endpointState) outcome {
 	}
 	return outDeny
 }
+
+// sideOutcome is the tiered decision on one side of a pair of ends, for any set.
+func (e *Evaluation) sideOutcome(dir Direction, f Flow, src, dst *endpointState) outcome {
+	if e.ps.cluster != nil {
+		out, _ := e.clusterSide(dir, f, src, dst, false)
+		return out
+	}
+	ok := e.ingressAllowed(f, src, dst)
+	if dir == Egress {
+		ok = e.egressAllowed(f, src, dst)
+	}
+	if ok {
+		return outAllow
+	}
+	return outDeny
+}
