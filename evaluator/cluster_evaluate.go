@@ -47,8 +47,12 @@ type clusterMemo struct {
 // clusterOf returns what the evaluation's cluster policies say about the endpoint of st.
 func (e *Evaluation) clusterOf(st *endpointState) *clusterMemo {
 	cs := e.ps.cluster
+	if st.clSet == cs {
+		return st.clLast
+	}
 	for _, m := range st.cl {
 		if m.cs == cs {
+			st.clSet, st.clLast = cs, m
 			return m
 		}
 	}
@@ -59,6 +63,7 @@ func (e *Evaluation) clusterOf(st *endpointState) *clusterMemo {
 		m.ruleMatch[dir] = e.m.bits(len(rules))
 	}
 	st.cl = append(st.cl, m)
+	st.clSet, st.clLast = cs, m
 	return m
 }
 

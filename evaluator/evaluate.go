@@ -70,6 +70,7 @@ func (m *memo) refresh(st *endpointState) {
 	}
 	clear(st.perNS[len(kept):])
 	st.perNS = kept
+	st.clSet, st.clLast = nil, nil
 	if len(st.cl) > 0 {
 		st.cl = slices.DeleteFunc(st.cl, func(cm *clusterMemo) bool {
 			return !slices.ContainsFunc(m.sets, func(ps *PolicySet) bool { return ps.cluster == cm.cs })
@@ -146,8 +147,11 @@ type endpointState struct {
 	// nodes are the nodes this endpoint is (by name or address), once nodeKnown.
 	nodeKnown bool
 	nodes     []string
-	// cl holds what the cluster policies of the sets in use say about the endpoint.
-	cl []*clusterMemo
+	// cl holds what the cluster policies of the sets in use say about the endpoint; clLast,
+	// found without a search, is the one of clSet, the set asked about last.
+	cl     []*clusterMemo
+	clSet  *clusterSet
+	clLast *clusterMemo
 	// own caches, per policy set, the memo of the endpoint's own namespace (nil memo: no
 	// policies there), saving a lookup by namespace name per flow.
 	own []ownMemo
