@@ -112,6 +112,9 @@ type clusterSet struct {
 	domains  [2]bitset
 	// peers are the distinct peers of all rules, learnt once per endpoint.
 	peers []clusterPeer
+	// memoBits lays out a clusterMemo's bit sets: set k is words memoBits[k] to
+	// memoBits[k+1] of its bits.
+	memoBits [memoSets + 1]int
 	// egressAddr says whether an egress rule has a networks or nodes peer: only then can
 	// the verdict on a workload's pods depend on their addresses.
 	egressAddr bool
@@ -312,6 +315,13 @@ func compileClusterSet(list []*ClusterPolicy) (*clusterSet, error) {
 				}
 			}
 		}
+	}
+	for k := range memoSets {
+		n := len(cs.peers)
+		if k < memoPeerKnown {
+			n = len(cs.rules[k%2])
+		}
+		cs.memoBits[k+1] = cs.memoBits[k] + (n+63)/64
 	}
 	return cs, nil
 }

@@ -37,11 +37,27 @@ type clusterMemo struct {
 	cs        *clusterSet
 	subjKnown bool
 	selected  []int // indexes into cs.policies, in the order they are tried
-	// rules are, by Direction, the rules of the selected policies.
-	rules [2]bitset
-	// ruleKnown and ruleMatch say, by Direction, whether a rule's peers match the endpoint.
-	ruleKnown, ruleMatch [2]bitset
-	peerKnown, peerMatch bitset
+	// bits holds the memo's bit sets, laid out by clusterSet.memoBits: one small slice
+	// rather than eight, as an endpoint gets a memo for every set it is judged under.
+	bits bitset
+}
+
+// The bit sets of a clusterMemo: by Direction, the rules of the policies that select the
+// endpoint (memoRules), and whether a rule's peers match it, known (memoRuleKnown) and
+// matching (memoRuleMatch); then whether each peer matches it, known and matching.
+const (
+	memoRules = iota * 2
+	memoRuleKnown
+	memoRuleMatch
+	memoPeerKnown = memoRuleMatch + 2
+	memoPeerMatch = memoPeerKnown + 1
+	memoSets      = memoPeerMatch + 1
+)
+
+// bitset returns bit set k (memoRules+dir … memoPeerMatch).
+func (m *clusterMemo) bitset(k int) bitset {
+	lo, hi := m.cs.memoBits[k], m.cs.memoBits[k+1]
+	return m.bits[lo:hi:hi]
 }
 
 // clusterOf returns what the evaluation's cluster policies say about the endpoint of st.
@@ -56,12 +72,7 @@ func (e *Evaluation) clusterOf(st *endpointState) *clusterMemo {
 			return m
 		}
 	}
-	m := &clusterMemo{cs: cs, peerKnown: e.m.bits(len(cs.peers)), peerMatch: e.m.bits(len(cs.peers))}
-	for dir, rules := range cs.rules {
-		m.rules[dir] = e.m.bits(len(rules))
-		m.ruleKnown[dir] = e.m.bits(len(rules))
-		m.ruleMatch[dir] = e.m.bits(len(rules))
-	}
+	m := &clusterMemo{cs: cs, bits: e.m.bits(64 * cs.memoBits[memoSets])}
 	st.cl = append(st.cl, m)
 	st.clSet, st.clLast = cs, m
 	return m
@@ -79,10 +90,10 @@ func (e *Evaluation) subjects(ep *Endpoint, m *clusterMemo) []int {
 				}
 				m.selected = append(m.selected, i)
 				for _, r := range cp.ingress {
-					m.rules[Ingress].set(r.id)
+					m.bitset(memoRules + int(Ingress)).set(r.id)
 				}
 				for _, r := range cp.egress {
-					m.rules[Egress].set(r.id)
+					m.bitset(memoRules + int(Egress)).set(r.id)
 				}
 			}
 		}
@@ -94,10 +105,11 @@ func (e *Evaluation) subjects(ep *Endpoint, m *clusterMemo) []int {
 // match any endpoint whose address is known, pods included, as ipBlock does; nodes match
 // an endpoint that is a node, or has the address of one, whose labels the selector matches.
 func (e *Evaluation) clusterPeerMatches(m *clusterMemo, id int, ep *Endpoint, st *endpointState) bool {
-	if m.peerKnown.has(id) {
-		return m.peerMatch.has(id)
+	known, match := m.bitset(memoPeerKnown), m.bitset(memoPeerMatch)
+	if known.has(id) {
+		return match.has(id)
 	}
-	m.peerKnown.set(id)
+	known.set(id)
 	p := &m.cs.peers[id]
 	ok := false
 	switch {
@@ -126,7 +138,7 @@ func (e *Evaluation) clusterPeerMatches(m *clusterMemo, id int, ep *Endpoint, st
 			(p.pods == nil || p.pods.Matches(labels.Set(ep.Labels)))
 	}
 	if ok {
-		m.peerMatch.set(id)
+		match.set(id)
 	}
 	return ok
 }
@@ -156,7 +168,8 @@ func (e *Evaluation) walkTier(tier Tier, dir Direction, pod, pm *clusterMemo, pe
 	if tier == BaselineTier {
 		lo, hi = hi, len(rules)
 	}
-	sel, known, match, domains := pod.rules[dir], pm.ruleKnown[dir], pm.ruleMatch[dir], cs.domains[dir]
+	d := int(dir)
+	sel, known, match, domains := pod.bitset(memoRules+d), pm.bitset(memoRuleKnown+d), pm.bitset(memoRuleMatch+d), cs.domains[dir]
 	proto := f.protocol()
 	for w := lo / 64; w*64 < hi; w++ {
 		x := sel[w] &^ (known[w] &^ match[w] &^ domains[w])
