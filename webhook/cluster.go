@@ -71,7 +71,7 @@ func decodeClusterPolicies(req admission.Request) (old, new *clusterObject, err 
 		if err := json.Unmarshal(raw, obj); err != nil {
 			return nil, fmt.Errorf("%s: decoding %s: %w", what, req.Kind.Kind, err)
 		}
-		p, err := clusterPolicyOf(obj)
+		p, err := evaluator.ClusterPolicyOf(obj)
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", what, err)
 		}
@@ -90,20 +90,6 @@ func decodeClusterPolicies(req admission.Request) (old, new *clusterObject, err 
 		err = fmt.Errorf("operation %q: netpol-guard judges CREATE, UPDATE and DELETE", req.Operation)
 	}
 	return old, new, err
-}
-
-func clusterPolicyOf(obj client.Object) (*evaluator.ClusterPolicy, error) {
-	switch o := obj.(type) {
-	case *v1beta1.ClusterNetworkPolicy:
-		return evaluator.ClusterPolicyFromV1beta1(o), nil
-	case *v1alpha2.ClusterNetworkPolicy:
-		return evaluator.ClusterPolicyFromV1alpha2(o)
-	case *v1alpha1.AdminNetworkPolicy:
-		return evaluator.ClusterPolicyFromAdminNetworkPolicy(o), nil
-	case *v1alpha1.BaselineAdminNetworkPolicy:
-		return evaluator.ClusterPolicyFromBaselineAdminNetworkPolicy(o), nil
-	}
-	return nil, fmt.Errorf("%T is not a cluster policy", obj)
 }
 
 // handleCluster decides a change of a cluster policy, as handle does a NetworkPolicy's.
