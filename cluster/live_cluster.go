@@ -19,7 +19,6 @@ import (
 	"sigs.k8s.io/controller-runtime/pkg/cache"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/network-policy-api/apis/v1alpha1"
-	"sigs.k8s.io/network-policy-api/apis/v1alpha2"
 	"sigs.k8s.io/network-policy-api/apis/v1beta1"
 
 	"github.com/netpol-guard/netpol-guard/evaluator"
@@ -63,26 +62,10 @@ func (k ClusterPolicyKind) newObject() client.Object {
 	}
 }
 
-// ClusterPolicyOf converts a cluster policy object of one of ClusterPolicyKinds (or a
-// v1alpha2 ClusterNetworkPolicy) into the evaluator's form; nil for any other object.
-func ClusterPolicyOf(obj metav1.Object) (*evaluator.ClusterPolicy, error) {
-	switch o := obj.(type) {
-	case *v1beta1.ClusterNetworkPolicy:
-		return evaluator.ClusterPolicyFromV1beta1(o), nil
-	case *v1alpha2.ClusterNetworkPolicy:
-		return evaluator.ClusterPolicyFromV1alpha2(o)
-	case *v1alpha1.AdminNetworkPolicy:
-		return evaluator.ClusterPolicyFromAdminNetworkPolicy(o), nil
-	case *v1alpha1.BaselineAdminNetworkPolicy:
-		return evaluator.ClusterPolicyFromBaselineAdminNetworkPolicy(o), nil
-	}
-	return nil, fmt.Errorf("%T: not a cluster policy", obj)
-}
-
 // clusterHandler feeds one kind's informer events into the view.
 func (l *Live) clusterHandler(k ClusterPolicyKind) toolscache.ResourceEventHandler {
 	upsert := func(obj client.Object) {
-		p, err := ClusterPolicyOf(obj)
+		p, err := evaluator.ClusterPolicyOf(obj)
 		if err != nil {
 			log.V(1).Info("Unexpected object from informer", "error", err.Error())
 			return

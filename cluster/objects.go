@@ -634,7 +634,7 @@ func (d *sourceDecoder) add(p pendingObject) error {
 	default:
 		switch obj.(type) {
 		case *v1beta1.ClusterNetworkPolicy, *v1alpha2.ClusterNetworkPolicy, *v1alpha1.AdminNetworkPolicy, *v1alpha1.BaselineAdminNetworkPolicy:
-			cp, err := ClusterPolicyOf(obj)
+			cp, err := evaluator.ClusterPolicyOf(obj)
 			if err != nil {
 				return fmt.Errorf("%s: %w", p.label, err)
 			}

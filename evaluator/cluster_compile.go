@@ -103,8 +103,18 @@ type clusterSet struct {
 	// policies are every tier's policies, Admin first, each tier by priority then kind and
 	// name: the order rules are tried in.
 	policies []*compiledCluster
+	// rules are the rules of each direction (indexed by Direction) in the order they are
+	// tried, every policy's in turn; a rule's id is its index here. Admin rules come first:
+	// baseline[dir] is the id of the first Baseline rule. domains has the rules with a
+	// domainNames peer.
+	rules    [2][]*clusterRule
+	baseline [2]int
+	domains  [2]bitset
 	// peers are the distinct peers of all rules, learnt once per endpoint.
 	peers []clusterPeer
+	// memoBits lays out a clusterMemo's bit sets: set k is words memoBits[k] to
+	// memoBits[k+1] of its bits.
+	memoBits [memoSets + 1]int
 	// egressAddr says whether an egress rule has a networks or nodes peer: only then can
 	// the verdict on a workload's pods depend on their addresses.
 	egressAddr bool
@@ -122,13 +132,14 @@ type compiledCluster struct {
 
 type clusterRule struct {
 	ref     TierRuleRef
+	id      int // in clusterSet.rules of its direction
 	peers   []clusterPeer
 	peerIDs []int // of peers, in clusterSet.peers
 	// domains: the rule has a domainNames peer, which an observed address cannot match or
 	// rule out.
 	domains bool
-	anyPort bool // no protocols: every protocol and port
-	ports   []clusterPort
+	anyPort bool           // no protocols: every protocol and port
+	ports   []compiledPort // a destinationNamedPort has no protocol: the container port's
 }
 
 type clusterPeer struct {
@@ -139,12 +150,6 @@ type clusterPeer struct {
 	key              string
 }
 
-type clusterPort struct {
-	protocol corev1.Protocol // "" with a named port: the container port's protocol
-	lo, hi   int32
-	name     string
-}
-
 // ClusterPolicyError reports a cluster policy the API server would reject, with
 // kubectl-style field paths.
 type ClusterPolicyError struct {
@@ -153,11 +158,7 @@ type ClusterPolicyError struct {
 }
 
 func (e *ClusterPolicyError) Error() string {
-	msgs := make([]string, 0, len(e.Errs))
-	for _, err := range e.Errs {
-		msgs = append(msgs, err.Error())
-	}
-	return fmt.Sprintf("%s: %s", e.Policy, strings.Join(msgs, "; "))
+	return fmt.Sprintf("%s: %s", e.Policy, joinFieldErrors(e.Errs))
 }
 
 // CompileAll compiles NetworkPolicies and cluster policies (Admin and Baseline tiers) into
@@ -264,6 +265,25 @@ func compileClusterSet(list []*ClusterPolicy) (*clusterSet, error) {
 		}
 		return strings.Compare(a.ref.Name, b.ref.Name)
 	})
+	for _, cp := range cs.policies {
+		for dir, rules := range [2][]*clusterRule{Ingress: cp.ingress, Egress: cp.egress} {
+			if cp.tier == AdminTier {
+				cs.baseline[dir] += len(rules)
+			}
+			for _, r := range rules {
+				r.id = len(cs.rules[dir])
+				cs.rules[dir] = append(cs.rules[dir], r)
+			}
+		}
+	}
+	for dir, rules := range cs.rules {
+		cs.domains[dir] = newBitset(len(rules))
+		for _, r := range rules {
+			if r.domains {
+				cs.domains[dir].set(r.id)
+			}
+		}
+	}
 	ids := map[string]int{}
 	for _, cp := range cs.policies {
 		for _, r := range slices.Concat(cp.ingress, cp.egress) {
@@ -285,6 +305,13 @@ func compileClusterSet(list []*ClusterPolicy) (*clusterSet, error) {
 				}
 			}
 		}
+	}
+	for k := range memoSets {
+		n := len(cs.peers)
+		if k < memoPeerKnown {
+			n = len(cs.rules[k%2])
+		}
+		cs.memoBits[k+1] = cs.memoBits[k] + (n+63)/64
 	}
 	return cs, nil
 }
@@ -347,7 +374,7 @@ func compileCluster(p *ClusterPolicy) (*compiledCluster, error) {
 			errs = append(errs, field.Invalid(path.Child("action"), r.Action, "domainNames peers are only supported in Accept rules"))
 		}
 		errs = cr.compileProtocols(r.Protocols, path.Child("protocols"), errs)
-		if addressed && slices.ContainsFunc(cr.ports, func(p clusterPort) bool { return p.name != "" }) {
+		if addressed && slices.ContainsFunc(cr.ports, func(p compiledPort) bool { return p.name != "" }) {
 			errs = append(errs, field.Invalid(path, "", "networks/nodes/domainNames peer cannot be set with namedPorts since there are no namedPorts for networks/nodes/domainNames"))
 		}
 		cp.egress = append(cp.egress, cr)
@@ -465,7 +492,10 @@ func (cr *clusterRule) compileProtocols(protos []v1beta1.ClusterNetworkPolicyPro
 			for _, msg := range validation.IsValidPortName(p.DestinationNamedPort) {
 				errs = append(errs, field.Invalid(pp.Child("destinationNamedPort"), p.DestinationNamedPort, msg))
 			}
-			cr.ports = append(cr.ports, clusterPort{name: p.DestinationNamedPort})
+			// destinationNamedPort "selects a destination port on a pod based on the
+			// ContainerPort name", resolved like a NetworkPolicy named port, with the
+			// container port's protocol.
+			cr.ports = append(cr.ports, compiledPort{name: p.DestinationNamedPort})
 		}
 		if n != 1 {
 			errs = append(errs, field.Invalid(pp, "", "exactly one of tcp, udp, sctp or destinationNamedPort must be set"))
@@ -485,44 +515,19 @@ func (cr *clusterRule) compileProtocols(protos []v1beta1.ClusterNetworkPolicyPro
 			if r.Start < 1 || r.End > 65535 || r.Start >= r.End {
 				errs = append(errs, field.Invalid(dp.Child("range"), fmt.Sprintf("%d-%d", r.Start, r.End), "Start port must be less than End port, both in 1-65535"))
 			}
-			cr.ports = append(cr.ports, clusterPort{protocol: proto, lo: r.Start, hi: r.End})
+			cr.ports = append(cr.ports, compiledPort{protocol: proto, lo: r.Start, hi: r.End})
 		default:
 			for _, msg := range validation.IsValidPortNum(int(port.Number)) {
 				errs = append(errs, field.Invalid(dp.Child("number"), port.Number, msg))
 			}
-			cr.ports = append(cr.ports, clusterPort{protocol: proto, lo: port.Number, hi: port.Number})
+			cr.ports = append(cr.ports, compiledPort{protocol: proto, lo: port.Number, hi: port.Number})
 		}
 	}
 	return errs
 }
 
-func (p clusterPort) matches(port int32, proto corev1.Protocol, dst *Endpoint) bool {
-	if p.name == "" {
-		return p.protocol == proto && p.lo <= port && port <= p.hi
-	}
-	// destinationNamedPort "selects a destination port on a pod based on the ContainerPort
-	// name", resolved like a NetworkPolicy named port, with the container port's protocol.
-	if dst.Kind != Pod {
-		return false
-	}
-	for _, cp := range dst.Ports {
-		if cp.Name == p.name && cp.Port == port && containerProtocol(cp) == proto {
-			return true
-		}
-	}
-	return false
-}
-
 func (r *clusterRule) portMatches(port int32, proto corev1.Protocol, dst *Endpoint) bool {
-	if r.anyPort {
-		return true
-	}
-	for _, p := range r.ports {
-		if p.matches(port, proto, dst) {
-			return true
-		}
-	}
-	return false
+	return portsMatch(r.anyPort, r.ports, port, proto, dst)
 }
 
 // changedClusters lists the cluster policies that differ between two sets: added, removed,

@@ -29,36 +29,70 @@ func both(a, b outcome) outcome {
 }
 
 // clusterMemo is what a set's cluster policies say about one endpoint, learnt as needed:
-// which policies select it as their subject, and which peers match it.
+// as a pod, which policies select it as their subject and so which rules it is judged by;
+// as a peer, which rules' and which peers' selectors match it. A flow's tier walk is then
+// the first rule set in both, as ruleIndex does for NetworkPolicies, with its ports to check.
 type clusterMemo struct {
-	cs                   *clusterSet
-	subjKnown            bool
-	selected             []int // indexes into cs.policies, in the order they are tried
-	peerKnown, peerMatch bitset
+	cs        *clusterSet
+	subjKnown bool
+	selected  []int // indexes into cs.policies, in the order they are tried
+	// bits holds the memo's bit sets, laid out by clusterSet.memoBits: one small slice
+	// rather than eight, as an endpoint gets a memo for every set it is judged under.
+	bits bitset
+}
+
+// The bit sets of a clusterMemo: by Direction, the rules of the policies that select the
+// endpoint (memoRules), and whether a rule's peers match it, known (memoRuleKnown) and
+// matching (memoRuleMatch); then whether each peer matches it, known and matching.
+const (
+	memoRules = iota * 2
+	memoRuleKnown
+	memoRuleMatch
+	memoPeerKnown = memoRuleMatch + 2
+	memoPeerMatch = memoPeerKnown + 1
+	memoSets      = memoPeerMatch + 1
+)
+
+// bitset returns bit set k (memoRules+dir … memoPeerMatch).
+func (m *clusterMemo) bitset(k int) bitset {
+	lo, hi := m.cs.memoBits[k], m.cs.memoBits[k+1]
+	return m.bits[lo:hi:hi]
 }
 
 // clusterOf returns what the evaluation's cluster policies say about the endpoint of st.
 func (e *Evaluation) clusterOf(st *endpointState) *clusterMemo {
 	cs := e.ps.cluster
+	if st.clSet == cs {
+		return st.clLast
+	}
 	for _, m := range st.cl {
 		if m.cs == cs {
+			st.clSet, st.clLast = cs, m
 			return m
 		}
 	}
-	m := &clusterMemo{cs: cs, peerKnown: e.m.bits(len(cs.peers)), peerMatch: e.m.bits(len(cs.peers))}
+	m := &clusterMemo{cs: cs, bits: e.m.bits(64 * cs.memoBits[memoSets])}
 	st.cl = append(st.cl, m)
+	st.clSet, st.clLast = cs, m
 	return m
 }
 
-// subjects returns the policies that select the pod ep, in order.
+// subjects returns the policies that select the pod ep, in order, and marks their rules.
 func (e *Evaluation) subjects(ep *Endpoint, m *clusterMemo) []int {
 	if !m.subjKnown {
 		m.subjKnown = true
 		if ep.Kind == Pod {
 			nsl := e.namespaceLabels(ep.Namespace)
 			for i, cp := range m.cs.policies {
-				if cp.selects(ep, nsl) {
-					m.selected = append(m.selected, i)
+				if !cp.selects(ep, nsl) {
+					continue
+				}
+				m.selected = append(m.selected, i)
+				for _, r := range cp.ingress {
+					m.bitset(memoRules + int(Ingress)).set(r.id)
+				}
+				for _, r := range cp.egress {
+					m.bitset(memoRules + int(Egress)).set(r.id)
 				}
 			}
 		}
@@ -70,10 +104,11 @@ func (e *Evaluation) subjects(ep *Endpoint, m *clusterMemo) []int {
 // match any endpoint whose address is known, pods included, as ipBlock does; nodes match
 // an endpoint that is a node, or has the address of one, whose labels the selector matches.
 func (e *Evaluation) clusterPeerMatches(m *clusterMemo, id int, ep *Endpoint, st *endpointState) bool {
-	if m.peerKnown.has(id) {
-		return m.peerMatch.has(id)
+	known, match := m.bitset(memoPeerKnown), m.bitset(memoPeerMatch)
+	if known.has(id) {
+		return match.has(id)
 	}
-	m.peerKnown.set(id)
+	known.set(id)
 	p := &m.cs.peers[id]
 	ok := false
 	switch {
@@ -99,7 +134,7 @@ func (e *Evaluation) clusterPeerMatches(m *clusterMemo, id int, ep *Endpoint, st
 			(p.pods == nil || p.pods.Matches(labels.Set(ep.Labels)))
 	}
 	if ok {
-		m.peerMatch.set(id)
+		match.set(id)
 	}
 	return ok
 }
@@ -111,43 +146,68 @@ func (e *Evaluation) ruleMatches(r *clusterRule, pm *clusterMemo, peer *Endpoint
 	if !r.portMatches(port, proto, dst) {
 		return false, false
 	}
-	for _, id := range r.peerIDs {
-		if e.clusterPeerMatches(pm, id, peer, peerSt) {
-			return true, false
-		}
+	if e.anyClusterPeerMatches(pm, r.peerIDs, peer, peerSt) {
+		return true, false
 	}
 	return false, r.domains && peer.Kind != Pod
 }
 
-// walkTier tries the rules of the tier's policies that select the pod, in order, and
-// returns the first that matches (nil: none), and the first domainNames rule met before it
-// that might.
-func (e *Evaluation) walkTier(tier Tier, dir Direction, sel []int, pm *clusterMemo, peer *Endpoint, peerSt *endpointState, f Flow) (hit, maybe *clusterRule) {
+// walkTier tries the tier's rules of the policies that select the pod (pod's memo), in
+// order, and returns the first that matches (nil: none), and the first domainNames rule met
+// before it that might. Whether a rule's peers match the peer is learnt once per endpoint;
+// rules known not to match drop out a word at a time, save domainNames rules, which can
+// match a name whatever the address.
+func (e *Evaluation) walkTier(tier Tier, dir Direction, pod, pm *clusterMemo, peer *Endpoint, peerSt *endpointState, f Flow) (hit, maybe *clusterRule) {
 	cs := pm.cs
+	rules := cs.rules[dir]
+	lo, hi := 0, cs.baseline[dir]
+	if tier == BaselineTier {
+		lo, hi = hi, len(rules)
+	}
+	d := int(dir)
+	sel, known, match, domains := pod.bitset(memoRules+d), pm.bitset(memoRuleKnown+d), pm.bitset(memoRuleMatch+d), cs.domains[dir]
 	proto := f.protocol()
-	for _, i := range sel {
-		cp := cs.policies[i]
-		if cp.tier != tier {
-			if cp.tier > tier {
-				break
+	for w := lo / 64; w*64 < hi; w++ {
+		x := sel[w] &^ (known[w] &^ match[w] &^ domains[w])
+		if w == lo/64 {
+			x &^= 1<<(uint(lo)%64) - 1
+		}
+		for x != 0 {
+			i := w*64 + trailingZeros(x)
+			if i >= hi {
+				return nil, maybe
 			}
-			continue
-		}
-		rules := cp.ingress
-		if dir == Egress {
-			rules = cp.egress
-		}
-		for _, r := range rules {
-			match, mb := e.ruleMatches(r, pm, peer, peerSt, f.Port, proto, f.Dst)
-			if match {
+			x &= x - 1
+			r := rules[i]
+			if !known.has(i) {
+				known.set(i)
+				if e.anyClusterPeerMatches(pm, r.peerIDs, peer, peerSt) {
+					match.set(i)
+				}
+			}
+			if !r.portMatches(f.Port, proto, f.Dst) {
+				continue
+			}
+			if match.has(i) {
 				return r, maybe
 			}
-			if mb && maybe == nil {
+			// Domain names are taken never to resolve to a pod's address.
+			if r.domains && peer.Kind != Pod && maybe == nil {
 				maybe = r
 			}
 		}
 	}
 	return nil, maybe
+}
+
+// anyClusterPeerMatches reports whether one of the peers ids matches ep.
+func (e *Evaluation) anyClusterPeerMatches(m *clusterMemo, ids []int, ep *Endpoint, st *endpointState) bool {
+	for _, id := range ids {
+		if e.clusterPeerMatches(m, id, ep, st) {
+			return true
+		}
+	}
+	return false
 }
 
 // clusterSide decides one end of a flow through the tiers: the Admin tier, then the
@@ -163,16 +223,22 @@ func (e *Evaluation) clusterSide(dir Direction, f Flow, srcSt, dstSt *endpointSt
 		return outAllow, s
 	}
 	s.Applies = true
-	sel := e.subjects(pod, e.clusterOf(podSt))
+	podM := e.clusterOf(podSt)
+	sel := e.subjects(pod, podM)
 	pm := e.clusterOf(peerSt)
 
 	out := outAllow
 	var decided, passed *clusterRule
-	hit, maybe := e.walkTier(AdminTier, dir, sel, pm, peer, peerSt, f)
+	hit, maybe := e.walkTier(AdminTier, dir, podM, pm, peer, peerSt, f)
 	if hit != nil && hit.ref.Action == Pass {
 		passed, hit = hit, nil
 	}
-	t := e.own(pod, podSt)
+	// The NetworkPolicies of the pod's namespace matter when the Admin tier left the flow
+	// to them, or to explain a decision they did not make.
+	var t *nsMemo
+	if hit == nil || explain {
+		t = e.own(pod, podSt)
+	}
 	isolated := t != nil && ((dir == Ingress && t.ingressIsolated) || (dir == Egress && t.egressIsolated))
 	switch {
 	case hit != nil:
@@ -197,7 +263,7 @@ func (e *Evaluation) clusterSide(dir Direction, f Flow, srcSt, dstSt *endpointSt
 		}
 	default:
 		var mb *clusterRule
-		hit, mb = e.walkTier(BaselineTier, dir, sel, pm, peer, peerSt, f)
+		hit, mb = e.walkTier(BaselineTier, dir, podM, pm, peer, peerSt, f)
 		if maybe == nil {
 			maybe = mb
 		}
@@ -286,6 +352,22 @@ func (e *Evaluation) outcomeOf(f Flow, src, dst *endpointState) outcome {
 		return e.clusterOutcome(f, src, dst)
 	}
 	if e.allowed(f, src, dst) {
+		return outAllow
+	}
+	return outDeny
+}
+
+// sideOutcome is the tiered decision on one side of a pair of ends, for any set.
+func (e *Evaluation) sideOutcome(dir Direction, f Flow, src, dst *endpointState) outcome {
+	if e.ps.cluster != nil {
+		out, _ := e.clusterSide(dir, f, src, dst, false)
+		return out
+	}
+	ok := e.ingressAllowed(f, src, dst)
+	if dir == Egress {
+		ok = e.egressAllowed(f, src, dst)
+	}
+	if ok {
 		return outAllow
 	}
 	return outDeny

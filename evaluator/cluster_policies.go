@@ -61,6 +61,23 @@ func (r ClusterRef) String() string { return r.Kind.Short() + "/" + r.Name }
 // MarshalText writes the policy as "kind/name".
 func (r ClusterRef) MarshalText() ([]byte, error) { return []byte(r.String()), nil }
 
+// ClusterPolicyOf converts a cluster policy object — a ClusterNetworkPolicy (v1beta1 or
+// v1alpha2), an AdminNetworkPolicy or a BaselineAdminNetworkPolicy (v1alpha1) — into the
+// evaluator's form. Any other object is an error.
+func ClusterPolicyOf(obj any) (*ClusterPolicy, error) {
+	switch o := obj.(type) {
+	case *v1beta1.ClusterNetworkPolicy:
+		return ClusterPolicyFromV1beta1(o), nil
+	case *v1alpha2.ClusterNetworkPolicy:
+		return ClusterPolicyFromV1alpha2(o)
+	case *v1alpha1.AdminNetworkPolicy:
+		return ClusterPolicyFromAdminNetworkPolicy(o), nil
+	case *v1alpha1.BaselineAdminNetworkPolicy:
+		return ClusterPolicyFromBaselineAdminNetworkPolicy(o), nil
+	}
+	return nil, fmt.Errorf("%T is not a cluster policy", obj)
+}
+
 // ClusterPolicyFromV1beta1 converts a v1beta1 ClusterNetworkPolicy.
 func ClusterPolicyFromV1beta1(p *v1beta1.ClusterNetworkPolicy) *ClusterPolicy {
 	return &ClusterPolicy{Kind: ClusterNetworkPolicyKind, Name: p.Name, Spec: *p.Spec.DeepCopy()}

@@ -159,6 +159,7 @@ func (b *compiledIPBlock) contains(ip netip.Addr) bool {
 }
 
 type compiledPort struct {
+	// protocol is "" only for a cluster policy's named port: the container port's.
 	protocol corev1.Protocol
 	// anyPort: no port given, every port of the protocol matches.
 	anyPort bool
@@ -175,11 +176,16 @@ type PolicyError struct {
 }
 
 func (e *PolicyError) Error() string {
-	msgs := make([]string, 0, len(e.Errs))
-	for _, err := range e.Errs {
+	return fmt.Sprintf("networkpolicy %s: %s", e.Policy, joinFieldErrors(e.Errs))
+}
+
+// joinFieldErrors writes a policy's findings on one line, as kubectl lists them.
+func joinFieldErrors(errs field.ErrorList) string {
+	msgs := make([]string, 0, len(errs))
+	for _, err := range errs {
 		msgs = append(msgs, err.Error())
 	}
-	return fmt.Sprintf("networkpolicy %s: %s", e.Policy, strings.Join(msgs, "; "))
+	return strings.Join(msgs, "; ")
 }
 
 // Compile validates and compiles a set of policies. Every invalid policy is reported (as a

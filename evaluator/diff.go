@@ -69,15 +69,16 @@ func (d *differ) run(eb, ea *Evaluation, flows []Flow, lo, hi int, explain bool)
 	for i := lo; i < hi; i++ {
 		f := flows[i]
 		src, dst := eb.state(f.Src), eb.state(f.Dst)
-		srcSelected, dstSelected := d.candidate(eb, f.Src, src), d.candidate(eb, f.Dst, dst)
-		if !srcSelected && !dstSelected {
+		srcCand, dstCand := d.candidate(eb, f.Src, src), d.candidate(eb, f.Dst, dst)
+		if srcCand == 0 && dstCand == 0 {
 			continue
 		}
 		p.candidates++
 		if d.tiered {
-			d.runTiered(eb, ea, f, i, src, dst, explain, &p)
+			d.runTiered(eb, ea, f, i, src, dst, srcCand&candEgress != 0, dstCand&candIngress != 0, explain, &p)
 			continue
 		}
+		srcSelected, dstSelected := srcCand != 0, dstCand != 0
 		var splitSrc, splitDst bool
 		if len(f.Src.Pods) > 1 || len(f.Dst.Pods) > 1 {
 			splitSrc, splitDst = splitEnds(f, eb.ps, ea.ps)
@@ -248,31 +249,50 @@ func DiffWith(before, after *PolicySet, w *World, flows []Flow, opts DiffOptions
 	return res
 }
 
-// candidate reports whether a changed policy selects ep, memoised per endpoint: a
-// NetworkPolicy in its namespace, or a cluster policy whose subject (old or new) does.
-func (d *differ) candidate(e *Evaluation, ep *Endpoint, st *endpointState) bool {
+// What a change can decide of an endpoint's flows (endpointState.candidate): a changed
+// policy selects it (candSelected), and one of those isolates it for egress or has egress
+// rules (candEgress), or ingress (candIngress). A side no changed policy decides answers
+// alike before and after.
+const (
+	candSelected int8 = 1 << iota
+	candEgress
+	candIngress
+)
+
+// candidate reports whether a changed policy selects ep, and which sides of its flows it
+// may decide, memoised per endpoint: a NetworkPolicy in its namespace, or a cluster policy
+// whose subject (old or new) does.
+func (d *differ) candidate(e *Evaluation, ep *Endpoint, st *endpointState) int8 {
 	if ep.Kind != Pod {
-		return false
+		return 0
 	}
 	if st.candidate < 0 {
-		st.candidate = 0
-		for _, cp := range d.changed {
-			if cp.ref.Namespace == ep.Namespace && cp.selector.Matches(labels.Set(ep.Labels)) {
-				st.candidate = 1
-				break
+		c := int8(0)
+		mark := func(ingress, egress bool) {
+			c |= candSelected
+			if ingress {
+				c |= candIngress
+			}
+			if egress {
+				c |= candEgress
 			}
 		}
-		if st.candidate == 0 && len(d.changedCluster) > 0 {
+		for _, cp := range d.changed {
+			if cp.ref.Namespace == ep.Namespace && cp.selector.Matches(labels.Set(ep.Labels)) {
+				mark(cp.ingress, cp.egress)
+			}
+		}
+		if len(d.changedCluster) > 0 {
 			nsl := e.namespaceLabels(ep.Namespace)
 			for _, cp := range d.changedCluster {
 				if cp.selects(ep, nsl) {
-					st.candidate = 1
-					break
+					mark(len(cp.ingress) > 0, len(cp.egress) > 0)
 				}
 			}
 		}
+		st.candidate = c
 	}
-	return st.candidate == 1
+	return st.candidate
 }
 
 func uniqueRefs(list []*compiledCluster) int {
@@ -286,25 +306,35 @@ func uniqueRefs(list []*compiledCluster) int {
 // runTiered judges flow i of a diff whose sets have cluster policies: through every tier,
 // pod by pod where addresses tell a workload's pods apart. It is cut if the flow of a pair
 // of its pods is allowed before and denied after, and uncertain (not cut) if no pair is cut
-// but one goes from allowed to uncertain or from uncertain to denied.
-func (d *differ) runTiered(eb, ea *Evaluation, f Flow, i int, src, dst *endpointState, explain bool, p *diffPart) {
+// but one goes from allowed to uncertain or from uncertain to denied. egressMay and
+// ingressMay say which sides a changed policy may decide.
+func (d *differ) runTiered(eb, ea *Evaluation, f Flow, i int, src, dst *endpointState, egressMay, ingressMay, explain bool, p *diffPart) {
 	var splitSrc, splitDst bool
 	if len(f.Src.Pods) > 1 || len(f.Dst.Pods) > 1 {
 		splitSrc, splitDst = splitEnds(f, eb.ps, ea.ps)
 	}
-	var pc podCut
+	if !splitSrc && !splitDst {
+		switch tieredChange(eb, ea, f, src, dst, egressMay, ingressMay) {
+		case pairCut:
+			p.cut = append(p.cut, i)
+			if explain {
+				p.explained = append(p.explained, explainCut(eb, ea, i, f, nil))
+			}
+		case pairUncertain:
+			p.uncertain = append(p.uncertain, i)
+			if explain {
+				p.uncertainX = append(p.uncertainX, explainCut(eb, ea, i, f, nil))
+			}
+		}
+		return
+	}
+	var pc, uncPair podCut
 	var cutNames, uncNames []string
 	cut, unc, n := 0, 0, 0
-	var uncPair podCut
-	judge := func(g Flow, gs, gd *endpointState) {
+	podPairs(f, splitSrc, splitDst, func(g Flow) bool {
 		n++
-		a := ea.outcomeOf(g, gs, gd)
-		if a == outAllow {
-			return
-		}
-		b := eb.outcomeOf(g, gs, gd)
-		switch {
-		case b == outAllow && a == outDeny:
+		switch tieredChange(eb, ea, g, eb.state(g.Src), eb.state(g.Dst), egressMay, ingressMay) {
+		case pairCut:
 			if cut == 0 {
 				pc.src, pc.dst = g.Src, g.Dst
 			}
@@ -312,7 +342,7 @@ func (d *differ) runTiered(eb, ea *Evaluation, f Flow, i int, src, dst *endpoint
 			if len(cutNames) < maxPodsListed {
 				cutNames = append(cutNames, pairName(g, splitSrc, splitDst))
 			}
-		case (b == outAllow && a == outUncertain) || (b == outUncertain && a == outDeny):
+		case pairUncertain:
 			if unc == 0 {
 				uncPair.src, uncPair.dst = g.Src, g.Dst
 			}
@@ -321,42 +351,71 @@ func (d *differ) runTiered(eb, ea *Evaluation, f Flow, i int, src, dst *endpoint
 				uncNames = append(uncNames, pairName(g, splitSrc, splitDst))
 			}
 		}
-	}
-	if !splitSrc && !splitDst {
-		judge(f, src, dst)
-	} else {
-		podPairs(f, splitSrc, splitDst, func(g Flow) bool {
-			judge(g, eb.state(g.Src), eb.state(g.Dst))
-			return true
-		})
-	}
-	split := splitSrc || splitDst
+		return true
+	})
 	switch {
 	case cut > 0:
 		p.cut = append(p.cut, i)
-		var pcp *podCut
-		if split {
-			if cut < n {
-				pc.pods = cutNames
-			}
-			p.pods = append(p.pods, indexedPodCut{i, pc})
-			pcp = &pc
+		if cut < n {
+			pc.pods = cutNames
 		}
+		p.pods = append(p.pods, indexedPodCut{i, pc})
 		if explain {
-			p.explained = append(p.explained, explainCut(eb, ea, i, f, pcp))
+			p.explained = append(p.explained, explainCut(eb, ea, i, f, &pc))
 		}
 	case unc > 0:
 		p.uncertain = append(p.uncertain, i)
-		var pcp *podCut
-		if split {
-			if unc < n {
-				uncPair.pods = uncNames
-			}
-			p.pods = append(p.pods, indexedPodCut{i, uncPair})
-			pcp = &uncPair
+		if unc < n {
+			uncPair.pods = uncNames
 		}
+		p.pods = append(p.pods, indexedPodCut{i, uncPair})
 		if explain {
-			p.uncertainX = append(p.uncertainX, explainCut(eb, ea, i, f, pcp))
+			p.uncertainX = append(p.uncertainX, explainCut(eb, ea, i, f, &uncPair))
 		}
 	}
+}
+
+// What a change does to the flow of one pair of ends.
+const (
+	pairKept = iota
+	pairCut
+	pairUncertain
+)
+
+// tieredChange judges the flow g of one pair of ends under the sets before and after. A
+// side that no changed policy decides (egressMay, ingressMay) answers alike under both: it
+// is asked once, and only when the side that may change does, from an allow.
+func tieredChange(eb, ea *Evaluation, g Flow, gs, gd *endpointState, egressMay, ingressMay bool) int {
+	var b, a outcome
+	switch {
+	case egressMay && ingressMay:
+		if a = ea.outcomeOf(g, gs, gd); a == outAllow {
+			return pairKept
+		}
+		b = eb.outcomeOf(g, gs, gd)
+	case egressMay || ingressMay:
+		dir, other := Egress, Ingress
+		if ingressMay {
+			dir, other = Ingress, Egress
+		}
+		sa := ea.sideOutcome(dir, g, gs, gd)
+		if sa == outAllow {
+			return pairKept
+		}
+		sb := eb.sideOutcome(dir, g, gs, gd)
+		if sb == sa {
+			return pairKept
+		}
+		o := ea.sideOutcome(other, g, gs, gd)
+		b, a = both(sb, o), both(sa, o)
+	default:
+		return pairKept
+	}
+	switch {
+	case b == outAllow && a == outDeny:
+		return pairCut
+	case (b == outAllow && a == outUncertain) || (b == outUncertain && a == outDeny):
+		return pairUncertain
+	}
+	return pairKept
 }

@@ -70,6 +70,7 @@ func (m *memo) refresh(st *endpointState) {
 	}
 	clear(st.perNS[len(kept):])
 	st.perNS = kept
+	st.clSet, st.clLast = nil, nil
 	if len(st.cl) > 0 {
 		st.cl = slices.DeleteFunc(st.cl, func(cm *clusterMemo) bool {
 			return !slices.ContainsFunc(m.sets, func(ps *PolicySet) bool { return ps.cluster == cm.cs })
@@ -146,8 +147,11 @@ type endpointState struct {
 	// nodes are the nodes this endpoint is (by name or address), once nodeKnown.
 	nodeKnown bool
 	nodes     []string
-	// cl holds what the cluster policies of the sets in use say about the endpoint.
-	cl []*clusterMemo
+	// cl holds what the cluster policies of the sets in use say about the endpoint; clLast,
+	// found without a search, is the one of clSet, the set asked about last.
+	cl     []*clusterMemo
+	clSet  *clusterSet
+	clLast *clusterMemo
 	// own caches, per policy set, the memo of the endpoint's own namespace (nil memo: no
 	// policies there), saving a lookup by namespace name per flow.
 	own []ownMemo
@@ -450,10 +454,15 @@ func (e *Evaluation) nodesOf(ep *Endpoint) []string {
 }
 
 func (r *compiledRule) portMatches(port int32, proto corev1.Protocol, dst *Endpoint) bool {
-	if r.anyPort {
+	return portsMatch(r.anyPort, r.ports, port, proto, dst)
+}
+
+// portsMatch reports whether a rule's ports (every port when anyPort) match the flow's.
+func portsMatch(anyPort bool, ports []compiledPort, port int32, proto corev1.Protocol, dst *Endpoint) bool {
+	if anyPort {
 		return true
 	}
-	for _, p := range r.ports {
+	for _, p := range ports {
 		if p.matches(port, proto, dst) {
 			return true
 		}
@@ -462,7 +471,7 @@ func (r *compiledRule) portMatches(port int32, proto corev1.Protocol, dst *Endpo
 }
 
 func (p compiledPort) matches(port int32, proto corev1.Protocol, dst *Endpoint) bool {
-	if p.protocol != proto {
+	if p.protocol != proto && (p.protocol != "" || p.name == "") {
 		return false
 	}
 	if p.anyPort {
@@ -471,13 +480,19 @@ func (p compiledPort) matches(port int32, proto corev1.Protocol, dst *Endpoint) 
 	if p.name == "" {
 		return p.lo <= port && port <= p.hi
 	}
-	// A named port is resolved against the destination pod's container ports, for ingress
-	// and egress rules alike; a destination without that name matches nothing.
+	return namedPortMatches(dst, p.name, port, proto)
+}
+
+// namedPortMatches reports whether the destination pod declares a container port of that
+// name, number and protocol. A named port is resolved against the destination pod's
+// container ports, for ingress and egress rules alike; a destination without that name
+// matches nothing.
+func namedPortMatches(dst *Endpoint, name string, port int32, proto corev1.Protocol) bool {
 	if dst.Kind != Pod {
 		return false
 	}
 	for _, cp := range dst.Ports {
-		if cp.Name == p.name && cp.Port == port && containerProtocol(cp) == proto {
+		if cp.Name == name && cp.Port == port && containerProtocol(cp) == proto {
 			return true
 		}
 	}

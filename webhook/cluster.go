@@ -9,7 +9,6 @@ import (
 	"slices"
 	"strings"
 
-	admissionv1 "k8s.io/api/admission/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"sigs.k8s.io/controller-runtime/pkg/client"
@@ -51,59 +50,30 @@ type clusterObject struct {
 // decodeClusterPolicies returns the cluster policy before (UPDATE, DELETE) and after
 // (CREATE, UPDATE), of the request's kind and version.
 func decodeClusterPolicies(req admission.Request) (old, new *clusterObject, err error) {
-	decode := func(raw []byte, what string) (*clusterObject, error) {
-		if len(raw) == 0 {
-			return nil, fmt.Errorf("%s: missing in a %s request", what, req.Operation)
-		}
-		var obj client.Object
-		switch req.Kind.Kind + "/" + req.Kind.Version {
-		case "ClusterNetworkPolicy/v1beta1":
-			obj = &v1beta1.ClusterNetworkPolicy{}
-		case "ClusterNetworkPolicy/v1alpha2":
-			obj = &v1alpha2.ClusterNetworkPolicy{}
-		case "AdminNetworkPolicy/v1alpha1":
-			obj = &v1alpha1.AdminNetworkPolicy{}
-		case "BaselineAdminNetworkPolicy/v1alpha1":
-			obj = &v1alpha1.BaselineAdminNetworkPolicy{}
-		default:
-			return nil, fmt.Errorf("%s %s/%s: netpol-guard does not know this version", req.Kind.Kind, req.Kind.Group, req.Kind.Version)
-		}
+	var newObject func() client.Object
+	switch req.Kind.Kind + "/" + req.Kind.Version {
+	case "ClusterNetworkPolicy/v1beta1":
+		newObject = func() client.Object { return &v1beta1.ClusterNetworkPolicy{} }
+	case "ClusterNetworkPolicy/v1alpha2":
+		newObject = func() client.Object { return &v1alpha2.ClusterNetworkPolicy{} }
+	case "AdminNetworkPolicy/v1alpha1":
+		newObject = func() client.Object { return &v1alpha1.AdminNetworkPolicy{} }
+	case "BaselineAdminNetworkPolicy/v1alpha1":
+		newObject = func() client.Object { return &v1alpha1.BaselineAdminNetworkPolicy{} }
+	default:
+		return nil, nil, fmt.Errorf("%s %s/%s: netpol-guard does not know this version", req.Kind.Kind, req.Kind.Group, req.Kind.Version)
+	}
+	return decodeObjects(req, func(raw []byte) (*clusterObject, error) {
+		obj := newObject()
 		if err := json.Unmarshal(raw, obj); err != nil {
-			return nil, fmt.Errorf("%s: decoding %s: %w", what, req.Kind.Kind, err)
+			return nil, fmt.Errorf("decoding %s: %w", req.Kind.Kind, err)
 		}
-		p, err := clusterPolicyOf(obj)
+		p, err := evaluator.ClusterPolicyOf(obj)
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", what, err)
+			return nil, err
 		}
 		return &clusterObject{obj: obj, policy: p}, nil
-	}
-	switch req.Operation {
-	case admissionv1.Create:
-		new, err = decode(req.Object.Raw, "object")
-	case admissionv1.Update:
-		if old, err = decode(req.OldObject.Raw, "oldObject"); err == nil {
-			new, err = decode(req.Object.Raw, "object")
-		}
-	case admissionv1.Delete:
-		old, err = decode(req.OldObject.Raw, "oldObject")
-	default:
-		err = fmt.Errorf("operation %q: netpol-guard judges CREATE, UPDATE and DELETE", req.Operation)
-	}
-	return old, new, err
-}
-
-func clusterPolicyOf(obj client.Object) (*evaluator.ClusterPolicy, error) {
-	switch o := obj.(type) {
-	case *v1beta1.ClusterNetworkPolicy:
-		return evaluator.ClusterPolicyFromV1beta1(o), nil
-	case *v1alpha2.ClusterNetworkPolicy:
-		return evaluator.ClusterPolicyFromV1alpha2(o)
-	case *v1alpha1.AdminNetworkPolicy:
-		return evaluator.ClusterPolicyFromAdminNetworkPolicy(o), nil
-	case *v1alpha1.BaselineAdminNetworkPolicy:
-		return evaluator.ClusterPolicyFromBaselineAdminNetworkPolicy(o), nil
-	}
-	return nil, fmt.Errorf("%T is not a cluster policy", obj)
+	})
 }
 
 // handleCluster decides a change of a cluster policy, as handle does a NetworkPolicy's.

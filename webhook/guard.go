@@ -316,25 +316,38 @@ func (g *Guard) decideInTime(ctx context.Context, change string, decide func() d
 
 // decodePolicies returns the policy before (UPDATE, DELETE) and after (CREATE, UPDATE).
 func decodePolicies(req admission.Request) (old, new *networkingv1.NetworkPolicy, err error) {
-	decode := func(raw []byte, what string) (*networkingv1.NetworkPolicy, error) {
-		if len(raw) == 0 {
-			return nil, fmt.Errorf("%s: missing in a %s request", what, req.Operation)
-		}
+	return decodeObjects(req, func(raw []byte) (*networkingv1.NetworkPolicy, error) {
 		p := &networkingv1.NetworkPolicy{}
 		if err := json.Unmarshal(raw, p); err != nil {
-			return nil, fmt.Errorf("%s: decoding NetworkPolicy: %w", what, err)
+			return nil, fmt.Errorf("decoding NetworkPolicy: %w", err)
 		}
 		return p, nil
+	})
+}
+
+// decodeObjects returns, each decoded by decode, the request's object before the change
+// (its oldObject: UPDATE, DELETE) and after (its object: CREATE, UPDATE).
+func decodeObjects[T any](req admission.Request, decode func(raw []byte) (T, error)) (old, new T, err error) {
+	dec := func(raw []byte, what string) (T, error) {
+		if len(raw) == 0 {
+			var none T
+			return none, fmt.Errorf("%s: missing in a %s request", what, req.Operation)
+		}
+		v, err := decode(raw)
+		if err != nil {
+			return v, fmt.Errorf("%s: %w", what, err)
+		}
+		return v, nil
 	}
 	switch req.Operation {
 	case admissionv1.Create:
-		new, err = decode(req.Object.Raw, "object")
+		new, err = dec(req.Object.Raw, "object")
 	case admissionv1.Update:
-		if old, err = decode(req.OldObject.Raw, "oldObject"); err == nil {
-			new, err = decode(req.Object.Raw, "object")
+		if old, err = dec(req.OldObject.Raw, "oldObject"); err == nil {
+			new, err = dec(req.Object.Raw, "object")
 		}
 	case admissionv1.Delete:
-		old, err = decode(req.OldObject.Raw, "oldObject")
+		old, err = dec(req.OldObject.Raw, "oldObject")
 	default:
 		err = fmt.Errorf("operation %q: netpol-guard judges CREATE, UPDATE and DELETE", req.Operation)
 	}
