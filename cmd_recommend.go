@@ -20,6 +20,7 @@ import (
 
 	"github.com/netpol-guard/netpol-guard/cli"
 	"github.com/netpol-guard/netpol-guard/cluster"
+	"github.com/netpol-guard/netpol-guard/evaluator"
 )
 
 type recommendFlags struct {
@@ -155,7 +156,7 @@ func listCluster(ctx context.Context, cfg *rest.Config) (*cluster.Objects, error
 			return nil, err
 		}
 		err = listAll(ctx, c, obj.(client.ObjectList), func(o runtime.Object) error {
-			p, err := cluster.ClusterPolicyOf(o.(metav1.Object))
+			p, err := evaluator.ClusterPolicyOf(o.(metav1.Object))
 			if err != nil {
 				return err
 			}
