@@ -765,3 +765,20 @@ func TestBadReviewsGetProperAnswers(t *testing.T) {
 		})
 	}
 }
+
+func TestAFixIsLeftToTheCLIWhenAChangeCutsTooMuch(t *testing.T) {
+	// Working out a fix for thousands of cuts would spend the budget the decision needs:
+	// the answer says where to get one instead, and the decision is still made.
+	c := observingSince(flows.New(flows.Options{}), now.Add(-48*time.Hour))
+	for i := range maxFixCuts + 44 {
+		c.Add(flows.Observation{Src: wl("payments", fmt.Sprintf("Deployment/client-%d", i)), Dst: wl("shop", "Deployment/cart"), Port: 8080, Seen: now})
+	}
+	f := newFixture(t, Enforce, c)
+	resp := f.guard.Handle(t.Context(), request(admissionv1.Create, nil, defaultDeny, false))
+	if resp.Allowed {
+		t.Fatal("enforce admitted a change that cuts 300 flows")
+	}
+	if want := fmt.Sprintf("Fix: too many cut flows (%d) to work one out here; netpol-guard check --suggest writes it", maxFixCuts+44); !strings.Contains(resp.Result.Message, want) {
+		t.Errorf("message lacks %q:\n%s", want, resp.Result.Message)
+	}
+}

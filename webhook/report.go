@@ -175,6 +175,9 @@ const maxEventNote = 1000
 // fixLine is the suggested fix in one line, or empty.
 func (r report) fixLine() string {
 	if r.d.fix == nil {
+		if len(r.d.cuts) > maxFixCuts {
+			return fmt.Sprintf("too many cut flows (%d) to work one out here; netpol-guard check --suggest writes it", len(r.d.cuts))
+		}
 		return ""
 	}
 	return r.d.fix.Line()
@@ -182,6 +185,9 @@ func (r report) fixLine() string {
 
 // fixPolicies are the fix's policies as compact JSON, one after another.
 func (r report) fixPolicies() string {
+	if r.d.fix == nil {
+		return ""
+	}
 	var parts []string
 	for _, p := range r.d.fix.Policies {
 		j, err := json.Marshal(struct {
