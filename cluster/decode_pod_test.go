@@ -1,0 +1,124 @@
+package cluster
+
+import (
+	"bytes"
+	"encoding/json"
+	"reflect"
+	"strings"
+	"testing"
+
+	corev1 "k8s.io/api/core/v1"
+)
+
+// decodeBoth decodes data with the fast decoders and with strictUnmarshal alone, and fails
+// unless both give the same objects or the same error.
+func decodeBoth(t testing.TB, data []byte) {
+	t.Helper()
+	fast := newLoader()
+	fastErr := fast.decode(bytes.NewReader(data), "in")
+	strict := newLoader()
+	strict.strictOnly = true
+	strictErr := strict.decode(bytes.NewReader(data), "in")
+	switch {
+	case (fastErr == nil) != (strictErr == nil):
+		t.Fatalf("fast decoding: %v; strict decoding: %v", fastErr, strictErr)
+	case fastErr != nil && fastErr.Error() != strictErr.Error():
+		t.Fatalf("errors differ:\n fast:   %v\n strict: %v", fastErr, strictErr)
+	case fastErr == nil && !reflect.DeepEqual(fast.snap, strict.snap):
+		f, _ := json.Marshal(fast.snap)
+		s, _ := json.Marshal(strict.snap)
+		t.Fatalf("objects differ:\n fast:   %s\n strict: %s", f, s)
+	}
+}
+
+// podJSON is a pod as kubectl prints it, with every field the fast decoder reads.
+const podJSON = `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web-1","generateName":"web-","namespace":"shop","uid":"u-1","resourceVersion":"7","generation":2,
+"creationTimestamp":"2026-11-20T09:00:00+02:00","labels":{"app":"web","tier":"ü"},"annotations":{"a":"b"},"finalizers":["x"],
+"ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web","uid":"u-2","controller":true,"blockOwnerDeletion":false}],
+"managedFields":[{"manager":"m","operation":"Update","apiVersion":"v1","time":"2026-11-20T09:00:00Z","fieldsType":"FieldsV1","fieldsV1":{"f:metadata":{"k:{\"uid\":\"x\"}":{}}},"subresource":"status"}]},
+"spec":{"containers":[{"name":"web","image":"nginx","command":["a"],"args":[],"workingDir":"/","ports":[{"name":"http","containerPort":8080,"hostPort":0,"protocol":"TCP","hostIP":"0.0.0.0"}],
+"env":[{"name":"A","value":"1"}],"resources":{"requests":{"cpu":"100m","memory":64},"limits":{"cpu":"1"}},"terminationMessagePath":"/dev/termination-log","terminationMessagePolicy":"File","imagePullPolicy":"Always"}],
+"initContainers":[{"name":"init"}],"nodeName":"w1","hostNetwork":false,"restartPolicy":"Always","dnsPolicy":"ClusterFirst","serviceAccountName":"default","serviceAccount":"default",
+"schedulerName":"default-scheduler","priorityClassName":"p","priority":-5,"terminationGracePeriodSeconds":30,"enableServiceLinks":true,"preemptionPolicy":"Never","nodeSelector":{"k":"v"},
+"tolerations":[{"key":"k","operator":"Exists","value":"","effect":"NoExecute","tolerationSeconds":300}]},
+"status":{"phase":"Running","message":"","reason":"","hostIP":"192.168.0.1","hostIPs":[{"ip":"192.168.0.1"}],"podIP":"10.0.0.1","podIPs":[{"ip":"10.0.0.1"},{"ip":"fd00::1"}],
+"startTime":"2026-11-20T09:00:00Z","qosClass":"Burstable","observedGeneration":2,
+"conditions":[{"type":"Ready","status":"True","observedGeneration":1,"lastProbeTime":null,"lastTransitionTime":"2026-11-20T09:00:00Z","reason":"r","message":"m"}]}}`
+
+func TestFastPodDecodeMatchesStrict(t *testing.T) {
+	tweaks := map[string][2]string{
+		"nulls everywhere":                 {`"labels":{"app":"web","tier":"ü"}`, `"labels":null,"deletionGracePeriodSeconds":null`},
+		"null values in maps and lists":    {`"labels":{"app":"web","tier":"ü"}`, `"labels":{"app":null}`},
+		"null list element":                {`"finalizers":["x"]`, `"finalizers":[null]`},
+		"null object in a list":            {`"podIPs":[`, `"podIPs":[null,`},
+		"unknown field":                    {`"nodeName":"w1"`, `"nodeName":"w1","nodeNmae":"w2"`},
+		"unknown nested field":             {`"ip":"192.168.0.1"`, `"ip":"192.168.0.1","family":4`},
+		"field known to the strict only":   {`"nodeName":"w1"`, `"nodeName":"w1","volumes":[{"name":"v","emptyDir":{}}]`},
+		"field given twice":                {`"nodeName":"w1"`, `"nodeName":"w1","nodeName":"w2"`},
+		"label given twice":                {`"app":"web"`, `"app":"web","app":"api"`},
+		"key in another case":              {`"nodeName":"w1"`, `"NodeName":"w1"`},
+		"escaped string":                   {`"nodeName":"w1"`, `"nodeName":"w\u0031"`},
+		"escaped key":                      {`"nodeName":"w1"`, `"node\u004eame":"w1"`},
+		"invalid UTF-8":                    {`"nodeName":"w1"`, "\"nodeName\":\"w\xff\""},
+		"port of the wrong type":           {`"containerPort":8080`, `"containerPort":"8080"`},
+		"port out of range":                {`"containerPort":8080`, `"containerPort":8589934592`},
+		"port with a fraction":             {`"containerPort":8080`, `"containerPort":8080.0`},
+		"port with an exponent":            {`"containerPort":8080`, `"containerPort":8e3`},
+		"negative zero":                    {`"containerPort":8080`, `"containerPort":-0`},
+		"boolean of the wrong type":        {`"hostNetwork":false`, `"hostNetwork":"false"`},
+		"invalid quantity":                 {`"cpu":"100m"`, `"cpu":"lots"`},
+		"quantity as an object":            {`"cpu":"100m"`, `"cpu":{}`},
+		"invalid time":                     {`"startTime":"2026-11-20T09:00:00Z"`, `"startTime":"yesterday"`},
+		"time as a number":                 {`"startTime":"2026-11-20T09:00:00Z"`, `"startTime":1`},
+		"empty lists and maps":             {`"finalizers":["x"]`, `"finalizers":[],"annotations":{}`},
+		"status of the wrong type":         {`"status":{`, `"status":[],"x":{`},
+		"list where an object goes":        {`"resources":{`, `"resources":[],"x":{`},
+		"env from a field":                 {`"value":"1"`, `"valueFrom":{"fieldRef":{"fieldPath":"metadata.name"}}`},
+		"spaces between tokens":            {`"podIP":"10.0.0.1"`, "\"podIP\" :\n \"10.0.0.1\" "},
+		"name missing in the object":       {`"name":"web-1",`, ``},
+		"no namespace: it becomes default": {`"namespace":"shop",`, ``},
+	}
+	decodeBoth(t, []byte(podJSON))
+	for name, tw := range tweaks {
+		t.Run(name, func(t *testing.T) {
+			if !strings.Contains(podJSON, tw[0]) {
+				t.Fatalf("%q is not in the pod", tw[0])
+			}
+			in := strings.Replace(podJSON, tw[0], tw[1], 1)
+			decodeBoth(t, []byte(in))
+			decodeBoth(t, []byte(`{"apiVersion":"v1","kind":"PodList","items":[`+in+`]}`))
+		})
+	}
+	t.Run("YAML", func(t *testing.T) {
+		decodeBoth(t, []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: a, labels: {x: '1'}}\nspec: {containers: [{name: c, ports: [{containerPort: 80}]}]}\nstatus: {podIP: 10.0.0.1}\n"))
+	})
+	t.Run("test corpus", func(t *testing.T) {
+		decodeBoth(t, []byte(kubectlList))
+	})
+}
+
+func TestFastPodDecodeTakesKubectlPods(t *testing.T) {
+	data := benchClusterJSON(50, 10)
+	decodeBoth(t, data)
+	var list struct{ Items []json.RawMessage }
+	if err := json.Unmarshal(data, &list); err != nil {
+		t.Fatal(err)
+	}
+	pods := 0
+	for _, raw := range list.Items {
+		if !bytes.Contains(raw, []byte(`"kind": "Pod"`)) {
+			continue
+		}
+		pods++
+		var pod corev1.Pod
+		if ok, _ := decodePodFast(raw, &pod, nil); !ok {
+			t.Fatalf("the fast decoder gave up on %s", raw)
+		}
+	}
+	if pods != 50 {
+		t.Fatalf("%d pods, want 50", pods)
+	}
+	if ok, _ := decodePodFast([]byte(podJSON), new(corev1.Pod), nil); !ok {
+		t.Fatal("the fast decoder gave up on podJSON")
+	}
+}
