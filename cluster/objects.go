@@ -286,7 +286,7 @@ func (l *loader) decodeSized(r io.Reader, source string, size int64) error {
 		if isNull(doc) { // an empty or comments-only document
 			continue
 		}
-		if walkErr = d.value(doc, fmt.Sprintf("document %d", i+1), "", "", 0); walkErr != nil {
+		if _, walkErr = d.value(doc, fmt.Sprintf("document %d", i+1), "", "", 0); walkErr != nil {
 			break
 		}
 	}
@@ -386,11 +386,11 @@ type header struct {
 	} `json:"metadata"`
 }
 
-// readHeader reads the header of the object raw, and returns the value of its items (the
-// last, if given twice; nil if none). Only the members the header has are decoded: a
+// readHeader reads the header of the object raw starts with, and returns the value of its
+// items (the last, if given twice; nil if none) and the object's length. Only the members the header has are decoded: a
 // copy of raw without the others, and with metadata cut down to its name and namespace,
 // gives the same header and the same type errors as raw would, at a fraction of the work.
-func (d *sourceDecoder) readHeader(raw []byte, h *header) (items []byte, err error) {
+func (d *sourceDecoder) readHeader(raw []byte, h *header) (items []byte, n int, err error) {
 	b := append(d.headerBuf[:0], '{')
 	member := func(key, value []byte) {
 		if b[len(b)-1] != '{' {
@@ -398,7 +398,7 @@ func (d *sourceDecoder) readHeader(raw []byte, h *header) (items []byte, err err
 		}
 		b = append(append(append(b, key...), ':'), value...)
 	}
-	eachMember(raw, func(key, value []byte) {
+	n = eachMember(raw, func(key, value []byte) {
 		switch {
 		case keyIs(key, "apiVersion"), keyIs(key, "kind"):
 			member(key, value)
@@ -418,18 +418,19 @@ func (d *sourceDecoder) readHeader(raw []byte, h *header) (items []byte, err err
 	})
 	b = append(b, '}')
 	d.headerBuf = b
-	return items, sigsjson.UnmarshalCaseSensitivePreserveInts(b, h)
+	return items, n, sigsjson.UnmarshalCaseSensitivePreserveInts(b, h)
 }
 
-// value decodes one JSON value found at loc ("document 2", "document 1 items[3]"): an
-// object, or a list of them. Items of a typed list (PodList) that name no kind are of the
-// list's item kind.
-func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string, depth int) error {
+// value decodes the JSON value raw starts with, found at loc ("document 2", "document 1
+// items[3]"): an object, or a list of them. Items of a typed list (PodList) that name no
+// kind are of the list's item kind. It returns the value's length.
+func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string, depth int) (int, error) {
 	if t := flows.JSONKind(raw); t != "object" {
-		return fmt.Errorf("%s: not an object (got %s)", loc, t)
+		return 0, fmt.Errorf("%s: not an object (got %s)", loc, t)
 	}
 	var h header
-	listItems, headerErr := d.readHeader(raw, &h)
+	listItems, n, headerErr := d.readHeader(raw, &h)
+	raw = raw[:n]
 	if h.Kind == "" && itemKind != "" {
 		h.Kind = itemKind
 		if h.APIVersion == "" {
@@ -439,42 +440,42 @@ func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string, 
 
 	if h.Kind == "List" || (strings.HasSuffix(h.Kind, "List") && len(listItems) > 0) {
 		if headerErr != nil {
-			return fmt.Errorf("%s (%s): %w", loc, h.Kind, describeDecodeError(headerErr))
+			return n, fmt.Errorf("%s (%s): %w", loc, h.Kind, describeDecodeError(headerErr))
 		}
 		if isNull(listItems) {
-			return nil
+			return n, nil
 		}
 		if t := flows.JSONKind(listItems); t != "array" {
-			return fmt.Errorf("%s (%s): items: expected array, got %s", loc, h.Kind, t)
+			return n, fmt.Errorf("%s (%s): items: expected array, got %s", loc, h.Kind, t)
 		}
 		if depth >= MaxListDepth {
-			return fmt.Errorf("%s (%s): Lists nested deeper than %d", loc, h.Kind, MaxListDepth)
+			return n, fmt.Errorf("%s (%s): Lists nested deeper than %d", loc, h.Kind, MaxListDepth)
 		}
 		itemKind := ""
 		if h.Kind != "List" {
 			itemKind = strings.TrimSuffix(h.Kind, "List")
 		}
 		apiVersion := h.APIVersion
-		return eachElement(listItems, func(i int, item []byte) error {
+		return n, eachElement(listItems, func(i int, item []byte) (int, error) {
 			return d.value(item, fmt.Sprintf("%s items[%d]", loc, i), apiVersion, itemKind, depth+1)
 		})
 	}
 
 	d.objects++
-	n := d.objects
-	label := fmt.Sprintf("object %d", n)
+	num := d.objects
+	label := fmt.Sprintf("object %d", num)
 	if headerErr != nil {
-		return fmt.Errorf("%s: %w", label, describeDecodeError(headerErr))
+		return n, fmt.Errorf("%s: %w", label, describeDecodeError(headerErr))
 	}
 	if h.Kind == "" {
-		return fmt.Errorf("%s: %w", label, field.Required(field.NewPath("kind"), ""))
+		return n, fmt.Errorf("%s: %w", label, field.Required(field.NewPath("kind"), ""))
 	}
 	if h.APIVersion == "" {
-		return fmt.Errorf("%s (%s): %w", label, h.Kind, field.Required(field.NewPath("apiVersion"), ""))
+		return n, fmt.Errorf("%s (%s): %w", label, h.Kind, field.Required(field.NewPath("apiVersion"), ""))
 	}
 	gv, err := schema.ParseGroupVersion(h.APIVersion)
 	if err != nil {
-		return fmt.Errorf("%s (%s): %w", label, h.Kind, field.Invalid(field.NewPath("apiVersion"), h.APIVersion, err.Error()))
+		return n, fmt.Errorf("%s (%s): %w", label, h.Kind, field.Invalid(field.NewPath("apiVersion"), h.APIVersion, err.Error()))
 	}
 	gvk := gv.WithKind(h.Kind)
 
@@ -494,7 +495,7 @@ func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string, 
 			d.snap.Ignored = map[string]int{}
 		}
 		d.snap.Ignored[gvk.GroupKind().String()]++
-		return nil
+		return n, nil
 	}
 
 	namespaced := !clusterScoped(want)
@@ -508,10 +509,10 @@ func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string, 
 	}
 	label = fmt.Sprintf("%s (%s %s)", label, h.Kind, id)
 	if gvk != want {
-		return fmt.Errorf("%s: %w", label, field.NotSupported(field.NewPath("apiVersion"), h.APIVersion, versions))
+		return n, fmt.Errorf("%s: %w", label, field.NotSupported(field.NewPath("apiVersion"), h.APIVersion, versions))
 	}
 	if h.Metadata.Name == "" {
-		return fmt.Errorf("%s: %w", label, field.Required(field.NewPath("metadata", "name"), ""))
+		return n, fmt.Errorf("%s: %w", label, field.Required(field.NewPath("metadata", "name"), ""))
 	}
 
 	var obj kubeObject
@@ -535,12 +536,12 @@ func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string, 
 	default:
 		w, err := NewWorkload(want.Kind)
 		if err != nil {
-			return fmt.Errorf("%s: %w", label, err)
+			return n, fmt.Errorf("%s: %w", label, err)
 		}
 		obj = w.(kubeObject)
 	}
-	d.pending = append(d.pending, pendingObject{raw: raw, obj: obj, gvk: want, namespaced: namespaced, label: label, n: n})
-	return nil
+	d.pending = append(d.pending, pendingObject{raw: raw, obj: obj, gvk: want, namespaced: namespaced, label: label, n: num})
+	return n, nil
 }
 
 // pendingObject is an object found in a source and not yet decoded.
