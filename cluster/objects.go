@@ -258,8 +258,14 @@ func (l *loader) tooLarge(source string) error {
 	return fmt.Errorf("%s: cluster objects larger than the limit of %d bytes", source, maxSnapshotBytes)
 }
 
+// decode decodes r, taking the size of a bytes.Reader or strings.Reader (anything with a
+// Len) as known, so that the buffer is not grown piece by piece.
 func (l *loader) decode(r io.Reader, source string) error {
-	return l.decodeSized(r, source, 0)
+	var size int64
+	if lr, ok := r.(interface{ Len() int }); ok {
+		size = int64(lr.Len())
+	}
+	return l.decodeSized(r, source, size)
 }
 
 // decodeSized decodes r, whose size may be known, up to what is left of the limit.
