@@ -100,48 +100,92 @@ const (
 // its count 1. The record is normalised; SkipInvalid comes with the error saying why it is
 // not valid.
 func Convert(f *flowpb.Flow) (flows.Record, SkipReason, error) {
-	switch f.GetVerdict() {
+	c := flowFacts{
+		verdict: f.GetVerdict(), typ: f.GetType(), reply: f.GetReply(),
+		srcIP: f.GetIP().GetSource(), dstIP: f.GetIP().GetDestination(),
+		src: endpointFactsOf(f.GetSource()), dst: endpointFactsOf(f.GetDestination()),
+		time: validTime(f.GetTime()),
+	}
+	if r := f.GetIsReply(); r != nil {
+		c.hasIsReply, c.isReply = true, r.GetValue()
+	}
+	switch l4 := f.GetL4().GetProtocol().(type) {
+	case *flowpb.Layer4_TCP:
+		c.port, c.protocol = l4.TCP.GetDestinationPort(), flows.ProtocolTCP
+	case *flowpb.Layer4_UDP:
+		c.port, c.protocol = l4.UDP.GetDestinationPort(), flows.ProtocolUDP
+	case *flowpb.Layer4_SCTP:
+		c.port, c.protocol = l4.SCTP.GetDestinationPort(), flows.ProtocolSCTP
+	}
+	return c.convert()
+}
+
+// flowFacts are what Convert reads of a flow, whether from a flowpb.Flow or straight from
+// a line of JSON (fastDecoder).
+type flowFacts struct {
+	verdict             flowpb.Verdict
+	typ                 flowpb.FlowType
+	hasIsReply, isReply bool
+	reply               bool // the deprecated field
+	protocol            string
+	port                uint32
+	srcIP, dstIP        string
+	src, dst            endpointFacts
+	time                time.Time // valid, or zero
+}
+
+// endpointFacts are what Convert reads of an endpoint.
+type endpointFacts struct {
+	namespace, podName string
+	workload           string // the first of the workloads with a kind and a name: "Kind/name"
+	labels             []string
+}
+
+func endpointFactsOf(ep *flowpb.Endpoint) endpointFacts {
+	e := endpointFacts{namespace: ep.GetNamespace(), podName: ep.GetPodName(), labels: ep.GetLabels()}
+	for _, w := range ep.GetWorkloads() {
+		if w.GetKind() != "" && w.GetName() != "" {
+			e.workload = w.GetKind() + "/" + w.GetName()
+			break
+		}
+	}
+	return e
+}
+
+func (f *flowFacts) convert() (flows.Record, SkipReason, error) {
+	switch f.verdict {
 	case flowpb.Verdict_FORWARDED, flowpb.Verdict_AUDIT:
 	default:
 		return flows.Record{}, SkipVerdict, nil
 	}
-	switch f.GetType() {
+	switch f.typ {
 	case flowpb.FlowType_L3_L4, flowpb.FlowType_UNKNOWN_TYPE:
 	default:
 		return flows.Record{}, SkipType, nil
 	}
-	switch r := f.GetIsReply(); {
-	case r != nil && r.GetValue():
+	switch {
+	case f.hasIsReply && f.isReply:
 		return flows.Record{}, SkipReply, nil
-	case r == nil && f.GetReply(): // deprecated field, only ever wrong when false
+	case !f.hasIsReply && f.reply: // deprecated field, only ever wrong when false
 		return flows.Record{}, SkipReply, nil
-	case r == nil:
+	case !f.hasIsReply:
 		return flows.Record{}, SkipReplyUnknown, nil
 	}
 
-	rec := flows.Record{Count: 1}
-	var port uint32
-	switch l4 := f.GetL4().GetProtocol().(type) {
-	case *flowpb.Layer4_TCP:
-		port, rec.Protocol = l4.TCP.GetDestinationPort(), flows.ProtocolTCP
-	case *flowpb.Layer4_UDP:
-		port, rec.Protocol = l4.UDP.GetDestinationPort(), flows.ProtocolUDP
-	case *flowpb.Layer4_SCTP:
-		port, rec.Protocol = l4.SCTP.GetDestinationPort(), flows.ProtocolSCTP
-	}
-	if port < 1 || port > 65535 {
+	rec := flows.Record{Count: 1, Protocol: f.protocol}
+	if f.port < 1 || f.port > 65535 {
 		return flows.Record{}, SkipNotL4, nil
 	}
-	rec.Port = int32(port)
+	rec.Port = int32(f.port)
 
 	var ok bool
-	if rec.Src, ok = peer(f.GetSource(), f.GetIP().GetSource()); !ok {
+	if rec.Src, ok = peer(&f.src, f.srcIP); !ok {
 		return flows.Record{}, SkipNoPeer, nil
 	}
-	if rec.Dst, ok = peer(f.GetDestination(), f.GetIP().GetDestination()); !ok {
+	if rec.Dst, ok = peer(&f.dst, f.dstIP); !ok {
 		return flows.Record{}, SkipNoPeer, nil
 	}
-	rec.LastSeen = validTime(f.GetTime())
+	rec.LastSeen = f.time
 	if err := rec.Normalize(); err != nil {
 		return flows.Record{}, SkipInvalid, err
 	}
@@ -149,20 +193,15 @@ func Convert(f *flowpb.Flow) (flows.Record, SkipReason, error) {
 }
 
 // peer names one end of a flow; ok is false when there is nothing to name it by.
-func peer(ep *flowpb.Endpoint, ip string) (p flows.Peer, ok bool) {
+func peer(ep *endpointFacts, ip string) (p flows.Peer, ok bool) {
 	p.IP = ip
-	if ep.GetNamespace() == "" || isReserved(ep.GetLabels()) {
+	if ep.namespace == "" || isReserved(ep.labels) {
 		return p, p.IP != ""
 	}
-	p.Namespace = ep.GetNamespace()
-	p.Pod = ep.GetPodName()
-	for _, w := range ep.GetWorkloads() {
-		if w.GetKind() != "" && w.GetName() != "" {
-			p.Workload = w.GetKind() + "/" + w.GetName()
-			break
-		}
-	}
-	p.Labels = podLabels(ep.GetLabels())
+	p.Namespace = ep.namespace
+	p.Pod = ep.podName
+	p.Workload = ep.workload
+	p.Labels = podLabels(ep.labels)
 	if p.Pod == "" && p.Workload == "" && p.Labels == nil && p.IP == "" {
 		return flows.Peer{}, false
 	}
