@@ -132,6 +132,8 @@ type flowFacts struct {
 	srcIP, dstIP        string
 	src, dst            endpointFacts
 	time                time.Time // valid, or zero
+	// podLabels, when not nil, remembers what podLabels made of each endpoint label.
+	podLabels podLabelCache
 }
 
 // endpointFacts are what Convert reads of an endpoint.
@@ -179,10 +181,10 @@ func (f *flowFacts) convert() (flows.Record, SkipReason, error) {
 	rec.Port = int32(f.port)
 
 	var ok bool
-	if rec.Src, ok = peer(&f.src, f.srcIP); !ok {
+	if rec.Src, ok = peer(&f.src, f.srcIP, f.podLabels); !ok {
 		return flows.Record{}, SkipNoPeer, nil
 	}
-	if rec.Dst, ok = peer(&f.dst, f.dstIP); !ok {
+	if rec.Dst, ok = peer(&f.dst, f.dstIP, f.podLabels); !ok {
 		return flows.Record{}, SkipNoPeer, nil
 	}
 	rec.LastSeen = f.time
@@ -193,7 +195,7 @@ func (f *flowFacts) convert() (flows.Record, SkipReason, error) {
 }
 
 // peer names one end of a flow; ok is false when there is nothing to name it by.
-func peer(ep *endpointFacts, ip string) (p flows.Peer, ok bool) {
+func peer(ep *endpointFacts, ip string, cache podLabelCache) (p flows.Peer, ok bool) {
 	p.IP = ip
 	if ep.namespace == "" || isReserved(ep.labels) {
 		return p, p.IP != ""
@@ -201,7 +203,7 @@ func peer(ep *endpointFacts, ip string) (p flows.Peer, ok bool) {
 	p.Namespace = ep.namespace
 	p.Pod = ep.podName
 	p.Workload = ep.workload
-	p.Labels = podLabels(ep.labels)
+	p.Labels = podLabels(ep.labels, cache)
 	if p.Pod == "" && p.Workload == "" && p.Labels == nil && p.IP == "" {
 		return flows.Peer{}, false
 	}
@@ -217,26 +219,53 @@ func isReserved(labels []string) bool {
 	return false
 }
 
-// podLabels picks the pod's own labels out of Cilium's endpoint labels; see Convert.
-func podLabels(labels []string) map[string]string {
+// podLabels picks the pod's own labels out of Cilium's endpoint labels; see Convert. cache,
+// when not nil, keeps what each label came to.
+func podLabels(labels []string, cache podLabelCache) map[string]string {
 	var m map[string]string
 	for _, l := range labels {
-		kv, ok := strings.CutPrefix(l, labelSourceK8s)
+		pl, ok := cache[l]
 		if !ok {
-			continue
+			pl = podLabelOf(l)
+			if cache != nil && len(cache) < maxCachedLabels {
+				cache[l] = pl
+			}
 		}
-		k, v, _ := strings.Cut(kv, "=")
-		if k == labelPodNamespace || strings.HasPrefix(k, labelCiliumK8sKeys) ||
-			len(content.IsLabelKey(k)) > 0 || len(content.IsLabelValue(v)) > 0 {
+		if !pl.ok {
 			continue
 		}
 		if m == nil {
 			m = make(map[string]string, len(labels))
 		}
-		m[k] = v
+		m[pl.key] = pl.value
 	}
 	return m
 }
+
+// podLabel is an endpoint label as a pod label, ok when it is one.
+type podLabel struct {
+	key, value string
+	ok         bool
+}
+
+func podLabelOf(l string) podLabel {
+	kv, ok := strings.CutPrefix(l, labelSourceK8s)
+	if !ok {
+		return podLabel{}
+	}
+	k, v, _ := strings.Cut(kv, "=")
+	if k == labelPodNamespace || strings.HasPrefix(k, labelCiliumK8sKeys) ||
+		len(content.IsLabelKey(k)) > 0 || len(content.IsLabelValue(v)) > 0 {
+		return podLabel{}
+	}
+	return podLabel{key: k, value: v, ok: true}
+}
+
+// podLabelCache maps endpoint labels to what podLabels makes of them.
+type podLabelCache map[string]podLabel
+
+// maxCachedLabels bounds a podLabelCache.
+const maxCachedLabels = 1 << 14
 
 // validTime is ts in UTC, or zero when ts is absent or out of the range RFC 3339 can write
 // (years 1 to 9999).

@@ -41,15 +41,17 @@ type fastDecoder struct {
 	fields   map[protoreflect.FullName]map[string]protoreflect.FieldDescriptor
 	enums    map[protoreflect.FullName]map[string]protoreflect.EnumNumber
 	strs     map[string]string
+	labelsOf podLabelCache
 	labels   [2][]string
 	stack    []byte // skip's open objects and arrays
 }
 
 func newFastDecoder() *fastDecoder {
 	return &fastDecoder{
-		fields: map[protoreflect.FullName]map[string]protoreflect.FieldDescriptor{},
-		enums:  map[protoreflect.FullName]map[string]protoreflect.EnumNumber{},
-		strs:   make(map[string]string, 1024),
+		fields:   map[protoreflect.FullName]map[string]protoreflect.FieldDescriptor{},
+		enums:    map[protoreflect.FullName]map[string]protoreflect.EnumNumber{},
+		strs:     make(map[string]string, 1024),
+		labelsOf: podLabelCache{},
 	}
 }
 
@@ -74,6 +76,7 @@ func (d *fastDecoder) decode(line []byte) (ok bool) {
 	}
 	// The labels are Convert's to read, not to keep.
 	d.facts.src.labels, d.facts.dst.labels = d.labels[0], d.labels[1]
+	d.facts.podLabels = d.labelsOf
 	return true
 }
 
@@ -118,9 +121,9 @@ func (d *fastDecoder) flow(fd protoreflect.FieldDescriptor) (bool, bool) {
 		return true, d.message(fd.Message(), func(fd protoreflect.FieldDescriptor) (bool, bool) {
 			switch fd.Name() {
 			case "source":
-				return true, d.str(&f.srcIP)
+				return true, d.strOnce(&f.srcIP)
 			case "destination":
-				return true, d.str(&f.dstIP)
+				return true, d.strOnce(&f.dstIP)
 			}
 			return false, true
 		})
@@ -161,7 +164,7 @@ func (d *fastDecoder) endpoint(e *endpointFacts, end int) hook {
 		case "namespace":
 			return true, d.str(&e.namespace)
 		case "pod_name":
-			return true, d.str(&e.podName)
+			return true, d.strOnce(&e.podName)
 		case "labels":
 			return true, d.list(func() bool {
 				var l string
@@ -302,8 +305,8 @@ func (d *fastDecoder) field(fd protoreflect.FieldDescriptor) bool {
 func (d *fastDecoder) single(fd protoreflect.FieldDescriptor) bool {
 	switch fd.Kind() {
 	case protoreflect.StringKind:
-		var s string
-		return d.str(&s)
+		_, ok := d.plainString()
+		return ok
 	case protoreflect.BoolKind:
 		var b bool
 		return d.boolean(&b)
@@ -419,6 +422,15 @@ func (d *fastDecoder) str(dst *string) bool {
 	b, ok := d.plainString()
 	if ok {
 		*dst = d.intern(b)
+	}
+	return ok
+}
+
+// strOnce reads a string seldom repeated (a pod name, an address), which is not interned.
+func (d *fastDecoder) strOnce(dst *string) bool {
+	b, ok := d.plainString()
+	if ok {
+		*dst = string(b)
 	}
 	return ok
 }
