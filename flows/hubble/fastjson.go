@@ -38,7 +38,7 @@ type fastDecoder struct {
 	isFlow   bool // a flow was read
 	flowTime bool // with a time of its own
 	evTime   time.Time
-	fields   map[protoreflect.FullName]map[string]protoreflect.FieldDescriptor
+	fields   map[protoreflect.MessageDescriptor]*fieldTable
 	enums    map[protoreflect.FullName]map[string]protoreflect.EnumNumber
 	strs     map[string]string
 	labelsOf podLabelCache
@@ -48,7 +48,7 @@ type fastDecoder struct {
 
 func newFastDecoder() *fastDecoder {
 	return &fastDecoder{
-		fields:   map[protoreflect.FullName]map[string]protoreflect.FieldDescriptor{},
+		fields:   map[protoreflect.MessageDescriptor]*fieldTable{},
 		enums:    map[protoreflect.FullName]map[string]protoreflect.EnumNumber{},
 		strs:     make(map[string]string, 1024),
 		labelsOf: podLabelCache{},
@@ -201,6 +201,7 @@ func (d *fastDecoder) message(md protoreflect.MessageDescriptor, h hook) bool {
 	}
 	d.i++
 	fields := d.fieldsOf(md)
+	member := 0
 	var seen [4]uint64 // field numbers below 256
 	var seenHigh []protoreflect.FieldNumber
 	var oneofs uint64
@@ -215,7 +216,8 @@ func (d *fastDecoder) message(md protoreflect.MessageDescriptor, h hook) bool {
 		}
 		d.i++
 		d.ws()
-		fd := fields[string(key)]
+		fd := fields.lookup(member, key)
+		member++
 		if fd == nil {
 			if len(key) > 0 && key[0] == '[' { // an extension
 				return false
@@ -275,23 +277,53 @@ func (d *fastDecoder) message(md protoreflect.MessageDescriptor, h hook) bool {
 	}
 }
 
-// fieldsOf maps the names protojson takes for the fields of md, JSON names first, to them.
-func (d *fastDecoder) fieldsOf(md protoreflect.MessageDescriptor) map[string]protoreflect.FieldDescriptor {
-	if m, ok := d.fields[md.FullName()]; ok {
-		return m
+// fieldTable finds the fields of a message by the names protojson takes for them.
+type fieldTable struct {
+	byName map[string]protoreflect.FieldDescriptor // JSON names first, then proto names
+	// seen are the names and fields of the members of the last object read, by position:
+	// the lines of one file name their fields in the same order.
+	seen []namedField
+}
+
+type namedField struct {
+	name string
+	fd   protoreflect.FieldDescriptor
+}
+
+// lookup finds the field named key, the member'th of its object.
+func (t *fieldTable) lookup(member int, key []byte) protoreflect.FieldDescriptor {
+	if member < len(t.seen) && t.seen[member].name == string(key) {
+		return t.seen[member].fd
+	}
+	fd := t.byName[string(key)]
+	if member < 64 {
+		nf := namedField{name: string(key), fd: fd}
+		if member < len(t.seen) {
+			t.seen[member] = nf
+		} else if member == len(t.seen) {
+			t.seen = append(t.seen, nf)
+		}
+	}
+	return fd
+}
+
+// fieldsOf returns the fieldTable of md.
+func (d *fastDecoder) fieldsOf(md protoreflect.MessageDescriptor) *fieldTable {
+	if t, ok := d.fields[md]; ok {
+		return t
 	}
 	fds := md.Fields()
-	m := make(map[string]protoreflect.FieldDescriptor, 2*fds.Len())
+	t := &fieldTable{byName: make(map[string]protoreflect.FieldDescriptor, 2*fds.Len())}
 	for i := range fds.Len() {
 		fd := fds.Get(i)
-		m[fd.TextName()] = fd
+		t.byName[fd.TextName()] = fd
 	}
 	for i := range fds.Len() {
 		fd := fds.Get(i)
-		m[fd.JSONName()] = fd
+		t.byName[fd.JSONName()] = fd
 	}
-	d.fields[md.FullName()] = m
-	return m
+	d.fields[md] = t
+	return t
 }
 
 // field reads the value of a field no hook took, as protojson would, to check it.
