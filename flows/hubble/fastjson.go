@@ -429,26 +429,36 @@ func (d *fastDecoder) plainString() ([]byte, bool) {
 		return nil, false
 	}
 	start := d.i + 1
-	n := bytes.IndexByte(d.s[start:], '"')
-	if n < 0 {
-		return nil, false
-	}
-	b := d.s[start : start+n]
-	ascii := true
-	for _, c := range b {
-		if c < 0x20 || c == '\\' {
+	for j := start; j < len(d.s); {
+		c := d.s[j]
+		if plainASCII[c] {
+			j++
+			continue
+		}
+		switch {
+		case c == '"':
+			d.i = j + 1
+			return d.s[start:j], true
+		case c >= utf8.RuneSelf:
+			r, n := utf8.DecodeRune(d.s[j:])
+			if r == utf8.RuneError && n == 1 {
+				return nil, false
+			}
+			j += n
+		default: // a control character, or an escape
 			return nil, false
 		}
-		if c >= utf8.RuneSelf {
-			ascii = false
-		}
 	}
-	if !ascii && !utf8.Valid(b) {
-		return nil, false
-	}
-	d.i = start + n + 1
-	return b, true
+	return nil, false
 }
+
+// plainASCII are the bytes that stand for themselves in a JSON string.
+var plainASCII = func() (t [256]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\'
+	}
+	return t
+}()
 
 func (d *fastDecoder) str(dst *string) bool {
 	b, ok := d.plainString()
