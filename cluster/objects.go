@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -393,38 +394,68 @@ type header struct {
 }
 
 // readHeader reads the header of the object raw starts with, and returns the value of its
-// items (the last, if given twice; nil if none) and the object's length. Only the members the header has are decoded: a
-// copy of raw without the others, and with metadata cut down to its name and namespace,
-// gives the same header and the same type errors as raw would, at a fraction of the work.
+// items (the last, if given twice; nil if none) and the object's length. Only the members
+// the header has are decoded: a copy of raw without the others, and with metadata cut down
+// to its name and namespace, gives the same header and the same type errors as raw would,
+// at a fraction of the work. When those members are all plain strings, as they nearly
+// always are, they are taken as they are, without the decoder.
 func (d *sourceDecoder) readHeader(raw []byte, h *header) (items []byte, n int, err error) {
 	b := append(d.headerBuf[:0], '{')
-	member := func(key, value []byte) {
+	plain := true
+	var ph header
+	member := func(key, value []byte, dst *string) {
 		if b[len(b)-1] != '{' {
 			b = append(b, ',')
 		}
 		b = append(append(append(b, key...), ':'), value...)
+		if s, ok := plainString(value); ok && dst != nil {
+			*dst = s
+		} else {
+			plain = false
+		}
 	}
 	n = eachMember(raw, func(key, value []byte) {
 		switch {
-		case keyIs(key, "apiVersion"), keyIs(key, "kind"):
-			member(key, value)
+		case keyIs(key, "apiVersion"):
+			member(key, value, &ph.APIVersion)
+		case keyIs(key, "kind"):
+			member(key, value, &ph.Kind)
 		case keyIs(key, "items"):
 			items = value
 		case keyIs(key, "metadata") && value[0] == '{':
-			member(key, []byte("{"))
+			if b[len(b)-1] != '{' {
+				b = append(b, ',')
+			}
+			b = append(append(b, key...), ":{"...)
 			eachMember(value, func(key, value []byte) {
-				if keyIs(key, "name") || keyIs(key, "namespace") {
-					member(key, value)
+				switch {
+				case keyIs(key, "name"):
+					member(key, value, &ph.Metadata.Name)
+				case keyIs(key, "namespace"):
+					member(key, value, &ph.Metadata.Namespace)
 				}
 			})
 			b = append(b, '}')
 		case keyIs(key, "metadata"):
-			member(key, value)
+			member(key, value, nil)
 		}
 	})
 	b = append(b, '}')
 	d.headerBuf = b
+	if plain {
+		*h = ph
+		return items, n, nil
+	}
 	return items, n, sigsjson.UnmarshalCaseSensitivePreserveInts(b, h)
+}
+
+// plainString returns the JSON string value when it has no escapes and is valid UTF-8, as
+// a decoder would give it.
+func plainString(value []byte) (string, bool) {
+	if len(value) < 2 || value[0] != '"' || bytes.IndexByte(value, '\\') >= 0 || !utf8.Valid(value) {
+		return "", false
+	}
+	return string(value[1 : len(value)-1]), true
 }
 
 // value decodes the JSON value raw starts with, found at loc ("document 2", "document 1
