@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"encoding/binary"
 	gojson "encoding/json"
 )
 
@@ -224,6 +225,11 @@ func skipValue(s []byte, i int) int {
 		depth := 0
 		for ; i < len(s); i++ {
 			for i < len(s) && !structural[s[i]] {
+				// Indented JSON is much white space: pass it eight bytes at a time.
+				if s[i] == ' ' && i+8 <= len(s) && binary.LittleEndian.Uint64(s[i:]) == eightSpaces {
+					i += 8
+					continue
+				}
 				i++
 			}
 			if i == len(s) {
@@ -248,6 +254,8 @@ func skipValue(s []byte, i int) int {
 		return i
 	}
 }
+
+const eightSpaces = 0x2020202020202020
 
 // structural are the bytes skipValue stops at within an object or array.
 var structural = [256]bool{'"': true, '{': true, '[': true, '}': true, ']': true}
