@@ -18,6 +18,7 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte("---\n# c\n---\n- a\n"))
 	f.Add([]byte("{kind: Pod"))
 	f.Add([]byte(podJSON))
+	f.Add([]byte(policyJSON + namespaceJSON))
 	f.Add([]byte(`{"kind":"PodList","apiVersion":"v1","items":[{"metadata":{"name":"a","labels":{"a":null}},"spec":{"containers":[{"ports":[{"containerPort":-0}]}]}}]}`))
 	f.Fuzz(func(t *testing.T, data []byte) {
 		decodeBoth(t, data)

@@ -616,12 +616,19 @@ func (d *sourceDecoder) finish() error {
 				if i >= len(pending) {
 					return
 				}
-				if pod, ok := pending[i].obj.(*corev1.Pod); ok && !d.strictOnly {
+				if !d.strictOnly {
 					var fast bool
-					if fast, keys = decodePodFast(pending[i].raw, pod, keys); fast {
+					if fast, keys = decodeFast(pending[i].raw, pending[i].obj, keys); fast {
 						continue
 					}
-					*pod = corev1.Pod{}
+					switch o := pending[i].obj.(type) {
+					case *corev1.Pod:
+						*o = corev1.Pod{}
+					case *networkingv1.NetworkPolicy:
+						*o = networkingv1.NetworkPolicy{}
+					case *corev1.Namespace:
+						*o = corev1.Namespace{}
+					}
 				}
 				if pending[i].err = strictUnmarshal(pending[i].raw, pending[i].obj); pending[i].err != nil {
 					failed.Store(true)

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 )
 
 // decodeBoth decodes data with the fast decoders and with strictUnmarshal alone, and fails
@@ -45,7 +46,7 @@ const podJSON = `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web-1","gen
 "startTime":"2026-11-20T09:00:00Z","qosClass":"Burstable","observedGeneration":2,
 "conditions":[{"type":"Ready","status":"True","observedGeneration":1,"lastProbeTime":null,"lastTransitionTime":"2026-11-20T09:00:00Z","reason":"r","message":"m"}]}}`
 
-func TestFastPodDecodeMatchesStrict(t *testing.T) {
+func TestFastDecodeMatchesStrict(t *testing.T) {
 	tweaks := map[string][2]string{
 		"nulls everywhere":                 {`"labels":{"app":"web","tier":"ü"}`, `"labels":null,"deletionGracePeriodSeconds":null`},
 		"null values in maps and lists":    {`"labels":{"app":"web","tier":"ü"}`, `"labels":{"app":null}`},
@@ -89,6 +90,16 @@ func TestFastPodDecodeMatchesStrict(t *testing.T) {
 			decodeBoth(t, []byte(`{"apiVersion":"v1","kind":"PodList","items":[`+in+`]}`))
 		})
 	}
+	for name, tw := range policyTweaks {
+		t.Run("policy: "+name, func(t *testing.T) {
+			if !strings.Contains(policyJSON, tw[0]) {
+				t.Fatalf("%q is not in the policy", tw[0])
+			}
+			in := strings.Replace(policyJSON, tw[0], tw[1], 1)
+			decodeBoth(t, []byte(in))
+			decodeBoth(t, []byte(`{"apiVersion":"v1","kind":"List","items":[`+namespaceJSON+`,`+in+`]}`))
+		})
+	}
 	t.Run("YAML", func(t *testing.T) {
 		decodeBoth(t, []byte("apiVersion: v1\nkind: Pod\nmetadata: {name: a, labels: {x: '1'}}\nspec: {containers: [{name: c, ports: [{containerPort: 80}]}]}\nstatus: {podIP: 10.0.0.1}\n"))
 	})
@@ -97,7 +108,7 @@ func TestFastPodDecodeMatchesStrict(t *testing.T) {
 	})
 }
 
-func TestFastPodDecodeTakesKubectlPods(t *testing.T) {
+func TestFastDecodeTakesKubectlObjects(t *testing.T) {
 	data := benchClusterJSON(50, 10)
 	decodeBoth(t, data)
 	var list struct{ Items []json.RawMessage }
@@ -106,19 +117,54 @@ func TestFastPodDecodeTakesKubectlPods(t *testing.T) {
 	}
 	pods := 0
 	for _, raw := range list.Items {
-		if !bytes.Contains(raw, []byte(`"kind": "Pod"`)) {
-			continue
+		var obj kubeObject
+		switch {
+		case bytes.Contains(raw, []byte(`"kind": "Pod"`)):
+			obj = &corev1.Pod{}
+			pods++
+		case bytes.Contains(raw, []byte(`"kind": "NetworkPolicy"`)):
+			obj = &networkingv1.NetworkPolicy{}
+		case bytes.Contains(raw, []byte(`"kind": "Namespace"`)):
+			obj = &corev1.Namespace{}
 		}
-		pods++
-		var pod corev1.Pod
-		if ok, _ := decodePodFast(raw, &pod, nil); !ok {
+		if ok, _ := decodeFast(raw, obj, nil); !ok {
 			t.Fatalf("the fast decoder gave up on %s", raw)
 		}
 	}
 	if pods != 50 {
 		t.Fatalf("%d pods, want 50", pods)
 	}
-	if ok, _ := decodePodFast([]byte(podJSON), new(corev1.Pod), nil); !ok {
-		t.Fatal("the fast decoder gave up on podJSON")
+	for raw, obj := range map[string]kubeObject{podJSON: &corev1.Pod{}, policyJSON: &networkingv1.NetworkPolicy{}, namespaceJSON: &corev1.Namespace{}} {
+		if ok, _ := decodeFast([]byte(raw), obj, nil); !ok {
+			t.Fatalf("the fast decoder gave up on %s", raw)
+		}
 	}
+}
+
+// policyJSON is a NetworkPolicy with every field the fast decoder reads.
+const policyJSON = `{"apiVersion":"networking.k8s.io/v1","kind":"NetworkPolicy","metadata":{"name":"p","namespace":"shop","generation":1},
+"spec":{"podSelector":{"matchLabels":{"app":"web"},"matchExpressions":[{"key":"tier","operator":"In","values":["a","b"]}]},"policyTypes":["Ingress","Egress"],
+"ingress":[{"from":[{"podSelector":{}},{"namespaceSelector":{"matchLabels":{"team":"x"}},"podSelector":{"matchLabels":{"app":"api"}}},{"ipBlock":{"cidr":"10.0.0.0/8","except":["10.1.0.0/16"]}}],
+"ports":[{"protocol":"TCP","port":8080},{"port":"http"},{"protocol":"UDP","port":53,"endPort":60}]}],
+"egress":[{"to":[{"ipBlock":{"cidr":"0.0.0.0/0"}}],"ports":[{"port":443}]},{}]}}`
+
+// namespaceJSON is a Namespace as kubectl prints it.
+const namespaceJSON = `{"apiVersion":"v1","kind":"Namespace","metadata":{"name":"shop","labels":{"kubernetes.io/metadata.name":"shop"}},"spec":{"finalizers":["kubernetes"]},"status":{"phase":"Active"}}`
+
+var policyTweaks = map[string][2]string{
+	"as it is":                   {`"generation":1`, `"generation":1`},
+	"null selector":              {`"podSelector":{}`, `"podSelector":null`},
+	"null pod selector of spec":  {`"podSelector":{"matchLabels":{"app":"web"}`, `"podSelector":null,"x":{"matchLabels":{"app":"web"}`},
+	"port as a float":            {`"port":8080`, `"port":8080.5`},
+	"port out of range":          {`"port":8080`, `"port":2147483648`},
+	"port as an escaped string":  {`"port":"http"`, `"port":"ht\u0074p"`},
+	"port as an object":          {`"port":"http"`, `"port":{}`},
+	"null port and protocol":     {`"protocol":"TCP","port":8080`, `"protocol":null,"port":null`},
+	"endPort of the wrong type":  {`"endPort":60`, `"endPort":"60"`},
+	"unknown field in a peer":    {`"ipBlock":{"cidr":"0.0.0.0/0"}`, `"ipBlock":{"cidr":"0.0.0.0/0"},"serviceSelector":{}`},
+	"rule given twice":           {`"policyTypes":["Ingress","Egress"]`, `"policyTypes":["Ingress"],"policyTypes":["Egress"]`},
+	"status, which it has not":   {`"spec":{`, `"status":{},"spec":{`},
+	"operator of the wrong type": {`"operator":"In"`, `"operator":1`},
+	"null values":                {`"values":["a","b"]`, `"values":null`},
+	"except with null":           {`"except":["10.1.0.0/16"]`, `"except":[null]`},
 }

@@ -7,22 +7,42 @@ import (
 	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
+	networkingv1 "k8s.io/api/networking/v1"
 	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
+	"k8s.io/apimachinery/pkg/util/intstr"
 )
 
-// A hand-written decoder for the Pods of a cluster file, which are most of its bytes and of
-// the time the strict typed decoder takes. It knows the fields kubectl prints for an
-// ordinary pod and decodes them as sigs.k8s.io/json does; on anything else — a field it
-// does not know, a value of another type, a field given twice, a string with an escape,
-// an integer out of range — it gives up, and the pod is decoded again by strictUnmarshal,
-// which gives the same object or names the field at fault. So it never decides what is
-// valid: it accepts a subset of what the strict decoder accepts, and decodes that subset
-// to the same objects (TestFastPodDecodeMatchesStrict and FuzzDecode check both).
+// A hand-written decoder for the Pods, NetworkPolicies and Namespaces of a cluster file,
+// which are nearly all of its bytes and of the time the strict typed decoder takes. It
+// knows the fields kubectl prints for them and decodes them as sigs.k8s.io/json does; on
+// anything else — a field it does not know, a value of another type, a field given twice,
+// a string with an escape, an integer out of range — it gives up, and the object is
+// decoded again by strictUnmarshal, which gives the same object or names the field at
+// fault. So it never decides what is valid: it accepts a subset of what the strict decoder
+// accepts, and decodes that subset to the same objects (TestFastDecodeMatchesStrict and
+// FuzzDecode check both).
 //
 // The input has been checked to be JSON when it was split into documents.
 
-// podScanner reads one pod object. Its methods return false to give up.
+// decodeFast decodes raw into obj, which must be new, and reports whether it could; when it
+// could not, obj must be reset before it is decoded again. keys is scratch space.
+func decodeFast(raw []byte, obj kubeObject, keys [][]byte) (ok bool, scratch [][]byte) {
+	p := podScanner{s: raw, keys: keys[:0]}
+	switch o := obj.(type) {
+	case *corev1.Pod:
+		ok = p.pod(o)
+	case *networkingv1.NetworkPolicy:
+		ok = p.networkPolicy(o)
+	case *corev1.Namespace:
+		ok = p.namespace(o)
+	default:
+		return false, keys
+	}
+	return ok && p.ws() == len(p.s), p.keys
+}
+
+// podScanner reads one object. Its methods return false to give up.
 type podScanner struct {
 	s []byte
 	i int
@@ -31,11 +51,8 @@ type podScanner struct {
 	keys [][]byte
 }
 
-// decodePodFast decodes raw into pod, which must be zero, and reports whether it could;
-// when it could not, pod holds a partial decoding.
-func decodePodFast(raw []byte, pod *corev1.Pod, keys [][]byte) (ok bool, scratch [][]byte) {
-	p := podScanner{s: raw, keys: keys[:0]}
-	ok = p.object(false, func(key []byte) bool {
+func (p *podScanner) pod(pod *corev1.Pod) bool {
+	return p.object(false, func(key []byte) bool {
 		switch string(key) {
 		case "apiVersion":
 			return p.str(&pod.APIVersion)
@@ -50,7 +67,186 @@ func decodePodFast(raw []byte, pod *corev1.Pod, keys [][]byte) (ok bool, scratch
 		}
 		return false
 	})
-	return ok && p.ws() == len(p.s), p.keys
+}
+
+func (p *podScanner) namespace(ns *corev1.Namespace) bool {
+	return p.object(false, func(key []byte) bool {
+		switch string(key) {
+		case "apiVersion":
+			return p.str(&ns.APIVersion)
+		case "kind":
+			return p.str(&ns.Kind)
+		case "metadata":
+			return p.objectMeta(&ns.ObjectMeta)
+		case "spec":
+			return p.object(false, func(key []byte) bool {
+				if string(key) == "finalizers" {
+					return array(p, &ns.Spec.Finalizers, func(f *corev1.FinalizerName) bool { return p.str((*string)(f)) })
+				}
+				return false
+			})
+		case "status":
+			return p.object(false, func(key []byte) bool {
+				if string(key) == "phase" {
+					return p.str((*string)(&ns.Status.Phase))
+				}
+				return false
+			})
+		}
+		return false
+	})
+}
+
+func (p *podScanner) networkPolicy(np *networkingv1.NetworkPolicy) bool {
+	return p.object(false, func(key []byte) bool {
+		switch string(key) {
+		case "apiVersion":
+			return p.str(&np.APIVersion)
+		case "kind":
+			return p.str(&np.Kind)
+		case "metadata":
+			return p.objectMeta(&np.ObjectMeta)
+		case "spec":
+			s := &np.Spec
+			return p.object(false, func(key []byte) bool {
+				switch string(key) {
+				case "podSelector":
+					return p.labelSelector(&s.PodSelector)
+				case "policyTypes":
+					return array(p, &s.PolicyTypes, func(t *networkingv1.PolicyType) bool { return p.str((*string)(t)) })
+				case "ingress":
+					return array(p, &s.Ingress, func(r *networkingv1.NetworkPolicyIngressRule) bool {
+						return p.object(false, func(key []byte) bool {
+							switch string(key) {
+							case "ports":
+								return array(p, &r.Ports, p.policyPort)
+							case "from":
+								return array(p, &r.From, p.policyPeer)
+							}
+							return false
+						})
+					})
+				case "egress":
+					return array(p, &s.Egress, func(r *networkingv1.NetworkPolicyEgressRule) bool {
+						return p.object(false, func(key []byte) bool {
+							switch string(key) {
+							case "ports":
+								return array(p, &r.Ports, p.policyPort)
+							case "to":
+								return array(p, &r.To, p.policyPeer)
+							}
+							return false
+						})
+					})
+				}
+				return false
+			})
+		}
+		return false
+	})
+}
+
+func (p *podScanner) policyPort(port *networkingv1.NetworkPolicyPort) bool {
+	return p.object(false, func(key []byte) bool {
+		switch string(key) {
+		case "protocol":
+			if p.null() {
+				return true
+			}
+			b, ok := p.plainString()
+			if ok {
+				port.Protocol = new(corev1.Protocol(b))
+			}
+			return ok
+		case "port":
+			if p.null() {
+				return true
+			}
+			v := &intstr.IntOrString{}
+			if p.ws() >= len(p.s) {
+				return false
+			}
+			if p.s[p.i] == '"' {
+				v.Type = intstr.String
+				if !p.str(&v.StrVal) {
+					return false
+				}
+			} else {
+				v.Type = intstr.Int
+				if !p.int32(&v.IntVal) {
+					return false
+				}
+			}
+			port.Port = v
+			return true
+		case "endPort":
+			return p.int32Ptr(&port.EndPort)
+		}
+		return false
+	})
+}
+
+func (p *podScanner) policyPeer(peer *networkingv1.NetworkPolicyPeer) bool {
+	return p.object(false, func(key []byte) bool {
+		switch string(key) {
+		case "podSelector":
+			return p.labelSelectorPtr(&peer.PodSelector)
+		case "namespaceSelector":
+			return p.labelSelectorPtr(&peer.NamespaceSelector)
+		case "ipBlock":
+			if p.null() {
+				return true
+			}
+			b := &networkingv1.IPBlock{}
+			ok := p.object(false, func(key []byte) bool {
+				switch string(key) {
+				case "cidr":
+					return p.str(&b.CIDR)
+				case "except":
+					return p.strings(&b.Except)
+				}
+				return false
+			})
+			peer.IPBlock = b
+			return ok
+		}
+		return false
+	})
+}
+
+func (p *podScanner) labelSelectorPtr(dst **metav1.LabelSelector) bool {
+	if p.null() {
+		return true
+	}
+	*dst = &metav1.LabelSelector{}
+	return p.labelSelector(*dst)
+}
+
+func (p *podScanner) labelSelector(sel *metav1.LabelSelector) bool {
+	if p.null() {
+		return true
+	}
+	return p.object(false, func(key []byte) bool {
+		switch string(key) {
+		case "matchLabels":
+			return p.stringMap(&sel.MatchLabels)
+		case "matchExpressions":
+			return array(p, &sel.MatchExpressions, func(r *metav1.LabelSelectorRequirement) bool {
+				return p.object(false, func(key []byte) bool {
+					switch string(key) {
+					case "key":
+						return p.str(&r.Key)
+					case "operator":
+						return p.str((*string)(&r.Operator))
+					case "values":
+						return p.strings(&r.Values)
+					}
+					return false
+				})
+			})
+		}
+		return false
+	})
 }
 
 func (p *podScanner) objectMeta(m *metav1.ObjectMeta) bool {
