@@ -359,6 +359,14 @@ func (p *podScanner) podSpec(s *corev1.PodSpec) bool {
 			return ok
 		case "nodeSelector":
 			return p.stringMap(&s.NodeSelector)
+		case "securityContext": // only empty, as defaulting leaves it
+			if p.null() {
+				return true
+			}
+			s.SecurityContext = &corev1.PodSecurityContext{}
+			return p.object(false, func([]byte) bool { return false })
+		case "volumes":
+			return array(p, &s.Volumes, p.volume)
 		case "tolerations":
 			return array(p, &s.Tolerations, func(t *corev1.Toleration) bool {
 				return p.object(false, func(key []byte) bool {
@@ -435,12 +443,193 @@ func (p *podScanner) container(c *corev1.Container) bool {
 				}
 				return false
 			})
+		case "volumeMounts":
+			return array(p, &c.VolumeMounts, func(m *corev1.VolumeMount) bool {
+				return p.object(false, func(key []byte) bool {
+					switch string(key) {
+					case "name":
+						return p.str(&m.Name)
+					case "mountPath":
+						return p.str(&m.MountPath)
+					case "readOnly":
+						return p.boolean(&m.ReadOnly)
+					case "subPath":
+						return p.str(&m.SubPath)
+					}
+					return false
+				})
+			})
 		case "terminationMessagePath":
 			return p.str(&c.TerminationMessagePath)
 		case "terminationMessagePolicy":
 			return p.str((*string)(&c.TerminationMessagePolicy))
 		case "imagePullPolicy":
 			return p.str((*string)(&c.ImagePullPolicy))
+		}
+		return false
+	})
+}
+
+// volume reads the volumes kubectl prints for most pods: the projected ServiceAccount token
+// (kube-api-access-*), ConfigMaps, Secrets and emptyDirs.
+func (p *podScanner) volume(v *corev1.Volume) bool {
+	return p.object(false, func(key []byte) bool {
+		switch string(key) {
+		case "name":
+			return p.str(&v.Name)
+		case "projected":
+			if p.null() {
+				return true
+			}
+			src := &corev1.ProjectedVolumeSource{}
+			v.Projected = src
+			return p.object(false, func(key []byte) bool {
+				switch string(key) {
+				case "defaultMode":
+					return p.int32Ptr(&src.DefaultMode)
+				case "sources":
+					return array(p, &src.Sources, p.volumeProjection)
+				}
+				return false
+			})
+		case "configMap":
+			if p.null() {
+				return true
+			}
+			src := &corev1.ConfigMapVolumeSource{}
+			v.ConfigMap = src
+			return p.object(false, func(key []byte) bool {
+				switch string(key) {
+				case "name":
+					return p.str(&src.Name)
+				case "items":
+					return array(p, &src.Items, p.keyToPath)
+				case "defaultMode":
+					return p.int32Ptr(&src.DefaultMode)
+				case "optional":
+					return p.boolPtr(&src.Optional)
+				}
+				return false
+			})
+		case "secret":
+			if p.null() {
+				return true
+			}
+			src := &corev1.SecretVolumeSource{}
+			v.Secret = src
+			return p.object(false, func(key []byte) bool {
+				switch string(key) {
+				case "secretName":
+					return p.str(&src.SecretName)
+				case "items":
+					return array(p, &src.Items, p.keyToPath)
+				case "defaultMode":
+					return p.int32Ptr(&src.DefaultMode)
+				case "optional":
+					return p.boolPtr(&src.Optional)
+				}
+				return false
+			})
+		case "emptyDir":
+			if p.null() {
+				return true
+			}
+			src := &corev1.EmptyDirVolumeSource{}
+			v.EmptyDir = src
+			return p.object(false, func(key []byte) bool {
+				if string(key) == "medium" {
+					return p.str((*string)(&src.Medium))
+				}
+				return false
+			})
+		}
+		return false
+	})
+}
+
+func (p *podScanner) volumeProjection(v *corev1.VolumeProjection) bool {
+	return p.object(false, func(key []byte) bool {
+		switch string(key) {
+		case "serviceAccountToken", "configMap", "downwardAPI":
+			if p.null() {
+				return true
+			}
+		}
+		switch string(key) {
+		case "serviceAccountToken":
+			t := &corev1.ServiceAccountTokenProjection{}
+			v.ServiceAccountToken = t
+			return p.object(false, func(key []byte) bool {
+				switch string(key) {
+				case "audience":
+					return p.str(&t.Audience)
+				case "expirationSeconds":
+					return p.int64Ptr(&t.ExpirationSeconds)
+				case "path":
+					return p.str(&t.Path)
+				}
+				return false
+			})
+		case "configMap":
+			c := &corev1.ConfigMapProjection{}
+			v.ConfigMap = c
+			return p.object(false, func(key []byte) bool {
+				switch string(key) {
+				case "name":
+					return p.str(&c.Name)
+				case "items":
+					return array(p, &c.Items, p.keyToPath)
+				case "optional":
+					return p.boolPtr(&c.Optional)
+				}
+				return false
+			})
+		case "downwardAPI":
+			d := &corev1.DownwardAPIProjection{}
+			v.DownwardAPI = d
+			return p.object(false, func(key []byte) bool {
+				if string(key) != "items" {
+					return false
+				}
+				return array(p, &d.Items, func(f *corev1.DownwardAPIVolumeFile) bool {
+					return p.object(false, func(key []byte) bool {
+						switch string(key) {
+						case "path":
+							return p.str(&f.Path)
+						case "fieldRef":
+							if p.null() {
+								return true
+							}
+							r := &corev1.ObjectFieldSelector{}
+							f.FieldRef = r
+							return p.object(false, func(key []byte) bool {
+								switch string(key) {
+								case "apiVersion":
+									return p.str(&r.APIVersion)
+								case "fieldPath":
+									return p.str(&r.FieldPath)
+								}
+								return false
+							})
+						}
+						return false
+					})
+				})
+			})
+		}
+		return false
+	})
+}
+
+func (p *podScanner) keyToPath(k *corev1.KeyToPath) bool {
+	return p.object(false, func(key []byte) bool {
+		switch string(key) {
+		case "key":
+			return p.str(&k.Key)
+		case "path":
+			return p.str(&k.Path)
+		case "mode":
+			return p.int32Ptr(&k.Mode)
 		}
 		return false
 	})

@@ -38,10 +38,12 @@ const podJSON = `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"web-1","gen
 "ownerReferences":[{"apiVersion":"apps/v1","kind":"ReplicaSet","name":"web","uid":"u-2","controller":true,"blockOwnerDeletion":false}],
 "managedFields":[{"manager":"m","operation":"Update","apiVersion":"v1","time":"2026-11-20T09:00:00Z","fieldsType":"FieldsV1","fieldsV1":{"f:metadata":{"k:{\"uid\":\"x\"}":{}}},"subresource":"status"}]},
 "spec":{"containers":[{"name":"web","image":"nginx","command":["a"],"args":[],"workingDir":"/","ports":[{"name":"http","containerPort":8080,"hostPort":0,"protocol":"TCP","hostIP":"0.0.0.0"}],
-"env":[{"name":"A","value":"1"}],"resources":{"requests":{"cpu":"100m","memory":64},"limits":{"cpu":"1"}},"terminationMessagePath":"/dev/termination-log","terminationMessagePolicy":"File","imagePullPolicy":"Always"}],
+"env":[{"name":"A","value":"1"}],"volumeMounts":[{"name":"kube-api-access-x","mountPath":"/var/run/secrets/kubernetes.io/serviceaccount","readOnly":true},{"name":"conf","mountPath":"/etc/c","subPath":"c.yaml"}],"resources":{"requests":{"cpu":"100m","memory":64},"limits":{"cpu":"1"}},"terminationMessagePath":"/dev/termination-log","terminationMessagePolicy":"File","imagePullPolicy":"Always"}],
 "initContainers":[{"name":"init"}],"nodeName":"w1","hostNetwork":false,"restartPolicy":"Always","dnsPolicy":"ClusterFirst","serviceAccountName":"default","serviceAccount":"default",
 "schedulerName":"default-scheduler","priorityClassName":"p","priority":-5,"terminationGracePeriodSeconds":30,"enableServiceLinks":true,"preemptionPolicy":"Never","nodeSelector":{"k":"v"},
-"tolerations":[{"key":"k","operator":"Exists","value":"","effect":"NoExecute","tolerationSeconds":300}]},
+"tolerations":[{"key":"k","operator":"Exists","value":"","effect":"NoExecute","tolerationSeconds":300}],"securityContext":{},
+"volumes":[{"name":"kube-api-access-x","projected":{"defaultMode":420,"sources":[{"serviceAccountToken":{"expirationSeconds":3607,"path":"token"}},{"configMap":{"items":[{"key":"ca.crt","path":"ca.crt"}],"name":"kube-root-ca.crt"}},{"downwardAPI":{"items":[{"fieldRef":{"apiVersion":"v1","fieldPath":"metadata.namespace"},"path":"namespace"}]}}]}},
+{"name":"conf","configMap":{"name":"c","defaultMode":420,"optional":false}},{"name":"s","secret":{"secretName":"s","items":[{"key":"k","path":"p","mode":256}]}},{"name":"tmp","emptyDir":{}}]},
 "status":{"phase":"Running","message":"","reason":"","hostIP":"192.168.0.1","hostIPs":[{"ip":"192.168.0.1"}],"podIP":"10.0.0.1","podIPs":[{"ip":"10.0.0.1"},{"ip":"fd00::1"}],
 "startTime":"2026-11-20T09:00:00Z","qosClass":"Burstable","observedGeneration":2,
 "conditions":[{"type":"Ready","status":"True","observedGeneration":1,"lastProbeTime":null,"lastTransitionTime":"2026-11-20T09:00:00Z","reason":"r","message":"m"}]}}`
@@ -78,6 +80,16 @@ func TestFastDecodeMatchesStrict(t *testing.T) {
 		"spaces between tokens":            {`"podIP":"10.0.0.1"`, "\"podIP\" :\n \"10.0.0.1\" "},
 		"name missing in the object":       {`"name":"web-1",`, ``},
 		"no namespace: it becomes default": {`"namespace":"shop",`, ``},
+		"security context not empty":       {`"securityContext":{}`, `"securityContext":{"runAsUser":1000}`},
+		"security context null":            {`"securityContext":{}`, `"securityContext":null`},
+		"volume of another type":           {`"emptyDir":{}`, `"hostPath":{"path":"/"}`},
+		"emptyDir with a size":             {`"emptyDir":{}`, `"emptyDir":{"sizeLimit":"1Gi"}`},
+		"null projection":                  {`"sources":[`, `"sources":[null,`},
+		"null in a projection":             {`{"serviceAccountToken":{"expirationSeconds":3607,"path":"token"}}`, `{"serviceAccountToken":null,"configMap":{"name":"x"}}`},
+		"two sources in one projection":    {`{"serviceAccountToken":{"expirationSeconds":3607,"path":"token"}}`, `{"serviceAccountToken":{"path":"token"},"configMap":{"name":"x"}}`},
+		"unknown projection, null":         {`{"serviceAccountToken":{"expirationSeconds":3607,"path":"token"}}`, `{"bogus":null}`},
+		"unknown field, null":              {`"nodeName":"w1"`, `"nodeName":"w1","bogus":null`},
+		"mount without a path":             {`,"subPath":"c.yaml"`, ``},
 	}
 	decodeBoth(t, []byte(podJSON))
 	for name, tw := range tweaks {
