@@ -2,6 +2,7 @@ package cluster
 
 import (
 	"bytes"
+	"encoding/binary"
 	gojson "encoding/json"
 )
 
@@ -223,6 +224,17 @@ func skipValue(s []byte, i int) int {
 	case '{', '[':
 		depth := 0
 		for ; i < len(s); i++ {
+			for i < len(s) && !structural[s[i]] {
+				// Indented JSON is much white space: pass it eight bytes at a time.
+				if s[i] == ' ' && i+8 <= len(s) && binary.LittleEndian.Uint64(s[i:]) == eightSpaces {
+					i += 8
+					continue
+				}
+				i++
+			}
+			if i == len(s) {
+				break
+			}
 			switch s[i] {
 			case '"':
 				i = skipString(s, i) - 1
@@ -242,6 +254,11 @@ func skipValue(s []byte, i int) int {
 		return i
 	}
 }
+
+const eightSpaces = 0x2020202020202020
+
+// structural are the bytes skipValue stops at within an object or array.
+var structural = [256]bool{'"': true, '{': true, '[': true, '}': true, ']': true}
 
 // skipString returns the end of the string at s[i].
 func skipString(s []byte, i int) int {
@@ -263,12 +280,12 @@ func skipString(s []byte, i int) int {
 }
 
 // eachMember calls fn with the key, quoted as written, and the value of each member of
-// the object obj, in order.
-func eachMember(obj []byte, fn func(key, value []byte)) {
+// the object that obj starts with, in order, and returns the object's length.
+func eachMember(obj []byte, fn func(key, value []byte)) int {
 	for i := 1; ; {
 		i = skipSpace(obj, i)
 		if i >= len(obj) || obj[i] == '}' {
-			return
+			return min(i+1, len(obj))
 		}
 		if obj[i] == ',' {
 			i = skipSpace(obj, i+1)
@@ -283,8 +300,9 @@ func eachMember(obj []byte, fn func(key, value []byte)) {
 	}
 }
 
-// eachElement calls fn with each element of the array arr, in order, and its index.
-func eachElement(arr []byte, fn func(i int, elem []byte) error) error {
+// eachElement calls fn with each element of the array arr and its index, in order. fn is
+// given arr from the element on, to its end, and returns the element's length.
+func eachElement(arr []byte, fn func(i int, rest []byte) (int, error)) error {
 	n := 0
 	for i := 1; ; {
 		i = skipSpace(arr, i)
@@ -294,12 +312,12 @@ func eachElement(arr []byte, fn func(i int, elem []byte) error) error {
 		if arr[i] == ',' {
 			i = skipSpace(arr, i+1)
 		}
-		end := skipValue(arr, i)
-		if err := fn(n, arr[i:end]); err != nil {
+		l, err := fn(n, arr[i:])
+		if err != nil {
 			return err
 		}
 		n++
-		i = end
+		i += l
 	}
 }
 

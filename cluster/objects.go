@@ -16,6 +16,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"unicode/utf8"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
@@ -219,6 +220,9 @@ type loader struct {
 	snap *Objects
 	seen map[objectKey]place
 	read int64 // bytes, of all sources
+	// strictOnly decodes every object with strictUnmarshal, for tests that compare the
+	// fast decoders with it.
+	strictOnly bool
 }
 
 type objectKey struct {
@@ -261,8 +265,14 @@ func (l *loader) tooLarge(source string) error {
 	return fmt.Errorf("%s: cluster objects larger than the limit of %d bytes", source, maxSnapshotBytes)
 }
 
+// decode decodes r, taking the size of a bytes.Reader or strings.Reader (anything with a
+// Len) as known, so that the buffer is not grown piece by piece.
 func (l *loader) decode(r io.Reader, source string) error {
-	return l.decodeSized(r, source, 0)
+	var size int64
+	if lr, ok := r.(interface{ Len() int }); ok {
+		size = int64(lr.Len())
+	}
+	return l.decodeSized(r, source, size)
 }
 
 // decodeSized decodes r, whose size may be known, up to what is left of the limit.
@@ -289,7 +299,7 @@ func (l *loader) decodeSized(r io.Reader, source string, size int64) error {
 		if isNull(doc) { // an empty or comments-only document
 			continue
 		}
-		if walkErr = d.value(doc, fmt.Sprintf("document %d", i+1), "", "", 0); walkErr != nil {
+		if _, walkErr = d.value(doc, fmt.Sprintf("document %d", i+1), "", "", 0); walkErr != nil {
 			break
 		}
 	}
@@ -389,50 +399,81 @@ type header struct {
 	} `json:"metadata"`
 }
 
-// readHeader reads the header of the object raw, and returns the value of its items (the
-// last, if given twice; nil if none). Only the members the header has are decoded: a
-// copy of raw without the others, and with metadata cut down to its name and namespace,
-// gives the same header and the same type errors as raw would, at a fraction of the work.
-func (d *sourceDecoder) readHeader(raw []byte, h *header) (items []byte, err error) {
+// readHeader reads the header of the object raw starts with, and returns the value of its
+// items (the last, if given twice; nil if none) and the object's length. Only the members
+// the header has are decoded: a copy of raw without the others, and with metadata cut down
+// to its name and namespace, gives the same header and the same type errors as raw would,
+// at a fraction of the work. When those members are all plain strings, as they nearly
+// always are, they are taken as they are, without the decoder.
+func (d *sourceDecoder) readHeader(raw []byte, h *header) (items []byte, n int, err error) {
 	b := append(d.headerBuf[:0], '{')
-	member := func(key, value []byte) {
+	plain := true
+	var ph header
+	member := func(key, value []byte, dst *string) {
 		if b[len(b)-1] != '{' {
 			b = append(b, ',')
 		}
 		b = append(append(append(b, key...), ':'), value...)
+		if s, ok := plainString(value); ok && dst != nil {
+			*dst = s
+		} else {
+			plain = false
+		}
 	}
-	eachMember(raw, func(key, value []byte) {
+	n = eachMember(raw, func(key, value []byte) {
 		switch {
-		case keyIs(key, "apiVersion"), keyIs(key, "kind"):
-			member(key, value)
+		case keyIs(key, "apiVersion"):
+			member(key, value, &ph.APIVersion)
+		case keyIs(key, "kind"):
+			member(key, value, &ph.Kind)
 		case keyIs(key, "items"):
 			items = value
 		case keyIs(key, "metadata") && value[0] == '{':
-			member(key, []byte("{"))
+			if b[len(b)-1] != '{' {
+				b = append(b, ',')
+			}
+			b = append(append(b, key...), ":{"...)
 			eachMember(value, func(key, value []byte) {
-				if keyIs(key, "name") || keyIs(key, "namespace") {
-					member(key, value)
+				switch {
+				case keyIs(key, "name"):
+					member(key, value, &ph.Metadata.Name)
+				case keyIs(key, "namespace"):
+					member(key, value, &ph.Metadata.Namespace)
 				}
 			})
 			b = append(b, '}')
 		case keyIs(key, "metadata"):
-			member(key, value)
+			member(key, value, nil)
 		}
 	})
 	b = append(b, '}')
 	d.headerBuf = b
-	return items, sigsjson.UnmarshalCaseSensitivePreserveInts(b, h)
+	if plain {
+		*h = ph
+		return items, n, nil
+	}
+	return items, n, sigsjson.UnmarshalCaseSensitivePreserveInts(b, h)
 }
 
-// value decodes one JSON value found at loc ("document 2", "document 1 items[3]"): an
-// object, or a list of them. Items of a typed list (PodList) that name no kind are of the
-// list's item kind.
-func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string, depth int) error {
+// plainString returns the JSON string value when it has no escapes and is valid UTF-8, as
+// a decoder would give it.
+func plainString(value []byte) (string, bool) {
+	if len(value) < 2 || value[0] != '"' || bytes.IndexByte(value, '\\') >= 0 || !utf8.Valid(value) {
+		return "", false
+	}
+	return string(value[1 : len(value)-1]), true
+}
+
+// value decodes the JSON value raw starts with, found at loc ("document 2", "document 1
+// items[3]"): an object, or a list of them. Items of a typed list (PodList) that name no
+// kind are of the list's item kind. It returns the value's length.
+func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string, depth int) (int, error) {
 	if t := flows.JSONKind(raw); t != "object" {
-		return fmt.Errorf("%s: not an object (got %s)", loc, t)
+		return 0, fmt.Errorf("%s: not an object (got %s)", loc, t)
 	}
 	var h header
-	listItems, headerErr := d.readHeader(raw, &h)
+	listItems, n, headerErr := d.readHeader(raw, &h)
+	raw = raw[:n]
 	if h.Kind == "" && itemKind != "" {
 		h.Kind = itemKind
 		if h.APIVersion == "" {
@@ -442,42 +483,42 @@ func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string, 
 
 	if h.Kind == "List" || (strings.HasSuffix(h.Kind, "List") && len(listItems) > 0) {
 		if headerErr != nil {
-			return fmt.Errorf("%s (%s): %w", loc, h.Kind, describeDecodeError(headerErr))
+			return n, fmt.Errorf("%s (%s): %w", loc, h.Kind, describeDecodeError(headerErr))
 		}
 		if isNull(listItems) {
-			return nil
+			return n, nil
 		}
 		if t := flows.JSONKind(listItems); t != "array" {
-			return fmt.Errorf("%s (%s): items: expected array, got %s", loc, h.Kind, t)
+			return n, fmt.Errorf("%s (%s): items: expected array, got %s", loc, h.Kind, t)
 		}
 		if depth >= MaxListDepth {
-			return fmt.Errorf("%s (%s): Lists nested deeper than %d", loc, h.Kind, MaxListDepth)
+			return n, fmt.Errorf("%s (%s): Lists nested deeper than %d", loc, h.Kind, MaxListDepth)
 		}
 		itemKind := ""
 		if h.Kind != "List" {
 			itemKind = strings.TrimSuffix(h.Kind, "List")
 		}
 		apiVersion := h.APIVersion
-		return eachElement(listItems, func(i int, item []byte) error {
+		return n, eachElement(listItems, func(i int, item []byte) (int, error) {
 			return d.value(item, fmt.Sprintf("%s items[%d]", loc, i), apiVersion, itemKind, depth+1)
 		})
 	}
 
 	d.objects++
-	n := d.objects
-	label := fmt.Sprintf("object %d", n)
+	num := d.objects
+	label := fmt.Sprintf("object %d", num)
 	if headerErr != nil {
-		return fmt.Errorf("%s: %w", label, describeDecodeError(headerErr))
+		return n, fmt.Errorf("%s: %w", label, describeDecodeError(headerErr))
 	}
 	if h.Kind == "" {
-		return fmt.Errorf("%s: %w", label, field.Required(field.NewPath("kind"), ""))
+		return n, fmt.Errorf("%s: %w", label, field.Required(field.NewPath("kind"), ""))
 	}
 	if h.APIVersion == "" {
-		return fmt.Errorf("%s (%s): %w", label, h.Kind, field.Required(field.NewPath("apiVersion"), ""))
+		return n, fmt.Errorf("%s (%s): %w", label, h.Kind, field.Required(field.NewPath("apiVersion"), ""))
 	}
 	gv, err := schema.ParseGroupVersion(h.APIVersion)
 	if err != nil {
-		return fmt.Errorf("%s (%s): %w", label, h.Kind, field.Invalid(field.NewPath("apiVersion"), h.APIVersion, err.Error()))
+		return n, fmt.Errorf("%s (%s): %w", label, h.Kind, field.Invalid(field.NewPath("apiVersion"), h.APIVersion, err.Error()))
 	}
 	gvk := gv.WithKind(h.Kind)
 
@@ -497,7 +538,7 @@ func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string, 
 			d.snap.Ignored = map[string]int{}
 		}
 		d.snap.Ignored[gvk.GroupKind().String()]++
-		return nil
+		return n, nil
 	}
 
 	namespaced := !clusterScoped(want)
@@ -511,10 +552,10 @@ func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string, 
 	}
 	label = fmt.Sprintf("%s (%s %s)", label, h.Kind, id)
 	if gvk != want {
-		return fmt.Errorf("%s: %w", label, field.NotSupported(field.NewPath("apiVersion"), h.APIVersion, versions))
+		return n, fmt.Errorf("%s: %w", label, field.NotSupported(field.NewPath("apiVersion"), h.APIVersion, versions))
 	}
 	if h.Metadata.Name == "" {
-		return fmt.Errorf("%s: %w", label, field.Required(field.NewPath("metadata", "name"), ""))
+		return n, fmt.Errorf("%s: %w", label, field.Required(field.NewPath("metadata", "name"), ""))
 	}
 
 	var obj kubeObject
@@ -540,12 +581,12 @@ func (d *sourceDecoder) value(raw []byte, loc, listAPIVersion, itemKind string, 
 	default:
 		w, err := NewWorkload(want.Kind)
 		if err != nil {
-			return fmt.Errorf("%s: %w", label, err)
+			return n, fmt.Errorf("%s: %w", label, err)
 		}
 		obj = w.(kubeObject)
 	}
-	d.pending = append(d.pending, pendingObject{raw: raw, obj: obj, gvk: want, namespaced: namespaced, label: label, n: n})
-	return nil
+	d.pending = append(d.pending, pendingObject{raw: raw, obj: obj, gvk: want, namespaced: namespaced, label: label, n: num})
+	return n, nil
 }
 
 // pendingObject is an object found in a source and not yet decoded.
@@ -575,12 +616,27 @@ func (d *sourceDecoder) finish() error {
 	var wg sync.WaitGroup
 	for range min(runtime.GOMAXPROCS(0), len(pending)) {
 		wg.Go(func() {
+			var keys [][]byte // the fast decoder's scratch
 			// Objects are taken in order, so once one fails, every object before it has
 			// been taken and the first error is known when all have returned.
 			for !failed.Load() {
 				i := int(next.Add(1) - 1)
 				if i >= len(pending) {
 					return
+				}
+				if !d.strictOnly {
+					var fast bool
+					if fast, keys = decodeFast(pending[i].raw, pending[i].obj, keys); fast {
+						continue
+					}
+					switch o := pending[i].obj.(type) {
+					case *corev1.Pod:
+						*o = corev1.Pod{}
+					case *networkingv1.NetworkPolicy:
+						*o = networkingv1.NetworkPolicy{}
+					case *corev1.Namespace:
+						*o = corev1.Namespace{}
+					}
 				}
 				if pending[i].err = strictUnmarshal(pending[i].raw, pending[i].obj); pending[i].err != nil {
 					failed.Store(true)

@@ -2,6 +2,7 @@ package hubble
 
 import (
 	"strings"
+	"time"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
 
@@ -94,47 +95,93 @@ const (
 // its count 1. The record is normalised; SkipInvalid comes with the error saying why it is
 // not valid.
 func Convert(f *flowpb.Flow) (flows.Record, SkipReason, error) {
-	switch f.GetVerdict() {
+	c := flowFacts{
+		verdict: f.GetVerdict(), typ: f.GetType(), reply: f.GetReply(),
+		srcIP: f.GetIP().GetSource(), dstIP: f.GetIP().GetDestination(),
+		src: endpointFactsOf(f.GetSource()), dst: endpointFactsOf(f.GetDestination()),
+		time: convert.Time(f.GetTime()),
+	}
+	if r := f.GetIsReply(); r != nil {
+		c.hasIsReply, c.isReply = true, r.GetValue()
+	}
+	switch l4 := f.GetL4().GetProtocol().(type) {
+	case *flowpb.Layer4_TCP:
+		c.port, c.protocol = l4.TCP.GetDestinationPort(), flows.ProtocolTCP
+	case *flowpb.Layer4_UDP:
+		c.port, c.protocol = l4.UDP.GetDestinationPort(), flows.ProtocolUDP
+	case *flowpb.Layer4_SCTP:
+		c.port, c.protocol = l4.SCTP.GetDestinationPort(), flows.ProtocolSCTP
+	}
+	return c.convert()
+}
+
+// flowFacts are what Convert reads of a flow, whether from a flowpb.Flow or straight from
+// a line of JSON (fastDecoder).
+type flowFacts struct {
+	verdict             flowpb.Verdict
+	typ                 flowpb.FlowType
+	hasIsReply, isReply bool
+	reply               bool // the deprecated field
+	protocol            string
+	port                uint32
+	srcIP, dstIP        string
+	src, dst            endpointFacts
+	time                time.Time // valid, or zero
+	// podLabels, when not nil, remembers what podLabels made of each endpoint label.
+	podLabels podLabelCache
+}
+
+// endpointFacts are what Convert reads of an endpoint.
+type endpointFacts struct {
+	namespace, podName string
+	workload           string // the first of the workloads with a kind and a name: "Kind/name"
+	labels             []string
+}
+
+func endpointFactsOf(ep *flowpb.Endpoint) endpointFacts {
+	e := endpointFacts{namespace: ep.GetNamespace(), podName: ep.GetPodName(), labels: ep.GetLabels()}
+	for _, w := range ep.GetWorkloads() {
+		if w.GetKind() != "" && w.GetName() != "" {
+			e.workload = w.GetKind() + "/" + w.GetName()
+			break
+		}
+	}
+	return e
+}
+
+func (f *flowFacts) convert() (flows.Record, SkipReason, error) {
+	switch f.verdict {
 	case flowpb.Verdict_FORWARDED, flowpb.Verdict_AUDIT:
 	default:
 		return flows.Record{}, SkipVerdict, nil
 	}
-	switch f.GetType() {
+	switch f.typ {
 	case flowpb.FlowType_L3_L4, flowpb.FlowType_UNKNOWN_TYPE:
 	default:
 		return flows.Record{}, SkipType, nil
 	}
-	switch r := f.GetIsReply(); {
-	case r != nil && r.GetValue():
+	switch {
+	case f.hasIsReply && f.isReply:
 		return flows.Record{}, SkipReply, nil
-	case r == nil && f.GetReply(): // deprecated field, only ever wrong when false
+	case !f.hasIsReply && f.reply: // deprecated field, only ever wrong when false
 		return flows.Record{}, SkipReply, nil
-	case r == nil:
+	case !f.hasIsReply:
 		return flows.Record{}, SkipReplyUnknown, nil
 	}
 
-	rec := flows.Record{Count: 1}
-	var port uint32
-	switch l4 := f.GetL4().GetProtocol().(type) {
-	case *flowpb.Layer4_TCP:
-		port, rec.Protocol = l4.TCP.GetDestinationPort(), flows.ProtocolTCP
-	case *flowpb.Layer4_UDP:
-		port, rec.Protocol = l4.UDP.GetDestinationPort(), flows.ProtocolUDP
-	case *flowpb.Layer4_SCTP:
-		port, rec.Protocol = l4.SCTP.GetDestinationPort(), flows.ProtocolSCTP
-	}
+	rec := flows.Record{Count: 1, Protocol: f.protocol}
 	var ok bool
-	if rec.Port, ok = convert.Port(port); !ok {
+	if rec.Port, ok = convert.Port(f.port); !ok {
 		return flows.Record{}, SkipNotL4, nil
 	}
 
-	if rec.Src, ok = peer(f.GetSource(), f.GetIP().GetSource()); !ok {
+	if rec.Src, ok = peer(&f.src, f.srcIP, f.podLabels); !ok {
 		return flows.Record{}, SkipNoPeer, nil
 	}
-	if rec.Dst, ok = peer(f.GetDestination(), f.GetIP().GetDestination()); !ok {
+	if rec.Dst, ok = peer(&f.dst, f.dstIP, f.podLabels); !ok {
 		return flows.Record{}, SkipNoPeer, nil
 	}
-	rec.LastSeen = convert.Time(f.GetTime())
+	rec.LastSeen = f.time
 	if err := rec.Normalize(); err != nil {
 		return flows.Record{}, SkipInvalid, err
 	}
@@ -142,20 +189,15 @@ func Convert(f *flowpb.Flow) (flows.Record, SkipReason, error) {
 }
 
 // peer names one end of a flow; ok is false when there is nothing to name it by.
-func peer(ep *flowpb.Endpoint, ip string) (p flows.Peer, ok bool) {
+func peer(ep *endpointFacts, ip string, cache podLabelCache) (p flows.Peer, ok bool) {
 	p.IP = ip
-	if ep.GetNamespace() == "" || isReserved(ep.GetLabels()) {
+	if ep.namespace == "" || isReserved(ep.labels) {
 		return p, p.IP != ""
 	}
-	p.Namespace = ep.GetNamespace()
-	p.Pod = ep.GetPodName()
-	for _, w := range ep.GetWorkloads() {
-		if w.GetKind() != "" && w.GetName() != "" {
-			p.Workload = w.GetKind() + "/" + w.GetName()
-			break
-		}
-	}
-	p.Labels = podLabels(ep.GetLabels())
+	p.Namespace = ep.namespace
+	p.Pod = ep.podName
+	p.Workload = ep.workload
+	p.Labels = podLabels(ep.labels, cache)
 	if p.Pod == "" && p.Workload == "" && p.Labels == nil && p.IP == "" {
 		return flows.Peer{}, false
 	}
@@ -171,22 +213,49 @@ func isReserved(labels []string) bool {
 	return false
 }
 
-// podLabels picks the pod's own labels out of Cilium's endpoint labels; see Convert.
-func podLabels(labels []string) map[string]string {
+// podLabels picks the pod's own labels out of Cilium's endpoint labels; see Convert. cache,
+// when not nil, keeps what each label came to.
+func podLabels(labels []string, cache podLabelCache) map[string]string {
 	var m map[string]string
 	for _, l := range labels {
-		kv, ok := strings.CutPrefix(l, labelSourceK8s)
+		pl, ok := cache[l]
 		if !ok {
-			continue
+			pl = podLabelOf(l)
+			if cache != nil && len(cache) < maxCachedLabels {
+				cache[l] = pl
+			}
 		}
-		k, v, _ := strings.Cut(kv, "=")
-		if k == labelPodNamespace || strings.HasPrefix(k, labelCiliumK8sKeys) || !convert.Label(k, v) {
+		if !pl.ok {
 			continue
 		}
 		if m == nil {
 			m = make(map[string]string, len(labels))
 		}
-		m[k] = v
+		m[pl.key] = pl.value
 	}
 	return m
 }
+
+// podLabel is an endpoint label as a pod label, ok when it is one.
+type podLabel struct {
+	key, value string
+	ok         bool
+}
+
+func podLabelOf(l string) podLabel {
+	kv, ok := strings.CutPrefix(l, labelSourceK8s)
+	if !ok {
+		return podLabel{}
+	}
+	k, v, _ := strings.Cut(kv, "=")
+	if k == labelPodNamespace || strings.HasPrefix(k, labelCiliumK8sKeys) || !convert.Label(k, v) {
+		return podLabel{}
+	}
+	return podLabel{key: k, value: v, ok: true}
+}
+
+// podLabelCache maps endpoint labels to what podLabels makes of them.
+type podLabelCache map[string]podLabel
+
+// maxCachedLabels bounds a podLabelCache.
+const maxCachedLabels = 1 << 14

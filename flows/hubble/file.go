@@ -62,6 +62,11 @@ func ReadJSON(r io.Reader, source string, fn func(line int, rec flows.Record) er
 // ReadJSONStats reads as ReadJSON does and also says what it read, up to the error if
 // there is one.
 func ReadJSONStats(r io.Reader, source string, fn func(line int, rec flows.Record) error) (FileStats, error) {
+	return readJSON(r, source, newFastDecoder(), fn)
+}
+
+// readJSON reads as ReadJSONStats does, with fast when not nil for the lines it can read.
+func readJSON(r io.Reader, source string, fast *fastDecoder, fn func(line int, rec flows.Record) error) (FileStats, error) {
 	st := FileStats{Skipped: map[SkipReason]int{}}
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 0, 64*1024), flows.MaxLineBytes+2)
@@ -78,16 +83,23 @@ func ReadJSONStats(r io.Reader, source string, fn func(line int, rec flows.Recor
 		if len(b) == 0 || b[0] == '#' {
 			continue
 		}
-		f, err := decodeLine(b)
-		if err != nil {
-			return st, &flows.LineError{Source: source, Line: st.Lines, Err: err}
-		}
-		if f == nil {
-			st.NonFlow++
-			continue
+		var rec flows.Record
+		var skip SkipReason
+		var err error
+		if fast != nil && fast.decode(b) {
+			rec, skip, err = fast.facts.convert()
+		} else {
+			var f *flowpb.Flow
+			if f, err = decodeLine(b); err != nil {
+				return st, &flows.LineError{Source: source, Line: st.Lines, Err: err}
+			}
+			if f == nil {
+				st.NonFlow++
+				continue
+			}
+			rec, skip, err = Convert(f)
 		}
 		st.Flows++
-		rec, skip, err := Convert(f)
 		switch {
 		case err != nil:
 			return st, &flows.LineError{Source: source, Line: st.Lines, Err: fmt.Errorf("converting Hubble flow: %w", err)}

@@ -3,6 +3,7 @@ package hubble
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"reflect"
 	"strings"
 	"testing"
@@ -10,8 +11,9 @@ import (
 	"github.com/netpol-guard/netpol-guard/flows"
 )
 
-// FuzzReadJSON checks that no input panics ReadJSON, that every error names its line, and
-// that every record it hands over is normalised and survives our own JSON Lines unchanged.
+// FuzzReadJSON checks that no input panics ReadJSON, that every error names its line, that
+// every record it hands over is normalised and survives our own JSON Lines unchanged, and
+// that it reads as it would with protojson alone, without the fast decoder.
 func FuzzReadJSON(f *testing.F) {
 	lines := []string{lineForwarded, lineReply, lineDropped, lineICMP, lineWorldUDP, lineAuditSCTP,
 		lineBare, lineCamel, lineNodeStatus, lineLost, lineAgentEvent}
@@ -22,7 +24,11 @@ func FuzzReadJSON(f *testing.F) {
 	f.Add("\uFEFF# comment\r\n\r\n{}\n[]\nnull\n\"x\"\n1\n")
 	f.Add(`{"flow":{"verdict":"FORWARDED","l4":{"TCP":{"destination_port":70000}},"is_reply":false}}`)
 	f.Add(`{"flow":{"time":"10000-01-01T00:00:00Z","verdict":1,"IP":{"source":"::ffff:10.0.0.1","destination":"fe80::1%eth0"},"l4":{"UDP":{"destination_port":53}},"is_reply":false}}`)
+	for _, l := range fastEdgeLines {
+		f.Add(l)
+	}
 	f.Fuzz(func(t *testing.T, input string) {
+		readsAsProtojson(t, input)
 		last := 0
 		stats, err := ReadJSONStats(strings.NewReader(input), "fuzz", func(n int, rec flows.Record) error {
 			if n <= last {
@@ -63,4 +69,75 @@ func FuzzReadJSON(f *testing.F) {
 			t.Errorf("stats do not add up: %+v", stats)
 		}
 	})
+}
+
+// fastEdgeLines are lines on the edge of what the fast decoder reads.
+var fastEdgeLines = []string{
+	`{"flow":{"verdict":"FORWARDED","is_reply":false,"l4":{"TCP":{"destination_port":80}},"source":{"namespace":"a","podName":"p"},"destination":{"namespace":"b","pod_name":"q"}}}`,
+	`{"flow":{"verdict":"FORWARDED","verdict":"DROPPED"}}`,
+	`{"flow":{"verdict":null,"verdict":"DROPPED"}}`,
+	`{"flow":{"l4":{"TCP":{"destination_port":80},"UDP":{"destination_port":53}}}}`,
+	`{"flow":{"l4":{"TCP":null,"UDP":{"destination_port":53}},"is_reply":false,"verdict":"AUDIT","IP":{"source":"10.0.0.1","destination":"10.0.0.2"}}}`,
+	`{"flow":null,"node_name":"n"}`,
+	`{"flow":{},"node_status":{}}`,
+	`{"flow":{"verdict":2,"Type":"L7"}}`,
+	`{"flow":{"verdict":"NOPE"}}`,
+	`{"flow":{"verdict":"FORWARDED","source":{"namespace":"a\u0062"}}}`,
+	`{"flow":{"x":[1,"a":2]}}`,
+	`{"flow":{"x":[1,{"a":[true,false,null,-0.5e+3]}]}}`,
+	`{"flow":{"x":[1}}`,
+	`{"flow":{}} x`,
+	`{"flow":{"time":"0001-01-01T00:00:00Z"},"time":"2026-11-20T10:00:00Z"}`,
+	`{"flow":{"time":"2026-11-20T10:00:00.1234567890Z"}}`,
+	`{"flow":{"time":"2026-11-20T10:00:00+02:00","verdict":"FORWARDED","is_reply":false,"l4":{"SCTP":{"destination_port":"80"}}}}`,
+	`{"flow":{"l4":{"TCP":{"destination_port":080}}}}`,
+	`{"flow":{"l4":{"TCP":{"destination_port":4294967296}}}}`,
+	`{"flow":{"source":{"ID":-1,"labels":["k8s:app=web",null]}}}`,
+	`{"flow":{"source":{"workloads":[{"kind":"Deployment"},{"kind":"StatefulSet","name":"db"}],"namespace":"a"},"destination":{"workloads":null}}}`,
+	`{"flow":{"event_type":{"type":4,"sub_type":"x"}}}`,
+	`{"flow":{"ethernet":{"source":1}}}`,
+	`{"flow":{"is_reply":true,"isReply":false}}`,
+	`{"flow":{"[x.y]":1}}`,
+	"{\"flow\":{\"source\":{\"namespace\":\"\xff\"}}}",
+	`{"flow":{"trace_context":{"parent":{"trace_id":"abc"}}},"time":null}`,
+}
+
+// readsAsProtojson fails unless input reads the same with the fast decoder as without it.
+func readsAsProtojson(t *testing.T, input string) {
+	t.Helper()
+	type read struct {
+		line int
+		rec  flows.Record
+	}
+	run := func(fast *fastDecoder) (got []read, stats FileStats, err error) {
+		stats, err = readJSON(strings.NewReader(input), "fuzz", fast, func(line int, rec flows.Record) error {
+			got = append(got, read{line, rec})
+			return nil
+		})
+		return got, stats, err
+	}
+	fastRecs, fastStats, fastErr := run(newFastDecoder())
+	recs, stats, err := run(nil)
+	if fmt.Sprint(fastErr) != fmt.Sprint(err) {
+		t.Fatalf("errors differ:\n fast:      %v\n protojson: %v", fastErr, err)
+	}
+	if !reflect.DeepEqual(fastStats, stats) {
+		t.Errorf("stats differ:\n fast:      %+v\n protojson: %+v", fastStats, stats)
+	}
+	if !reflect.DeepEqual(fastRecs, recs) {
+		t.Errorf("records differ:\n fast:      %+v\n protojson: %+v", fastRecs, recs)
+	}
+}
+
+func TestFastDecoderReadsWhatProtojsonReads(t *testing.T) {
+	for _, l := range append([]string{lineForwarded, lineReply, lineDropped, lineICMP, lineWorldUDP, lineAuditSCTP,
+		lineBare, lineCamel, lineNodeStatus, lineLost, lineAgentEvent}, fastEdgeLines...) {
+		readsAsProtojson(t, l)
+	}
+	// The lines hubble prints are read by the fast decoder.
+	for _, l := range []string{lineForwarded, lineReply, lineDropped, lineICMP, lineWorldUDP, lineAuditSCTP} {
+		if !newFastDecoder().decode([]byte(l)) {
+			t.Errorf("the fast decoder gave up on %s", l)
+		}
+	}
 }
