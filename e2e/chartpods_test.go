@@ -330,6 +330,16 @@ func runChartAgent(t *testing.T, cp *harness.ControlPlane, lab *harness.NetLab, 
 			metricsPort = int(p.ContainerPort)
 		}
 	}
+	if metricsPort == 0 {
+		// Metrics on the node's loopback only (agent.metricsHost): no container port names
+		// them, the rendered flag does.
+		for _, a := range agent.Container.Args {
+			if addr, ok := strings.CutPrefix(a, "--metrics-bind-address="); ok {
+				_, port, _ := net.SplitHostPort(addr)
+				metricsPort, _ = strconv.Atoi(port)
+			}
+		}
+	}
 	serviceAddr := harness.LabServiceIP + ":" + strconv.Itoa(harness.LabServicePort)
 	deadline := time.Now().Add(90 * time.Second)
 	for {
@@ -405,14 +415,19 @@ func stopChartPod(t *testing.T, p *harness.ChartPod, allowed []*regexp.Regexp) {
 	}
 }
 
-// allowedLogLines are the errors a values set must log here: with a Hubble Relay
-// configured (there is none on this machine), the stream's failure to connect.
+// allowedLogLines are the errors a values set must log here: with a flow source configured
+// (Hubble Relay, Goldmane, the Flow Aggregator: there is none on this machine), the stream's
+// failure to connect.
 func allowedLogLines(m manifest) []*regexp.Regexp {
 	var out []*regexp.Regexp
 	for _, d := range all[*appsv1.Deployment](m) {
 		for _, c := range d.Spec.Template.Spec.Containers {
-			if slices.ContainsFunc(c.Args, func(a string) bool { return strings.HasPrefix(a, "--hubble-relay-address=") }) {
-				out = append(out, regexp.MustCompile(`Hubble flow stream ended; reconnecting`))
+			// Hubble Relay, Goldmane or the Flow Aggregator: none runs on this machine.
+			if slices.ContainsFunc(c.Args, func(a string) bool {
+				return strings.HasPrefix(a, "--hubble-relay-address=") || strings.HasPrefix(a, "--goldmane-address=") ||
+					strings.HasPrefix(a, "--antrea-flow-aggregator-address=")
+			}) {
+				out = append(out, regexp.MustCompile(`Flow stream ended; reconnecting`))
 			}
 		}
 	}
@@ -538,6 +553,10 @@ func provideUserSecrets(t *testing.T, cp *harness.ControlPlane, m manifest, ca *
 	names := []string{svc.Name, svc.Name + "." + m.namespace, svc.Name + "." + m.namespace + ".svc", svc.Name + "." + m.namespace + ".svc.cluster.local"}
 	for _, spec := range specs {
 		for _, v := range spec.Volumes {
+			if v.Projected != nil {
+				provideProjected(t, cp, m.namespace, v.Projected, ca, rendered, issued)
+				continue
+			}
 			if v.Secret == nil || rendered[v.Secret.SecretName] || issued[v.Secret.SecretName] || (v.Secret.Optional != nil && *v.Secret.Optional) {
 				continue
 			}
@@ -551,6 +570,40 @@ func provideUserSecrets(t *testing.T, cp *harness.ControlPlane, m manifest, ca *
 				Data:       map[string][]byte{"tls.crt": leaf.CertPEM, "tls.key": leaf.KeyPEM, "ca.crt": ca.CertPEM},
 			})
 			issued[v.Secret.SecretName] = true
+		}
+	}
+}
+
+// provideProjected creates the Secrets and ConfigMaps a projected volume takes its files
+// from (a flow source's client certificate and CA bundle): each key it names, a
+// certificate, key or CA of the user's CA.
+func provideProjected(t *testing.T, cp *harness.ControlPlane, ns string, v *corev1.ProjectedVolumeSource, ca *harness.CA, rendered, issued map[string]bool) {
+	t.Helper()
+	for _, src := range v.Sources {
+		switch {
+		case src.Secret != nil && !rendered[src.Secret.Name] && !issued[src.Secret.Name]:
+			leaf, err := ca.Issue(24*time.Hour, []string{"netpol-guard"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			createSecret(t, cp, &corev1.Secret{
+				ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: src.Secret.Name},
+				Type:       corev1.SecretTypeTLS,
+				Data:       map[string][]byte{"tls.crt": leaf.CertPEM, "tls.key": leaf.KeyPEM, "ca.crt": ca.CertPEM},
+			})
+			issued[src.Secret.Name] = true
+		case src.ConfigMap != nil && !issued["configmap/"+src.ConfigMap.Name]:
+			data := map[string]string{}
+			for _, item := range src.ConfigMap.Items {
+				data[item.Key] = string(ca.CertPEM)
+			}
+			if len(data) == 0 {
+				data["ca.crt"] = string(ca.CertPEM)
+			}
+			if err := cp.Client.Create(t.Context(), &corev1.ConfigMap{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: src.ConfigMap.Name}, Data: data}); err != nil {
+				t.Fatalf("ConfigMap %s/%s: %v", ns, src.ConfigMap.Name, err)
+			}
+			issued["configmap/"+src.ConfigMap.Name] = true
 		}
 	}
 }

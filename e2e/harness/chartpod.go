@@ -331,14 +331,51 @@ func (p *ChartPod) materialise(ctx context.Context, cp *ControlPlane, v corev1.V
 	case v.Projected != nil:
 		files := map[string]volumeFile{}
 		for _, src := range v.Projected.Sources {
-			if src.ServiceAccountToken == nil {
-				return false, errors.New("only serviceAccountToken projections are supported")
+			var projected map[string]volumeFile
+			switch {
+			case src.ServiceAccountToken != nil:
+				tok, err := p.token(ctx, cp, src.ServiceAccountToken.Audience, src.ServiceAccountToken.ExpirationSeconds)
+				if err != nil {
+					return false, err
+				}
+				projected = map[string]volumeFile{src.ServiceAccountToken.Path: {data: []byte(tok), mode: fileMode(nil, v.Projected.DefaultMode)}}
+			case src.Secret != nil:
+				optional := src.Secret.Optional != nil && *src.Secret.Optional
+				s, err := cp.Clientset.CoreV1().Secrets(p.Opts.Namespace).Get(ctx, src.Secret.Name, metav1.GetOptions{})
+				if apierrors.IsNotFound(err) && optional {
+					continue
+				}
+				if err != nil {
+					return false, err
+				}
+				if projected, err = keyFiles(s.Data, src.Secret.Items, v.Projected.DefaultMode, optional); err != nil {
+					return false, fmt.Errorf("Secret %s: %w", s.Name, err)
+				}
+			case src.ConfigMap != nil:
+				optional := src.ConfigMap.Optional != nil && *src.ConfigMap.Optional
+				cm, err := cp.Clientset.CoreV1().ConfigMaps(p.Opts.Namespace).Get(ctx, src.ConfigMap.Name, metav1.GetOptions{})
+				if apierrors.IsNotFound(err) && optional {
+					continue
+				}
+				if err != nil {
+					return false, err
+				}
+				data := map[string][]byte{}
+				for k, s := range cm.Data {
+					data[k] = []byte(s)
+				}
+				for k, b := range cm.BinaryData {
+					data[k] = b
+				}
+				if projected, err = keyFiles(data, src.ConfigMap.Items, v.Projected.DefaultMode, optional); err != nil {
+					return false, fmt.Errorf("ConfigMap %s: %w", cm.Name, err)
+				}
+			default:
+				return false, errors.New("projections other than serviceAccountToken, secret and configMap are not supported")
 			}
-			tok, err := p.token(ctx, cp, src.ServiceAccountToken.Audience, src.ServiceAccountToken.ExpirationSeconds)
-			if err != nil {
-				return false, err
+			for path, f := range projected {
+				files[path] = f
 			}
-			files[src.ServiceAccountToken.Path] = volumeFile{data: []byte(tok), mode: fileMode(nil, v.Projected.DefaultMode)}
 		}
 		return false, writeVolume(dir, files, fsGroup)
 	}

@@ -15,6 +15,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -96,6 +97,7 @@ func NewNetLab() (l *NetLab, err error) {
 	if why := NetLabUnavailable(); why != "" {
 		return nil, errors.New(why)
 	}
+	sweepStaleLabs()
 	sfx := strconv.FormatInt(int64(os.Getpid()), 36) + "-" + strconv.Itoa(int(labSeq.Add(1)))
 	l = &NetLab{Node: "npg-e2e-node-" + sfx, Client: "npg-e2e-cli-" + sfx, Server: "npg-e2e-srv-" + sfx, HostLink: "npgup" + sfx}
 	defer func() {
@@ -158,6 +160,38 @@ func NewNetLab() (l *NetLab, err error) {
 		return nil, err
 	}
 	return l, nil
+}
+
+// sweepStaleLabs removes the labs of test processes that died without closing them (a
+// test binary killed at its timeout): their namespaces and uplinks would hold the lab's
+// fixed addresses, and every later lab's traffic would go astray.
+func sweepStaleLabs() {
+	dead := func(sfx string) bool { // "<pid in base 36>-<seq>"
+		pid, err := strconv.ParseInt(strings.SplitN(sfx, "-", 2)[0], 36, 64)
+		if err != nil || pid == int64(os.Getpid()) {
+			return false
+		}
+		return syscall.Kill(int(pid), 0) == syscall.ESRCH
+	}
+	if out, err := exec.Command("ip", "netns", "list").Output(); err == nil {
+		for _, line := range strings.Split(string(out), "\n") {
+			name, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+			for _, prefix := range []string{"npg-e2e-node-", "npg-e2e-cli-", "npg-e2e-srv-"} {
+				if sfx, ok := strings.CutPrefix(name, prefix); ok && dead(sfx) {
+					_ = exec.Command("ip", "netns", "del", name).Run()
+				}
+			}
+		}
+	}
+	if out, err := exec.Command("ip", "-br", "link").Output(); err == nil {
+		for _, line := range strings.Split(string(out), "\n") {
+			name, _, _ := strings.Cut(strings.TrimSpace(line), " ")
+			name, _, _ = strings.Cut(name, "@")
+			if sfx, ok := strings.CutPrefix(name, "npgup"); ok && dead(sfx) {
+				_ = exec.Command("ip", "link", "del", name).Run()
+			}
+		}
+	}
 }
 
 func (l *NetLab) onClose(fn func() error) {
