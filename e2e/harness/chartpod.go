@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"k8s.io/apimachinery/pkg/types"
 	"net"
 	"net/http"
 	"os"
@@ -61,6 +62,8 @@ type ChartPodOptions struct {
 type ChartPod struct {
 	*Process
 	Opts ChartPodOptions
+	// podUID is the pod object's, once the API server knows the pod.
+	podUID types.UID
 	// Root stands in for the container's root filesystem: read-only unless the container
 	// says otherwise, the volumes mounted under it.
 	Root string
@@ -111,6 +114,13 @@ func StartChartPod(ctx context.Context, cp *ControlPlane, opts ChartPodOptions) 
 	p.image = image
 	if err := linkOrCopy(bin, image); err != nil {
 		return nil, err
+	}
+	// The pod as the API server knows it, so that its projected tokens are bound to it as the
+	// kubelet binds them (and name its node, which node-bound flow writers need).
+	if opts.PodName != "" && opts.NodeName != "" {
+		if err := p.createPodObject(ctx, cp); err != nil {
+			return nil, err
+		}
 	}
 	fsGroup := -1
 	if sc := opts.Spec.SecurityContext; sc != nil && sc.FSGroup != nil {
@@ -382,11 +392,39 @@ func (p *ChartPod) materialise(ctx context.Context, cp *ControlPlane, v corev1.V
 	return false, errors.New("unsupported volume source")
 }
 
+// createPodObject creates the pod in the API server with its node, ServiceAccount and host
+// network as rendered, and the status a kubelet would give it; the rest of its spec is the
+// process's.
+func (p *ChartPod) createPodObject(ctx context.Context, cp *ControlPlane) error {
+	pod := &corev1.Pod{
+		ObjectMeta: metav1.ObjectMeta{Namespace: p.Opts.Namespace, Name: p.Opts.PodName},
+		Spec: corev1.PodSpec{
+			NodeName: p.Opts.NodeName, ServiceAccountName: serviceAccount(p.Opts.Spec), HostNetwork: p.Opts.Spec.HostNetwork,
+			AutomountServiceAccountToken: new(false),
+			Containers:                   []corev1.Container{{Name: p.Container.Name, Image: p.Container.Image}},
+		},
+		Status: corev1.PodStatus{PodIP: p.Opts.PodIP},
+	}
+	if err := cp.CreatePod(ctx, pod, p.Opts.HostIP); err != nil && !apierrors.IsAlreadyExists(err) {
+		return fmt.Errorf("pod object %s/%s: %w", pod.Namespace, pod.Name, err)
+	}
+	created, err := cp.Clientset.CoreV1().Pods(pod.Namespace).Get(ctx, pod.Name, metav1.GetOptions{})
+	if err != nil {
+		return err
+	}
+	p.podUID = created.UID
+	return nil
+}
+
 // token asks the TokenRequest API for a token of the pod's ServiceAccount, as the kubelet
-// does for a projected token (audience "" is the API server's).
+// does for a projected token (audience "" is the API server's): bound to the pod when the
+// API server knows it.
 func (p *ChartPod) token(ctx context.Context, cp *ControlPlane, audience string, expiration *int64) (string, error) {
 	sa := serviceAccount(p.Opts.Spec)
 	spec := authenticationv1.TokenRequestSpec{ExpirationSeconds: expiration}
+	if p.podUID != "" {
+		spec.BoundObjectRef = &authenticationv1.BoundObjectReference{Kind: "Pod", APIVersion: "v1", Name: p.Opts.PodName, UID: p.podUID}
+	}
 	if audience != "" {
 		spec.Audiences = []string{audience}
 	}
