@@ -109,12 +109,13 @@ func (r *RelabelResult) switchSides() {
 
 // relabelledNamespaces lists the namespaces whose labels differ between two worlds, and
 // reports whether the worlds may share a memo: they are one, or differ only in namespace
-// labels.
+// labels. Node labels decide nodes peers, which the memo keeps per endpoint, so worlds whose
+// node labels differ learn apart.
 func relabelledNamespaces(wb, wa *World) ([]string, bool) {
 	if wb == wa {
 		return nil, true
 	}
-	if wb == nil || wa == nil || !sameMap(wb.NodeAddresses, wa.NodeAddresses) {
+	if wb == nil || wa == nil || !sameMap(wb.NodeAddresses, wa.NodeAddresses) || !sameMap(wb.NodeLabels, wa.NodeLabels) {
 		return nil, false
 	}
 	var out []string
@@ -201,9 +202,24 @@ func (w *World) WithNamespaceLabels(ns string, labels map[string]string) *World 
 		for k, v := range w.NamespaceLabels {
 			out.NamespaceLabels[k] = v
 		}
-		out.NodeAddresses = w.NodeAddresses
+		out.NodeAddresses, out.NodeLabels = w.NodeAddresses, w.NodeLabels
 	}
 	out.NamespaceLabels[ns] = labels
+	return out
+}
+
+// WithNodeLabels returns a copy of w in which node has labels; w is not modified. The other
+// nodes' label maps, the namespaces' labels and the node addresses are shared with w.
+func (w *World) WithNodeLabels(node string, labels map[string]string) *World {
+	out := &World{NodeLabels: map[string]map[string]string{}}
+	if w != nil {
+		out.NodeLabels = make(map[string]map[string]string, len(w.NodeLabels)+1)
+		for k, v := range w.NodeLabels {
+			out.NodeLabels[k] = v
+		}
+		out.NamespaceLabels, out.NodeAddresses = w.NamespaceLabels, w.NodeAddresses
+	}
+	out.NodeLabels[node] = labels
 	return out
 }
 

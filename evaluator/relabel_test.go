@@ -149,3 +149,44 @@ func TestApplyLabelChangeKeepsWhatControllersAdd(t *testing.T) {
 		t.Error("current was modified")
 	}
 }
+
+func TestDiffRelabelOfANodeLabel(t *testing.T) {
+	cw := newClusterWorld()
+	nodeB := &Endpoint{Kind: Node, Name: "node-b", NodeName: "node-b", IP: netip.MustParseAddr("10.9.0.2")}
+	ps, err := CompileAll(nil, []*ClusterPolicy{
+		makeCNP("workers", cOut(accept, nil, toNodes("role", "worker"))),
+		makeCNP("no-nodes", baseline, cOut(deny, nil, toNodes())),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !ps.HasNodePeers() {
+		t.Error("HasNodePeers: false for a set with nodes peers")
+	}
+	if other, _ := CompileAll(nil, []*ClusterPolicy{makeCNP("nets", cOut(deny, nil, toNets("10.9.0.0/16")))}); other.HasNodePeers() {
+		t.Error("HasNodePeers: true for a set whose only peer is networks")
+	}
+	fl := []Flow{{Src: cw.cart, Dst: nodeB, Port: 10250}}
+	for _, tc := range []struct {
+		name    string
+		after   *World
+		wantCut bool
+	}{
+		{"node that leaves the accepted role is cut", cw.w.WithNodeLabels("node-b", map[string]string{"role": "infra"}), true},
+		{"node that keeps the accepted role is not", cw.w.WithNodeLabels("node-b", map[string]string{"role": "worker", "zone": "b"}), false},
+		{"namespace relabel keeps the nodes' labels", cw.w.WithNamespaceLabels("shop", map[string]string{"team": "retail"}), false},
+	} {
+		for _, memo := range []*Memo{nil, NewMemo()} {
+			if memo != nil { // a kept memo that has judged the flow as it is
+				DiffRelabel(State{ps, cw.w, fl}, State{ps, cw.w, fl}, DiffOptions{Memo: memo})
+			}
+			res := DiffRelabel(State{ps, cw.w, fl}, State{ps, tc.after, fl}, DiffOptions{Memo: memo})
+			if got := len(res.CutIndexes) == 1; got != tc.wantCut {
+				t.Errorf("%s (kept memo %v): cut %v, want %v", tc.name, memo != nil, got, tc.wantCut)
+			}
+		}
+	}
+	if cw.w.NodeLabels["node-b"]["role"] != "worker" {
+		t.Error("WithNodeLabels modified the world it was given")
+	}
+}

@@ -596,6 +596,30 @@ func (c *Cache) EdgesOutOf(ns string, buf []Edge) []Edge {
 	return buf
 }
 
+// EdgesOfPeer appends to buf the edges with peer id at one end — into it, then out of it —
+// each once (a peer's edge to itself is listed as an in-edge). It reads the peer's own edge
+// lists, so it costs the peer's edges, not the cache's; a peer the cache does not hold has
+// none. Any kind of peer: a node's edges are what a change to that node's labels can affect.
+func (c *Cache) EdgesOfPeer(id PeerID, buf []Edge) []Edge {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	pi, ok := c.peerIndex[id]
+	if !ok {
+		return buf
+	}
+	p := &c.peers[pi]
+	buf = slices.Grow(buf, len(p.in)+len(p.out))
+	for _, ei := range p.in {
+		buf = append(buf, c.edgeAt(ei))
+	}
+	for _, ei := range p.out {
+		if c.edges[ei].key.dst != pi {
+			buf = append(buf, c.edgeAt(ei))
+		}
+	}
+	return buf
+}
+
 // Candidates appends, once each, the edges into or out of the workloads of namespace ns for
 // which selected returns true — the only edges a change to a policy of ns can affect — and
 // returns how many workloads of ns the cache knows. selected runs under the cache's read

@@ -128,6 +128,38 @@ func TestCacheIndexesByNamespace(t *testing.T) {
 	}
 }
 
+func TestEdgesOfPeer(t *testing.T) {
+	c := New(Options{})
+	node := PeerID{Kind: PeerNode, Name: "worker-2"}
+	other := PeerID{Kind: PeerNode, Name: "worker-3"}
+	web, cart := wl("shop", "Deployment/web"), wl("shop", "Deployment/cart")
+	c.Add(obs(node, cart, 8080, t0), obs(web, node, 10250, t0), obs(node, node, 22, t0),
+		obs(other, cart, 8080, t0), obs(web, cart, 80, t0))
+	got := c.EdgesOfPeer(node, nil)
+	var names []string
+	for _, e := range got {
+		if e.Src != node && e.Dst != node {
+			t.Errorf("edge %v → %v does not touch %v", e.Src, e.Dst, node)
+		}
+		names = append(names, fmt.Sprintf("%v→%v:%d", e.Src, e.Dst, e.Port))
+	}
+	slices.Sort(names)
+	want := []string{"node/worker-2→node/worker-2:22", "node/worker-2→shop/Deployment/cart:8080", "shop/Deployment/web→node/worker-2:10250"}
+	if !slices.Equal(names, want) {
+		t.Errorf("edges of worker-2: %q, want %q (each once, the self-edge too)", names, want)
+	}
+	if got := c.EdgesOfPeer(web, make([]Edge, 1)); len(got) != 3 {
+		t.Errorf("edges of web appended to a buffer of 1: %d, want 1+2", len(got))
+	}
+	if got := c.EdgesOfPeer(PeerID{Kind: PeerNode, Name: "gone"}, nil); len(got) != 0 {
+		t.Errorf("an unknown peer has %d edges", len(got))
+	}
+	c.Expire(t0.Add(2 * DefaultWindow))
+	if got := c.EdgesOfPeer(node, nil); len(got) != 0 {
+		t.Errorf("after expiry worker-2 still has %d edges", len(got))
+	}
+}
+
 func TestCacheKeepsLatestPeerInfo(t *testing.T) {
 	c := New(Options{})
 	web, cart := wl("shop", "Deployment/web"), wl("shop", "Deployment/cart")

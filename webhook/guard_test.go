@@ -47,6 +47,7 @@ type testView struct {
 	// the same identity and stored info give the same pointer.
 	remembered map[*flows.PeerInfo]*evaluator.Endpoint
 	world      *evaluator.World
+	nodeLabels map[string]map[string]string // the World's, for nodes peers
 }
 
 func newTestView(policies ...*networkingv1.NetworkPolicy) *testView {
@@ -90,12 +91,12 @@ func (v *testView) PolicySet() *evaluator.PolicySet {
 func (v *testView) World() *evaluator.World {
 	v.mu.Lock()
 	defer v.mu.Unlock()
-	if v.world == nil || fmt.Sprint(v.world.NamespaceLabels) != fmt.Sprint(v.nsLabels) {
+	if v.world == nil || fmt.Sprint(v.world.NamespaceLabels) != fmt.Sprint(v.nsLabels) || fmt.Sprint(v.world.NodeLabels) != fmt.Sprint(v.nodeLabels) {
 		labels := map[string]map[string]string{}
 		for k, l := range v.nsLabels {
 			labels[k] = l
 		}
-		v.world = &evaluator.World{NamespaceLabels: labels, NodeAddresses: map[string][]netip.Addr{"node-a": {netip.MustParseAddr("192.168.0.10")}}}
+		v.world = &evaluator.World{NamespaceLabels: labels, NodeAddresses: map[string][]netip.Addr{"node-a": {netip.MustParseAddr("192.168.0.10")}}, NodeLabels: v.nodeLabels}
 	}
 	return v.world
 }

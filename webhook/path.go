@@ -16,7 +16,7 @@ const (
 	// RelabelWorkloadPath judges pod template label changes of Deployments, StatefulSets,
 	// DaemonSets, ReplicaSets, Jobs and CronJobs.
 	RelabelWorkloadPath = "/validate-relabel-workload"
-	// RelabelNodePath is the seam for Node label changes: admitted unevaluated until
-	// policies can select nodes.
+	// RelabelNodePath judges Node label changes, which the nodes peers of
+	// ClusterNetworkPolicies read.
 	RelabelNodePath = "/validate-relabel-node"
 )

@@ -7,6 +7,7 @@ import (
 	"maps"
 	"net/http"
 	"slices"
+	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
 	corev1 "k8s.io/api/core/v1"
@@ -27,6 +28,12 @@ import (
 // coverage, self-protection and messages as policy changes; only before and after differ:
 // the policies are the same, and the flows are judged once with the labels as they are and
 // once with the labels as they would be.
+//
+// A Node's labels decide the nodes peers of ClusterNetworkPolicies: a node relabelled out of
+// (or into) such a peer's selector changes what policies say of traffic to and from its
+// addresses. The flows judged are the cached edges with that node at one end (host-network
+// pods are held as their node); when no cluster policy has a nodes peer, node labels decide
+// nothing and a Node relabel is admitted without evaluating.
 //
 // The chart's webhook entries send only UPDATEs that change labels (matchConditions), so
 // the API server never sends the ordinary flood of pod and Deployment updates.
@@ -58,12 +65,14 @@ type relabel struct {
 	subject client.Object // the object as it would be
 	// namespace whose cached edges are read: the relabelled namespace, or the workload's.
 	namespace string
-	// workload is the relabelled pods' workload; zero for a namespace.
+	// workload is the relabelled pods' workload; zero for a namespace or a node.
 	workload flows.PeerID
+	// node names the node of a node relabel.
+	node string
 	// pod names the pod of a pod relabel.
 	pod string
-	// oldLabels and newLabels are the namespace's or pod's labels, or the workload's pod
-	// template's.
+	// oldLabels and newLabels are the namespace's, node's or pod's labels, or the workload's
+	// pod template's.
 	oldLabels, newLabels map[string]string
 }
 
@@ -76,12 +85,6 @@ func (rl *relabel) change() string {
 }
 
 func (g *Guard) handleRelabel(ctx context.Context, req admission.Request) (admission.Response, Mode, string) {
-	if req.Kind.Kind == "Node" && req.Kind.Group == "" {
-		// The seam for ClusterNetworkPolicy: once policies can select nodes (its nodes
-		// peers), a Node relabel can cut traffic and is judged here. NetworkPolicies
-		// select no node, so today none can.
-		return admission.Allowed("netpol-guard: no policy selects nodes by label; node relabels are not evaluated"), "", outcomeSkipped
-	}
 	if req.Operation != admissionv1.Update {
 		return admission.Allowed("netpol-guard judges relabels on UPDATE only"), "", outcomeSkipped
 	}
@@ -91,6 +94,9 @@ func (g *Guard) handleRelabel(ctx context.Context, req admission.Request) (admis
 	}
 	if rl == nil {
 		return admission.Allowed("netpol-guard: labels unchanged, or nothing policies select"), "", outcomeSkipped
+	}
+	if rl.kind == "Node" && !g.opts.View.PolicySet().HasNodePeers() {
+		return admission.Allowed("netpol-guard: no ClusterNetworkPolicy has a nodes peer; node relabels are not evaluated"), "", outcomeSkipped
 	}
 	nsLabels := g.opts.View.NamespaceLabels(rl.namespace)
 	if rl.kind == "Namespace" {
@@ -140,17 +146,20 @@ func decodeRelabel(req admission.Request) (*relabel, error) {
 	var oldObj, newObj client.Object
 	kind := req.Kind.Kind
 	switch {
-	case req.Kind.Group == "" && (kind == "Namespace" || kind == "Pod"):
-		if kind == "Namespace" {
+	case req.Kind.Group == "" && (kind == "Namespace" || kind == "Pod" || kind == "Node"):
+		switch kind {
+		case "Namespace":
 			oldObj, newObj = &corev1.Namespace{}, &corev1.Namespace{}
-		} else {
+		case "Pod":
 			oldObj, newObj = &corev1.Pod{}, &corev1.Pod{}
+		default:
+			oldObj, newObj = &corev1.Node{}, &corev1.Node{}
 		}
 	case slices.ContainsFunc(cluster.WorkloadKinds, func(k schema.GroupVersionKind) bool { return k.Group == req.Kind.Group && k.Kind == kind }):
 		oldObj, _ = cluster.NewWorkload(kind)
 		newObj, _ = cluster.NewWorkload(kind)
 	default:
-		return nil, fmt.Errorf("kind %s.%s: netpol-guard judges relabels of Namespaces, Pods and workloads", kind, req.Kind.Group)
+		return nil, fmt.Errorf("kind %s.%s: netpol-guard judges relabels of Namespaces, Nodes, Pods and workloads", kind, req.Kind.Group)
 	}
 	if len(req.OldObject.Raw) == 0 || len(req.Object.Raw) == 0 {
 		return nil, fmt.Errorf("an UPDATE of a %s needs object and oldObject", kind)
@@ -165,6 +174,9 @@ func decodeRelabel(req admission.Request) (*relabel, error) {
 	switch o := oldObj.(type) {
 	case *corev1.Namespace:
 		rl.namespace = o.Name
+		rl.oldLabels, rl.newLabels = o.Labels, newObj.GetLabels()
+	case *corev1.Node:
+		rl.node = o.Name
 		rl.oldLabels, rl.newLabels = o.Labels, newObj.GetLabels()
 	case *corev1.Pod:
 		if o.Spec.HostNetwork {
@@ -185,15 +197,18 @@ func decodeRelabel(req admission.Request) (*relabel, error) {
 }
 
 // decideRelabel judges a relabel from in-memory indexes only: the cached edges it can
-// affect — the workload's, or every edge into or out of the relabelled namespace (an edge
-// that touches neither end's namespace labels cannot change) — each judged as it is and as
-// it would be, under the same policies.
+// affect — the workload's, every edge into or out of the relabelled namespace (an edge
+// that touches neither end's namespace labels cannot change), or the relabelled node's —
+// each judged as it is and as it would be, under the same policies.
 func (g *Guard) decideRelabel(rl *relabel) (d decisionResult) {
 	now := g.opts.Now()
 	view := g.opts.View
 	ps, world := view.PolicySet(), view.World()
 	sc := g.getScratch()
 	d.scratch = sc
+	if rl.kind == "Node" {
+		return g.decideNodeRelabel(rl, now, ps, world, sc)
+	}
 	var selects func(*evaluator.Endpoint) bool
 	if rl.kind == "Namespace" {
 		selects = func(ep *evaluator.Endpoint) bool { return ep.Kind == evaluator.Pod }
@@ -225,6 +240,24 @@ func (g *Guard) decideRelabel(rl *relabel) (d decisionResult) {
 	d.summary = res.Summary
 	d.cuts = g.listCuts(res.CutIndexes, res.Explain, edges, sc)
 	d.coverage = g.coverage(rl.namespace, now, len(edges), selects, sc.seen)
+	return d
+}
+
+// decideNodeRelabel judges a node relabel: the node's cached edges, in the world as it is
+// and in the same world with the node's new labels. No workload is selected by a node's
+// labels, so coverage lists none never seen.
+func (g *Guard) decideNodeRelabel(rl *relabel, now time.Time, ps *evaluator.PolicySet, world *evaluator.World, sc *scratch) (d decisionResult) {
+	d.scratch = sc
+	edges := g.opts.Cache.EdgesOfPeer(flows.PeerID{Kind: flows.PeerNode, Name: rl.node}, sc.edges[:0])
+	sc.edges = edges
+	fl := g.evaluatorFlows(edges, sc)
+	memo := g.memos.Get().(*evaluator.Memo)
+	defer g.memos.Put(memo) // after the cuts are explained below
+	res := evaluator.DiffRelabel(evaluator.State{Policies: ps, World: world, Flows: fl},
+		evaluator.State{Policies: ps, World: world.WithNodeLabels(rl.node, rl.newLabels), Flows: fl}, evaluator.DiffOptions{Memo: memo})
+	d.summary = res.Summary
+	d.cuts = g.listCuts(res.CutIndexes, res.Explain, edges, sc)
+	d.coverage = g.coverage(rl.namespace, now, len(edges), func(*evaluator.Endpoint) bool { return false }, sc.seen)
 	return d
 }
 

@@ -17,6 +17,7 @@ import (
 	"k8s.io/apimachinery/pkg/runtime"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
+	"sigs.k8s.io/network-policy-api/apis/v1beta1"
 
 	"github.com/netpol-guard/netpol-guard/evaluator"
 	"github.com/netpol-guard/netpol-guard/flows"
@@ -186,15 +187,82 @@ func TestRelabels(t *testing.T) {
 	}
 }
 
-func TestNodeRelabelIsAdmittedUnevaluated(t *testing.T) {
-	f := newFixture(t, Enforce, shopCache(now.Add(-48*time.Hour)), defaultDeny)
-	f.view.block = make(chan struct{}) // an evaluation would wait here for ever
-	node := func(zone string) *corev1.Node {
-		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "node-a", Labels: map[string]string{"zone": zone}}}
+func TestNodeRelabels(t *testing.T) {
+	node := func(labels map[string]string, annotations map[string]string) *corev1.Node {
+		return &corev1.Node{ObjectMeta: metav1.ObjectMeta{Name: "worker-2", Labels: labels, Annotations: annotations}}
 	}
-	resp := f.guard.Relabels().Handle(t.Context(), relabelRequest("", "Node", node("a"), node("b")))
-	if !resp.Allowed || len(resp.Warnings) > 0 {
-		t.Errorf("node relabel: allowed %v, warnings %q", resp.Allowed, resp.Warnings)
+	worker, infra := map[string]string{"role": "worker"}, map[string]string{"role": "infra"}
+	toNodes := func(action v1beta1.ClusterNetworkPolicyRuleAction, sel map[string]string) func(*v1beta1.ClusterNetworkPolicy) {
+		return func(p *v1beta1.ClusterNetworkPolicy) {
+			p.Spec.Egress = append(p.Spec.Egress, v1beta1.ClusterNetworkPolicyEgressRule{Action: action,
+				To: []v1beta1.ClusterNetworkPolicyEgressPeer{{Nodes: &metav1.LabelSelector{MatchLabels: sel}}}})
+		}
+	}
+	baseline := func(p *v1beta1.ClusterNetworkPolicy) { p.Spec.Tier = v1beta1.BaselineTier }
+	// shop's pods may reach the workers' kubelets, and no other node.
+	workersOnly := []*v1beta1.ClusterNetworkPolicy{
+		cnp("to-workers", toNodes(v1beta1.ClusterNetworkPolicyRuleActionAccept, map[string]string{"role": "worker"})),
+		cnp("no-nodes", baseline, toNodes(v1beta1.ClusterNetworkPolicyRuleActionDeny, nil)),
+	}
+	for _, tc := range []struct {
+		name string
+		cnps []*v1beta1.ClusterNetworkPolicy
+		req  admission.Request
+		// wantLead is the rejection's first line; empty: admitted.
+		wantLead string
+		// wantSkip: admitted without evaluating.
+		wantSkip bool
+	}{{
+		name:     "node relabelled out of an Admin accept above a Baseline deny is cut",
+		cnps:     workersOnly,
+		req:      relabelRequest("", "Node", node(worker, nil), node(infra, nil)),
+		wantLead: "relabel Node worker-2 would cut 1 active flow, e.g. shop/web → node/worker-2 TCP/10250 (last seen 3m ago)",
+	}, {
+		name: "node relabel the nodes peer does not read cuts nothing",
+		cnps: workersOnly,
+		req:  relabelRequest("", "Node", node(worker, nil), node(map[string]string{"role": "worker", "zone": "b"}, nil)),
+	}, {
+		name: "bypass annotation on the node admits the cut",
+		cnps: workersOnly,
+		req:  relabelRequest("", "Node", node(worker, nil), node(infra, map[string]string{BypassAnnotation: "INC-9: worker-2 drained"})),
+	}, {
+		name:     "without nodes peers a node relabel is not evaluated",
+		cnps:     []*v1beta1.ClusterNetworkPolicy{cnp("lockdown", cnpIngress(v1beta1.ClusterNetworkPolicyRuleActionDeny, ""))},
+		req:      relabelRequest("", "Node", node(worker, nil), node(infra, nil)),
+		wantSkip: true,
+	}} {
+		t.Run(tc.name, func(t *testing.T) {
+			c := shopCache(now.Add(-48 * time.Hour))
+			c.Add(flows.Observation{Src: wl("shop", "Deployment/web"), Dst: flows.PeerID{Kind: flows.PeerNode, Name: "worker-2"}, Port: 10250, Protocol: corev1.ProtocolTCP, Seen: now.Add(-3 * time.Minute)})
+			f := newClusterFixture(t, Enforce, c, tc.cnps)
+			f.view.nodeLabels = map[string]map[string]string{"node-a": worker, "worker-2": worker}
+			if strings.Contains(tc.name, "bypass") {
+				f.guard.opts.Bypass = &fakeBypass{allowed: map[string]bool{tc.req.UserInfo.Username: true}}
+			}
+			resp := f.guard.Relabels().Handle(t.Context(), tc.req)
+			if tc.wantLead == "" {
+				if !resp.Allowed {
+					t.Fatalf("rejected: %s", resp.Result.Message)
+				}
+				skipped := strings.Contains(resp.Result.Message, "not evaluated")
+				if skipped != tc.wantSkip {
+					t.Errorf("admitted as %q; want evaluated %v", resp.Result.Message, !tc.wantSkip)
+				}
+				if bypassed := strings.Contains(tc.name, "bypass"); bypassed != (resp.AuditAnnotations["outcome"] == outcomeBypassed) {
+					t.Errorf("outcome %q, want bypassed %v", resp.AuditAnnotations["outcome"], bypassed)
+				}
+				return
+			}
+			if resp.Allowed {
+				t.Fatalf("admitted a node relabel that cuts; warnings %q", resp.Warnings)
+			}
+			if lead := strings.SplitN(resp.Result.Message, "\n", 2)[0]; lead != tc.wantLead {
+				t.Errorf("lead line %q, want %q", lead, tc.wantLead)
+			}
+			if !strings.Contains(resp.Result.Message, "annotate the Node netpol-guard.io/allow-cut=") {
+				t.Errorf("message lacks the Node's bypass hint:\n%s", resp.Result.Message)
+			}
+		})
 	}
 }
 
