@@ -15,6 +15,8 @@ package evaluator_test
 import (
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -111,6 +113,92 @@ const (
 	udp  = corev1.ProtocolUDP
 	sctp = corev1.ProtocolSCTP
 )
+
+// at lists destination ports, each under its protocol: at(tcp, 80, udp, 53).
+func at(pairs ...any) []v1beta1.ClusterNetworkPolicyProtocol {
+	var out []v1beta1.ClusterNetworkPolicyProtocol
+	for i := 0; i+1 < len(pairs); i += 2 {
+		port := &v1beta1.Port{Number: int32(pairs[i+1].(int))}
+		switch pairs[i].(corev1.Protocol) {
+		case udp:
+			out = append(out, v1beta1.ClusterNetworkPolicyProtocol{UDP: &v1beta1.ClusterNetworkPolicyProtocolUDP{DestinationPort: port}})
+		case sctp:
+			out = append(out, v1beta1.ClusterNetworkPolicyProtocol{SCTP: &v1beta1.ClusterNetworkPolicyProtocolSCTP{DestinationPort: port}})
+		default:
+			out = append(out, v1beta1.ClusterNetworkPolicyProtocol{TCP: &v1beta1.ClusterNetworkPolicyProtocolTCP{DestinationPort: port}})
+		}
+	}
+	return out
+}
+
+// houseRules is the rule list every per-protocol upstream policy has, in one direction and
+// upstream's order: a house matched on everything (accept, deny, then pass: the order the
+// steps reshuffle), a house denied and then passed on some ports (limited), and a house
+// accepted on some ports and denied the rest (admitted). The Baseline tier has no Pass, so
+// its list leaves the two pass rules out.
+type houseRules struct {
+	everything string
+	limited    string
+	limitedAt  []v1beta1.ClusterNetworkPolicyProtocol
+	admitted   string
+	admittedAt []v1beta1.ClusterNetworkPolicyProtocol
+}
+
+type houseRule struct {
+	name   string
+	action v1beta1.ClusterNetworkPolicyRuleAction
+	house  string
+	protos []v1beta1.ClusterNetworkPolicyProtocol
+}
+
+func (r houseRules) list(tier v1beta1.Tier, verb string) []houseRule {
+	out := []houseRule{
+		{"allow-" + verb + "-" + r.everything + "-everything", accept, r.everything, nil},
+		{"deny-" + verb + "-" + r.everything + "-everything", deny, r.everything, nil},
+		{"pass-" + verb + "-" + r.everything + "-everything", pass, r.everything, nil},
+		{"deny-" + verb + "-" + r.limited + "-at-ports", deny, r.limited, r.limitedAt},
+		{"pass-" + verb + "-" + r.limited + "-at-ports", pass, r.limited, r.limitedAt},
+		{"allow-" + verb + "-" + r.admitted + "-at-ports", accept, r.admitted, r.admittedAt},
+		{"deny-" + verb + "-" + r.admitted + "-everything-else", deny, r.admitted, nil},
+	}
+	if tier == v1beta1.BaselineTier {
+		out = slices.DeleteFunc(out, func(h houseRule) bool { return h.action == pass })
+	}
+	return out
+}
+
+func (r houseRules) ingress(tier v1beta1.Tier) func(*evaluator.ClusterPolicy) {
+	return func(p *evaluator.ClusterPolicy) {
+		for _, h := range r.list(tier, "from") {
+			namedIn(h.name, h.action, h.protos, v1beta1.ClusterNetworkPolicyIngressPeer{Namespaces: houseNSName(h.house)})(p)
+		}
+	}
+}
+
+func (r houseRules) egress(tier v1beta1.Tier) func(*evaluator.ClusterPolicy) {
+	return func(p *evaluator.ClusterPolicy) {
+		for _, h := range r.list(tier, "to") {
+			namedOut(h.name, h.action, h.protos, v1beta1.ClusterNetworkPolicyEgressPeer{Namespaces: houseNSName(h.house)})(p)
+		}
+	}
+}
+
+type cnpMutation = func(map[string]*evaluator.ClusterPolicy, map[string]*networkingv1.NetworkPolicy)
+
+// swapRules swaps rules i and j of the named policy's ingress (in) and egress (out) lists,
+// as upstream's steps patch them.
+func swapRules(name string, in, out bool, i, j int) cnpMutation {
+	return func(c map[string]*evaluator.ClusterPolicy, _ map[string]*networkingv1.NetworkPolicy) {
+		if in {
+			r := c[name].Spec.Ingress
+			r[i], r[j] = r[j], r[i]
+		}
+		if out {
+			r := c[name].Spec.Egress
+			r[i], r[j] = r[j], r[i]
+		}
+	}
+}
 
 func cnpConformanceCases() []cnpCase {
 	ingressTCP := cnpOf("ingress-tcp", v1beta1.AdminTier, 3, v1beta1.ClusterNetworkPolicySubject{Namespaces: houseNSName("gryffindor")},
@@ -233,14 +321,100 @@ func cnpConformanceCases() []cnpCase {
 	}
 }
 
+// cnpProtocolScenario is one of upstream's per-protocol tests: a policy in one direction
+// built from houseRules, and six steps each probing two connections: accept by rule order,
+// accept on a port (and deny off it), deny by rule order once rules 0 and 1 are swapped,
+// deny on a port, pass by rule order once rules 0 and 2 are swapped, pass on a port once
+// rules 3 and 4 are swapped. The Baseline tier's test of the same name runs the first four
+// steps, probing the same pods, against its policy "default" (priority 10) with no pass
+// rules.
+type cnpProtocolScenario struct {
+	direction     string // "ingress" or "egress"
+	proto         string // "TCP", "UDP", "SCTP"
+	subject       string // the house the policy selects
+	adminPriority int32
+	rules         houseRules
+	probes        [6][]cnpProbe
+}
+
+func (s cnpProtocolScenario) policy(tier v1beta1.Tier) *evaluator.ClusterPolicy {
+	name, prio := s.direction+"-"+strings.ToLower(s.proto), s.adminPriority
+	if tier == v1beta1.BaselineTier {
+		name, prio = "default", 10
+	}
+	rules := s.rules.egress(tier)
+	if s.direction == "ingress" {
+		rules = s.rules.ingress(tier)
+	}
+	return cnpOf(name, tier, prio, v1beta1.ClusterNetworkPolicySubject{Namespaces: houseNSName(s.subject)}, rules)
+}
+
+func (s cnpProtocolScenario) testCase(tier v1beta1.Tier) cnpCase {
+	p := s.policy(tier)
+	in, out := s.direction == "ingress", s.direction == "egress"
+	verb := func(action string) string {
+		return fmt.Sprintf("'%s-%s' policy for %s protocol", action, s.direction, s.proto)
+	}
+	steps := []cnpStep{
+		{name: "Should support an " + verb("allow") + "; ensure rule ordering is respected", probes: s.probes[0]},
+		{name: "Should support an " + verb("allow") + " at the specified port", probes: s.probes[1]},
+		{name: "Should support an " + verb("deny") + "; ensure rule ordering is respected", mutate: swapRules(p.Name, in, out, 0, 1), probes: s.probes[2]},
+		{name: "Should support a " + verb("deny") + " at the specified port", probes: s.probes[3]},
+		{name: "Should support an " + verb("pass") + "; ensure rule ordering is respected", mutate: swapRules(p.Name, in, out, 0, 2), probes: s.probes[4]},
+		{name: "Should support a " + verb("pass") + " at the specified port", mutate: swapRules(p.Name, in, out, 3, 4), probes: s.probes[5]},
+	}
+	tierName := "Admin"
+	if tier == v1beta1.BaselineTier {
+		tierName, steps = "Baseline", steps[:4]
+	}
+	d := strings.ToUpper(s.direction[:1]) + s.direction[1:]
+	return cnpCase{name: "CNP" + tierName + "Tier" + d + s.proto, cnps: []*evaluator.ClusterPolicy{p}, steps: steps}
+}
+
+func pair(a, b cnpProbe) []cnpProbe { return []cnpProbe{a, b} }
+
+// Upstream's per-protocol tests, but for the Admin tier's IngressTCP (written out above).
+var (
+	cnpIngressUDP = cnpProtocolScenario{direction: "ingress", proto: "UDP", subject: "hufflepuff", adminPriority: 4,
+		rules: houseRules{everything: "ravenclaw", limited: "slytherin", limitedAt: at(udp, 5353), admitted: "gryffindor", admittedAt: at(udp, 53)},
+		probes: [6][]cnpProbe{
+			pair(probe("luna-lovegood-0", "cedric-diggory-0", udp, 53, true), probe("luna-lovegood-1", "cedric-diggory-0", udp, 5353, true)),
+			pair(probe("harry-potter-0", "cedric-diggory-1", udp, 53, true), probe("harry-potter-1", "cedric-diggory-1", udp, 5353, false)),
+			pair(probe("luna-lovegood-0", "cedric-diggory-1", udp, 53, false), probe("luna-lovegood-1", "cedric-diggory-1", udp, 5353, false)),
+			pair(probe("draco-malfoy-0", "cedric-diggory-0", udp, 5353, false), probe("draco-malfoy-1", "cedric-diggory-0", udp, 53, true)),
+			pair(probe("luna-lovegood-0", "cedric-diggory-1", udp, 5353, true), probe("luna-lovegood-1", "cedric-diggory-1", udp, 53, true)),
+			pair(probe("draco-malfoy-0", "cedric-diggory-0", udp, 5353, true), probe("draco-malfoy-1", "cedric-diggory-0", udp, 53, true)),
+		}}
+	cnpIngressSCTP = cnpProtocolScenario{direction: "ingress", proto: "SCTP", subject: "ravenclaw", adminPriority: 5,
+		rules: houseRules{everything: "gryffindor", limited: "slytherin", limitedAt: at(sctp, 9003), admitted: "hufflepuff", admittedAt: at(sctp, 9003)},
+		probes: [6][]cnpProbe{
+			pair(probe("harry-potter-0", "luna-lovegood-0", sctp, 9003, true), probe("harry-potter-1", "luna-lovegood-0", sctp, 9005, true)),
+			pair(probe("cedric-diggory-0", "luna-lovegood-1", sctp, 9003, true), probe("cedric-diggory-1", "luna-lovegood-1", sctp, 9005, false)),
+			pair(probe("harry-potter-0", "luna-lovegood-1", sctp, 9003, false), probe("harry-potter-1", "luna-lovegood-1", sctp, 9005, false)),
+			pair(probe("draco-malfoy-0", "luna-lovegood-0", sctp, 9003, false), probe("draco-malfoy-1", "luna-lovegood-0", sctp, 9005, true)),
+			pair(probe("harry-potter-0", "luna-lovegood-1", sctp, 9003, true), probe("harry-potter-1", "luna-lovegood-1", sctp, 9005, true)),
+			pair(probe("draco-malfoy-0", "luna-lovegood-0", sctp, 9003, true), probe("draco-malfoy-1", "luna-lovegood-0", sctp, 9005, true)),
+		}}
+)
+
+// allCNPConformanceCases is the written-out cases and the per-protocol ones.
+func allCNPConformanceCases() []cnpCase {
+	out := cnpConformanceCases()
+	for _, s := range []cnpProtocolScenario{cnpIngressUDP, cnpIngressSCTP} {
+		out = append(out, s.testCase(v1beta1.AdminTier))
+	}
+	return out
+}
+
 func TestClusterConformance(t *testing.T) {
-	for _, c := range cnpConformanceCases() {
+	for _, c := range allCNPConformanceCases() {
 		t.Run(c.name, func(t *testing.T) {
 			byName := map[string]*evaluator.ClusterPolicy{}
 			for _, p := range c.cnps {
-				if p.Spec.Tier == v1beta1.AdminTier {
-					byName[p.Name] = p
+				if byName[p.Name] != nil {
+					t.Fatalf("two policies named %s", p.Name)
 				}
+				byName[p.Name] = p
 			}
 			nps := map[string]*networkingv1.NetworkPolicy{}
 			for _, p := range c.nps {
