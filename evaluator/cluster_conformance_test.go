@@ -395,12 +395,42 @@ var (
 			pair(probe("harry-potter-0", "luna-lovegood-1", sctp, 9003, true), probe("harry-potter-1", "luna-lovegood-1", sctp, 9005, true)),
 			pair(probe("draco-malfoy-0", "luna-lovegood-0", sctp, 9003, true), probe("draco-malfoy-1", "luna-lovegood-0", sctp, 9005, true)),
 		}}
+	cnpEgressTCP = cnpProtocolScenario{direction: "egress", proto: "TCP", subject: "gryffindor", adminPriority: 6,
+		rules: houseRules{everything: "ravenclaw", limited: "slytherin", limitedAt: at(tcp, 80), admitted: "hufflepuff", admittedAt: at(tcp, 8080)},
+		probes: [6][]cnpProbe{
+			pair(probe("harry-potter-0", "luna-lovegood-0", tcp, 80, true), probe("harry-potter-1", "luna-lovegood-0", tcp, 8080, true)),
+			pair(probe("harry-potter-0", "cedric-diggory-1", tcp, 8080, true), probe("harry-potter-1", "cedric-diggory-1", tcp, 80, false)),
+			pair(probe("harry-potter-0", "luna-lovegood-1", tcp, 80, false), probe("harry-potter-1", "luna-lovegood-1", tcp, 8080, false)),
+			pair(probe("harry-potter-0", "draco-malfoy-0", tcp, 80, false), probe("harry-potter-1", "draco-malfoy-0", tcp, 8080, true)),
+			pair(probe("harry-potter-0", "luna-lovegood-0", tcp, 80, true), probe("harry-potter-1", "luna-lovegood-0", tcp, 8080, true)),
+			pair(probe("harry-potter-0", "draco-malfoy-0", tcp, 80, true), probe("harry-potter-1", "draco-malfoy-0", tcp, 8080, true)),
+		}}
+	cnpEgressUDP = cnpProtocolScenario{direction: "egress", proto: "UDP", subject: "hufflepuff", adminPriority: 7,
+		rules: houseRules{everything: "ravenclaw", limited: "slytherin", limitedAt: at(udp, 5353), admitted: "gryffindor", admittedAt: at(udp, 53)},
+		probes: [6][]cnpProbe{
+			pair(probe("cedric-diggory-0", "luna-lovegood-0", udp, 53, true), probe("cedric-diggory-1", "luna-lovegood-0", udp, 5353, true)),
+			pair(probe("cedric-diggory-0", "harry-potter-1", udp, 53, true), probe("cedric-diggory-1", "harry-potter-1", udp, 5353, false)),
+			pair(probe("cedric-diggory-0", "luna-lovegood-1", udp, 53, false), probe("cedric-diggory-1", "luna-lovegood-1", udp, 5353, false)),
+			pair(probe("cedric-diggory-0", "draco-malfoy-0", udp, 5353, false), probe("cedric-diggory-1", "draco-malfoy-0", udp, 53, true)),
+			pair(probe("cedric-diggory-0", "luna-lovegood-1", udp, 5353, true), probe("cedric-diggory-1", "luna-lovegood-1", udp, 53, true)),
+			pair(probe("cedric-diggory-0", "draco-malfoy-0", udp, 5353, true), probe("cedric-diggory-1", "draco-malfoy-0", udp, 53, true)),
+		}}
+	cnpEgressSCTP = cnpProtocolScenario{direction: "egress", proto: "SCTP", subject: "ravenclaw", adminPriority: 8,
+		rules: houseRules{everything: "gryffindor", limited: "slytherin", limitedAt: at(sctp, 9003), admitted: "hufflepuff", admittedAt: at(sctp, 9003)},
+		probes: [6][]cnpProbe{
+			pair(probe("luna-lovegood-0", "harry-potter-0", sctp, 9003, true), probe("luna-lovegood-1", "harry-potter-0", sctp, 9005, true)),
+			pair(probe("luna-lovegood-0", "cedric-diggory-1", sctp, 9003, true), probe("luna-lovegood-1", "cedric-diggory-1", sctp, 9005, false)),
+			pair(probe("luna-lovegood-0", "harry-potter-1", sctp, 9003, false), probe("luna-lovegood-1", "harry-potter-1", sctp, 9005, false)),
+			pair(probe("luna-lovegood-0", "draco-malfoy-0", sctp, 9003, false), probe("luna-lovegood-1", "draco-malfoy-0", sctp, 9005, true)),
+			pair(probe("luna-lovegood-0", "harry-potter-1", sctp, 9003, true), probe("luna-lovegood-1", "harry-potter-1", sctp, 9005, true)),
+			pair(probe("luna-lovegood-0", "draco-malfoy-0", sctp, 9003, true), probe("luna-lovegood-1", "draco-malfoy-0", sctp, 9005, true)),
+		}}
 )
 
 // allCNPConformanceCases is the written-out cases and the per-protocol ones.
 func allCNPConformanceCases() []cnpCase {
 	out := cnpConformanceCases()
-	for _, s := range []cnpProtocolScenario{cnpIngressUDP, cnpIngressSCTP} {
+	for _, s := range []cnpProtocolScenario{cnpIngressUDP, cnpIngressSCTP, cnpEgressTCP, cnpEgressUDP, cnpEgressSCTP} {
 		out = append(out, s.testCase(v1beta1.AdminTier))
 	}
 	return out
