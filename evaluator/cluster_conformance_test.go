@@ -373,8 +373,19 @@ func (s cnpProtocolScenario) testCase(tier v1beta1.Tier) cnpCase {
 
 func pair(a, b cnpProbe) []cnpProbe { return []cnpProbe{a, b} }
 
-// Upstream's per-protocol tests, but for the Admin tier's IngressTCP (written out above).
+// Upstream's per-protocol tests. The Admin tier's IngressTCP is also written out above;
+// cnpIngressTCP serves the Baseline tier's.
 var (
+	cnpIngressTCP = cnpProtocolScenario{direction: "ingress", proto: "TCP", subject: "gryffindor", adminPriority: 3,
+		rules: houseRules{everything: "ravenclaw", limited: "slytherin", limitedAt: at(tcp, 80), admitted: "hufflepuff", admittedAt: at(tcp, 80)},
+		probes: [6][]cnpProbe{
+			pair(probe("luna-lovegood-0", "harry-potter-0", tcp, 80, true), probe("luna-lovegood-1", "harry-potter-0", tcp, 8080, true)),
+			pair(probe("cedric-diggory-0", "harry-potter-1", tcp, 80, true), probe("cedric-diggory-1", "harry-potter-1", tcp, 8080, false)),
+			pair(probe("luna-lovegood-0", "harry-potter-1", tcp, 80, false), probe("luna-lovegood-1", "harry-potter-1", tcp, 8080, false)),
+			pair(probe("draco-malfoy-0", "harry-potter-0", tcp, 80, false), probe("draco-malfoy-1", "harry-potter-0", tcp, 8080, true)),
+			pair(probe("luna-lovegood-0", "harry-potter-0", tcp, 80, true), probe("luna-lovegood-1", "harry-potter-0", tcp, 8080, true)),
+			pair(probe("draco-malfoy-0", "harry-potter-0", tcp, 80, true), probe("draco-malfoy-1", "harry-potter-0", tcp, 8080, true)),
+		}}
 	cnpIngressUDP = cnpProtocolScenario{direction: "ingress", proto: "UDP", subject: "hufflepuff", adminPriority: 4,
 		rules: houseRules{everything: "ravenclaw", limited: "slytherin", limitedAt: at(udp, 5353), admitted: "gryffindor", admittedAt: at(udp, 53)},
 		probes: [6][]cnpProbe{
@@ -432,6 +443,9 @@ func allCNPConformanceCases() []cnpCase {
 	out := cnpConformanceCases()
 	for _, s := range []cnpProtocolScenario{cnpIngressUDP, cnpIngressSCTP, cnpEgressTCP, cnpEgressUDP, cnpEgressSCTP} {
 		out = append(out, s.testCase(v1beta1.AdminTier))
+	}
+	for _, s := range []cnpProtocolScenario{cnpIngressTCP, cnpIngressUDP, cnpIngressSCTP, cnpEgressTCP, cnpEgressUDP, cnpEgressSCTP} {
+		out = append(out, s.testCase(v1beta1.BaselineTier))
 	}
 	return out
 }
