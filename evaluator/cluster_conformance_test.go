@@ -438,6 +438,64 @@ var (
 		}}
 )
 
+// cnpGressCase is upstream's Gress test of a tier: one policy on gryffindor with the
+// houseRules list in both directions, each rule over TCP, UDP and SCTP ports at once, and
+// the per-protocol tests' six steps (four for the Baseline tier), each swap made in both
+// lists, probing both directions.
+func cnpGressCase(tier v1beta1.Tier) cnpCase {
+	name, prio, tierName := "gress-rules", int32(15), "Admin"
+	if tier == v1beta1.BaselineTier {
+		name, prio, tierName = "default", 10, "Baseline"
+	}
+	out := houseRules{everything: "ravenclaw", limited: "slytherin", limitedAt: at(tcp, 80, udp, 53, sctp, 9003),
+		admitted: "hufflepuff", admittedAt: at(tcp, 8080, udp, 5353, sctp, 9003)}
+	in := houseRules{everything: "ravenclaw", limited: "slytherin", limitedAt: at(tcp, 80, udp, 53, sctp, 9003),
+		admitted: "hufflepuff", admittedAt: at(tcp, 80, udp, 5353, sctp, 9003)}
+	p := cnpOf(name, tier, prio, v1beta1.ClusterNetworkPolicySubject{Namespaces: houseNSName("gryffindor")}, out.egress(tier), in.ingress(tier))
+	steps := []cnpStep{
+		{name: "Should support an 'allow-gress' policy across different protocols", probes: []cnpProbe{
+			probe("harry-potter-0", "luna-lovegood-0", tcp, 80, true), probe("harry-potter-1", "luna-lovegood-0", udp, 53, true),
+			probe("harry-potter-0", "luna-lovegood-0", sctp, 9003, true),
+			probe("luna-lovegood-0", "harry-potter-0", tcp, 80, true), probe("luna-lovegood-1", "harry-potter-0", udp, 53, true),
+			probe("luna-lovegood-1", "harry-potter-0", sctp, 9003, true)}},
+		{name: "Should support an 'allow-gress' policy across different protocols at the specified ports", probes: []cnpProbe{
+			probe("harry-potter-0", "cedric-diggory-1", tcp, 8080, true), probe("harry-potter-1", "cedric-diggory-1", tcp, 80, false),
+			probe("harry-potter-0", "cedric-diggory-1", udp, 5353, true), probe("harry-potter-1", "cedric-diggory-1", udp, 53, false),
+			probe("harry-potter-0", "cedric-diggory-1", sctp, 9003, true), probe("harry-potter-1", "cedric-diggory-1", sctp, 9005, false),
+			probe("cedric-diggory-0", "harry-potter-1", tcp, 80, true), probe("cedric-diggory-1", "harry-potter-1", tcp, 8080, false),
+			probe("cedric-diggory-0", "harry-potter-1", udp, 5353, true), probe("cedric-diggory-1", "harry-potter-1", udp, 53, false),
+			probe("cedric-diggory-0", "harry-potter-1", sctp, 9003, true), probe("cedric-diggory-1", "harry-potter-1", sctp, 9005, false)}},
+		{name: "Should support an 'deny-gress' policy across different protocols", mutate: swapRules(name, true, true, 0, 1), probes: []cnpProbe{
+			probe("harry-potter-0", "luna-lovegood-1", tcp, 80, false), probe("harry-potter-1", "luna-lovegood-1", udp, 53, false),
+			probe("harry-potter-0", "luna-lovegood-1", sctp, 9003, false),
+			probe("luna-lovegood-0", "harry-potter-1", tcp, 80, false), probe("luna-lovegood-1", "harry-potter-1", udp, 53, false),
+			probe("luna-lovegood-1", "harry-potter-1", sctp, 9003, false)}},
+		{name: "Should support a 'deny-gress' policy across different protocols at the specified ports", probes: []cnpProbe{
+			probe("harry-potter-0", "draco-malfoy-0", tcp, 80, false), probe("harry-potter-1", "draco-malfoy-0", tcp, 8080, true),
+			probe("harry-potter-0", "draco-malfoy-0", udp, 53, false), probe("harry-potter-1", "draco-malfoy-0", udp, 5353, true),
+			probe("harry-potter-0", "draco-malfoy-0", sctp, 9003, false), probe("harry-potter-1", "draco-malfoy-0", sctp, 9005, true),
+			probe("draco-malfoy-0", "harry-potter-0", tcp, 80, false), probe("draco-malfoy-1", "harry-potter-0", tcp, 8080, true),
+			probe("draco-malfoy-0", "harry-potter-0", udp, 53, false), probe("draco-malfoy-1", "harry-potter-0", udp, 5353, true),
+			probe("draco-malfoy-0", "harry-potter-0", sctp, 9003, false), probe("draco-malfoy-1", "harry-potter-0", sctp, 9005, true)}},
+		{name: "Should support an 'pass-gress' policy across different protocols", mutate: swapRules(name, true, true, 0, 2), probes: []cnpProbe{
+			probe("harry-potter-0", "luna-lovegood-0", tcp, 80, true), probe("harry-potter-0", "luna-lovegood-0", udp, 5353, true),
+			probe("harry-potter-0", "luna-lovegood-0", sctp, 9003, true),
+			probe("luna-lovegood-0", "harry-potter-0", tcp, 80, true), probe("luna-lovegood-1", "harry-potter-0", udp, 53, true),
+			probe("luna-lovegood-1", "harry-potter-0", sctp, 9003, true)}},
+		{name: "Should support a 'pass-gress' policy across different protocols at the specified ports", mutate: swapRules(name, true, true, 3, 4), probes: []cnpProbe{
+			probe("harry-potter-0", "draco-malfoy-0", tcp, 80, true), probe("harry-potter-1", "draco-malfoy-0", tcp, 8080, true),
+			probe("harry-potter-0", "draco-malfoy-0", udp, 53, true), probe("harry-potter-1", "draco-malfoy-0", udp, 5353, true),
+			probe("harry-potter-0", "draco-malfoy-0", sctp, 9003, true), probe("harry-potter-1", "draco-malfoy-0", sctp, 9005, true),
+			probe("draco-malfoy-0", "harry-potter-0", tcp, 80, true), probe("draco-malfoy-1", "harry-potter-0", tcp, 8080, true),
+			probe("draco-malfoy-0", "harry-potter-0", udp, 53, true), probe("draco-malfoy-1", "harry-potter-0", udp, 5353, true),
+			probe("draco-malfoy-0", "harry-potter-0", sctp, 9003, true), probe("draco-malfoy-1", "harry-potter-0", sctp, 9005, true)}},
+	}
+	if tier == v1beta1.BaselineTier {
+		steps = steps[:4]
+	}
+	return cnpCase{name: "CNP" + tierName + "TierGress", cnps: []*evaluator.ClusterPolicy{p}, steps: steps}
+}
+
 // allCNPConformanceCases is the written-out cases and the per-protocol ones.
 func allCNPConformanceCases() []cnpCase {
 	out := cnpConformanceCases()
@@ -447,6 +505,7 @@ func allCNPConformanceCases() []cnpCase {
 	for _, s := range []cnpProtocolScenario{cnpIngressTCP, cnpIngressUDP, cnpIngressSCTP, cnpEgressTCP, cnpEgressUDP, cnpEgressSCTP} {
 		out = append(out, s.testCase(v1beta1.BaselineTier))
 	}
+	out = append(out, cnpGressCase(v1beta1.AdminTier), cnpGressCase(v1beta1.BaselineTier))
 	return out
 }
 
