@@ -244,6 +244,16 @@ func cnpConformanceCases() []cnpCase {
 	inlineCIDR := cnpOf("inline-cidr-as-peers-example", v1beta1.AdminTier, 85, gryffindorPods,
 		namedOut("allow-egress-to-slytherin", accept, nil, v1beta1.ClusterNetworkPolicyEgressPeer{Pods: housePods("slytherin")}),
 		namedOut("deny-egress-to-internet", deny, nil, toNets("0.0.0.0/0", "::/0")))
+	baselineInlineCIDR := cnpOf("default", v1beta1.BaselineTier, 10, v1beta1.ClusterNetworkPolicySubject{Namespaces: houseNSName("gryffindor")},
+		namedOut("allow-egress-to-slytherin", accept, nil, v1beta1.ClusterNetworkPolicyEgressPeer{Pods: housePods("slytherin")}),
+		namedOut("deny-egress-to-internet", deny, nil, toNets("0.0.0.0/0", "::/0")))
+	allowPodIPs := func(name string) cnpMutation {
+		return func(c map[string]*evaluator.ClusterPolicy, _ map[string]*networkingv1.NetworkPolicy) {
+			p := c[name]
+			p.Spec.Egress = append([]v1beta1.ClusterNetworkPolicyEgressRule{{Name: "allow-egress-to-specific-podIPs", Action: accept,
+				To: []v1beta1.ClusterNetworkPolicyEgressPeer{toNets("10.244.3.1/32", "10.244.2.1/32")}}}, p.Spec.Egress...)
+		}
+	}
 	allProtos := func(from, to string, allowed bool) []cnpProbe {
 		return []cnpProbe{probe(from, to, tcp, 80, allowed), probe(from, to, udp, 53, allowed), probe(from, to, sctp, 9003, allowed)}
 	}
@@ -309,14 +319,22 @@ func cnpConformanceCases() []cnpCase {
 				relabel: map[string]map[string]string{cnpNS("slytherin"): {"conformance-house": "denied-namespace-label"}},
 				probes:  allProtos("harry-potter-1", "draco-malfoy-0", false)},
 			{name: "... after slytherin is relabelled back", probes: allProtos("harry-potter-1", "draco-malfoy-0", true)},
-			{name: "Should support an 'allow-egress' rule policy for egress-cidr-peer",
-				mutate: func(c map[string]*evaluator.ClusterPolicy, _ map[string]*networkingv1.NetworkPolicy) {
-					p := c["inline-cidr-as-peers-example"]
-					p.Spec.Egress = append([]v1beta1.ClusterNetworkPolicyEgressRule{{Name: "allow-egress-to-specific-podIPs", Action: accept,
-						To: []v1beta1.ClusterNetworkPolicyEgressPeer{toNets("10.244.3.1/32", "10.244.2.1/32")}}}, p.Spec.Egress...)
-				}, probes: concat(
-					allProtos("harry-potter-1", "luna-lovegood-0", true), allProtos("harry-potter-1", "cedric-diggory-0", true),
-					allProtos("harry-potter-1", "luna-lovegood-1", false), allProtos("harry-potter-1", "cedric-diggory-1", false))},
+			{name: "Should support an 'allow-egress' rule policy for egress-cidr-peer", mutate: allowPodIPs("inline-cidr-as-peers-example"), probes: concat(
+				allProtos("harry-potter-1", "luna-lovegood-0", true), allProtos("harry-potter-1", "cedric-diggory-0", true),
+				allProtos("harry-potter-1", "luna-lovegood-1", false), allProtos("harry-potter-1", "cedric-diggory-1", false))},
+		}},
+		// The Baseline tier's test probes as the Admin tier's does; its policy selects
+		// gryffindor by namespace name rather than by pods.
+		{name: "CNPBaselineTierEgressInlineCIDRPeers", cnps: []*evaluator.ClusterPolicy{baselineInlineCIDR}, steps: []cnpStep{
+			{name: "Should support a 'deny-egress' rule policy for egress-cidr-peer", probes: concat(
+				allProtos("harry-potter-1", "luna-lovegood-0", false), allProtos("harry-potter-1", "cedric-diggory-0", false), allProtos("harry-potter-1", "draco-malfoy-0", true))},
+			{name: "... after slytherin is relabelled conformance-house=denied-namespace-label",
+				relabel: map[string]map[string]string{cnpNS("slytherin"): {"conformance-house": "denied-namespace-label"}},
+				probes:  allProtos("harry-potter-1", "draco-malfoy-0", false)},
+			{name: "... after slytherin is relabelled back", probes: allProtos("harry-potter-1", "draco-malfoy-0", true)},
+			{name: "Should support an 'allow-egress' rule policy for egress-cidr-peer", mutate: allowPodIPs("default"), probes: concat(
+				allProtos("harry-potter-1", "luna-lovegood-0", true), allProtos("harry-potter-1", "cedric-diggory-0", true),
+				allProtos("harry-potter-1", "luna-lovegood-1", false), allProtos("harry-potter-1", "cedric-diggory-1", false))},
 		}},
 	}
 }
