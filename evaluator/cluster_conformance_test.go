@@ -514,6 +514,33 @@ func cnpGressCase(tier v1beta1.Tier) cnpCase {
 	return cnpCase{name: "CNP" + tierName + "TierGress", cnps: []*evaluator.ClusterPolicy{p}, steps: steps}
 }
 
+// namedPortCase is one of upstream's NamedPort tests: a per-protocol policy of the tier
+// whose accept-on-ports rule is narrowed to a named container port, probed once.
+func (s cnpProtocolScenario) namedPortCase(tier v1beta1.Tier, port string, probes ...cnpProbe) cnpCase {
+	c := s.testCase(tier)
+	name := c.cnps[0].Name
+	c.name = strings.TrimSuffix(c.name, s.proto) + "NamedPort"
+	c.steps = []cnpStep{{name: fmt.Sprintf("Should support an 'allow-%s' policy for named port", s.direction), probes: probes,
+		mutate: func(cnps map[string]*evaluator.ClusterPolicy, _ map[string]*networkingv1.NetworkPolicy) {
+			spec, rule := &cnps[name].Spec, "allow-"+map[string]string{"ingress": "from", "egress": "to"}[s.direction]+"-"+s.rules.admitted+"-at-ports"
+			found := false
+			for i := range spec.Ingress {
+				if spec.Ingress[i].Name == rule {
+					spec.Ingress[i].Protocols, found = namedPort(port), true
+				}
+			}
+			for i := range spec.Egress {
+				if spec.Egress[i].Name == rule {
+					spec.Egress[i].Protocols, found = namedPort(port), true
+				}
+			}
+			if !found {
+				panic("no rule " + rule + " in " + name)
+			}
+		}}}
+	return c
+}
+
 // allCNPConformanceCases is the written-out cases and the per-protocol ones.
 func allCNPConformanceCases() []cnpCase {
 	out := cnpConformanceCases()
@@ -524,6 +551,16 @@ func allCNPConformanceCases() []cnpCase {
 		out = append(out, s.testCase(v1beta1.BaselineTier))
 	}
 	out = append(out, cnpGressCase(v1beta1.AdminTier), cnpGressCase(v1beta1.BaselineTier))
+	out = append(out,
+		cnpIngressUDP.namedPortCase(v1beta1.AdminTier, "dns",
+			probe("harry-potter-0", "cedric-diggory-1", udp, 53, true), probe("harry-potter-1", "cedric-diggory-1", udp, 5353, false)),
+		cnpEgressTCP.namedPortCase(v1beta1.AdminTier, "web",
+			probe("harry-potter-0", "cedric-diggory-1", tcp, 80, true), probe("harry-potter-1", "cedric-diggory-1", tcp, 8080, false)),
+		cnpIngressTCP.namedPortCase(v1beta1.BaselineTier, "web",
+			probe("cedric-diggory-0", "harry-potter-1", tcp, 80, true), probe("cedric-diggory-1", "harry-potter-1", tcp, 8080, false)),
+		cnpEgressUDP.namedPortCase(v1beta1.BaselineTier, "dns",
+			probe("cedric-diggory-0", "harry-potter-1", udp, 53, true), probe("cedric-diggory-1", "harry-potter-1", udp, 5353, false)),
+	)
 	return out
 }
 
