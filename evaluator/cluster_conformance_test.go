@@ -15,6 +15,8 @@ package evaluator_test
 import (
 	"fmt"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 
 	corev1 "k8s.io/api/core/v1"
@@ -112,6 +114,92 @@ const (
 	sctp = corev1.ProtocolSCTP
 )
 
+// at lists destination ports, each under its protocol: at(tcp, 80, udp, 53).
+func at(pairs ...any) []v1beta1.ClusterNetworkPolicyProtocol {
+	var out []v1beta1.ClusterNetworkPolicyProtocol
+	for i := 0; i+1 < len(pairs); i += 2 {
+		port := &v1beta1.Port{Number: int32(pairs[i+1].(int))}
+		switch pairs[i].(corev1.Protocol) {
+		case udp:
+			out = append(out, v1beta1.ClusterNetworkPolicyProtocol{UDP: &v1beta1.ClusterNetworkPolicyProtocolUDP{DestinationPort: port}})
+		case sctp:
+			out = append(out, v1beta1.ClusterNetworkPolicyProtocol{SCTP: &v1beta1.ClusterNetworkPolicyProtocolSCTP{DestinationPort: port}})
+		default:
+			out = append(out, v1beta1.ClusterNetworkPolicyProtocol{TCP: &v1beta1.ClusterNetworkPolicyProtocolTCP{DestinationPort: port}})
+		}
+	}
+	return out
+}
+
+// houseRules is the rule list every per-protocol upstream policy has, in one direction and
+// upstream's order: a house matched on everything (accept, deny, then pass: the order the
+// steps reshuffle), a house denied and then passed on some ports (limited), and a house
+// accepted on some ports and denied the rest (admitted). The Baseline tier has no Pass, so
+// its list leaves the two pass rules out.
+type houseRules struct {
+	everything string
+	limited    string
+	limitedAt  []v1beta1.ClusterNetworkPolicyProtocol
+	admitted   string
+	admittedAt []v1beta1.ClusterNetworkPolicyProtocol
+}
+
+type houseRule struct {
+	name   string
+	action v1beta1.ClusterNetworkPolicyRuleAction
+	house  string
+	protos []v1beta1.ClusterNetworkPolicyProtocol
+}
+
+func (r houseRules) list(tier v1beta1.Tier, verb string) []houseRule {
+	out := []houseRule{
+		{"allow-" + verb + "-" + r.everything + "-everything", accept, r.everything, nil},
+		{"deny-" + verb + "-" + r.everything + "-everything", deny, r.everything, nil},
+		{"pass-" + verb + "-" + r.everything + "-everything", pass, r.everything, nil},
+		{"deny-" + verb + "-" + r.limited + "-at-ports", deny, r.limited, r.limitedAt},
+		{"pass-" + verb + "-" + r.limited + "-at-ports", pass, r.limited, r.limitedAt},
+		{"allow-" + verb + "-" + r.admitted + "-at-ports", accept, r.admitted, r.admittedAt},
+		{"deny-" + verb + "-" + r.admitted + "-everything-else", deny, r.admitted, nil},
+	}
+	if tier == v1beta1.BaselineTier {
+		out = slices.DeleteFunc(out, func(h houseRule) bool { return h.action == pass })
+	}
+	return out
+}
+
+func (r houseRules) ingress(tier v1beta1.Tier) func(*evaluator.ClusterPolicy) {
+	return func(p *evaluator.ClusterPolicy) {
+		for _, h := range r.list(tier, "from") {
+			namedIn(h.name, h.action, h.protos, v1beta1.ClusterNetworkPolicyIngressPeer{Namespaces: houseNSName(h.house)})(p)
+		}
+	}
+}
+
+func (r houseRules) egress(tier v1beta1.Tier) func(*evaluator.ClusterPolicy) {
+	return func(p *evaluator.ClusterPolicy) {
+		for _, h := range r.list(tier, "to") {
+			namedOut(h.name, h.action, h.protos, v1beta1.ClusterNetworkPolicyEgressPeer{Namespaces: houseNSName(h.house)})(p)
+		}
+	}
+}
+
+type cnpMutation = func(map[string]*evaluator.ClusterPolicy, map[string]*networkingv1.NetworkPolicy)
+
+// swapRules swaps rules i and j of the named policy's ingress (in) and egress (out) lists,
+// as upstream's steps patch them.
+func swapRules(name string, in, out bool, i, j int) cnpMutation {
+	return func(c map[string]*evaluator.ClusterPolicy, _ map[string]*networkingv1.NetworkPolicy) {
+		if in {
+			r := c[name].Spec.Ingress
+			r[i], r[j] = r[j], r[i]
+		}
+		if out {
+			r := c[name].Spec.Egress
+			r[i], r[j] = r[j], r[i]
+		}
+	}
+}
+
 func cnpConformanceCases() []cnpCase {
 	ingressTCP := cnpOf("ingress-tcp", v1beta1.AdminTier, 3, v1beta1.ClusterNetworkPolicySubject{Namespaces: houseNSName("gryffindor")},
 		namedIn("allow-from-ravenclaw-everything", accept, nil, v1beta1.ClusterNetworkPolicyIngressPeer{Namespaces: houseNSName("ravenclaw")}),
@@ -156,6 +244,16 @@ func cnpConformanceCases() []cnpCase {
 	inlineCIDR := cnpOf("inline-cidr-as-peers-example", v1beta1.AdminTier, 85, gryffindorPods,
 		namedOut("allow-egress-to-slytherin", accept, nil, v1beta1.ClusterNetworkPolicyEgressPeer{Pods: housePods("slytherin")}),
 		namedOut("deny-egress-to-internet", deny, nil, toNets("0.0.0.0/0", "::/0")))
+	baselineInlineCIDR := cnpOf("default", v1beta1.BaselineTier, 10, v1beta1.ClusterNetworkPolicySubject{Namespaces: houseNSName("gryffindor")},
+		namedOut("allow-egress-to-slytherin", accept, nil, v1beta1.ClusterNetworkPolicyEgressPeer{Pods: housePods("slytherin")}),
+		namedOut("deny-egress-to-internet", deny, nil, toNets("0.0.0.0/0", "::/0")))
+	allowPodIPs := func(name string) cnpMutation {
+		return func(c map[string]*evaluator.ClusterPolicy, _ map[string]*networkingv1.NetworkPolicy) {
+			p := c[name]
+			p.Spec.Egress = append([]v1beta1.ClusterNetworkPolicyEgressRule{{Name: "allow-egress-to-specific-podIPs", Action: accept,
+				To: []v1beta1.ClusterNetworkPolicyEgressPeer{toNets("10.244.3.1/32", "10.244.2.1/32")}}}, p.Spec.Egress...)
+		}
+	}
 	allProtos := func(from, to string, allowed bool) []cnpProbe {
 		return []cnpProbe{probe(from, to, tcp, 80, allowed), probe(from, to, udp, 53, allowed), probe(from, to, sctp, 9003, allowed)}
 	}
@@ -221,26 +319,260 @@ func cnpConformanceCases() []cnpCase {
 				relabel: map[string]map[string]string{cnpNS("slytherin"): {"conformance-house": "denied-namespace-label"}},
 				probes:  allProtos("harry-potter-1", "draco-malfoy-0", false)},
 			{name: "... after slytherin is relabelled back", probes: allProtos("harry-potter-1", "draco-malfoy-0", true)},
-			{name: "Should support an 'allow-egress' rule policy for egress-cidr-peer",
-				mutate: func(c map[string]*evaluator.ClusterPolicy, _ map[string]*networkingv1.NetworkPolicy) {
-					p := c["inline-cidr-as-peers-example"]
-					p.Spec.Egress = append([]v1beta1.ClusterNetworkPolicyEgressRule{{Name: "allow-egress-to-specific-podIPs", Action: accept,
-						To: []v1beta1.ClusterNetworkPolicyEgressPeer{toNets("10.244.3.1/32", "10.244.2.1/32")}}}, p.Spec.Egress...)
-				}, probes: concat(
-					allProtos("harry-potter-1", "luna-lovegood-0", true), allProtos("harry-potter-1", "cedric-diggory-0", true),
-					allProtos("harry-potter-1", "luna-lovegood-1", false), allProtos("harry-potter-1", "cedric-diggory-1", false))},
+			{name: "Should support an 'allow-egress' rule policy for egress-cidr-peer", mutate: allowPodIPs("inline-cidr-as-peers-example"), probes: concat(
+				allProtos("harry-potter-1", "luna-lovegood-0", true), allProtos("harry-potter-1", "cedric-diggory-0", true),
+				allProtos("harry-potter-1", "luna-lovegood-1", false), allProtos("harry-potter-1", "cedric-diggory-1", false))},
+		}},
+		// The Baseline tier's test probes as the Admin tier's does; its policy selects
+		// gryffindor by namespace name rather than by pods.
+		{name: "CNPBaselineTierEgressInlineCIDRPeers", cnps: []*evaluator.ClusterPolicy{baselineInlineCIDR}, steps: []cnpStep{
+			{name: "Should support a 'deny-egress' rule policy for egress-cidr-peer", probes: concat(
+				allProtos("harry-potter-1", "luna-lovegood-0", false), allProtos("harry-potter-1", "cedric-diggory-0", false), allProtos("harry-potter-1", "draco-malfoy-0", true))},
+			{name: "... after slytherin is relabelled conformance-house=denied-namespace-label",
+				relabel: map[string]map[string]string{cnpNS("slytherin"): {"conformance-house": "denied-namespace-label"}},
+				probes:  allProtos("harry-potter-1", "draco-malfoy-0", false)},
+			{name: "... after slytherin is relabelled back", probes: allProtos("harry-potter-1", "draco-malfoy-0", true)},
+			{name: "Should support an 'allow-egress' rule policy for egress-cidr-peer", mutate: allowPodIPs("default"), probes: concat(
+				allProtos("harry-potter-1", "luna-lovegood-0", true), allProtos("harry-potter-1", "cedric-diggory-0", true),
+				allProtos("harry-potter-1", "luna-lovegood-1", false), allProtos("harry-potter-1", "cedric-diggory-1", false))},
 		}},
 	}
 }
 
+// cnpProtocolScenario is one of upstream's per-protocol tests: a policy in one direction
+// built from houseRules, and six steps each probing two connections: accept by rule order,
+// accept on a port (and deny off it), deny by rule order once rules 0 and 1 are swapped,
+// deny on a port, pass by rule order once rules 0 and 2 are swapped, pass on a port once
+// rules 3 and 4 are swapped. The Baseline tier's test of the same name runs the first four
+// steps, probing the same pods, against its policy "default" (priority 10) with no pass
+// rules.
+type cnpProtocolScenario struct {
+	direction     string // "ingress" or "egress"
+	proto         string // "TCP", "UDP", "SCTP"
+	subject       string // the house the policy selects
+	adminPriority int32
+	rules         houseRules
+	probes        [6][]cnpProbe
+}
+
+func (s cnpProtocolScenario) policy(tier v1beta1.Tier) *evaluator.ClusterPolicy {
+	name, prio := s.direction+"-"+strings.ToLower(s.proto), s.adminPriority
+	if tier == v1beta1.BaselineTier {
+		name, prio = "default", 10
+	}
+	rules := s.rules.egress(tier)
+	if s.direction == "ingress" {
+		rules = s.rules.ingress(tier)
+	}
+	return cnpOf(name, tier, prio, v1beta1.ClusterNetworkPolicySubject{Namespaces: houseNSName(s.subject)}, rules)
+}
+
+func (s cnpProtocolScenario) testCase(tier v1beta1.Tier) cnpCase {
+	p := s.policy(tier)
+	in, out := s.direction == "ingress", s.direction == "egress"
+	verb := func(action string) string {
+		return fmt.Sprintf("'%s-%s' policy for %s protocol", action, s.direction, s.proto)
+	}
+	steps := []cnpStep{
+		{name: "Should support an " + verb("allow") + "; ensure rule ordering is respected", probes: s.probes[0]},
+		{name: "Should support an " + verb("allow") + " at the specified port", probes: s.probes[1]},
+		{name: "Should support an " + verb("deny") + "; ensure rule ordering is respected", mutate: swapRules(p.Name, in, out, 0, 1), probes: s.probes[2]},
+		{name: "Should support a " + verb("deny") + " at the specified port", probes: s.probes[3]},
+		{name: "Should support an " + verb("pass") + "; ensure rule ordering is respected", mutate: swapRules(p.Name, in, out, 0, 2), probes: s.probes[4]},
+		{name: "Should support a " + verb("pass") + " at the specified port", mutate: swapRules(p.Name, in, out, 3, 4), probes: s.probes[5]},
+	}
+	tierName := "Admin"
+	if tier == v1beta1.BaselineTier {
+		tierName, steps = "Baseline", steps[:4]
+	}
+	d := strings.ToUpper(s.direction[:1]) + s.direction[1:]
+	return cnpCase{name: "CNP" + tierName + "Tier" + d + s.proto, cnps: []*evaluator.ClusterPolicy{p}, steps: steps}
+}
+
+func pair(a, b cnpProbe) []cnpProbe { return []cnpProbe{a, b} }
+
+// Upstream's per-protocol tests. The Admin tier's IngressTCP is also written out above;
+// cnpIngressTCP serves the Baseline tier's.
+var (
+	cnpIngressTCP = cnpProtocolScenario{direction: "ingress", proto: "TCP", subject: "gryffindor", adminPriority: 3,
+		rules: houseRules{everything: "ravenclaw", limited: "slytherin", limitedAt: at(tcp, 80), admitted: "hufflepuff", admittedAt: at(tcp, 80)},
+		probes: [6][]cnpProbe{
+			pair(probe("luna-lovegood-0", "harry-potter-0", tcp, 80, true), probe("luna-lovegood-1", "harry-potter-0", tcp, 8080, true)),
+			pair(probe("cedric-diggory-0", "harry-potter-1", tcp, 80, true), probe("cedric-diggory-1", "harry-potter-1", tcp, 8080, false)),
+			pair(probe("luna-lovegood-0", "harry-potter-1", tcp, 80, false), probe("luna-lovegood-1", "harry-potter-1", tcp, 8080, false)),
+			pair(probe("draco-malfoy-0", "harry-potter-0", tcp, 80, false), probe("draco-malfoy-1", "harry-potter-0", tcp, 8080, true)),
+			pair(probe("luna-lovegood-0", "harry-potter-0", tcp, 80, true), probe("luna-lovegood-1", "harry-potter-0", tcp, 8080, true)),
+			pair(probe("draco-malfoy-0", "harry-potter-0", tcp, 80, true), probe("draco-malfoy-1", "harry-potter-0", tcp, 8080, true)),
+		}}
+	cnpIngressUDP = cnpProtocolScenario{direction: "ingress", proto: "UDP", subject: "hufflepuff", adminPriority: 4,
+		rules: houseRules{everything: "ravenclaw", limited: "slytherin", limitedAt: at(udp, 5353), admitted: "gryffindor", admittedAt: at(udp, 53)},
+		probes: [6][]cnpProbe{
+			pair(probe("luna-lovegood-0", "cedric-diggory-0", udp, 53, true), probe("luna-lovegood-1", "cedric-diggory-0", udp, 5353, true)),
+			pair(probe("harry-potter-0", "cedric-diggory-1", udp, 53, true), probe("harry-potter-1", "cedric-diggory-1", udp, 5353, false)),
+			pair(probe("luna-lovegood-0", "cedric-diggory-1", udp, 53, false), probe("luna-lovegood-1", "cedric-diggory-1", udp, 5353, false)),
+			pair(probe("draco-malfoy-0", "cedric-diggory-0", udp, 5353, false), probe("draco-malfoy-1", "cedric-diggory-0", udp, 53, true)),
+			pair(probe("luna-lovegood-0", "cedric-diggory-1", udp, 5353, true), probe("luna-lovegood-1", "cedric-diggory-1", udp, 53, true)),
+			pair(probe("draco-malfoy-0", "cedric-diggory-0", udp, 5353, true), probe("draco-malfoy-1", "cedric-diggory-0", udp, 53, true)),
+		}}
+	cnpIngressSCTP = cnpProtocolScenario{direction: "ingress", proto: "SCTP", subject: "ravenclaw", adminPriority: 5,
+		rules: houseRules{everything: "gryffindor", limited: "slytherin", limitedAt: at(sctp, 9003), admitted: "hufflepuff", admittedAt: at(sctp, 9003)},
+		probes: [6][]cnpProbe{
+			pair(probe("harry-potter-0", "luna-lovegood-0", sctp, 9003, true), probe("harry-potter-1", "luna-lovegood-0", sctp, 9005, true)),
+			pair(probe("cedric-diggory-0", "luna-lovegood-1", sctp, 9003, true), probe("cedric-diggory-1", "luna-lovegood-1", sctp, 9005, false)),
+			pair(probe("harry-potter-0", "luna-lovegood-1", sctp, 9003, false), probe("harry-potter-1", "luna-lovegood-1", sctp, 9005, false)),
+			pair(probe("draco-malfoy-0", "luna-lovegood-0", sctp, 9003, false), probe("draco-malfoy-1", "luna-lovegood-0", sctp, 9005, true)),
+			pair(probe("harry-potter-0", "luna-lovegood-1", sctp, 9003, true), probe("harry-potter-1", "luna-lovegood-1", sctp, 9005, true)),
+			pair(probe("draco-malfoy-0", "luna-lovegood-0", sctp, 9003, true), probe("draco-malfoy-1", "luna-lovegood-0", sctp, 9005, true)),
+		}}
+	cnpEgressTCP = cnpProtocolScenario{direction: "egress", proto: "TCP", subject: "gryffindor", adminPriority: 6,
+		rules: houseRules{everything: "ravenclaw", limited: "slytherin", limitedAt: at(tcp, 80), admitted: "hufflepuff", admittedAt: at(tcp, 8080)},
+		probes: [6][]cnpProbe{
+			pair(probe("harry-potter-0", "luna-lovegood-0", tcp, 80, true), probe("harry-potter-1", "luna-lovegood-0", tcp, 8080, true)),
+			pair(probe("harry-potter-0", "cedric-diggory-1", tcp, 8080, true), probe("harry-potter-1", "cedric-diggory-1", tcp, 80, false)),
+			pair(probe("harry-potter-0", "luna-lovegood-1", tcp, 80, false), probe("harry-potter-1", "luna-lovegood-1", tcp, 8080, false)),
+			pair(probe("harry-potter-0", "draco-malfoy-0", tcp, 80, false), probe("harry-potter-1", "draco-malfoy-0", tcp, 8080, true)),
+			pair(probe("harry-potter-0", "luna-lovegood-0", tcp, 80, true), probe("harry-potter-1", "luna-lovegood-0", tcp, 8080, true)),
+			pair(probe("harry-potter-0", "draco-malfoy-0", tcp, 80, true), probe("harry-potter-1", "draco-malfoy-0", tcp, 8080, true)),
+		}}
+	cnpEgressUDP = cnpProtocolScenario{direction: "egress", proto: "UDP", subject: "hufflepuff", adminPriority: 7,
+		rules: houseRules{everything: "ravenclaw", limited: "slytherin", limitedAt: at(udp, 5353), admitted: "gryffindor", admittedAt: at(udp, 53)},
+		probes: [6][]cnpProbe{
+			pair(probe("cedric-diggory-0", "luna-lovegood-0", udp, 53, true), probe("cedric-diggory-1", "luna-lovegood-0", udp, 5353, true)),
+			pair(probe("cedric-diggory-0", "harry-potter-1", udp, 53, true), probe("cedric-diggory-1", "harry-potter-1", udp, 5353, false)),
+			pair(probe("cedric-diggory-0", "luna-lovegood-1", udp, 53, false), probe("cedric-diggory-1", "luna-lovegood-1", udp, 5353, false)),
+			pair(probe("cedric-diggory-0", "draco-malfoy-0", udp, 5353, false), probe("cedric-diggory-1", "draco-malfoy-0", udp, 53, true)),
+			pair(probe("cedric-diggory-0", "luna-lovegood-1", udp, 5353, true), probe("cedric-diggory-1", "luna-lovegood-1", udp, 53, true)),
+			pair(probe("cedric-diggory-0", "draco-malfoy-0", udp, 5353, true), probe("cedric-diggory-1", "draco-malfoy-0", udp, 53, true)),
+		}}
+	cnpEgressSCTP = cnpProtocolScenario{direction: "egress", proto: "SCTP", subject: "ravenclaw", adminPriority: 8,
+		rules: houseRules{everything: "gryffindor", limited: "slytherin", limitedAt: at(sctp, 9003), admitted: "hufflepuff", admittedAt: at(sctp, 9003)},
+		probes: [6][]cnpProbe{
+			pair(probe("luna-lovegood-0", "harry-potter-0", sctp, 9003, true), probe("luna-lovegood-1", "harry-potter-0", sctp, 9005, true)),
+			pair(probe("luna-lovegood-0", "cedric-diggory-1", sctp, 9003, true), probe("luna-lovegood-1", "cedric-diggory-1", sctp, 9005, false)),
+			pair(probe("luna-lovegood-0", "harry-potter-1", sctp, 9003, false), probe("luna-lovegood-1", "harry-potter-1", sctp, 9005, false)),
+			pair(probe("luna-lovegood-0", "draco-malfoy-0", sctp, 9003, false), probe("luna-lovegood-1", "draco-malfoy-0", sctp, 9005, true)),
+			pair(probe("luna-lovegood-0", "harry-potter-1", sctp, 9003, true), probe("luna-lovegood-1", "harry-potter-1", sctp, 9005, true)),
+			pair(probe("luna-lovegood-0", "draco-malfoy-0", sctp, 9003, true), probe("luna-lovegood-1", "draco-malfoy-0", sctp, 9005, true)),
+		}}
+)
+
+// cnpGressCase is upstream's Gress test of a tier: one policy on gryffindor with the
+// houseRules list in both directions, each rule over TCP, UDP and SCTP ports at once, and
+// the per-protocol tests' six steps (four for the Baseline tier), each swap made in both
+// lists, probing both directions.
+func cnpGressCase(tier v1beta1.Tier) cnpCase {
+	name, prio, tierName := "gress-rules", int32(15), "Admin"
+	if tier == v1beta1.BaselineTier {
+		name, prio, tierName = "default", 10, "Baseline"
+	}
+	out := houseRules{everything: "ravenclaw", limited: "slytherin", limitedAt: at(tcp, 80, udp, 53, sctp, 9003),
+		admitted: "hufflepuff", admittedAt: at(tcp, 8080, udp, 5353, sctp, 9003)}
+	in := houseRules{everything: "ravenclaw", limited: "slytherin", limitedAt: at(tcp, 80, udp, 53, sctp, 9003),
+		admitted: "hufflepuff", admittedAt: at(tcp, 80, udp, 5353, sctp, 9003)}
+	p := cnpOf(name, tier, prio, v1beta1.ClusterNetworkPolicySubject{Namespaces: houseNSName("gryffindor")}, out.egress(tier), in.ingress(tier))
+	steps := []cnpStep{
+		{name: "Should support an 'allow-gress' policy across different protocols", probes: []cnpProbe{
+			probe("harry-potter-0", "luna-lovegood-0", tcp, 80, true), probe("harry-potter-1", "luna-lovegood-0", udp, 53, true),
+			probe("harry-potter-0", "luna-lovegood-0", sctp, 9003, true),
+			probe("luna-lovegood-0", "harry-potter-0", tcp, 80, true), probe("luna-lovegood-1", "harry-potter-0", udp, 53, true),
+			probe("luna-lovegood-1", "harry-potter-0", sctp, 9003, true)}},
+		{name: "Should support an 'allow-gress' policy across different protocols at the specified ports", probes: []cnpProbe{
+			probe("harry-potter-0", "cedric-diggory-1", tcp, 8080, true), probe("harry-potter-1", "cedric-diggory-1", tcp, 80, false),
+			probe("harry-potter-0", "cedric-diggory-1", udp, 5353, true), probe("harry-potter-1", "cedric-diggory-1", udp, 53, false),
+			probe("harry-potter-0", "cedric-diggory-1", sctp, 9003, true), probe("harry-potter-1", "cedric-diggory-1", sctp, 9005, false),
+			probe("cedric-diggory-0", "harry-potter-1", tcp, 80, true), probe("cedric-diggory-1", "harry-potter-1", tcp, 8080, false),
+			probe("cedric-diggory-0", "harry-potter-1", udp, 5353, true), probe("cedric-diggory-1", "harry-potter-1", udp, 53, false),
+			probe("cedric-diggory-0", "harry-potter-1", sctp, 9003, true), probe("cedric-diggory-1", "harry-potter-1", sctp, 9005, false)}},
+		{name: "Should support an 'deny-gress' policy across different protocols", mutate: swapRules(name, true, true, 0, 1), probes: []cnpProbe{
+			probe("harry-potter-0", "luna-lovegood-1", tcp, 80, false), probe("harry-potter-1", "luna-lovegood-1", udp, 53, false),
+			probe("harry-potter-0", "luna-lovegood-1", sctp, 9003, false),
+			probe("luna-lovegood-0", "harry-potter-1", tcp, 80, false), probe("luna-lovegood-1", "harry-potter-1", udp, 53, false),
+			probe("luna-lovegood-1", "harry-potter-1", sctp, 9003, false)}},
+		{name: "Should support a 'deny-gress' policy across different protocols at the specified ports", probes: []cnpProbe{
+			probe("harry-potter-0", "draco-malfoy-0", tcp, 80, false), probe("harry-potter-1", "draco-malfoy-0", tcp, 8080, true),
+			probe("harry-potter-0", "draco-malfoy-0", udp, 53, false), probe("harry-potter-1", "draco-malfoy-0", udp, 5353, true),
+			probe("harry-potter-0", "draco-malfoy-0", sctp, 9003, false), probe("harry-potter-1", "draco-malfoy-0", sctp, 9005, true),
+			probe("draco-malfoy-0", "harry-potter-0", tcp, 80, false), probe("draco-malfoy-1", "harry-potter-0", tcp, 8080, true),
+			probe("draco-malfoy-0", "harry-potter-0", udp, 53, false), probe("draco-malfoy-1", "harry-potter-0", udp, 5353, true),
+			probe("draco-malfoy-0", "harry-potter-0", sctp, 9003, false), probe("draco-malfoy-1", "harry-potter-0", sctp, 9005, true)}},
+		{name: "Should support an 'pass-gress' policy across different protocols", mutate: swapRules(name, true, true, 0, 2), probes: []cnpProbe{
+			probe("harry-potter-0", "luna-lovegood-0", tcp, 80, true), probe("harry-potter-0", "luna-lovegood-0", udp, 5353, true),
+			probe("harry-potter-0", "luna-lovegood-0", sctp, 9003, true),
+			probe("luna-lovegood-0", "harry-potter-0", tcp, 80, true), probe("luna-lovegood-1", "harry-potter-0", udp, 53, true),
+			probe("luna-lovegood-1", "harry-potter-0", sctp, 9003, true)}},
+		{name: "Should support a 'pass-gress' policy across different protocols at the specified ports", mutate: swapRules(name, true, true, 3, 4), probes: []cnpProbe{
+			probe("harry-potter-0", "draco-malfoy-0", tcp, 80, true), probe("harry-potter-1", "draco-malfoy-0", tcp, 8080, true),
+			probe("harry-potter-0", "draco-malfoy-0", udp, 53, true), probe("harry-potter-1", "draco-malfoy-0", udp, 5353, true),
+			probe("harry-potter-0", "draco-malfoy-0", sctp, 9003, true), probe("harry-potter-1", "draco-malfoy-0", sctp, 9005, true),
+			probe("draco-malfoy-0", "harry-potter-0", tcp, 80, true), probe("draco-malfoy-1", "harry-potter-0", tcp, 8080, true),
+			probe("draco-malfoy-0", "harry-potter-0", udp, 53, true), probe("draco-malfoy-1", "harry-potter-0", udp, 5353, true),
+			probe("draco-malfoy-0", "harry-potter-0", sctp, 9003, true), probe("draco-malfoy-1", "harry-potter-0", sctp, 9005, true)}},
+	}
+	if tier == v1beta1.BaselineTier {
+		steps = steps[:4]
+	}
+	return cnpCase{name: "CNP" + tierName + "TierGress", cnps: []*evaluator.ClusterPolicy{p}, steps: steps}
+}
+
+// namedPortCase is one of upstream's NamedPort tests: a per-protocol policy of the tier
+// whose accept-on-ports rule is narrowed to a named container port, probed once.
+func (s cnpProtocolScenario) namedPortCase(tier v1beta1.Tier, port string, probes ...cnpProbe) cnpCase {
+	c := s.testCase(tier)
+	name := c.cnps[0].Name
+	c.name = strings.TrimSuffix(c.name, s.proto) + "NamedPort"
+	c.steps = []cnpStep{{name: fmt.Sprintf("Should support an 'allow-%s' policy for named port", s.direction), probes: probes,
+		mutate: func(cnps map[string]*evaluator.ClusterPolicy, _ map[string]*networkingv1.NetworkPolicy) {
+			spec, rule := &cnps[name].Spec, "allow-"+map[string]string{"ingress": "from", "egress": "to"}[s.direction]+"-"+s.rules.admitted+"-at-ports"
+			found := false
+			for i := range spec.Ingress {
+				if spec.Ingress[i].Name == rule {
+					spec.Ingress[i].Protocols, found = namedPort(port), true
+				}
+			}
+			for i := range spec.Egress {
+				if spec.Egress[i].Name == rule {
+					spec.Egress[i].Protocols, found = namedPort(port), true
+				}
+			}
+			if !found {
+				panic("no rule " + rule + " in " + name)
+			}
+		}}}
+	return c
+}
+
+// allCNPConformanceCases is the written-out cases and the per-protocol ones.
+func allCNPConformanceCases() []cnpCase {
+	out := cnpConformanceCases()
+	for _, s := range []cnpProtocolScenario{cnpIngressUDP, cnpIngressSCTP, cnpEgressTCP, cnpEgressUDP, cnpEgressSCTP} {
+		out = append(out, s.testCase(v1beta1.AdminTier))
+	}
+	for _, s := range []cnpProtocolScenario{cnpIngressTCP, cnpIngressUDP, cnpIngressSCTP, cnpEgressTCP, cnpEgressUDP, cnpEgressSCTP} {
+		out = append(out, s.testCase(v1beta1.BaselineTier))
+	}
+	out = append(out, cnpGressCase(v1beta1.AdminTier), cnpGressCase(v1beta1.BaselineTier))
+	out = append(out,
+		cnpIngressUDP.namedPortCase(v1beta1.AdminTier, "dns",
+			probe("harry-potter-0", "cedric-diggory-1", udp, 53, true), probe("harry-potter-1", "cedric-diggory-1", udp, 5353, false)),
+		cnpEgressTCP.namedPortCase(v1beta1.AdminTier, "web",
+			probe("harry-potter-0", "cedric-diggory-1", tcp, 80, true), probe("harry-potter-1", "cedric-diggory-1", tcp, 8080, false)),
+		cnpIngressTCP.namedPortCase(v1beta1.BaselineTier, "web",
+			probe("cedric-diggory-0", "harry-potter-1", tcp, 80, true), probe("cedric-diggory-1", "harry-potter-1", tcp, 8080, false)),
+		cnpEgressUDP.namedPortCase(v1beta1.BaselineTier, "dns",
+			probe("cedric-diggory-0", "harry-potter-1", udp, 53, true), probe("cedric-diggory-1", "harry-potter-1", udp, 5353, false)),
+	)
+	return out
+}
+
 func TestClusterConformance(t *testing.T) {
-	for _, c := range cnpConformanceCases() {
+	for _, c := range allCNPConformanceCases() {
 		t.Run(c.name, func(t *testing.T) {
 			byName := map[string]*evaluator.ClusterPolicy{}
 			for _, p := range c.cnps {
-				if p.Spec.Tier == v1beta1.AdminTier {
-					byName[p.Name] = p
+				if byName[p.Name] != nil {
+					t.Fatalf("two policies named %s", p.Name)
 				}
+				byName[p.Name] = p
 			}
 			nps := map[string]*networkingv1.NetworkPolicy{}
 			for _, p := range c.nps {
