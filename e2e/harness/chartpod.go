@@ -308,34 +308,15 @@ func (p *ChartPod) materialise(ctx context.Context, cp *ControlPlane, v corev1.V
 		}
 		return !v.PersistentVolumeClaim.ReadOnly, mkdirMode(dir, 0o2775, fsGroup)
 	case v.Secret != nil:
-		s, err := cp.Clientset.CoreV1().Secrets(p.Opts.Namespace).Get(ctx, v.Secret.SecretName, metav1.GetOptions{})
-		optional := v.Secret.Optional != nil && *v.Secret.Optional
-		if apierrors.IsNotFound(err) && optional {
-			return false, writeVolume(dir, nil, fsGroup)
-		}
+		files, err := p.secretFiles(ctx, cp, v.Secret.SecretName, v.Secret.Items, v.Secret.DefaultMode, v.Secret.Optional)
 		if err != nil {
 			return false, err
-		}
-		files, err := keyFiles(s.Data, v.Secret.Items, v.Secret.DefaultMode, optional)
-		if err != nil {
-			return false, fmt.Errorf("Secret %s: %w", s.Name, err)
 		}
 		return false, writeVolume(dir, files, fsGroup)
 	case v.ConfigMap != nil:
-		cm, err := cp.Clientset.CoreV1().ConfigMaps(p.Opts.Namespace).Get(ctx, v.ConfigMap.Name, metav1.GetOptions{})
+		files, err := p.configMapFiles(ctx, cp, v.ConfigMap.Name, v.ConfigMap.Items, v.ConfigMap.DefaultMode, v.ConfigMap.Optional)
 		if err != nil {
 			return false, err
-		}
-		data := map[string][]byte{}
-		for k, s := range cm.Data {
-			data[k] = []byte(s)
-		}
-		for k, b := range cm.BinaryData {
-			data[k] = b
-		}
-		files, err := keyFiles(data, v.ConfigMap.Items, v.ConfigMap.DefaultMode, v.ConfigMap.Optional != nil && *v.ConfigMap.Optional)
-		if err != nil {
-			return false, fmt.Errorf("ConfigMap %s: %w", cm.Name, err)
 		}
 		return false, writeVolume(dir, files, fsGroup)
 	case v.Projected != nil:
@@ -350,35 +331,14 @@ func (p *ChartPod) materialise(ctx context.Context, cp *ControlPlane, v corev1.V
 				}
 				projected = map[string]volumeFile{src.ServiceAccountToken.Path: {data: []byte(tok), mode: fileMode(nil, v.Projected.DefaultMode)}}
 			case src.Secret != nil:
-				optional := src.Secret.Optional != nil && *src.Secret.Optional
-				s, err := cp.Clientset.CoreV1().Secrets(p.Opts.Namespace).Get(ctx, src.Secret.Name, metav1.GetOptions{})
-				if apierrors.IsNotFound(err) && optional {
-					continue
-				}
-				if err != nil {
+				var err error
+				if projected, err = p.secretFiles(ctx, cp, src.Secret.Name, src.Secret.Items, v.Projected.DefaultMode, src.Secret.Optional); err != nil {
 					return false, err
-				}
-				if projected, err = keyFiles(s.Data, src.Secret.Items, v.Projected.DefaultMode, optional); err != nil {
-					return false, fmt.Errorf("Secret %s: %w", s.Name, err)
 				}
 			case src.ConfigMap != nil:
-				optional := src.ConfigMap.Optional != nil && *src.ConfigMap.Optional
-				cm, err := cp.Clientset.CoreV1().ConfigMaps(p.Opts.Namespace).Get(ctx, src.ConfigMap.Name, metav1.GetOptions{})
-				if apierrors.IsNotFound(err) && optional {
-					continue
-				}
-				if err != nil {
+				var err error
+				if projected, err = p.configMapFiles(ctx, cp, src.ConfigMap.Name, src.ConfigMap.Items, v.Projected.DefaultMode, src.ConfigMap.Optional); err != nil {
 					return false, err
-				}
-				data := map[string][]byte{}
-				for k, s := range cm.Data {
-					data[k] = []byte(s)
-				}
-				for k, b := range cm.BinaryData {
-					data[k] = b
-				}
-				if projected, err = keyFiles(data, src.ConfigMap.Items, v.Projected.DefaultMode, optional); err != nil {
-					return false, fmt.Errorf("ConfigMap %s: %w", cm.Name, err)
 				}
 			default:
 				return false, errors.New("projections other than serviceAccountToken, secret and configMap are not supported")
@@ -414,6 +374,48 @@ func (p *ChartPod) createPodObject(ctx context.Context, cp *ControlPlane) error 
 	}
 	p.podUID = created.UID
 	return nil
+}
+
+// secretFiles are the files a Secret (or a projection of one) gives a volume: its keys, or
+// the items named; none for an optional Secret that does not exist.
+func (p *ChartPod) secretFiles(ctx context.Context, cp *ControlPlane, name string, items []corev1.KeyToPath, mode *int32, optional *bool) (map[string]volumeFile, error) {
+	opt := optional != nil && *optional
+	s, err := cp.Clientset.CoreV1().Secrets(p.Opts.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) && opt {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	files, err := keyFiles(s.Data, items, mode, opt)
+	if err != nil {
+		return nil, fmt.Errorf("Secret %s: %w", name, err)
+	}
+	return files, nil
+}
+
+// configMapFiles are secretFiles for a ConfigMap: its data and binary data.
+func (p *ChartPod) configMapFiles(ctx context.Context, cp *ControlPlane, name string, items []corev1.KeyToPath, mode *int32, optional *bool) (map[string]volumeFile, error) {
+	opt := optional != nil && *optional
+	cm, err := cp.Clientset.CoreV1().ConfigMaps(p.Opts.Namespace).Get(ctx, name, metav1.GetOptions{})
+	if apierrors.IsNotFound(err) && opt {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, err
+	}
+	data := map[string][]byte{}
+	for k, s := range cm.Data {
+		data[k] = []byte(s)
+	}
+	for k, b := range cm.BinaryData {
+		data[k] = b
+	}
+	files, err := keyFiles(data, items, mode, opt)
+	if err != nil {
+		return nil, fmt.Errorf("ConfigMap %s: %w", name, err)
+	}
+	return files, nil
 }
 
 // token asks the TokenRequest API for a token of the pod's ServiceAccount, as the kubelet
