@@ -91,12 +91,38 @@ func Read(r io.Reader, source string, fn func(line int, rec Record) error) error
 		}
 	}
 	if err := sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			return &LineError{Source: source, Line: line + 1, Err: fmt.Errorf("%w: more than %d bytes", ErrLineTooLong, MaxLineBytes)}
-		}
-		return &LineError{Source: source, Line: line + 1, Err: fmt.Errorf("reading: %w", err)}
+		return ScanError(source, line, err)
 	}
 	return nil
+}
+
+// ScanError is the *LineError of a bufio.Scanner's error after lines lines were read: the
+// next line is longer than MaxLineBytes, or could not be read. Every JSON Lines reader of
+// flows (ours, Hubble's, Goldmane's) names it alike.
+func ScanError(source string, lines int, err error) *LineError {
+	if errors.Is(err, bufio.ErrTooLong) {
+		return &LineError{Source: source, Line: lines + 1, Err: fmt.Errorf("%w: more than %d bytes", ErrLineTooLong, MaxLineBytes)}
+	}
+	return &LineError{Source: source, Line: lines + 1, Err: fmt.Errorf("reading: %w", err)}
+}
+
+// DecodeObject decodes a line that must hold one JSON object into its members, with the
+// messages the flow readers give: where the syntax breaks, or what the line holds instead.
+func DecodeObject(b []byte) (map[string]json.RawMessage, error) {
+	var top map[string]json.RawMessage
+	if err := json.Unmarshal(b, &top); err != nil {
+		if se, ok := errors.AsType[*json.SyntaxError](err); ok {
+			return nil, fmt.Errorf("invalid JSON at byte %d: %w", se.Offset, err)
+		}
+		if _, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
+			return nil, fmt.Errorf("must be a JSON object, not %s", JSONKind(b))
+		}
+		return nil, fmt.Errorf("invalid JSON: %w", err)
+	}
+	if top == nil { // null
+		return nil, fmt.Errorf("must be a JSON object, not %s", JSONKind(b))
+	}
+	return top, nil
 }
 
 // ReadAll reads every record from r as Read does. On error it returns the records read

@@ -3,7 +3,6 @@ package goldmane
 import (
 	"bufio"
 	"bytes"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -96,28 +95,16 @@ func ReadJSONStats(r io.Reader, source string, fn func(line int, rec flows.Recor
 		}
 	}
 	if err := sc.Err(); err != nil {
-		if errors.Is(err, bufio.ErrTooLong) {
-			return st, &flows.LineError{Source: source, Line: st.Lines + 1, Err: fmt.Errorf("%w: more than %d bytes", flows.ErrLineTooLong, flows.MaxLineBytes)}
-		}
-		return st, &flows.LineError{Source: source, Line: st.Lines + 1, Err: fmt.Errorf("reading: %w", err)}
+		return st, flows.ScanError(source, st.Lines, err)
 	}
 	return st, nil
 }
 
 // decodeLine decodes one trimmed, non-empty line into a flow.
 func decodeLine(b []byte) (*pb.Flow, error) {
-	var top map[string]json.RawMessage
-	if err := json.Unmarshal(b, &top); err != nil {
-		if se, ok := errors.AsType[*json.SyntaxError](err); ok {
-			return nil, fmt.Errorf("invalid JSON at byte %d: %w", se.Offset, err)
-		}
-		if _, ok := errors.AsType[*json.UnmarshalTypeError](err); ok {
-			return nil, fmt.Errorf("must be a JSON object, not %s", flows.JSONKind(b))
-		}
-		return nil, fmt.Errorf("invalid JSON: %w", err)
-	}
-	if top == nil { // null
-		return nil, fmt.Errorf("must be a JSON object, not %s", flows.JSONKind(b))
+	top, err := flows.DecodeObject(b)
+	if err != nil {
+		return nil, err
 	}
 	if _, ok := top["Key"]; !ok {
 		if _, ok := top["flow"]; ok {
