@@ -176,21 +176,9 @@ func (w *ReportWriter) WriteDue(ctx context.Context) {
 	if !w.served {
 		return
 	}
-	keys := w.Evaluator.Keys()
-	known := make(map[types.NamespacedName]bool, len(keys))
-	for _, key := range keys {
-		known[key] = true
-	}
-	for key := range w.written {
-		if !known[key] {
-			delete(w.written, key)
-		}
-	}
-	for _, key := range keys {
-		version := w.Evaluator.entryVersion(key)
-		last := w.written[key]
-		if version == 0 || version == last.version || now.Sub(last.at) < w.Interval {
-			continue
+	for key, version := range due(w.Evaluator, w.written, now, w.Interval) {
+		if version == 0 {
+			continue // not evaluated yet: no findings to report
 		}
 		if err := w.write(ctx, key, now); err != nil {
 			if !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) && !apierrors.IsAlreadyExists(err) {

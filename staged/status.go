@@ -3,6 +3,7 @@ package staged
 import (
 	"context"
 	"fmt"
+	"iter"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -104,6 +105,33 @@ type written struct {
 	version uint64
 }
 
+// due forgets what was written for staged policies that are gone, and yields those whose
+// findings (their version) changed since the last write, if that was at least interval
+// ago, with the version to write. Status and Reports are batched by it alike.
+func due(e *Evaluator, last map[types.NamespacedName]written, now time.Time, interval time.Duration) iter.Seq2[types.NamespacedName, uint64] {
+	keys := e.Keys()
+	known := make(map[types.NamespacedName]bool, len(keys))
+	for _, key := range keys {
+		known[key] = true
+	}
+	for key := range last {
+		if !known[key] {
+			delete(last, key)
+		}
+	}
+	return func(yield func(types.NamespacedName, uint64) bool) {
+		for _, key := range keys {
+			version, w := e.entryVersion(key), last[key]
+			if version == w.version || now.Sub(w.at) < interval {
+				continue
+			}
+			if !yield(key, version) {
+				return
+			}
+		}
+	}
+}
+
 // NeedLeaderElection is true: one replica writes status.
 func (w *StatusWriter) NeedLeaderElection() bool { return true }
 
@@ -136,22 +164,7 @@ func (w *StatusWriter) WriteDue(ctx context.Context) {
 		w.written = map[types.NamespacedName]written{}
 	}
 	now := w.Now()
-	keys := w.Evaluator.Keys()
-	known := make(map[types.NamespacedName]bool, len(keys))
-	for _, key := range keys {
-		known[key] = true
-	}
-	for key := range w.written {
-		if !known[key] {
-			delete(w.written, key)
-		}
-	}
-	for _, key := range keys {
-		version := w.Evaluator.entryVersion(key)
-		last := w.written[key]
-		if version == last.version || now.Sub(last.at) < w.Interval {
-			continue
-		}
+	for key, version := range due(w.Evaluator, w.written, now, w.Interval) {
 		if err := w.write(ctx, key); err != nil {
 			if !apierrors.IsNotFound(err) && !apierrors.IsConflict(err) {
 				log.Error(err, "Writing staged policy status", "staged", key.String())
