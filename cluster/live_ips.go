@@ -223,13 +223,25 @@ func (l *Live) setHostAddrs(p *livePod, addrs []netip.Addr) {
 // ports the view knows of them (pointer-stable while unchanged), or the source's labels for a
 // workload the view does not know.
 func (l *Live) Resolve(rec flows.Record) (flows.Observation, bool) {
-	o, err := l.Identify(rec)
-	return o, err == nil
+	o, srcWhy, dstWhy := l.identify(&rec)
+	return o, srcWhy == "" && dstWhy == ""
 }
 
 // Identify is Resolve, saying why a record does not resolve: the offline commands report it
-// for the line.
+// for the line. (Resolve, on the push path, builds no message.)
 func (l *Live) Identify(rec flows.Record) (flows.Observation, error) {
+	o, srcWhy, dstWhy := l.identify(&rec)
+	switch {
+	case srcWhy != "":
+		return flows.Observation{}, fmt.Errorf("src: %s", peerProblem(&rec.Src, srcWhy))
+	case dstWhy != "":
+		return flows.Observation{}, fmt.Errorf("dst: %s", peerProblem(&rec.Dst, dstWhy))
+	}
+	return o, nil
+}
+
+// identify resolves rec, or says why an end does not resolve.
+func (l *Live) identify(rec *flows.Record) (o flows.Observation, srcWhy, dstWhy string) {
 	now := l.now()
 	at := rec.LastSeen
 	if at.IsZero() {
@@ -239,11 +251,8 @@ func (l *Live) Identify(rec flows.Record) (flows.Observation, error) {
 	src, srcInfo, srcWhy := l.resolvePeer(&rec.Src, at, now)
 	dst, dstInfo, dstWhy := l.resolvePeer(&rec.Dst, at, now)
 	l.mu.RUnlock()
-	switch {
-	case srcWhy != "":
-		return flows.Observation{}, fmt.Errorf("src: %s", peerProblem(&rec.Src, srcWhy))
-	case dstWhy != "":
-		return flows.Observation{}, fmt.Errorf("dst: %s", peerProblem(&rec.Dst, dstWhy))
+	if srcWhy != "" || dstWhy != "" {
+		return flows.Observation{}, srcWhy, dstWhy
 	}
 	if src.Kind == flows.PeerWorkload && srcInfo == nil {
 		srcInfo = l.sourceInfo(src, rec.Src.Labels)
@@ -258,7 +267,7 @@ func (l *Live) Identify(rec flows.Record) (flows.Observation, error) {
 	return flows.Observation{
 		Src: src, Dst: dst, SrcInfo: srcInfo, DstInfo: dstInfo,
 		Port: rec.Port, Protocol: proto, Seen: at, Count: rec.Count,
-	}, nil
+	}, "", ""
 }
 
 // Why a peer does not resolve.
