@@ -11,6 +11,16 @@ package evaluator_test
 // (harry-potter, draco-malfoy, cedric-diggory, luna-lovegood), serving TCP 80 (named "web")
 // and 8080, UDP 53 (named "dns") and 5353, SCTP 9003 and 9005. Pod addresses are fixed here
 // (10.244.<house>.<pod>). Names of cases and steps are upstream's.
+//
+// For the node-peer tests upstream adds namespace network-policy-conformance-forbidden-forrest
+// with a StatefulSet of two host-network pods (centaur) serving the suite's eight host
+// ports, 34345 to 34352 by default: TCP on the first two, UDP on the third and fifth, SCTP on
+// the seventh and eighth. A host-network pod has its node's address and is no pod to the
+// policies ("host-networked pods are not included in subject selection" nor in pods and
+// namespaces peers), so each centaur is here its node as a peer, as cluster.Live resolves a
+// host-network address. Two replicas with host ports need two nodes: centaur-0 runs on
+// node-1, centaur-1 on node-2, both labelled kubernetes.io/os=linux, as the kubelet labels every Linux node.
+// The house pods run on node-1.
 
 import (
 	"fmt"
@@ -35,8 +45,15 @@ func cnpNS(house string) string { return "network-policy-conformance-" + house }
 
 // cnpModel builds the world with namespace labels overridden by relabel.
 func cnpModel(relabel map[string]map[string]string) (*evaluator.World, map[string]*evaluator.Endpoint) {
-	w := &evaluator.World{NamespaceLabels: map[string]map[string]string{}, NodeAddresses: map[string][]netip.Addr{"node-1": {netip.MustParseAddr("10.0.255.1")}}}
+	w := &evaluator.World{NamespaceLabels: map[string]map[string]string{}, NodeAddresses: map[string][]netip.Addr{}, NodeLabels: map[string]map[string]string{}}
 	eps := map[string]*evaluator.Endpoint{}
+	for i := range 2 {
+		node, ip := fmt.Sprintf("node-%d", i+1), netip.AddrFrom4([4]byte{10, 0, 255, byte(i + 1)})
+		w.NodeAddresses[node] = []netip.Addr{ip}
+		w.NodeLabels[node] = map[string]string{"kubernetes.io/os": "linux", "kubernetes.io/hostname": node}
+		eps[fmt.Sprintf("centaur-%d", i)] = &evaluator.Endpoint{Kind: evaluator.Node, Name: node, NodeName: node, IP: ip}
+	}
+	w.NamespaceLabels[cnpNS("forbidden-forrest")] = map[string]string{"conformance-house": "forbidden-forrest"}
 	ports := []evaluator.ContainerPort{{Name: "web", Port: 80, Protocol: corev1.ProtocolTCP}, {Name: "dns", Port: 53, Protocol: corev1.ProtocolUDP}}
 	for h, x := range cnpHouses {
 		ns := cnpNS(x.house)
@@ -541,7 +558,53 @@ func (s cnpProtocolScenario) namedPortCase(tier v1beta1.Tier, port string, probe
 	return c
 }
 
-// allCNPConformanceCases is the written-out cases and the per-protocol ones.
+// hostPort is upstream's HostNetworkPorts[i]: the suite's default range starts at 34345.
+func hostPort(i int) int32 { return 34345 + int32(i) }
+
+// linuxNodes is the nodes peer of upstream's node-peer policies.
+func linuxNodes() v1beta1.ClusterNetworkPolicyEgressPeer {
+	return v1beta1.ClusterNetworkPolicyEgressPeer{Nodes: &metav1.LabelSelector{MatchLabels: map[string]string{"kubernetes.io/os": "linux"}}}
+}
+
+// cnpNodePeerCases are upstream's EgressNodePeers tests (experimental feature
+// SupportClusterNetworkPolicyEgressNodePeers), from base/{admin,baseline}_tier/
+// experimental-egress-selector-rules.yaml. Each probes a gryffindor pod's egress to the
+// host-network centaur-1, that is to node-2's address. Their deny rules also list
+// 0.0.0.0/0 and ::/0, which match a node's address too; the accept and pass rules match
+// by the nodes peer alone.
+func cnpNodePeerCases() []cnpCase {
+	admin := cnpOf("node-and-cidr-as-peers-example", v1beta1.AdminTier, 75, v1beta1.ClusterNetworkPolicySubject{Pods: housePods("gryffindor")},
+		namedOut(fmt.Sprintf("allow-egress-to-%d-on-nodes", hostPort(0)), accept, at(tcp, int(hostPort(0))), linuxNodes()),
+		namedOut(fmt.Sprintf("pass-egress-to-%d-on-nodes", hostPort(2)), pass, at(udp, int(hostPort(2))), linuxNodes()),
+		namedOut("deny-egress-to-slytherin-and-nodes-and-internet", deny, nil,
+			v1beta1.ClusterNetworkPolicyEgressPeer{Pods: housePods("slytherin")}, linuxNodes(), toNets("0.0.0.0/0", "::/0")))
+	tcpRange := []v1beta1.ClusterNetworkPolicyProtocol{{TCP: &v1beta1.ClusterNetworkPolicyProtocolTCP{
+		DestinationPort: &v1beta1.Port{Range: &v1beta1.PortRange{Start: hostPort(0), End: hostPort(1)}}}}}
+	base := cnpOf("default", v1beta1.BaselineTier, 10, v1beta1.ClusterNetworkPolicySubject{Namespaces: houseNSName("gryffindor")},
+		namedOut(fmt.Sprintf("allow-egress-to-%d-on-nodes", hostPort(0)), accept, tcpRange, linuxNodes()),
+		namedOut("deny-egress-to-nodes-and-internet", deny, nil, linuxNodes(), toNets("0.0.0.0/0", "::/0")))
+	return []cnpCase{
+		{name: "CNPAdminTierEgressNodePeers", cnps: []*evaluator.ClusterPolicy{admin}, steps: []cnpStep{
+			{name: "Should support an 'allow-egress' rule policy for egress-node-peer", probes: []cnpProbe{
+				probe("harry-potter-1", "centaur-1", tcp, hostPort(0), true)}},
+			// Passed, with no NetworkPolicy and no Baseline tier policy: the default allow.
+			{name: "Should support a 'pass-egress' rule policy for egress-node-peer", probes: []cnpProbe{
+				probe("harry-potter-1", "centaur-1", udp, hostPort(2), true)}},
+			{name: "Should support a 'deny-egress' rule policy for egress-node-peer", probes: []cnpProbe{
+				probe("harry-potter-1", "centaur-1", tcp, hostPort(1), false), probe("harry-potter-1", "centaur-1", udp, hostPort(4), false),
+				probe("harry-potter-1", "centaur-1", sctp, hostPort(6), false)}},
+		}},
+		{name: "CNPBaselineTierEgressNodePeers", cnps: []*evaluator.ClusterPolicy{base}, steps: []cnpStep{
+			{name: "Should support an 'allow-egress' rule policy for egress-node-peer", probes: []cnpProbe{
+				probe("harry-potter-0", "centaur-1", tcp, hostPort(0), true), probe("harry-potter-1", "centaur-1", tcp, hostPort(1), true)}},
+			{name: "Should support a 'deny-egress' rule policy for egress-node-peer", probes: []cnpProbe{
+				probe("harry-potter-1", "centaur-1", udp, hostPort(4), false), probe("harry-potter-1", "centaur-1", sctp, hostPort(6), false)}},
+		}},
+	}
+}
+
+// allCNPConformanceCases is the written-out cases, the per-protocol ones and the node-peer
+// ones.
 func allCNPConformanceCases() []cnpCase {
 	out := cnpConformanceCases()
 	for _, s := range []cnpProtocolScenario{cnpIngressUDP, cnpIngressSCTP, cnpEgressTCP, cnpEgressUDP, cnpEgressSCTP} {
@@ -561,9 +624,11 @@ func allCNPConformanceCases() []cnpCase {
 		cnpEgressUDP.namedPortCase(v1beta1.BaselineTier, "dns",
 			probe("cedric-diggory-0", "harry-potter-1", udp, 53, true), probe("cedric-diggory-1", "harry-potter-1", udp, 5353, false)),
 	)
+	out = append(out, cnpNodePeerCases()...)
 	return out
 }
 
+// TestClusterConformance holds the evaluator and the naive reference to upstream's verdicts.
 func TestClusterConformance(t *testing.T) {
 	for _, c := range allCNPConformanceCases() {
 		t.Run(c.name, func(t *testing.T) {
@@ -597,6 +662,9 @@ func TestClusterConformance(t *testing.T) {
 					f := evaluator.Flow{Src: eps[p.from], Dst: eps[p.to], Port: p.port, Protocol: p.proto}
 					if v := ev.Verdict(f); v.Allowed != p.allowed {
 						t.Errorf("%s: %s: got %s (%s), upstream expects allowed=%v", step.name, f, v.Word(), v.Reason(), p.allowed)
+					}
+					if ref := refTiered(nl, cl, w, f); (ref == refAllow) != p.allowed {
+						t.Errorf("%s: %s: the reference says %s, upstream expects allowed=%v", step.name, f, ref, p.allowed)
 					}
 				}
 			}
