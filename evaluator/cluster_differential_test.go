@@ -2,10 +2,12 @@ package evaluator_test
 
 import (
 	"fmt"
+	"maps"
 	"math/rand/v2"
 	"slices"
 	"testing"
 
+	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/network-policy-api/apis/v1beta1"
 	"sigs.k8s.io/yaml"
@@ -15,12 +17,33 @@ import (
 
 // The differential test of the tiers: the random NetworkPolicy world of a seed (the same
 // one runWorld checks) with cluster policies mixed in — both tiers, Pass, networks over pod
-// addresses, nodes peers, named ports, domainNames — held to refTiered flow by flow, and
-// through chained changes of both kinds of policy to refTieredDiff. Priorities within a
-// tier are distinct: the API leaves ties to the implementation.
+// addresses, nodes peers over labelled nodes, named ports, port ranges, domainNames — held to
+// refTiered flow by flow, and through chained changes of both kinds of policy to
+// refTieredDiff. Priorities within a tier are distinct: the API leaves ties to the
+// implementation.
 
 type tierStats struct {
 	probes, allowed, denied, uncertain, changes, cut, uncertainDiff int
+	// byNodes counts the probes whose egress a rule decided through its nodes peer.
+	byNodes int
+}
+
+// decidedByNodes reports whether the rule that decided the flow's egress matched its
+// destination through a nodes peer.
+func decidedByNodes(cnps []*evaluator.ClusterPolicy, w *evaluator.World, f evaluator.Flow, v evaluator.Verdict) bool {
+	r := v.Egress.DecidedBy
+	if r == nil {
+		return false
+	}
+	for _, p := range cnps {
+		if p.Ref() != r.Policy || r.Index >= len(p.Spec.Egress) {
+			continue
+		}
+		return slices.ContainsFunc(p.Spec.Egress[r.Index].To, func(to v1beta1.ClusterNetworkPolicyEgressPeer) bool {
+			return to.Nodes != nil && refClusterPeerMatches(to, f.Dst, w)
+		})
+	}
+	return false
 }
 
 func runTieredWorld(t testing.TB, seed uint64) tierStats {
@@ -33,6 +56,7 @@ func runTieredWorld(t testing.TB, seed uint64) tierStats {
 	cg := &clusterGen{r: rand.New(rand.NewPCG(seed, 0x636e70)), gw: gw, prios: map[v1beta1.Tier][]int32{}}
 	cg.nodeLabels()
 	cnps := cg.policies(1 + cg.r.IntN(4))
+	probes = cg.withPortProbes(probes, cnps)
 
 	var st tierStats
 	ps, err := evaluator.CompileAll(policies, cnps)
@@ -45,6 +69,9 @@ func runTieredWorld(t testing.TB, seed uint64) tierStats {
 		want := refTiered(policies, cnps, gw.w, f)
 		v := ev.Verdict(f)
 		st.probes++
+		if decidedByNodes(cnps, gw.w, f, v) {
+			st.byNodes++
+		}
 		switch want {
 		case refAllow:
 			st.allowed++
@@ -54,8 +81,8 @@ func runTieredWorld(t testing.TB, seed uint64) tierStats {
 			st.uncertain++
 		}
 		if v.Word() != want || ev.Allowed(f) != (want == refAllow) {
-			t.Errorf("seed %d: %s: evaluator %s (%s), reference %s\ncluster policies:\n%s\npolicies:\n%s%s", seed, f, v.Word(), v.Reason(), want,
-				clusterYAML(cnps), policiesYAML(policies), worldText(gw.w, []*evaluator.Endpoint{f.Src, f.Dst}))
+			t.Errorf("seed %d: %s: evaluator %s (%s), reference %s\ncluster policies:\n%s\npolicies:\n%s%snode labels: %v\n", seed, f, v.Word(), v.Reason(), want,
+				clusterYAML(cnps), policiesYAML(policies), worldText(gw.w, []*evaluator.Endpoint{f.Src, f.Dst}), gw.w.NodeLabels)
 			return st
 		}
 	}
@@ -125,13 +152,14 @@ func TestTieredDifferential(t *testing.T) {
 		total.changes += st.changes
 		total.cut += st.cut
 		total.uncertainDiff += st.uncertainDiff
+		total.byNodes += st.byNodes
 		if t.Failed() {
 			return
 		}
 	}
 	t.Logf("%d worlds: %+v", worlds, total)
 	if worlds >= 20 {
-		for name, n := range map[string]int{"allowed": total.allowed, "denied": total.denied, "uncertain": total.uncertain, "cut": total.cut, "uncertain in a diff": total.uncertainDiff} {
+		for name, n := range map[string]int{"allowed": total.allowed, "denied": total.denied, "uncertain": total.uncertain, "cut": total.cut, "uncertain in a diff": total.uncertainDiff, "decided by a nodes peer": total.byNodes} {
 			if n == 0 {
 				t.Errorf("no probe exercised %s: the generator has gone blind", name)
 			}
@@ -161,17 +189,91 @@ type clusterGen struct {
 	prios map[v1beta1.Tier][]int32
 }
 
-var nodeRoles = []string{"control-plane", "worker", "edge"}
+var (
+	nodeRoles = []string{"control-plane", "worker", "edge"}
+	nodeOSes  = []string{"linux", "windows"}
+)
 
+// nodeLabels labels the world's nodes, as the kubelet does (hostname, os) and as an admin
+// might (role, on most). Nodes are labelled in name order so a seed gives one world.
 func (g *clusterGen) nodeLabels() {
 	g.gw.w.NodeLabels = map[string]map[string]string{}
-	for n := range g.gw.w.NodeAddresses {
-		l := map[string]string{"kubernetes.io/hostname": n}
-		if g.r.Float64() < 0.8 {
+	for _, n := range slices.Sorted(maps.Keys(g.gw.w.NodeAddresses)) {
+		l := map[string]string{"kubernetes.io/hostname": n, "kubernetes.io/os": "linux"}
+		if g.chance(0.2) {
+			l["kubernetes.io/os"] = "windows"
+		}
+		if g.chance(0.8) {
 			l["role"] = pick(g.r, nodeRoles)
 		}
 		g.gw.w.NodeLabels[n] = l
 	}
+}
+
+// nodeSelector is a nodes peer's selector: every node, a role, or any selector over the
+// nodes' labels (matchExpressions included, so DoesNotExist meets the nodes with no role).
+func (g *clusterGen) nodeSelector() *metav1.LabelSelector {
+	switch x := g.r.Float64(); {
+	case x < 0.2:
+		return &metav1.LabelSelector{}
+	case x < 0.55:
+		return &metav1.LabelSelector{MatchLabels: map[string]string{"role": pick(g.r, nodeRoles)}}
+	}
+	names := slices.Sorted(maps.Keys(g.gw.w.NodeAddresses))
+	gg := &gen{r: g.r}
+	s := gg.selectorWith([]string{"role", "kubernetes.io/os", "kubernetes.io/hostname"}, func(k string) []string {
+		switch k {
+		case "role":
+			return nodeRoles
+		case "kubernetes.io/os":
+			return nodeOSes
+		}
+		return names
+	})
+	return &s
+}
+
+// withPortProbes adds to probes flows at the edges of the cluster policies' ports (a
+// number, a range's first and last port and those just outside it), which the
+// NetworkPolicy world's probes meet only by chance, between random ends, nodes included;
+// then mixes them in, so Diff's share of the flows holds some.
+func (g *clusterGen) withPortProbes(probes []evaluator.Flow, cnps []*evaluator.ClusterPolicy) []evaluator.Flow {
+	eps := g.gw.endpoints
+	add := func(proto corev1.Protocol, port *v1beta1.Port) {
+		if port == nil {
+			return
+		}
+		ports := []int32{port.Number}
+		if port.Range != nil {
+			ports = []int32{port.Range.Start - 1, port.Range.Start, port.Range.End, port.Range.End + 1}
+		}
+		for _, n := range ports {
+			for range 3 {
+				probes = append(probes, evaluator.Flow{Src: pick(g.r, eps), Dst: pick(g.r, eps), Port: n, Protocol: proto})
+			}
+		}
+	}
+	for _, p := range cnps {
+		var protos []v1beta1.ClusterNetworkPolicyProtocol
+		for _, r := range p.Spec.Ingress {
+			protos = append(protos, r.Protocols...)
+		}
+		for _, r := range p.Spec.Egress {
+			protos = append(protos, r.Protocols...)
+		}
+		for _, pr := range protos {
+			switch {
+			case pr.TCP != nil:
+				add(corev1.ProtocolTCP, pr.TCP.DestinationPort)
+			case pr.UDP != nil:
+				add(corev1.ProtocolUDP, pr.UDP.DestinationPort)
+			case pr.SCTP != nil:
+				add(corev1.ProtocolSCTP, pr.SCTP.DestinationPort)
+			}
+		}
+	}
+	g.r.Shuffle(len(probes), func(i, j int) { probes[i], probes[j] = probes[j], probes[i] })
+	return probes
 }
 
 func (g *clusterGen) chance(p float64) bool { return g.r.Float64() < p }
@@ -268,10 +370,7 @@ func (g *clusterGen) egressPeer(domains bool) v1beta1.ClusterNetworkPolicyEgress
 	case x < 0.5:
 		p.Pods = &v1beta1.NamespacedPod{NamespaceSelector: g.nsSelector(), PodSelector: g.podSelector()}
 	case x < 0.65:
-		p.Nodes = &metav1.LabelSelector{}
-		if g.chance(0.7) {
-			p.Nodes.MatchLabels = map[string]string{"role": pick(g.r, nodeRoles)}
-		}
+		p.Nodes = g.nodeSelector()
 	default:
 		for range 1 + g.r.IntN(2) {
 			gg := &gen{r: g.r}

@@ -22,6 +22,11 @@ import (
 // Choices the API leaves to implementations, made as the evaluator makes them: domainNames
 // never match a pod, and where only a domainNames Accept rule could decide a flow the answer
 // is "uncertain"; a pod's own node reaches it in every tier.
+//
+// A host-network pod is its node here (an Endpoint of kind Node), as the cluster package
+// resolves its address: "host-networked pods are not included in subject selection", nor in
+// pods and namespaces peers; a nodes peer, which "selects the nodeIPs ... present in the
+// node.Status.Addresses field of the node", matches it through its node's labels.
 
 const (
 	refAllow     = "allow"
