@@ -92,7 +92,7 @@ func runTieredWorld(t testing.TB, seed uint64) tierStats {
 		flows = flows[:maxDiffFlows]
 	}
 	bnp, bcnp, bset := policies, cnps, ps
-	memo := evaluator.NewMemo()
+	memo, splitMemo := evaluator.NewMemo(), evaluator.NewMemo()
 	for range 3 {
 		anp, acnp := bnp, bcnp
 		var aset *evaluator.PolicySet
@@ -118,6 +118,7 @@ func runTieredWorld(t testing.TB, seed uint64) tierStats {
 		for _, res := range []evaluator.DiffResult{
 			evaluator.Diff(bset, aset, gw.w, flows),
 			evaluator.DiffWith(bset, aset, gw.w, flows, evaluator.DiffOptions{Memo: memo}),
+			evaluator.DiffWith(bset, aset, gw.w, flows, evaluator.DiffOptions{Memo: splitMemo, Workers: 3, MinFlowsPerWorker: 1}),
 		} {
 			if !slices.Equal(res.CutIndexes, wantCut) || !slices.Equal(res.Uncertain, wantUnc) {
 				t.Errorf("seed %d: Diff after %s: cut %v uncertain %v, reference cut %v uncertain %v\nbefore:\n%s\nafter:\n%s\npolicies before:\n%s", seed, what,

@@ -71,7 +71,15 @@ func (e *Evaluation) clusterOf(st *endpointState) *clusterMemo {
 			return m
 		}
 	}
-	m := &clusterMemo{cs: cs, bits: e.m.bits(64 * cs.memoBits[memoSets])}
+	n := 64 * cs.memoBits[memoSets]
+	var m *clusterMemo
+	if k := len(e.m.freeCl); k > 0 {
+		m = e.m.freeCl[k-1]
+		e.m.freeCl = e.m.freeCl[:k-1]
+		*m = clusterMemo{cs: cs, selected: m.selected[:0], bits: e.m.reuse(m.bits, n)}
+	} else {
+		m = &clusterMemo{cs: cs, bits: e.m.bits(n)}
+	}
 	st.cl = append(st.cl, m)
 	st.clSet, st.clLast = cs, m
 	return m

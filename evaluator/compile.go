@@ -609,7 +609,7 @@ func compilePort(p *networkingv1.NetworkPolicyPort, path *field.Path, errs field
 }
 
 func selector(s *metav1.LabelSelector, path *field.Path, errs field.ErrorList) (labels.Selector, field.ErrorList) {
-	sel, err := metav1.LabelSelectorAsSelector(s)
+	sel, err := Selector(s)
 	if err != nil {
 		return labels.Nothing(), append(errs, field.Invalid(path, s, err.Error()))
 	}

@@ -186,7 +186,7 @@ func runWorld(t testing.TB, seed uint64) diffStats {
 	before, beforeSet := policies, ps
 	// One Memo carried across the chained changes, as the webhook keeps one across
 	// admissions: what it learnt before a change must not leak into the answers after it.
-	memo := evaluator.NewMemo()
+	memo, splitMemo := evaluator.NewMemo(), evaluator.NewMemo()
 	for range 2 {
 		old, nw, after := g.change(gw, before)
 		afterSet, err := beforeSet.With(old, nw)
@@ -204,11 +204,15 @@ func runWorld(t testing.TB, seed uint64) diffStats {
 				name(old), name(nw), policiesYAML(nonNil(nw)), policiesYAML(before), worldText(gw.w, nil))
 			return st
 		}
-		kept := evaluator.DiffWith(beforeSet, afterSet, gw.w, flows, evaluator.DiffOptions{Explain: true, Memo: memo})
-		if msg := checkDiff(kept, flows, want); msg != "" {
-			t.Errorf("seed %d: Diff with a kept Memo after %s: %s\nchange: old=%s new=%s\nnew policy:\n%s\nbefore:\n%s%s", seed, changeKind(old, nw), msg,
-				name(old), name(nw), policiesYAML(nonNil(nw)), policiesYAML(before), worldText(gw.w, nil))
-			return st
+		// Kept, and kept per worker of a split diff: the same flows, split the same way,
+		// meet memos that learnt about them under the sets before.
+		for _, opts := range []evaluator.DiffOptions{{Explain: true, Memo: memo}, {Explain: true, Memo: splitMemo, Workers: 3, MinFlowsPerWorker: 1}} {
+			kept := evaluator.DiffWith(beforeSet, afterSet, gw.w, flows, opts)
+			if msg := checkDiff(kept, flows, want); msg != "" {
+				t.Errorf("seed %d: Diff with a kept Memo (%d workers) after %s: %s\nchange: old=%s new=%s\nnew policy:\n%s\nbefore:\n%s%s", seed, opts.Workers, changeKind(old, nw), msg,
+					name(old), name(nw), policiesYAML(nonNil(nw)), policiesYAML(before), worldText(gw.w, nil))
+				return st
+			}
 		}
 		// The set With built must answer as the reference does on the new policies.
 		aev := evaluator.NewEvaluation(afterSet, gw.w)

@@ -37,8 +37,14 @@ type memo struct {
 	// about the namespaces of other sets is dropped.
 	gen  uint32
 	sets []*PolicySet
-	// free holds namespace memos of sets no longer current, for reuse.
-	free []*nsMemo
+	// free and freeCl hold namespace and cluster memos of sets no longer current, for
+	// reuse: a webhook's every change makes a new set, and its memos would otherwise be
+	// garbage by the thousand.
+	free   []*nsMemo
+	freeCl []*clusterMemo
+	// lastNsp and lastCurrent are current's last two answers.
+	lastNsp     [2]*nsPolicies
+	lastCurrent [2]bool
 	// scratchIdx is reused by nsPolicies.mayApply.
 	scratchIdx []int
 	// The two endpoints looked up last: flows from the cache come grouped by workload, so
@@ -51,7 +57,7 @@ type memo struct {
 
 // refresh brings an endpoint's state learnt in an earlier diff up to this one: what was
 // specific to that diff goes, and so does what was learnt about namespaces whose policies
-// are in neither of this diff's sets.
+// are in neither of this diff's sets. What goes is kept for reuse.
 func (m *memo) refresh(st *endpointState) {
 	st.gen = m.gen
 	st.candidate = -1
@@ -72,29 +78,63 @@ func (m *memo) refresh(st *endpointState) {
 	st.perNS = kept
 	st.clSet, st.clLast = nil, nil
 	if len(st.cl) > 0 {
-		st.cl = slices.DeleteFunc(st.cl, func(cm *clusterMemo) bool {
-			return !slices.ContainsFunc(m.sets, func(ps *PolicySet) bool { return ps.cluster == cm.cs })
-		})
+		keptCl := st.cl[:0]
+		for _, cm := range st.cl {
+			if m.currentCluster(cm.cs) {
+				keptCl = append(keptCl, cm)
+			} else if len(m.freeCl) < maxFreeMemos {
+				m.freeCl = append(m.freeCl, cm)
+			}
+		}
+		clear(st.cl[len(keptCl):])
+		st.cl = keptCl
 	}
 }
 
 // current reports whether nsp holds a namespace's policies in one of this diff's sets.
+// Endpoints share the few namespaces' policies a diff is about, so the last two answers are
+// kept.
 func (m *memo) current(nsp *nsPolicies) bool {
+	if nsp == m.lastNsp[0] {
+		return m.lastCurrent[0]
+	}
+	if nsp == m.lastNsp[1] {
+		return m.lastCurrent[1]
+	}
+	ok := false
 	for _, ps := range m.sets {
 		if ps.byNS[nsp.namespace] == nsp {
-			return true
+			ok = true
+			break
 		}
 	}
-	return false
+	m.lastNsp[1], m.lastCurrent[1] = m.lastNsp[0], m.lastCurrent[0]
+	m.lastNsp[0], m.lastCurrent[0] = nsp, ok
+	return ok
+}
+
+// currentCluster reports whether cs holds the cluster policies of one of this diff's sets.
+func (m *memo) currentCluster(cs *clusterSet) bool {
+	return slices.ContainsFunc(m.sets, func(ps *PolicySet) bool { return ps.cluster == cs })
 }
 
 // Memo keeps what evaluations learnt about endpoints — which policies select them, which
 // rules' peers match them — from one Diff to the next, so a webhook judging change after
 // change over the same workloads does not learn it all again. Pass it in DiffOptions. It
 // starts over when the World changes or it has grown past a bound. Not safe for concurrent
-// use: keep one per goroutine (a sync.Pool).
+// use: keep one per goroutine (a sync.Pool). A diff split between workers keeps one memo a
+// worker: the same flows, split the same way, meet what they taught it last time.
 type Memo struct {
-	m *memo
+	m       *memo
+	workers []*Memo // for workers 1, 2 …
+}
+
+// worker returns the memo of worker k of a split diff (k ≥ 1).
+func (k *Memo) worker(i int) *Memo {
+	for len(k.workers) < i {
+		k.workers = append(k.workers, &Memo{})
+	}
+	return k.workers[i-1]
 }
 
 // NewMemo returns an empty Memo.
@@ -116,6 +156,7 @@ func (k *Memo) begin(w *World, sets ...*PolicySet) *memo {
 	m.gen++
 	m.sets = sets
 	m.lastEp, m.lastSt = [2]*Endpoint{}, [2]*endpointState{}
+	m.lastNsp = [2]*nsPolicies{}
 	return m
 }
 

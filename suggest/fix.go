@@ -2,6 +2,7 @@ package suggest
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -30,6 +31,9 @@ type Request struct {
 	// Known are the workloads, nodes and addresses what the fix would also open is
 	// counted over, besides the ends of Flows.
 	Known []*evaluator.Endpoint
+	// Memo, when set, carries what earlier diffs learnt about the endpoints into the fix's
+	// check (evaluator.DiffOptions.Memo): a webhook's, kept from admission to admission.
+	Memo *evaluator.Memo
 }
 
 // Rule is one rule a fix adds, as a human reads it.
@@ -163,9 +167,8 @@ func ForCut(req Request) (*Fix, error) {
 	for _, n := range needs {
 		if n.holder != nil {
 			rk := ruleKey{n.holder, n.dir, n.peer.text, portsText(n.ports)}
-			sel, _ := metav1.LabelSelectorAsSelector(&n.holder.Spec.PodSelector)
 			all := true
-			for _, ep := range k.selected(n.holder.Namespace, sel) {
+			for _, ep := range k.subjectsOf(n.holder) {
 				if !slices.Contains(subjects[rk], ep.String()) {
 					all = false
 					break
@@ -192,7 +195,7 @@ func ForCut(req Request) (*Fix, error) {
 		fix.Policies = append(fix.Policies, p)
 	}
 	fix.Rules = b.rules
-	res := evaluator.DiffWith(req.Before, fixed, req.World, req.Flows, evaluator.DiffOptions{})
+	res := evaluator.DiffWith(req.Before, fixed, req.World, req.Flows, evaluator.DiffOptions{Memo: req.Memo, Workers: runtime.GOMAXPROCS(0)})
 	fix.StillCut = res.Summary.Cut
 	fix.Kept = len(req.Cut)
 	for _, i := range res.CutIndexes {
@@ -216,7 +219,7 @@ func holderOf(changes []Change, subject *evaluator.Endpoint, dir evaluator.Direc
 		if p == nil || p.Namespace != subject.Namespace || !hasType(p, dir) {
 			continue
 		}
-		sel, err := metav1.LabelSelectorAsSelector(&p.Spec.PodSelector)
+		sel, err := evaluator.Selector(&p.Spec.PodSelector)
 		if err == nil && sel.Matches(labels.Set(subject.Labels)) {
 			return p
 		}

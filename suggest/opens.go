@@ -7,7 +7,6 @@ import (
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 
 	"github.com/netpol-guard/netpol-guard/evaluator"
@@ -38,11 +37,7 @@ func (p Pair) String() string { return p.Src + " → " + p.Dst + " " + p.Port }
 func (k *known) reach(rules []addedRule, w *evaluator.World) []evaluator.Flow {
 	var out []evaluator.Flow
 	for _, r := range rules {
-		sel, err := metav1.LabelSelectorAsSelector(&r.policy.Spec.PodSelector)
-		if err != nil {
-			continue
-		}
-		subjects := k.selected(r.policy.Namespace, sel)
+		subjects := k.subjectsOf(r.policy)
 		var peers []*evaluator.Endpoint
 		m := newMatcher(r.peer, r.policy.Namespace)
 		for _, ep := range k.candidates(r.peer) {
@@ -157,12 +152,12 @@ func newMatcher(p networkingv1.NetworkPolicyPeer, ns string) matcher {
 		return m
 	}
 	if p.NamespaceSelector != nil {
-		if m.namespaces, err = metav1.LabelSelectorAsSelector(p.NamespaceSelector); err != nil {
+		if m.namespaces, err = evaluator.Selector(p.NamespaceSelector); err != nil {
 			m.bad = true
 		}
 	}
 	if p.PodSelector != nil {
-		if m.pods, err = metav1.LabelSelectorAsSelector(p.PodSelector); err != nil {
+		if m.pods, err = evaluator.Selector(p.PodSelector); err != nil {
 			m.bad = true
 		}
 	}

@@ -299,7 +299,7 @@ func (k *known) selectorOf(ns string, eps []*evaluator.Endpoint) (metav1.LabelSe
 }
 
 func selectorText(s metav1.LabelSelector) string {
-	sel, err := metav1.LabelSelectorAsSelector(&s)
+	sel, err := evaluator.Selector(&s)
 	if err != nil || sel.Empty() {
 		return "every pod"
 	}

@@ -73,17 +73,19 @@ type known struct {
 	ips  map[netip.Addr][]*evaluator.Endpoint // by address, on first use
 	// nsSets are namespace labels, kubernetes.io/metadata.name included, on first use.
 	nsSets map[string]labels.Set
+	// subjects are the known workloads each policy selects, on first use.
+	subjects map[*networkingv1.NetworkPolicy][]*evaluator.Endpoint
 }
 
 // newKnown indexes the endpoints given and the ends of the flows, each identity once.
 func newKnown(eps []*evaluator.Endpoint, fl []evaluator.Flow) *known {
 	k := &known{byNS: map[string][]*evaluator.Endpoint{}, sel: map[*evaluator.Endpoint]map[string]string{}}
-	seen := map[string]bool{}
+	seen := map[identity]bool{}
 	add := func(ep *evaluator.Endpoint) {
 		if ep == nil {
 			return
 		}
-		id := ep.Kind.String() + ":" + ep.String()
+		id := identityOf(ep)
 		if seen[id] {
 			return
 		}
@@ -101,6 +103,36 @@ func newKnown(eps []*evaluator.Endpoint, fl []evaluator.Flow) *known {
 		add(f.Dst)
 	}
 	return k
+}
+
+// identity is what names an endpoint (its kind and String), as a key built without
+// allocating: a fix indexes every end of ten thousand flows.
+type identity struct {
+	kind     evaluator.EndpointKind
+	ns, name string
+	ip       netip.Addr
+	prefix   netip.Prefix
+}
+
+func identityOf(ep *evaluator.Endpoint) identity {
+	id := identity{kind: ep.Kind}
+	switch ep.Kind {
+	case evaluator.Pod:
+		id.ns, id.name = ep.Namespace, ep.Name
+		if ep.Name == "" {
+			id.ip = ep.IP
+		}
+	case evaluator.Node:
+		id.name = ep.NodeName
+		if ep.NodeName == "" {
+			id.ip = ep.IP
+		}
+	default:
+		if id.ip = ep.IP; !ep.IP.IsValid() {
+			id.prefix = ep.Prefix
+		}
+	}
+	return id
 }
 
 // selector is the fewest stable labels of a workload, preferred keys first, that select no
@@ -132,6 +164,23 @@ func (k *known) selected(ns string, sel labels.Selector) []*evaluator.Endpoint {
 			out = append(out, ep)
 		}
 	}
+	return out
+}
+
+// subjectsOf lists the known workloads p selects (none if its podSelector is invalid). A
+// fix asks it for every rule, of a handful of policies.
+func (k *known) subjectsOf(p *networkingv1.NetworkPolicy) []*evaluator.Endpoint {
+	if out, ok := k.subjects[p]; ok {
+		return out
+	}
+	var out []*evaluator.Endpoint
+	if sel, err := evaluator.Selector(&p.Spec.PodSelector); err == nil {
+		out = k.selected(p.Namespace, sel)
+	}
+	if k.subjects == nil {
+		k.subjects = map[*networkingv1.NetworkPolicy][]*evaluator.Endpoint{}
+	}
+	k.subjects[p] = out
 	return out
 }
 

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -143,10 +144,10 @@ func subjectOf(p *evaluator.ClusterPolicy) (clusterSubject, error) {
 	var err error
 	switch {
 	case s.Namespaces != nil:
-		out.ns, err = metav1.LabelSelectorAsSelector(s.Namespaces)
+		out.ns, err = evaluator.Selector(s.Namespaces)
 	case s.Pods != nil:
-		if out.ns, err = metav1.LabelSelectorAsSelector(&s.Pods.NamespaceSelector); err == nil {
-			out.pods, err = metav1.LabelSelectorAsSelector(&s.Pods.PodSelector)
+		if out.ns, err = evaluator.Selector(&s.Pods.NamespaceSelector); err == nil {
+			out.pods, err = evaluator.Selector(&s.Pods.PodSelector)
 		}
 	default:
 		out.ns = labels.Nothing()
@@ -196,7 +197,7 @@ func (g *Guard) decideCluster(oldPolicy, newPolicy *evaluator.ClusterPolicy) (d 
 
 	memo := g.memos.Get().(*evaluator.Memo)
 	defer g.memos.Put(memo)
-	res := evaluator.DiffWith(before, after, world, fl, evaluator.DiffOptions{Memo: memo})
+	res := evaluator.DiffWith(before, after, world, fl, evaluator.DiffOptions{Memo: memo, Workers: runtime.GOMAXPROCS(0)})
 	d.summary = res.Summary
 	d.cuts = g.listCuts(res.CutIndexes, res.Explain, edges, sc)
 	d.uncertain = uncertainLines(&res, edges, g.opts.MaxListed)

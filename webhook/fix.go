@@ -26,9 +26,11 @@ func (g *Guard) suggestFix(ns string, before, after *evaluator.PolicySet, oldPol
 	for _, id := range view.WorkloadsIn(ns) {
 		known = append(known, view.Endpoint(id, nil))
 	}
+	memo := g.memos.Get().(*evaluator.Memo)
+	defer g.memos.Put(memo)
 	fix, err := suggest.ForCut(suggest.Request{
 		Before: before, After: after, World: view.World(), Flows: fl, Cut: res.CutIndexes, Known: known,
-		Changes: []suggest.Change{{Old: oldPolicy, New: newPolicy}},
+		Changes: []suggest.Change{{Old: oldPolicy, New: newPolicy}}, Memo: memo,
 	})
 	if err != nil || len(fix.Rules) == 0 {
 		log.V(levelDebug).Info("No fix for a cut", "err", err)

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"runtime"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -15,7 +16,6 @@ import (
 	admissionv1 "k8s.io/api/admission/v1"
 	authenticationv1 "k8s.io/api/authentication/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
 	"k8s.io/client-go/tools/events"
 	"k8s.io/klog/v2"
@@ -98,19 +98,21 @@ type scratch struct {
 	flows       []evaluator.Flow
 	cuts        []cutFlow
 	index       []int
-	endpoints   map[uint32]*evaluator.Endpoint
+	endpoints   []map[uint32]*evaluator.Endpoint // a map per worker of evaluatorFlows
 	protections map[uint64]string
 	seen        map[flows.PeerID]bool
 }
 
 func (g *Guard) getScratch() *scratch {
 	if sc, ok := g.scratches.Get().(*scratch); ok {
-		clear(sc.endpoints)
+		for _, m := range sc.endpoints {
+			clear(m)
+		}
 		clear(sc.protections)
 		clear(sc.seen)
 		return sc
 	}
-	return &scratch{endpoints: map[uint32]*evaluator.Endpoint{}, protections: map[uint64]string{}, seen: map[flows.PeerID]bool{}}
+	return &scratch{protections: map[uint64]string{}, seen: map[flows.PeerID]bool{}}
 }
 
 // putScratch returns buffers to the pool, unless an unusually large admission grew them.
@@ -423,7 +425,7 @@ func (g *Guard) decideChange(c *Change) (d decisionResult) {
 
 	memo := g.memos.Get().(*evaluator.Memo)
 	defer g.memos.Put(memo) // after the cuts are explained below
-	res := evaluator.DiffWith(c.Before, c.After, g.opts.View.World(), fl, evaluator.DiffOptions{Memo: memo})
+	res := evaluator.DiffWith(c.Before, c.After, g.opts.View.World(), fl, evaluator.DiffOptions{Memo: memo, Workers: runtime.GOMAXPROCS(0)})
 	d.summary = res.Summary
 	d.cuts = g.listCuts(res.CutIndexes, res.Explain, edges, sc)
 	d.coverage = g.coverage(c.Namespace, now, len(edges), c.selects, sc.seen)
@@ -456,7 +458,7 @@ func selectedBy(policies ...*networkingv1.NetworkPolicy) (func(*evaluator.Endpoi
 		if p == nil {
 			continue
 		}
-		sel, err := metav1.LabelSelectorAsSelector(&p.Spec.PodSelector)
+		sel, err := evaluator.Selector(&p.Spec.PodSelector)
 		if err != nil {
 			return nil, fmt.Errorf("podSelector: %w", err)
 		}
@@ -483,24 +485,48 @@ func (g *Guard) candidates(ns string, selects func(*evaluator.Endpoint) bool, sc
 }
 
 // evaluatorFlows turns edges into the evaluator's flows, judging each peer by the live
-// view. Edges of one read share peers by ref: each peer is converted once.
+// view. Edges of one read share peers by ref: each peer is converted once (by each worker:
+// a large read is split between them, as the diff that follows is).
 func (g *Guard) evaluatorFlows(edges []flows.Edge, sc *scratch) []evaluator.Flow {
+	fl := slices.Grow(sc.flows[:0], len(edges))[:len(edges)]
+	sc.flows = fl
+	workers := max(1, min(runtime.GOMAXPROCS(0), len(edges)/minEdgesPerWorker))
+	for len(sc.endpoints) < workers {
+		sc.endpoints = append(sc.endpoints, map[uint32]*evaluator.Endpoint{})
+	}
+	chunk := (len(edges) + workers - 1) / workers
+	var wg sync.WaitGroup
+	for k := workers - 1; k >= 0; k-- {
+		lo, hi := k*chunk, min(len(edges), (k+1)*chunk)
+		convert := func() { g.convert(edges[lo:hi], fl[lo:hi], sc.endpoints[k]) }
+		if k == 0 {
+			convert()
+		} else {
+			wg.Go(convert)
+		}
+	}
+	wg.Wait()
+	return fl
+}
+
+// minEdgesPerWorker is the least share of evaluatorFlows worth another goroutine.
+const minEdgesPerWorker = 2048
+
+// convert fills fl with the flows of edges, remembering in seen the endpoint of each ref.
+func (g *Guard) convert(edges []flows.Edge, fl []evaluator.Flow, seen map[uint32]*evaluator.Endpoint) {
 	view := g.opts.View
 	endpoint := func(ref uint32, id flows.PeerID, info *flows.PeerInfo) *evaluator.Endpoint {
-		ep, ok := sc.endpoints[ref]
+		ep, ok := seen[ref]
 		if !ok {
 			ep = view.Endpoint(id, info)
-			sc.endpoints[ref] = ep
+			seen[ref] = ep
 		}
 		return ep
 	}
-	fl := slices.Grow(sc.flows[:0], len(edges))[:len(edges)]
-	sc.flows = fl
 	for i := range edges {
 		e := &edges[i]
 		fl[i] = evaluator.Flow{Src: endpoint(e.SrcRef, e.Src, e.SrcInfo), Dst: endpoint(e.DstRef, e.Dst, e.DstInfo), Port: e.Port, Protocol: e.Protocol}
 	}
-	return fl
 }
 
 // listCuts turns the diff's cuts (positions in edges; explain explains one) into the answer's: each with the path of the cluster's
