@@ -32,6 +32,7 @@ import (
 	"github.com/netpol-guard/netpol-guard/flows"
 	"github.com/netpol-guard/netpol-guard/flows/goldmane"
 	"github.com/netpol-guard/netpol-guard/flows/hubble"
+	"github.com/netpol-guard/netpol-guard/internal/metric"
 	"github.com/netpol-guard/netpol-guard/webhook"
 )
 
@@ -154,11 +155,8 @@ func Run(ctx context.Context, opts Options) error {
 	var admissions http.Handler = &admission.Webhook{Handler: guard, WithContextFunc: deadlineFromTimeout}
 	var relabels http.Handler = &admission.Webhook{Handler: guard.Relabels(), WithContextFunc: deadlineFromTimeout}
 	if opts.AdmissionClientCA != "" {
-		refused := prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "netpol_guard_admission_refused_total",
-			Help: "Admission reviews refused (403) for want of the API server's client certificate.",
-		})
-		metrics.Registry.MustRegister(refused)
+		refused := metric.Factory{Subsystem: "admission", Registerer: metrics.Registry}.Counter("refused_total",
+			"Admission reviews refused (403) for want of the API server's client certificate.")
 		admissions = requireClientCert(opts.AdmissionClientNames, refused.Inc, admissions)
 		relabels = requireClientCert(opts.AdmissionClientNames, refused.Inc, relabels)
 	}
