@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -175,30 +176,25 @@ func Run(ctx context.Context, opts Options) error {
 		Metrics: flowMetrics, Log: ctrl.Log.WithName("flows"),
 	}))
 
-	if opts.Hubble.Address != "" {
-		h, err := newHubbleSource(opts.Hubble, cache, live)
+	// addSource runs a flow source the options name with the manager, unless making it failed.
+	addSource := func(source manager.Runnable, err error) error {
 		if err != nil {
 			return err
 		}
-		if err := mgr.Add(h); err != nil {
+		return mgr.Add(source)
+	}
+	if opts.Hubble.Address != "" {
+		if err := addSource(newHubbleSource(opts.Hubble, cache, live)); err != nil {
 			return err
 		}
 	}
 	if opts.Goldmane.Address != "" {
-		g, err := newGoldmaneSource(opts.Goldmane, cache, live, goldmane.NewMetrics(metrics.Registry))
-		if err != nil {
-			return err
-		}
-		if err := mgr.Add(g); err != nil {
+		if err := addSource(newGoldmaneSource(opts.Goldmane, cache, live, goldmane.NewMetrics(metrics.Registry))); err != nil {
 			return err
 		}
 	}
 	if opts.Antrea.Address != "" {
-		a, err := newAntreaSource(opts.Antrea, cache, live)
-		if err != nil {
-			return err
-		}
-		if err := mgr.Add(a); err != nil {
+		if err := addSource(newAntreaSource(opts.Antrea, cache, live)); err != nil {
 			return err
 		}
 	}
