@@ -417,17 +417,14 @@ func (h *handler) ingest(w http.ResponseWriter, r *http.Request) int {
 	}
 
 	// Wait for a slot: the bodies decoded at once, and so their memory, are bounded.
-	timer := time.NewTimer(ingestQueueTimeout)
-	defer timer.Stop()
-	select {
-	case h.ingestSlots <- struct{}{}:
-		defer func() { <-h.ingestSlots }()
-	case <-timer.C:
+	switch ok, err := acquire(r.Context(), h.ingestSlots, ingestQueueTimeout); {
+	case err != nil:
+		return h.reject(w, user, http.StatusServiceUnavailable, apiError{Error: "request ended while waiting"})
+	case !ok:
 		w.Header().Set("Retry-After", "1")
 		return h.reject(w, user, http.StatusServiceUnavailable, apiError{Error: "too many flow pushes at once; retry later"})
-	case <-r.Context().Done():
-		return h.reject(w, user, http.StatusServiceUnavailable, apiError{Error: "request ended while waiting"})
 	}
+	defer func() { <-h.ingestSlots }()
 
 	body := &readTap{r: http.MaxBytesReader(w, r.Body, h.maxBody)}
 	var in io.Reader = body
