@@ -6,6 +6,10 @@
 # and how a key is made, so that a change to what a build depends on builds anew and an
 # unchanged one is reused.
 
+# log MESSAGE... writes a line to stderr, named by the build script's directory
+# ("e2e/tools: …"); stdout is the script's answer alone.
+log() { printf 'e2e/%s: %s\n' "$(basename "$PWD")" "$*" >&2; }
+
 # modver MODULE prints the version of MODULE that go.mod requires.
 modver() { go list -m -f '{{.Version}}' "$1"; }
 

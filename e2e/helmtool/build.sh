@@ -22,8 +22,6 @@ cd "$here"
 # shellcheck source=../toolcache.sh
 source ../toolcache.sh
 
-log() { printf 'e2e/helmtool: %s\n' "$*" >&2; }
-
 # Flags as in Helm's own release build (its Makefile): static, trimmed,
 # stripped, version-stamped, and told which Kubernetes minor its client
 # libraries speak (the default for .Capabilities.KubeVersion and lint).

@@ -24,8 +24,6 @@ cd "$here"
 # shellcheck source=../toolcache.sh
 source ../toolcache.sh
 
-log() { printf 'e2e/tools: %s\n' "$*" >&2; }
-
 # Flags as in Kubernetes' own release build (hack/lib/golang.sh): static,
 # trimmed, stripped, with the same build tags.
 export CGO_ENABLED=0
