@@ -85,6 +85,15 @@ func (f *webhookFlags) addFlags(fs *pflag.FlagSet) {
 	_ = cobra.MarkFlagFilename(fs, "ca-file")
 }
 
+// withTimeout bounds ctx, or a background context when the command runs without one, by
+// --timeout.
+func (f *webhookFlags) withTimeout(ctx context.Context) (context.Context, context.CancelFunc) {
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	return context.WithTimeout(ctx, f.timeout)
+}
+
 // flowSource is the webhook's flow API, ready to export from.
 type flowSource struct {
 	client *http.Client
@@ -212,10 +221,7 @@ func (f *exportFlags) run(ctx context.Context, stdout, stderr io.Writer) error {
 	if err != nil {
 		return bad(err)
 	}
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	ctx, cancel := f.withTimeout(ctx)
 	defer cancel()
 	err = src.exportTo(ctx, f.flowsNamespace, w)
 	if cerr := closeOut(err); err == nil {

@@ -98,10 +98,7 @@ func (f *recommendFlags) run(ctx context.Context, stdout, stderr io.Writer) int 
 	if err != nil {
 		return bad(err)
 	}
-	if ctx == nil {
-		ctx = context.Background()
-	}
-	ctx, cancel := context.WithTimeout(ctx, f.timeout)
+	ctx, cancel := f.withTimeout(ctx)
 	defer cancel()
 	if f.opts.Cluster == "" {
 		cfg, err := f.kube.ToRESTConfig()

@@ -3,6 +3,8 @@ package agent
 import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
+
+	"github.com/netpol-guard/netpol-guard/internal/metric"
 )
 
 // Reasons edges are dropped before reaching the webhook; they label the dropped-edges metric.
@@ -34,47 +36,20 @@ type metrics struct {
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
-	const ns, sub = "netpol_guard", "agent"
-	events := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: ns, Subsystem: sub, Name: "conntrack_events_total",
-		Help: "Conntrack entries read, by kind: dump (an entry of a table dump), new, update, destroy.",
-	}, []string{"kind"})
-	ignored := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: ns, Subsystem: sub, Name: "conntrack_ignored_total",
-		Help: "Conntrack entries that gave no edge, by reason: protocol, noise, self, invalid.",
-	}, []string{"reason"})
-	dropped := prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: ns, Subsystem: sub, Name: "dropped_edges_total",
-		Help: "Edges dropped before reaching a webhook replica, by reason: buffer_full, aggregation_full, replica_gone, rejected.",
-	}, []string{"reason"})
+	f := metric.Factory{Subsystem: "agent", Registerer: reg}
+	events := f.CounterVec("conntrack_events_total", "Conntrack entries read, by kind: dump (an entry of a table dump), new, update, destroy.", "kind")
+	ignored := f.CounterVec("conntrack_ignored_total", "Conntrack entries that gave no edge, by reason: protocol, noise, self, invalid.", "reason")
+	dropped := f.CounterVec("dropped_edges_total", "Edges dropped before reaching a webhook replica, by reason: buffer_full, aggregation_full, replica_gone, rejected.", "reason")
 	m := &metrics{
-		events:  map[string]prometheus.Counter{},
-		ignored: map[string]prometheus.Counter{},
-		dropped: map[string]prometheus.Counter{},
-		overruns: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "conntrack_overruns_total",
-			Help: "Times the conntrack event socket overran (ENOBUFS) and the table was dumped again.",
-		}),
-		readerErrors: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "conntrack_errors_total",
-			Help: "Times reading conntrack failed for a reason other than an overrun and was restarted.",
-		}),
-		edgesPushed: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "edges_pushed_total",
-			Help: "Edges accepted by a webhook replica (each replica counts).",
-		}),
-		pushErrors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "push_errors_total",
-			Help: "Failed pushes, by HTTP status code, or network (no answer) or token (token file unreadable).",
-		}, []string{"code"}),
-		buffered: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: ns, Subsystem: sub, Name: "buffered_edges",
-			Help: "Edges waiting to be pushed, for all replicas together (bounded by --max-buffered-edges).",
-		}),
-		replicas: prometheus.NewGauge(prometheus.GaugeOpts{
-			Namespace: ns, Subsystem: sub, Name: "webhook_replicas",
-			Help: "Webhook replicas pushed to.",
-		}),
+		events:       map[string]prometheus.Counter{},
+		ignored:      map[string]prometheus.Counter{},
+		dropped:      map[string]prometheus.Counter{},
+		overruns:     f.Counter("conntrack_overruns_total", "Times the conntrack event socket overran (ENOBUFS) and the table was dumped again."),
+		readerErrors: f.Counter("conntrack_errors_total", "Times reading conntrack failed for a reason other than an overrun and was restarted."),
+		edgesPushed:  f.Counter("edges_pushed_total", "Edges accepted by a webhook replica (each replica counts)."),
+		pushErrors:   f.CounterVec("push_errors_total", "Failed pushes, by HTTP status code, or network (no answer) or token (token file unreadable).", "code"),
+		buffered:     f.Gauge("buffered_edges", "Edges waiting to be pushed, for all replicas together (bounded by --max-buffered-edges)."),
+		replicas:     f.Gauge("webhook_replicas", "Webhook replicas pushed to."),
 	}
 	for _, k := range []string{kindDump, kindNew, kindUpdate, kindDestroy} {
 		m.events[k] = events.WithLabelValues(k)
@@ -84,9 +59,6 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 	}
 	for _, r := range []string{dropBufferFull, dropAggregationFull, dropReplicaGone, dropRejected} {
 		m.dropped[r] = dropped.WithLabelValues(r)
-	}
-	if reg != nil {
-		reg.MustRegister(events, ignored, dropped, m.overruns, m.readerErrors, m.edgesPushed, m.pushErrors, m.buffered, m.replicas)
 	}
 	return m
 }

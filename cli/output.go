@@ -39,11 +39,7 @@ func (e *encoder) Encode(v any) error {
 	if e.format != OutputYAML {
 		return json.NewEncoder(e.w).Encode(v)
 	}
-	j, err := json.Marshal(v)
-	if err != nil {
-		return err
-	}
-	y, err := yaml.JSONToYAML(j)
+	y, err := yaml.Marshal(v)
 	if err != nil {
 		return err
 	}

@@ -183,21 +183,30 @@ func (s *Objects) Merge(o *Objects) {
 	}
 }
 
+// mergeObjects is merge for the objects of one kind, known by namespace and name.
 func mergeObjects[T metav1.Object](dst, src []T) []T {
+	return merge(dst, src, func(obj T) types.NamespacedName {
+		return types.NamespacedName{Namespace: obj.GetNamespace(), Name: obj.GetName()}
+	})
+}
+
+// merge adds src to dst: an item of src with the key of one in dst replaces it in place, the
+// others are appended.
+func merge[T any, K comparable](dst, src []T, key func(T) K) []T {
 	if len(src) == 0 {
 		return dst
 	}
-	index := make(map[types.NamespacedName]int, len(dst))
+	index := make(map[K]int, len(dst))
 	for i, obj := range dst {
-		index[types.NamespacedName{Namespace: obj.GetNamespace(), Name: obj.GetName()}] = i
+		index[key(obj)] = i
 	}
 	for _, obj := range src {
-		key := types.NamespacedName{Namespace: obj.GetNamespace(), Name: obj.GetName()}
-		if i, ok := index[key]; ok {
+		k := key(obj)
+		if i, ok := index[k]; ok {
 			dst[i] = obj
 			continue
 		}
-		index[key] = len(dst)
+		index[k] = len(dst)
 		dst = append(dst, obj)
 	}
 	return dst

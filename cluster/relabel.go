@@ -115,18 +115,5 @@ func mergeWorkloads(dst, src []client.Object) []client.Object {
 		kind string
 		types.NamespacedName
 	}
-	index := make(map[key]int, len(dst))
-	for i, obj := range dst {
-		index[key{KindOf(obj), client.ObjectKeyFromObject(obj)}] = i
-	}
-	for _, obj := range src {
-		k := key{KindOf(obj), client.ObjectKeyFromObject(obj)}
-		if i, ok := index[k]; ok {
-			dst[i] = obj
-			continue
-		}
-		index[k] = len(dst)
-		dst = append(dst, obj)
-	}
-	return dst
+	return merge(dst, src, func(obj client.Object) key { return key{KindOf(obj), client.ObjectKeyFromObject(obj)} })
 }

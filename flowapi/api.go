@@ -8,7 +8,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"github.com/netpol-guard/netpol-guard/flows"
 	"io"
 	"mime"
 	"net"
@@ -23,6 +22,9 @@ import (
 	"github.com/go-logr/logr"
 	"github.com/prometheus/client_golang/prometheus"
 	"k8s.io/apimachinery/pkg/api/validate/content"
+
+	"github.com/netpol-guard/netpol-guard/flows"
+	"github.com/netpol-guard/netpol-guard/internal/metric"
 )
 
 // The push and export API, mounted by the webhook's HTTPS server:
@@ -167,45 +169,17 @@ type Metrics struct {
 
 // NewMetrics creates the API's metrics and registers them with reg, when not nil.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	const ns, sub = "netpol_guard", "flows"
-	m := &Metrics{
-		IngestRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "ingest_requests_total",
-			Help: "Flow pushes (POST /v1/flows) by HTTP status code.",
-		}, []string{"code"}),
-		FlowsAccepted: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "accepted_total",
-			Help: "Pushed flow records added to the flow cache.",
-		}),
-		FlowsUnresolved: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "unresolved_total",
-			Help: "Pushed flow records whose peers resolved to nothing known.",
-		}),
-		FlowsRejected: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "rejected_total",
-			Help: "Pushed flow records of a node-bound writer with neither end on its node.",
-		}),
-		ExportRequests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "export_requests_total",
-			Help: "Flow exports (GET /v1/flows) by HTTP status code.",
-		}, []string{"code"}),
-		ExportSkippedEdges: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "export_skipped_edges_total",
-			Help: "Edges left out of flow exports because a node peer had no known address.",
-		}),
-		TokenReviews: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "token_reviews_total",
-			Help: "TokenReviews asked for flow API callers, by result (authenticated, unauthenticated, error).",
-		}, []string{"result"}),
-		TokensRefused: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: ns, Subsystem: sub, Name: "tokens_refused_total",
-			Help: "Flow API bearer tokens refused without a TokenReview, by reason (malformed, concurrency, rate).",
-		}, []string{"reason"}),
+	f := metric.Factory{Subsystem: "flows", Registerer: reg}
+	return &Metrics{
+		IngestRequests:     f.CounterVec("ingest_requests_total", "Flow pushes (POST /v1/flows) by HTTP status code.", "code"),
+		FlowsAccepted:      f.Counter("accepted_total", "Pushed flow records added to the flow cache."),
+		FlowsUnresolved:    f.Counter("unresolved_total", "Pushed flow records whose peers resolved to nothing known."),
+		FlowsRejected:      f.Counter("rejected_total", "Pushed flow records of a node-bound writer with neither end on its node."),
+		ExportRequests:     f.CounterVec("export_requests_total", "Flow exports (GET /v1/flows) by HTTP status code.", "code"),
+		ExportSkippedEdges: f.Counter("export_skipped_edges_total", "Edges left out of flow exports because a node peer had no known address."),
+		TokenReviews:       f.CounterVec("token_reviews_total", "TokenReviews asked for flow API callers, by result (authenticated, unauthenticated, error).", "result"),
+		TokensRefused:      f.CounterVec("tokens_refused_total", "Flow API bearer tokens refused without a TokenReview, by reason (malformed, concurrency, rate).", "reason"),
 	}
-	if reg != nil {
-		reg.MustRegister(m.IngestRequests, m.FlowsAccepted, m.FlowsUnresolved, m.FlowsRejected, m.ExportRequests, m.ExportSkippedEdges, m.TokenReviews, m.TokensRefused)
-	}
-	return m
 }
 
 type handler struct {
@@ -443,17 +417,14 @@ func (h *handler) ingest(w http.ResponseWriter, r *http.Request) int {
 	}
 
 	// Wait for a slot: the bodies decoded at once, and so their memory, are bounded.
-	timer := time.NewTimer(ingestQueueTimeout)
-	defer timer.Stop()
-	select {
-	case h.ingestSlots <- struct{}{}:
-		defer func() { <-h.ingestSlots }()
-	case <-timer.C:
+	switch ok, err := acquire(r.Context(), h.ingestSlots, ingestQueueTimeout); {
+	case err != nil:
+		return h.reject(w, user, http.StatusServiceUnavailable, apiError{Error: "request ended while waiting"})
+	case !ok:
 		w.Header().Set("Retry-After", "1")
 		return h.reject(w, user, http.StatusServiceUnavailable, apiError{Error: "too many flow pushes at once; retry later"})
-	case <-r.Context().Done():
-		return h.reject(w, user, http.StatusServiceUnavailable, apiError{Error: "request ended while waiting"})
 	}
+	defer func() { <-h.ingestSlots }()
 
 	body := &readTap{r: http.MaxBytesReader(w, r.Body, h.maxBody)}
 	var in io.Reader = body

@@ -183,6 +183,22 @@ type authEntry struct {
 	expires time.Time
 }
 
+// acquire takes one of slots (a channel with a buffer for each), waiting for one at most
+// wait: false when the wait ran out, ctx's error when ctx ended first. The caller gives
+// the slot back by receiving from slots.
+func acquire(ctx context.Context, slots chan struct{}, wait time.Duration) (bool, error) {
+	timer := time.NewTimer(wait)
+	defer timer.Stop()
+	select {
+	case slots <- struct{}{}:
+		return true, nil
+	case <-timer.C:
+		return false, nil
+	case <-ctx.Done():
+		return false, ctx.Err()
+	}
+}
+
 // lru is a bounded map of answers, least recently used out first.
 type lru struct {
 	max     int
@@ -267,17 +283,14 @@ func (c *CachingAuthenticator) review(ctx context.Context, key [sha256.Size]byte
 		c.refused("rate")
 		return User{}, &LimitedError{Code: http.StatusTooManyRequests, RetryAfter: wait, Reason: "too many token reviews a second"}
 	}
-	timer := time.NewTimer(reviewSlotWait)
-	defer timer.Stop()
-	select {
-	case c.slots <- struct{}{}:
-		defer func() { <-c.slots }()
-	case <-timer.C:
+	switch ok, err := acquire(ctx, c.slots, reviewSlotWait); {
+	case err != nil:
+		return User{}, fmt.Errorf("waiting for a token review: %w", err)
+	case !ok:
 		c.refused("concurrency")
 		return User{}, &LimitedError{Code: http.StatusServiceUnavailable, RetryAfter: time.Second, Reason: "too many token reviews in flight"}
-	case <-ctx.Done():
-		return User{}, fmt.Errorf("waiting for a token review: %w", ctx.Err())
 	}
+	defer func() { <-c.slots }()
 	user, err := c.next.Authenticate(ctx, token)
 	switch {
 	case err == nil:

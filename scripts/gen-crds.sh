@@ -13,15 +13,9 @@ cd "$(dirname "$0")/.."
 CONTROLLER_GEN_VERSION=v0.23.0
 CRD_DIR=charts/netpol-guard/crds
 
-check=false
-case "${1:-}" in
---check) check=true ;;
-"") ;;
-*)
-	echo "usage: $0 [--check]" >&2
-	exit 2
-	;;
-esac
+# shellcheck source=lib.sh
+source scripts/lib.sh
+parse_check_flag "$@"
 
 controller_gen() {
 	GOFLAGS=-mod=mod go run "sigs.k8s.io/controller-tools/cmd/controller-gen@${CONTROLLER_GEN_VERSION}" "$@"

@@ -17,15 +17,9 @@ cd "$(dirname "$0")/.."
 PROTOC_GEN_GO_GRPC_VERSION=v1.6.2
 MODULE=github.com/netpol-guard/netpol-guard
 
-check=false
-case "${1:-}" in
---check) check=true ;;
-"") ;;
-*)
-	echo "usage: $0 [--check]" >&2
-	exit 2
-	;;
-esac
+# shellcheck source=lib.sh
+source scripts/lib.sh
+parse_check_flag "$@"
 
 if ! command -v protoc >/dev/null; then
 	if [ -z "${CI:-}" ]; then

@@ -20,6 +20,7 @@ import (
 	"k8s.io/client-go/tools/clientcmd"
 	ctrl "sigs.k8s.io/controller-runtime"
 	"sigs.k8s.io/controller-runtime/pkg/healthz"
+	"sigs.k8s.io/controller-runtime/pkg/manager"
 	"sigs.k8s.io/controller-runtime/pkg/metrics"
 	metricsserver "sigs.k8s.io/controller-runtime/pkg/metrics/server"
 	"sigs.k8s.io/controller-runtime/pkg/webhook/admission"
@@ -32,6 +33,7 @@ import (
 	"github.com/netpol-guard/netpol-guard/flows"
 	"github.com/netpol-guard/netpol-guard/flows/goldmane"
 	"github.com/netpol-guard/netpol-guard/flows/hubble"
+	"github.com/netpol-guard/netpol-guard/internal/metric"
 	"github.com/netpol-guard/netpol-guard/webhook"
 )
 
@@ -154,11 +156,8 @@ func Run(ctx context.Context, opts Options) error {
 	var admissions http.Handler = &admission.Webhook{Handler: guard, WithContextFunc: deadlineFromTimeout}
 	var relabels http.Handler = &admission.Webhook{Handler: guard.Relabels(), WithContextFunc: deadlineFromTimeout}
 	if opts.AdmissionClientCA != "" {
-		refused := prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "netpol_guard_admission_refused_total",
-			Help: "Admission reviews refused (403) for want of the API server's client certificate.",
-		})
-		metrics.Registry.MustRegister(refused)
+		refused := metric.Factory{Subsystem: "admission", Registerer: metrics.Registry}.Counter("refused_total",
+			"Admission reviews refused (403) for want of the API server's client certificate.")
 		admissions = requireClientCert(opts.AdmissionClientNames, refused.Inc, admissions)
 		relabels = requireClientCert(opts.AdmissionClientNames, refused.Inc, relabels)
 	}
@@ -177,30 +176,25 @@ func Run(ctx context.Context, opts Options) error {
 		Metrics: flowMetrics, Log: ctrl.Log.WithName("flows"),
 	}))
 
-	if opts.Hubble.Address != "" {
-		h, err := newHubbleSource(opts.Hubble, cache, live)
+	// addSource runs a flow source the options name with the manager, unless making it failed.
+	addSource := func(source manager.Runnable, err error) error {
 		if err != nil {
 			return err
 		}
-		if err := mgr.Add(h); err != nil {
+		return mgr.Add(source)
+	}
+	if opts.Hubble.Address != "" {
+		if err := addSource(newHubbleSource(opts.Hubble, cache, live)); err != nil {
 			return err
 		}
 	}
 	if opts.Goldmane.Address != "" {
-		g, err := newGoldmaneSource(opts.Goldmane, cache, live, goldmane.NewMetrics(metrics.Registry))
-		if err != nil {
-			return err
-		}
-		if err := mgr.Add(g); err != nil {
+		if err := addSource(newGoldmaneSource(opts.Goldmane, cache, live, goldmane.NewMetrics(metrics.Registry))); err != nil {
 			return err
 		}
 	}
 	if opts.Antrea.Address != "" {
-		a, err := newAntreaSource(opts.Antrea, cache, live)
-		if err != nil {
-			return err
-		}
-		if err := mgr.Add(a); err != nil {
+		if err := addSource(newAntreaSource(opts.Antrea, cache, live)); err != nil {
 			return err
 		}
 	}

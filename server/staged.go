@@ -8,6 +8,7 @@ import (
 	reportsv1alpha1 "github.com/openreports/reports-api/apis/openreports.io/v1alpha1"
 
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
+	"k8s.io/apimachinery/pkg/util/wait"
 	"k8s.io/client-go/discovery"
 	"k8s.io/client-go/rest"
 	"sigs.k8s.io/controller-runtime/pkg/manager"
@@ -65,24 +66,19 @@ func setupStaged(mgr manager.Manager, cfg *rest.Config, cache *flows.Cache, live
 	interval := discoveryInterval(opts)
 	log.Info("StagedNetworkPolicy CRD not installed; staged policies are not evaluated until it is", "recheck", interval)
 	return mgr.Add(everyReplica{manager.RunnableFunc(func(ctx context.Context) error {
-		tick := time.NewTicker(interval)
-		defer tick.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case <-tick.C:
-			}
+		err := wait.PollUntilContextCancel(ctx, interval, false, func(context.Context) (bool, error) {
 			installed, err := served()
 			if err != nil {
 				log.Error(err, "Discovering StagedNetworkPolicies")
-				continue
+				return false, nil
 			}
-			if installed {
-				log.Info("StagedNetworkPolicy CRD installed; evaluating staged policies")
-				return start()
-			}
+			return installed, nil
+		})
+		if err != nil { // ctx is done
+			return nil
 		}
+		log.Info("StagedNetworkPolicy CRD installed; evaluating staged policies")
+		return start()
 	})})
 }
 

@@ -230,14 +230,27 @@ func holderOf(changes []Change, subject *evaluator.Endpoint, dir evaluator.Direc
 // hasType reports whether a policy isolates its pods in dir: its policyTypes say so, or,
 // without them, always for ingress and for egress when it has egress rules.
 func hasType(p *networkingv1.NetworkPolicy, dir evaluator.Direction) bool {
-	want := networkingv1.PolicyTypeIngress
-	if dir == evaluator.Egress {
-		want = networkingv1.PolicyTypeEgress
-	}
+	want := policyType(dir)
 	if len(p.Spec.PolicyTypes) == 0 {
 		return want == networkingv1.PolicyTypeIngress || len(p.Spec.Egress) > 0
 	}
 	return slices.Contains(p.Spec.PolicyTypes, want)
+}
+
+// addPolicyType makes p isolate its pods in dir too, keeping its policyTypes sorted.
+func addPolicyType(p *networkingv1.NetworkPolicy, dir evaluator.Direction) {
+	if want := policyType(dir); !slices.Contains(p.Spec.PolicyTypes, want) {
+		p.Spec.PolicyTypes = append(p.Spec.PolicyTypes, want)
+		slices.Sort(p.Spec.PolicyTypes)
+	}
+}
+
+// policyType is the policyTypes entry of a direction.
+func policyType(dir evaluator.Direction) networkingv1.PolicyType {
+	if dir == evaluator.Egress {
+		return networkingv1.PolicyTypeEgress
+	}
+	return networkingv1.PolicyTypeIngress
 }
 
 func portsText(ps []port) string {
@@ -308,14 +321,7 @@ func (b *builder) addToCompanion(n *need) {
 		b.companion[key] = p
 		b.order = append(b.order, p)
 	}
-	want := networkingv1.PolicyTypeIngress
-	if n.dir == evaluator.Egress {
-		want = networkingv1.PolicyTypeEgress
-	}
-	if !slices.Contains(p.Spec.PolicyTypes, want) {
-		p.Spec.PolicyTypes = append(p.Spec.PolicyTypes, want)
-		slices.Sort(p.Spec.PolicyTypes)
-	}
+	addPolicyType(p, n.dir)
 	b.appendRule(p, n, true, workloadName(n.subject))
 }
 

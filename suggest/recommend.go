@@ -196,14 +196,7 @@ func Recommend(req RecommendRequest) ([]Recommendation, error) {
 					word = "to"
 				}
 				what = append(what, fmt.Sprintf("%s %s %s on %s", n.dir, word, n.peer.text, portsText(n.ports)))
-				want := networkingv1.PolicyTypeIngress
-				if n.dir == evaluator.Egress {
-					want = networkingv1.PolicyTypeEgress
-				}
-				if !slices.Contains(p.Spec.PolicyTypes, want) {
-					p.Spec.PolicyTypes = append(p.Spec.PolicyTypes, want)
-					slices.Sort(p.Spec.PolicyTypes)
-				}
+				addPolicyType(p, n.dir)
 			}
 			label := "pods " + labelsText(p.Spec.PodSelector.MatchLabels)
 			switch p {

@@ -379,41 +379,47 @@ func (p *ChartPod) createPodObject(ctx context.Context, cp *ControlPlane) error 
 // secretFiles are the files a Secret (or a projection of one) gives a volume: its keys, or
 // the items named; none for an optional Secret that does not exist.
 func (p *ChartPod) secretFiles(ctx context.Context, cp *ControlPlane, name string, items []corev1.KeyToPath, mode *int32, optional *bool) (map[string]volumeFile, error) {
-	opt := optional != nil && *optional
-	s, err := cp.Clientset.CoreV1().Secrets(p.Opts.Namespace).Get(ctx, name, metav1.GetOptions{})
-	if apierrors.IsNotFound(err) && opt {
-		return nil, nil
-	}
-	if err != nil {
-		return nil, err
-	}
-	files, err := keyFiles(s.Data, items, mode, opt)
-	if err != nil {
-		return nil, fmt.Errorf("Secret %s: %w", name, err)
-	}
-	return files, nil
+	return sourceFiles("Secret "+name, items, mode, optional, func() (map[string][]byte, error) {
+		s, err := cp.Clientset.CoreV1().Secrets(p.Opts.Namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		return s.Data, nil
+	})
 }
 
 // configMapFiles are secretFiles for a ConfigMap: its data and binary data.
 func (p *ChartPod) configMapFiles(ctx context.Context, cp *ControlPlane, name string, items []corev1.KeyToPath, mode *int32, optional *bool) (map[string]volumeFile, error) {
+	return sourceFiles("ConfigMap "+name, items, mode, optional, func() (map[string][]byte, error) {
+		cm, err := cp.Clientset.CoreV1().ConfigMaps(p.Opts.Namespace).Get(ctx, name, metav1.GetOptions{})
+		if err != nil {
+			return nil, err
+		}
+		data := map[string][]byte{}
+		for k, s := range cm.Data {
+			data[k] = []byte(s)
+		}
+		for k, b := range cm.BinaryData {
+			data[k] = b
+		}
+		return data, nil
+	})
+}
+
+// sourceFiles are the files of the data get reads from a volume's source (what names it in
+// errors): its keys, or the items named; none for an optional source that does not exist.
+func sourceFiles(what string, items []corev1.KeyToPath, mode *int32, optional *bool, get func() (map[string][]byte, error)) (map[string]volumeFile, error) {
 	opt := optional != nil && *optional
-	cm, err := cp.Clientset.CoreV1().ConfigMaps(p.Opts.Namespace).Get(ctx, name, metav1.GetOptions{})
+	data, err := get()
 	if apierrors.IsNotFound(err) && opt {
 		return nil, nil
 	}
 	if err != nil {
 		return nil, err
 	}
-	data := map[string][]byte{}
-	for k, s := range cm.Data {
-		data[k] = []byte(s)
-	}
-	for k, b := range cm.BinaryData {
-		data[k] = b
-	}
 	files, err := keyFiles(data, items, mode, opt)
 	if err != nil {
-		return nil, fmt.Errorf("ConfigMap %s: %w", name, err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	return files, nil
 }

@@ -57,16 +57,12 @@ type Issued struct {
 // Issue signs a serving certificate for dnsNames and ips, valid from an hour ago for
 // validity.
 func (ca *CA) Issue(validity time.Duration, dnsNames []string, ips ...net.IP) (*Issued, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
 	now := time.Now()
 	cn := ""
 	if len(dnsNames) > 0 {
 		cn = dnsNames[0]
 	}
-	tmpl := &x509.Certificate{
+	return ca.issue(&x509.Certificate{
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: cn},
 		DNSNames:     dnsNames,
@@ -75,44 +71,31 @@ func (ca *CA) Issue(validity time.Duration, dnsNames []string, ips ...net.IP) (*
 		NotAfter:     now.Add(validity).Truncate(time.Second),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
-	if err != nil {
-		return nil, fmt.Errorf("issuing a certificate for %v: %w", dnsNames, err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		return nil, err
-	}
-	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
-	if err != nil {
-		return nil, err
-	}
-	return &Issued{
-		Cert:    cert,
-		CertPEM: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}),
-		KeyPEM:  pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}),
-	}, nil
+	}, fmt.Sprintf("a certificate for %v", dnsNames))
 }
 
 // IssueClient signs a client certificate for commonName, valid from an hour ago for a day.
 func (ca *CA) IssueClient(commonName string) (*Issued, error) {
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		return nil, err
-	}
 	now := time.Now()
-	tmpl := &x509.Certificate{
+	return ca.issue(&x509.Certificate{
 		SerialNumber: serial(),
 		Subject:      pkix.Name{CommonName: commonName},
 		NotBefore:    now.Add(-time.Hour),
 		NotAfter:     now.Add(24 * time.Hour),
 		KeyUsage:     x509.KeyUsageDigitalSignature,
 		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageClientAuth},
+	}, "a client certificate for "+commonName)
+}
+
+// issue signs tmpl for a new key; what names the certificate in an error.
+func (ca *CA) issue(tmpl *x509.Certificate, what string) (*Issued, error) {
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		return nil, err
 	}
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.Cert, &key.PublicKey, ca.key)
 	if err != nil {
-		return nil, fmt.Errorf("issuing a client certificate for %s: %w", commonName, err)
+		return nil, fmt.Errorf("issuing %s: %w", what, err)
 	}
 	cert, err := x509.ParseCertificate(der)
 	if err != nil {

@@ -172,18 +172,25 @@ func ServiceWebhookConfiguration(opts ServiceWebhookOptions) *admissionregistrat
 		opts.FailurePolicy = admissionregistrationv1.Fail
 	}
 	path := webhook.ValidatePath
+	return networkPolicyWebhook(opts.Name, admissionregistrationv1.WebhookClientConfig{
+		Service: &admissionregistrationv1.ServiceReference{
+			Namespace: opts.Namespace, Name: opts.Service, Port: &opts.Port, Path: &path,
+		},
+		CABundle: opts.CABundle,
+	}, opts.NamespaceSelector, opts.FailurePolicy)
+}
+
+// networkPolicyWebhook is the ValidatingWebhookConfiguration name that sends NetworkPolicy
+// CREATE, UPDATE and DELETE in the namespaces selected to client (sideEffects NoneOnDryRun,
+// timeout 5 s, admissionReviewVersions v1).
+func networkPolicyWebhook(name string, client admissionregistrationv1.WebhookClientConfig, namespaces *metav1.LabelSelector, failurePolicy admissionregistrationv1.FailurePolicyType) *admissionregistrationv1.ValidatingWebhookConfiguration {
 	sideEffects := admissionregistrationv1.SideEffectClassNoneOnDryRun
 	scope := admissionregistrationv1.NamespacedScope
 	return &admissionregistrationv1.ValidatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: opts.Name},
+		ObjectMeta: metav1.ObjectMeta{Name: name},
 		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
-			Name: "networkpolicies.netpol-guard.io",
-			ClientConfig: admissionregistrationv1.WebhookClientConfig{
-				Service: &admissionregistrationv1.ServiceReference{
-					Namespace: opts.Namespace, Name: opts.Service, Port: &opts.Port, Path: &path,
-				},
-				CABundle: opts.CABundle,
-			},
+			Name:         "networkpolicies.netpol-guard.io",
+			ClientConfig: client,
 			Rules: []admissionregistrationv1.RuleWithOperations{{
 				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update, admissionregistrationv1.Delete},
 				Rule: admissionregistrationv1.Rule{
@@ -191,9 +198,9 @@ func ServiceWebhookConfiguration(opts ServiceWebhookOptions) *admissionregistrat
 					Resources: []string{"networkpolicies"}, Scope: &scope,
 				},
 			}},
-			NamespaceSelector:       opts.NamespaceSelector,
+			NamespaceSelector:       namespaces,
 			SideEffects:             &sideEffects,
-			FailurePolicy:           &opts.FailurePolicy,
+			FailurePolicy:           &failurePolicy,
 			TimeoutSeconds:          new(int32(5)),
 			AdmissionReviewVersions: []string{"v1"},
 		}},

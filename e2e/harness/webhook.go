@@ -314,27 +314,8 @@ func (w *Webhook) Register(ctx context.Context, cp *ControlPlane, opts RegisterO
 		opts.FailurePolicy = admissionregistrationv1.Fail
 	}
 	url := w.URL + webhook.ValidatePath
-	sideEffects := admissionregistrationv1.SideEffectClassNoneOnDryRun
-	scope := admissionregistrationv1.NamespacedScope
-	vwc := &admissionregistrationv1.ValidatingWebhookConfiguration{
-		ObjectMeta: metav1.ObjectMeta{Name: opts.Name},
-		Webhooks: []admissionregistrationv1.ValidatingWebhook{{
-			Name:         "networkpolicies.netpol-guard.io",
-			ClientConfig: admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: w.CA.CertPEM},
-			Rules: []admissionregistrationv1.RuleWithOperations{{
-				Operations: []admissionregistrationv1.OperationType{admissionregistrationv1.Create, admissionregistrationv1.Update, admissionregistrationv1.Delete},
-				Rule: admissionregistrationv1.Rule{
-					APIGroups: []string{"networking.k8s.io"}, APIVersions: []string{"v1"},
-					Resources: []string{"networkpolicies"}, Scope: &scope,
-				},
-			}},
-			NamespaceSelector:       opts.NamespaceSelector,
-			SideEffects:             &sideEffects,
-			FailurePolicy:           &opts.FailurePolicy,
-			TimeoutSeconds:          new(int32(5)),
-			AdmissionReviewVersions: []string{"v1"},
-		}},
-	}
+	vwc := networkPolicyWebhook(opts.Name, admissionregistrationv1.WebhookClientConfig{URL: &url, CABundle: w.CA.CertPEM},
+		opts.NamespaceSelector, opts.FailurePolicy)
 	if err := cp.Client.Create(ctx, vwc); err != nil {
 		return fmt.Errorf("creating ValidatingWebhookConfiguration %s: %w", opts.Name, err)
 	}

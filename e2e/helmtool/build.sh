@@ -19,14 +19,13 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
-
-log() { printf 'e2e/helmtool: %s\n' "$*" >&2; }
+# shellcheck source=../toolcache.sh
+source ../toolcache.sh
 
 # Flags as in Helm's own release build (its Makefile): static, trimmed,
 # stripped, version-stamped, and told which Kubernetes minor its client
 # libraries speak (the default for .Capabilities.KubeVersion and lint).
 export CGO_ENABLED=0
-modver() { go list -m -f '{{.Version}}' "$1"; }
 helm_version="$(modver helm.sh/helm/v3)"   # e.g. v3.22.0
 k8s_version="$(modver k8s.io/client-go)"   # e.g. v0.35.1
 k8s_minor="${k8s_version#v0.}"; k8s_minor="${k8s_minor%%.*}"
@@ -37,27 +36,14 @@ for pkg in helm.sh/helm/v3/pkg/lint/rules helm.sh/helm/v3/pkg/chartutil; do
 	ldflags+=" -X ${pkg}.k8sVersionMajor=1 -X ${pkg}.k8sVersionMinor=${k8s_minor}"
 done
 
-hash="$({
-	cat go.mod go.sum
-	go env GOVERSION GOOS GOARCH
-	echo "CGO_ENABLED=$CGO_ENABLED ldflags=$ldflags"
-} | sha256sum | cut -c1-12)"
-key="helm-${helm_version}_${hash}"
-root="${NETPOL_GUARD_TOOLS_CACHE:-$HOME/.cache/netpol-guard/tools}"
-bin="$root/$key/bin/helm"
-mkdir -p "$root/$key"
-
-# One builder at a time per key (parallel test packages may all call this).
-if command -v flock >/dev/null; then
-	exec 9>"$root/$key/.lock"
-	flock 9
-fi
+open_cache "helm-${helm_version}_$(build_hash "CGO_ENABLED=$CGO_ENABLED ldflags=$ldflags")"
+bin="$cache/bin/helm"
 
 if [[ -x "$bin" ]]; then
 	log "reusing $bin"
 else
 	log "building helm ${helm_version} into $bin"
-	tmp="$(mktemp -d "$root/$key/.build.XXXXXX")"
+	tmp="$(mktemp -d "$cache/.build.XXXXXX")"
 	trap 'rm -rf "$tmp"' EXIT
 	start=$SECONDS
 	# -mod=readonly: go.sum must already be complete (run `go mod tidy` here).

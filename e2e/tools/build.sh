@@ -21,15 +21,14 @@ set -euo pipefail
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 cd "$here"
-
-log() { printf 'e2e/tools: %s\n' "$*" >&2; }
+# shellcheck source=../toolcache.sh
+source ../toolcache.sh
 
 # Flags as in Kubernetes' own release build (hack/lib/golang.sh): static,
 # trimmed, stripped, with the same build tags.
 export CGO_ENABLED=0
 tags="selinux,notest,grpcnotrace"
 
-modver() { go list -m -f '{{.Version}}' "$1"; }
 k8s_version="$(modver k8s.io/kubernetes)"        # e.g. v1.37.2
 etcd_version="$(modver go.etcd.io/etcd/server/v3)" # e.g. v3.7.0
 k8s_time="$(go list -m -f '{{if .Time}}{{.Time.UTC.Format "2006-01-02T15:04:05Z"}}{{end}}' k8s.io/kubernetes)"
@@ -50,33 +49,20 @@ done
 bins=(kube-apiserver etcd)
 [[ "${NETPOL_GUARD_NO_KUBECTL:-}" == 1 ]] || bins+=(kubectl)
 
-hash="$({
-	cat go.mod go.sum
-	go env GOVERSION GOOS GOARCH
-	echo "CGO_ENABLED=$CGO_ENABLED tags=$tags ldflags=$ldflags"
-} | sha256sum | cut -c1-12)"
-key="k8s-${k8s_version}_etcd-${etcd_version}_${hash}"
-root="${NETPOL_GUARD_TOOLS_CACHE:-$HOME/.cache/netpol-guard/tools}"
-bindir="$root/$key/bin"
-mkdir -p "$root/$key"
+open_cache "k8s-${k8s_version}_etcd-${etcd_version}_$(build_hash "CGO_ENABLED=$CGO_ENABLED tags=$tags ldflags=$ldflags")"
+bindir="$cache/bin"
 
 have_all() {
 	local b
 	for b in "${bins[@]}"; do [[ -x "$bindir/$b" ]] || return 1; done
 }
 
-# One builder at a time per key (parallel test packages may all call this).
-if command -v flock >/dev/null; then
-	exec 9>"$root/$key/.lock"
-	flock 9
-fi
-
 if have_all; then
 	log "reusing $bindir"
 else
 	log "building ${bins[*]} (k8s.io/kubernetes ${k8s_version}, etcd ${etcd_version}) into $bindir"
 	log "a first build takes ~15 min on 2 cores; later runs reuse the cache"
-	tmp="$(mktemp -d "$root/$key/.build.XXXXXX")"
+	tmp="$(mktemp -d "$cache/.build.XXXXXX")"
 	trap 'rm -rf "$tmp"' EXIT
 	start=$SECONDS
 	k8s_pkgs=(k8s.io/kubernetes/cmd/kube-apiserver)

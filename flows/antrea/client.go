@@ -150,13 +150,7 @@ func (c *Client) open(ctx context.Context, conn *grpc.ClientConn) (follow.Next, 
 	c.dropped += c.streamDrops
 	c.streamDrops = 0
 	c.mu.Unlock()
-	return func() ([]flows.Record, error) {
-		m, err := stream.Recv()
-		if err != nil {
-			return nil, err
-		}
-		return c.handle(m), nil
-	}, nil
+	return follow.Receive(stream, c.handle), nil
 }
 
 // handle converts the flows of one message and counts them.

@@ -176,21 +176,13 @@ func (c *Client) open(ctx context.Context, conn *grpc.ClientConn) (follow.Next, 
 		return nil, err
 	}
 	c.log.V(levelInfo).Info("Following Goldmane flows", "backfillSeconds", -req.GetStartTimeGte())
-	return func() ([]flows.Record, error) {
-		m, err := stream.Recv()
-		if err != nil {
-			return nil, err
-		}
-		if rec, ok := c.handle(m.GetFlow()); ok {
-			return []flows.Record{rec}, nil
-		}
-		return nil, nil
-	}, nil
+	return follow.Receive(stream, c.handle), nil
 }
 
-// handle converts one flow, counts it, reports its verdict, and says whether its record
-// is to be delivered.
-func (c *Client) handle(f *pb.Flow) (flows.Record, bool) {
+// handle converts the flow of one message, counts it, reports its verdict, and returns its
+// record when it is to be delivered.
+func (c *Client) handle(m *pb.FlowResult) []flows.Record {
+	f := m.GetFlow()
 	res, skip, err := Convert(f)
 	report := c.opts.OnVerdict != nil && res.Verdict.Final && (skip == NotSkipped || skip == SkipDenied)
 	c.mu.Lock()
@@ -214,5 +206,8 @@ func (c *Client) handle(f *pb.Flow) (flows.Record, bool) {
 	if report {
 		c.opts.OnVerdict(res.Record, res.Verdict.Allowed)
 	}
-	return res.Record, skip == NotSkipped
+	if skip != NotSkipped {
+		return nil
+	}
+	return []flows.Record{res.Record}
 }

@@ -1,7 +1,6 @@
 package goldmane
 
 import (
-	"bufio"
 	"bytes"
 	"errors"
 	"fmt"
@@ -11,6 +10,7 @@ import (
 
 	"github.com/netpol-guard/netpol-guard/flows"
 	pb "github.com/netpol-guard/netpol-guard/flows/goldmane/goldmanepb"
+	"github.com/netpol-guard/netpol-guard/flows/internal/jsonlines"
 )
 
 // FileStats counts what ReadJSONStats read.
@@ -60,44 +60,18 @@ func ReadJSON(r io.Reader, source string, fn func(line int, rec flows.Record) er
 // ReadJSONStats reads as ReadJSON does and also says what it read, up to the error if
 // there is one.
 func ReadJSONStats(r io.Reader, source string, fn func(line int, rec flows.Record) error) (FileStats, error) {
-	st := FileStats{Skipped: map[SkipReason]int{}}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64*1024), flows.MaxLineBytes+2)
-	for sc.Scan() {
-		st.Lines++
-		b := sc.Bytes()
-		if st.Lines == 1 {
-			b = bytes.TrimPrefix(b, bom)
-		}
-		if len(b) > flows.MaxLineBytes {
-			return st, &flows.LineError{Source: source, Line: st.Lines, Err: fmt.Errorf("%w: more than %d bytes", flows.ErrLineTooLong, flows.MaxLineBytes)}
-		}
-		b = bytes.TrimSpace(b)
-		if len(b) == 0 || b[0] == '#' {
-			continue
-		}
-		f, err := decodeLine(b)
-		if err != nil {
-			return st, &flows.LineError{Source: source, Line: st.Lines, Err: err}
-		}
-		st.Flows++
-		res, skip, err := Convert(f)
-		switch {
-		case err != nil:
-			return st, &flows.LineError{Source: source, Line: st.Lines, Err: fmt.Errorf("converting Goldmane flow: %w", err)}
-		case skip != NotSkipped:
-			st.Skipped[skip]++
-			continue
-		}
-		st.Records++
-		if err := fn(st.Lines, res.Record); err != nil {
-			return st, &flows.LineError{Source: source, Line: st.Lines, Err: err}
-		}
-	}
-	if err := sc.Err(); err != nil {
-		return st, flows.ScanError(source, st.Lines, err)
-	}
-	return st, nil
+	st, err := jsonlines.Read(r, source, jsonlines.Source[*pb.Flow, SkipReason]{
+		Name: "Goldmane", NotSkipped: NotSkipped,
+		Decode: func(b []byte) (*pb.Flow, bool, error) {
+			f, err := decodeLine(b)
+			return f, err == nil, err
+		},
+		Convert: func(f *pb.Flow) (flows.Record, SkipReason, error) {
+			res, skip, err := Convert(f)
+			return res.Record, skip, err
+		},
+	}, fn)
+	return FileStats{Lines: st.Lines, Flows: st.Flows, Records: st.Records, Skipped: st.Skipped}, err
 }
 
 // decodeLine decodes one trimmed, non-empty line into a flow.

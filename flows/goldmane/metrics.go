@@ -5,6 +5,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/netpol-guard/netpol-guard/flows"
+	"github.com/netpol-guard/netpol-guard/internal/metric"
 )
 
 // Metrics are a Goldmane source's Prometheus metrics: the flows it could not turn into
@@ -27,26 +28,13 @@ type Metrics struct {
 //     "allow" or "deny";
 //   - netpol_guard_goldmane_verdict_disagreements_total: those where the two differ.
 func NewMetrics(reg prometheus.Registerer) *Metrics {
-	m := &Metrics{
-		flows: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "netpol_guard_goldmane_flows_total",
-			Help: "Flows received from Goldmane.",
-		}),
-		skipped: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "netpol_guard_goldmane_flows_skipped_total",
-			Help: "Goldmane flows not added to the flow cache, by reason.",
-		}, []string{"reason"}),
-		verdicts: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "netpol_guard_goldmane_verdicts_total",
-			Help: "Calico dataplane verdicts compared with netpol-guard's prediction for the same flow.",
-		}, []string{"dataplane", "predicted"}),
-		disagreements: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "netpol_guard_goldmane_verdict_disagreements_total",
-			Help: "Flows Calico's dataplane and netpol-guard's prediction disagree on.",
-		}),
+	f := metric.Factory{Subsystem: "goldmane", Registerer: reg}
+	return &Metrics{
+		flows:         f.Counter("flows_total", "Flows received from Goldmane."),
+		skipped:       f.CounterVec("flows_skipped_total", "Goldmane flows not added to the flow cache, by reason.", "reason"),
+		verdicts:      f.CounterVec("verdicts_total", "Calico dataplane verdicts compared with netpol-guard's prediction for the same flow.", "dataplane", "predicted"),
+		disagreements: f.Counter("verdict_disagreements_total", "Flows Calico's dataplane and netpol-guard's prediction disagree on."),
 	}
-	reg.MustRegister(m.flows, m.skipped, m.verdicts, m.disagreements)
-	return m
 }
 
 func (m *Metrics) countFlow(skip SkipReason) {

@@ -169,20 +169,11 @@ func (c *Client) open(ctx context.Context, conn *grpc.ClientConn) (follow.Next, 
 	if err != nil {
 		return nil, err
 	}
-	return func() ([]flows.Record, error) {
-		m, err := stream.Recv()
-		if err != nil {
-			return nil, err
-		}
-		if rec, ok := c.handle(m); ok {
-			return []flows.Record{rec}, nil
-		}
-		return nil, nil
-	}, nil
+	return follow.Receive(stream, c.handle), nil
 }
 
 // handle takes one message off the stream, counts it, and returns its record, if any.
-func (c *Client) handle(m *observerpb.GetFlowsResponse) (flows.Record, bool) {
+func (c *Client) handle(m *observerpb.GetFlowsResponse) []flows.Record {
 	switch ev := m.GetResponseTypes().(type) {
 	case *observerpb.GetFlowsResponse_Flow:
 		f := ev.Flow
@@ -207,12 +198,12 @@ func (c *Client) handle(m *observerpb.GetFlowsResponse) (flows.Record, bool) {
 			}
 		}
 		if skip != NotSkipped {
-			return flows.Record{}, false
+			return nil
 		}
 		if rec.LastSeen.IsZero() {
 			rec.LastSeen = t
 		}
-		return rec, true
+		return []flows.Record{rec}
 	case *observerpb.GetFlowsResponse_LostEvents:
 		lost := ev.LostEvents
 		c.mu.Lock()
@@ -223,5 +214,5 @@ func (c *Client) handle(m *observerpb.GetFlowsResponse) (flows.Record, bool) {
 		ns := ev.NodeStatus
 		c.log.V(levelInfo).Info("Hubble node status", "state", ns.GetStateChange().String(), "nodes", ns.GetNodeNames(), "message", ns.GetMessage())
 	}
-	return flows.Record{}, false
+	return nil
 }

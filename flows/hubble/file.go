@@ -1,8 +1,6 @@
 package hubble
 
 import (
-	"bufio"
-	"bytes"
 	"fmt"
 	"io"
 
@@ -11,6 +9,7 @@ import (
 	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/netpol-guard/netpol-guard/flows"
+	"github.com/netpol-guard/netpol-guard/flows/internal/jsonlines"
 )
 
 // FileStats counts what ReadJSONStats read.
@@ -65,55 +64,32 @@ func ReadJSONStats(r io.Reader, source string, fn func(line int, rec flows.Recor
 
 // readJSON reads as ReadJSONStats does, with fast when not nil for the lines it can read.
 func readJSON(r io.Reader, source string, fast *fastDecoder, fn func(line int, rec flows.Record) error) (FileStats, error) {
-	st := FileStats{Skipped: map[SkipReason]int{}}
-	sc := bufio.NewScanner(r)
-	sc.Buffer(make([]byte, 0, 64*1024), flows.MaxLineBytes+2)
-	for sc.Scan() {
-		st.Lines++
-		b := sc.Bytes()
-		if st.Lines == 1 {
-			b = bytes.TrimPrefix(b, []byte("\uFEFF"))
-		}
-		if len(b) > flows.MaxLineBytes {
-			return st, &flows.LineError{Source: source, Line: st.Lines, Err: fmt.Errorf("%w: more than %d bytes", flows.ErrLineTooLong, flows.MaxLineBytes)}
-		}
-		b = bytes.TrimSpace(b)
-		if len(b) == 0 || b[0] == '#' {
-			continue
-		}
-		var rec flows.Record
-		var skip SkipReason
-		var err error
-		if fast != nil && fast.decode(b) {
-			rec, skip, err = fast.facts.convert()
-		} else {
-			var f *flowpb.Flow
-			if f, err = decodeLine(b); err != nil {
-				return st, &flows.LineError{Source: source, Line: st.Lines, Err: err}
+	st, err := jsonlines.Read(r, source, jsonlines.Source[lineFlow, SkipReason]{
+		Name: "Hubble", NotSkipped: NotSkipped,
+		Decode: func(b []byte) (lineFlow, bool, error) {
+			if fast != nil && fast.decode(b) {
+				return lineFlow{fast: fast}, true, nil
 			}
-			if f == nil {
-				st.NonFlow++
-				continue
-			}
-			rec, skip, err = Convert(f)
-		}
-		st.Flows++
-		switch {
-		case err != nil:
-			return st, &flows.LineError{Source: source, Line: st.Lines, Err: fmt.Errorf("converting Hubble flow: %w", err)}
-		case skip != NotSkipped:
-			st.Skipped[skip]++
-			continue
-		}
-		st.Records++
-		if err := fn(st.Lines, rec); err != nil {
-			return st, &flows.LineError{Source: source, Line: st.Lines, Err: err}
-		}
+			f, err := decodeLine(b)
+			return lineFlow{flow: f}, f != nil, err
+		},
+		Convert: lineFlow.convert,
+	}, fn)
+	return FileStats{Lines: st.Lines, Flows: st.Flows, Records: st.Records, NonFlow: st.NonFlow, Skipped: st.Skipped}, err
+}
+
+// lineFlow is the flow of one line: the facts fast read of it, or the flow decodeLine
+// decoded.
+type lineFlow struct {
+	fast *fastDecoder
+	flow *flowpb.Flow
+}
+
+func (l lineFlow) convert() (flows.Record, SkipReason, error) {
+	if l.fast != nil {
+		return l.fast.facts.convert()
 	}
-	if err := sc.Err(); err != nil {
-		return st, flows.ScanError(source, st.Lines, err)
-	}
-	return st, nil
+	return Convert(l.flow)
 }
 
 // decodeLine decodes one trimmed, non-empty line. It returns the flow, with its wrapper's

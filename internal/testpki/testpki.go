@@ -21,7 +21,8 @@ import (
 
 var serial atomic.Int64
 
-// CA is a certificate authority valid from an hour ago for an hour.
+// CA is a certificate authority valid from an hour ago for an hour, as are the certificates
+// it issues.
 type CA struct {
 	Cert *x509.Certificate
 	key  *ecdsa.PrivateKey
@@ -31,15 +32,9 @@ type CA struct {
 func NewCA(t testing.TB, commonName string) *CA {
 	t.Helper()
 	key := newKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(serial.Add(1)),
-		Subject:               pkix.Name{CommonName: commonName},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		BasicConstraintsValid: true,
-		KeyUsage:              x509.KeyUsageCertSign,
-	}
+	tmpl := template(commonName)
+	tmpl.IsCA, tmpl.BasicConstraintsValid = true, true
+	tmpl.KeyUsage = x509.KeyUsageCertSign
 	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
 	if err != nil {
 		t.Fatal(err)
@@ -73,14 +68,9 @@ func (ca *CA) Client(t testing.TB, commonName string) tls.Certificate {
 func (ca *CA) issue(t testing.TB, name string, usage x509.ExtKeyUsage) tls.Certificate {
 	t.Helper()
 	key := newKey(t)
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(serial.Add(1)),
-		Subject:      pkix.Name{CommonName: name},
-		NotBefore:    time.Now().Add(-time.Hour),
-		NotAfter:     time.Now().Add(time.Hour),
-		KeyUsage:     x509.KeyUsageDigitalSignature,
-		ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-	}
+	tmpl := template(name)
+	tmpl.KeyUsage = x509.KeyUsageDigitalSignature
+	tmpl.ExtKeyUsage = []x509.ExtKeyUsage{usage}
 	if usage == x509.ExtKeyUsageServerAuth {
 		tmpl.DNSNames = []string{name}
 	}
@@ -89,6 +79,18 @@ func (ca *CA) issue(t testing.TB, name string, usage x509.ExtKeyUsage) tls.Certi
 		t.Fatal(err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+// template is a certificate named name, valid from an hour ago for an hour, with a serial
+// number of its own.
+func template(name string) *x509.Certificate {
+	now := time.Now()
+	return &x509.Certificate{
+		SerialNumber: big.NewInt(serial.Add(1)),
+		Subject:      pkix.Name{CommonName: name},
+		NotBefore:    now.Add(-time.Hour),
+		NotAfter:     now.Add(time.Hour),
+	}
 }
 
 // WriteCA writes the CA certificate as PEM to dir/name and returns the path.

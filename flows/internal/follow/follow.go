@@ -67,6 +67,18 @@ func Logger(l, def logr.Logger) logr.Logger {
 // none. An error ends the stream.
 type Next func() ([]flows.Record, error)
 
+// Receive is the Next of a gRPC stream of messages M, each of which handle turns into
+// records.
+func Receive[M any](stream grpc.ServerStreamingClient[M], handle func(*M) []flows.Record) Next {
+	return func() ([]flows.Record, error) {
+		m, err := stream.Recv()
+		if err != nil {
+			return nil, err
+		}
+		return handle(m), nil
+	}
+}
+
 // Open opens a source's flow stream on conn, asking for history as the source sees fit
 // (from the newest flow it has seen, typically). The stream ends when ctx is done.
 type Open func(ctx context.Context, conn *grpc.ClientConn) (Next, error)
