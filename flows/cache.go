@@ -2,6 +2,7 @@ package flows
 
 import (
 	"net/netip"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -574,22 +575,20 @@ func (c *Cache) expireBatch(cutoff int64, max int) (int, bool) {
 
 // EdgesInto appends the edges into workloads of namespace ns to buf.
 func (c *Cache) EdgesInto(ns string, buf []Edge) []Edge {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	for _, pi := range c.byNS[ns] {
-		for _, ei := range c.peers[pi].in {
-			buf = append(buf, c.edgeAt(ei))
-		}
-	}
-	return buf
+	return c.edgesOfNS(ns, buf, func(p *peer) []uint32 { return p.in })
 }
 
 // EdgesOutOf appends the edges out of workloads of namespace ns to buf.
 func (c *Cache) EdgesOutOf(ns string, buf []Edge) []Edge {
+	return c.edgesOfNS(ns, buf, func(p *peer) []uint32 { return p.out })
+}
+
+// edgesOfNS appends the edges that list gives of each workload of namespace ns to buf.
+func (c *Cache) edgesOfNS(ns string, buf []Edge, list func(*peer) []uint32) []Edge {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	for _, pi := range c.byNS[ns] {
-		for _, ei := range c.peers[pi].out {
+		for _, ei := range list(&c.peers[pi]) {
 			buf = append(buf, c.edgeAt(ei))
 		}
 	}
@@ -637,24 +636,60 @@ func (c *Cache) Candidates(ns string, selected func(PeerID, *PeerInfo) bool, buf
 			isChosen[pi] = true
 		}
 	}
-	n := 0
+	// At most n edges: each chosen workload's, less its out-edges to another chosen one.
+	// A large read is copied by two goroutines, each into its own part of buf; the gap the
+	// first leaves (its skipped out-edges) is closed after.
+	n, half, split := 0, 0, 0
 	for _, pi := range chosen {
 		n += len(c.peers[pi].in) + len(c.peers[pi].out)
 	}
-	buf = slices.Grow(buf, n)
+	for i, pi := range chosen {
+		if 2*half >= n {
+			break
+		}
+		half += len(c.peers[pi].in) + len(c.peers[pi].out)
+		split = i + 1
+	}
+	start := len(buf)
+	buf = slices.Grow(buf, n)[:start+n]
+	if n < minParallelRead || runtime.GOMAXPROCS(0) < 2 || split == len(chosen) {
+		w := c.readEdges(chosen, isChosen, buf[start:])
+		return buf[:start+w], len(peers)
+	}
+	var second int
+	done := make(chan struct{})
+	go func() {
+		second = c.readEdges(chosen[split:], isChosen, buf[start+half:])
+		close(done)
+	}()
+	first := c.readEdges(chosen[:split], isChosen, buf[start:start+half])
+	<-done
+	copy(buf[start+first:], buf[start+half:start+half+second])
+	return buf[:start+first+second], len(peers)
+}
+
+// minParallelRead is the least read Candidates shares between two goroutines.
+const minParallelRead = 4096
+
+// readEdges copies the edges of the chosen workloads into out, each once, and returns how
+// many. The caller holds the read lock.
+func (c *Cache) readEdges(chosen []uint32, isChosen map[uint32]bool, out []Edge) int {
+	w := 0
 	for _, pi := range chosen {
 		p := &c.peers[pi]
 		for _, ei := range p.in {
-			buf = append(buf, c.edgeAt(ei))
+			out[w] = c.edgeAt(ei)
+			w++
 		}
 		for _, ei := range p.out {
 			// An edge between two chosen workloads is already listed as the other's in-edge.
 			if !isChosen[c.edges[ei].key.dst] {
-				buf = append(buf, c.edgeAt(ei))
+				out[w] = c.edgeAt(ei)
+				w++
 			}
 		}
 	}
-	return buf, len(peers)
+	return w
 }
 
 // Range calls fn for every edge until fn returns false. It copies edges out in batches, so

@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -476,5 +477,58 @@ func TestByteEstimateFollowsAddsRelabelsEvictionsAndExpiry(t *testing.T) {
 	c.Expire(t0.Add(48 * time.Hour))
 	if cov := c.Coverage(); cov.Edges != 0 || cov.Bytes != 0 {
 		t.Errorf("empty cache holds %d edges, %d bytes estimated", cov.Edges, cov.Bytes)
+	}
+}
+
+// A read large enough to be copied in two parts lists every edge of the chosen workloads
+// once — edges between two chosen ones too — whatever the part boundary falls on.
+func TestCandidatesLargeRead(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(2, runtime.GOMAXPROCS(0))))
+	c := New(Options{MaxEdges: 1 << 16})
+	var o []Observation
+	shop := make([]PeerID, 40)
+	for i := range shop {
+		shop[i] = wl("shop", fmt.Sprintf("Deployment/w%02d", i))
+	}
+	for i := range 3 * minParallelRead {
+		other := wl(fmt.Sprintf("ns-%d", i%9), fmt.Sprintf("Deployment/o%05d", i))
+		if i%2 == 0 {
+			o = append(o, obs(other, shop[i%len(shop)], 80, t0))
+		} else {
+			o = append(o, obs(shop[i%len(shop)], other, 80, t0))
+		}
+		if i%5 == 0 { // within shop, both ends chosen when both are even
+			o = append(o, obs(shop[i%len(shop)], shop[(i/5)%len(shop)], int32(1000+i), t0))
+		}
+	}
+	c.Add(o...)
+	even := func(id PeerID, _ *PeerInfo) bool {
+		var n int
+		fmt.Sscanf(id.Name, "Deployment/w%d", &n)
+		return n%2 == 0
+	}
+	want := map[string]bool{}
+	for _, e := range append(c.EdgesInto("shop", nil), c.EdgesOutOf("shop", nil)...) {
+		if (e.Dst.Namespace == "shop" && even(e.Dst, nil)) || (e.Src.Namespace == "shop" && even(e.Src, nil)) {
+			want[fmt.Sprint(e.Src, e.Dst, e.Port)] = true
+		}
+	}
+	got, _ := c.Candidates("shop", even, make([]Edge, 3)) // appended after what buf holds
+	got = got[3:]
+	seen := map[string]bool{}
+	for _, e := range got {
+		k := fmt.Sprint(e.Src, e.Dst, e.Port)
+		if seen[k] {
+			t.Fatalf("%s listed twice", k)
+		}
+		seen[k] = true
+	}
+	if len(got) < minParallelRead || len(seen) != len(want) {
+		t.Fatalf("%d candidates, want %d (at least %d, to be read in parts)", len(seen), len(want), minParallelRead)
+	}
+	for k := range want {
+		if !seen[k] {
+			t.Fatalf("%s missing", k)
+		}
 	}
 }
