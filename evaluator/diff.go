@@ -34,7 +34,8 @@ type DiffOptions struct {
 	// thousand.
 	Explain bool
 	// Memo, when set, carries what was learnt about the endpoints over from earlier diffs
-	// and on to later ones.
+	// and on to later ones, and lends the result its CutIndexes: they are valid until the
+	// Memo's next diff.
 	Memo *Memo
 	// Workers share a large diff (at least minFlowsPerWorker flows each); 0 or 1: none.
 	// A webhook's 10 k candidate flows are judged in half the time on two cores.
@@ -68,7 +69,8 @@ type diffPart struct {
 // run judges flows[lo:hi] with evaluations of the sets before and after, and explains the
 // cuts when asked.
 func (d *differ) run(eb, ea *Evaluation, flows []Flow, lo, hi int, explain bool) diffPart {
-	var p diffPart
+	p := diffPart{cut: eb.m.cut[:0]}
+	defer func() { eb.m.cut = p.cut }()
 	for i := lo; i < hi; i++ {
 		f := flows[i]
 		src, dst := eb.state(f.Src), eb.state(f.Dst)
@@ -236,9 +238,15 @@ func DiffWith(before, after *PolicySet, w *World, flows []Flow, opts DiffOptions
 		wg.Go(func() { parts[k] = d.run(b, a, flows, lo, hi, opts.Explain) })
 	}
 	wg.Wait()
-	var cut []int
+	cut := parts[0].cut
+	if workers > 1 {
+		cut = append(m.merged[:0], cut...)
+		for _, p := range parts[1:] {
+			cut = append(cut, p.cut...)
+		}
+		m.merged = cut
+	}
 	for _, p := range parts {
-		cut = append(cut, p.cut...)
 		res.Uncertain = append(res.Uncertain, p.uncertain...)
 		res.UncertainCuts = append(res.UncertainCuts, p.uncertainX...)
 		for _, pc := range p.pods {

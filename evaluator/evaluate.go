@@ -53,6 +53,10 @@ type memo struct {
 	lastSt [2]*endpointState
 	// slab backs the memo's bit sets, a few thousand at a time rather than one allocation each.
 	slab []uint64
+	// cut and merged are a kept memo's buffers for a diff's cut positions: its worker's
+	// part, and the parts merged. A webhook's change that cuts 10 k flows would otherwise
+	// make garbage of them at every admission.
+	cut, merged []int
 }
 
 // refresh brings an endpoint's state learnt in an earlier diff up to this one: what was
