@@ -397,10 +397,8 @@ func (l *Live) upsertNamespace(ns *corev1.Namespace) {
 	labels := make(map[string]string, len(ns.Labels)+1)
 	maps.Copy(labels, ns.Labels)
 	labels[corev1.LabelMetadataName] = ns.Name
-	now := l.now()
-	l.mu.Lock()
+	l.lockAndSweep()
 	defer l.mu.Unlock()
-	l.sweep(now)
 	if old, ok := l.namespaces[ns.Name]; ok && maps.Equal(old, labels) {
 		return
 	}
@@ -438,10 +436,8 @@ func (l *Live) upsertNode(node *corev1.Node) {
 		}
 	}
 
-	now := l.now()
-	l.mu.Lock()
+	now := l.lockAndSweep()
 	defer l.mu.Unlock()
-	l.sweep(now)
 	n := l.nodes[node.Name]
 	if n == nil {
 		n = &liveNode{name: node.Name}
@@ -463,10 +459,8 @@ func (l *Live) upsertNode(node *corev1.Node) {
 }
 
 func (l *Live) deleteNode(key types.NamespacedName) {
-	now := l.now()
-	l.mu.Lock()
+	now := l.lockAndSweep()
 	defer l.mu.Unlock()
-	l.sweep(now)
 	n := l.nodes[key.Name]
 	if n == nil {
 		return

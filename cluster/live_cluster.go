@@ -115,11 +115,7 @@ func (l *Live) upsertClusterPolicy(p *evaluator.ClusterPolicy, resourceVersion s
 func (l *Live) deleteClusterPolicy(ref evaluator.ClusterRef) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if _, ok := l.clusterPolicies[ref]; !ok {
-		return
-	}
-	delete(l.clusterPolicies, ref)
-	l.clusterStale[ref] = true
+	l.dropClusterPolicy(ref)
 }
 
 // forgetClusterKind drops every policy of a kind no longer served.
@@ -128,9 +124,17 @@ func (l *Live) forgetClusterKind(kind evaluator.ClusterKind) {
 	defer l.mu.Unlock()
 	for ref := range l.clusterPolicies {
 		if ref.Kind == kind {
-			delete(l.clusterPolicies, ref)
-			l.clusterStale[ref] = true
+			l.dropClusterPolicy(ref)
 		}
+	}
+}
+
+// dropClusterPolicy forgets policy ref, when known, and marks it for the cluster tier to
+// drop. Called with l.mu held.
+func (l *Live) dropClusterPolicy(ref evaluator.ClusterRef) {
+	if _, ok := l.clusterPolicies[ref]; ok {
+		delete(l.clusterPolicies, ref)
+		l.clusterStale[ref] = true
 	}
 }
 

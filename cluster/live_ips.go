@@ -77,6 +77,15 @@ func (q *expiryQueue) pop(now time.Time) (expiry, bool) {
 	return e, true
 }
 
+// lockAndSweep takes l.mu for a change from a watch, forgets what is past its time, and
+// returns the time it swept at. The caller unlocks.
+func (l *Live) lockAndSweep() time.Time {
+	now := l.now()
+	l.mu.Lock()
+	l.sweep(now)
+	return now
+}
+
 // sweep forgets what is past its time. Lookups check the times themselves, so this only
 // bounds memory; it costs what it forgets.
 func (l *Live) sweep(now time.Time) {

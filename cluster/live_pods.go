@@ -87,11 +87,9 @@ func better(a, b *livePod) bool {
 }
 
 func (l *Live) upsertPod(pod *corev1.Pod) {
-	now := l.now()
 	key := types.NamespacedName{Namespace: pod.Namespace, Name: pod.Name}
-	l.mu.Lock()
+	now := l.lockAndSweep()
 	defer l.mu.Unlock()
-	l.sweep(now)
 
 	p := l.pods[key]
 	if p != nil && p.uid != pod.UID {
@@ -144,10 +142,8 @@ func (l *Live) upsertPod(pod *corev1.Pod) {
 }
 
 func (l *Live) deletePod(key types.NamespacedName) {
-	now := l.now()
-	l.mu.Lock()
+	now := l.lockAndSweep()
 	defer l.mu.Unlock()
-	l.sweep(now)
 	if p := l.pods[key]; p != nil {
 		l.removePod(p, now)
 	}
@@ -226,10 +222,8 @@ func (l *Live) upsertOwner(kind string) func(*metav1.PartialObjectMetadata) {
 			ctrlKind, ctrlName = ref.Kind, ref.Name
 		}
 		key := ownerKey{kind: kind, namespace: m.Namespace, name: m.Name}
-		now := l.now()
-		l.mu.Lock()
+		now := l.lockAndSweep()
 		defer l.mu.Unlock()
-		l.sweep(now)
 		o := l.owners[key]
 		if o == nil {
 			o = &owner{pods: map[types.NamespacedName]struct{}{}}
@@ -248,10 +242,8 @@ func (l *Live) upsertOwner(kind string) func(*metav1.PartialObjectMetadata) {
 func (l *Live) deleteOwner(kind string) func(types.NamespacedName) {
 	return func(name types.NamespacedName) {
 		key := ownerKey{kind: kind, namespace: name.Namespace, name: name.Name}
-		now := l.now()
-		l.mu.Lock()
+		l.lockAndSweep()
 		defer l.mu.Unlock()
-		l.sweep(now)
 		o := l.owners[key]
 		if o == nil {
 			return

@@ -346,43 +346,52 @@ func compileCluster(p *ClusterPolicy) (*compiledCluster, error) {
 		errs = append(errs, field.Invalid(subj, "", "exactly one of namespaces or pods must be set"))
 	}
 	for i, r := range p.Spec.Ingress {
-		path := spec.Child("ingress").Index(i)
-		cr := &clusterRule{ref: cp.ruleRef(Ingress, i, r.Name)}
-		errs = cr.compileAction(r.Action, cp.tier, path.Child("action"), errs)
-		if len(r.From) == 0 {
-			errs = append(errs, field.Required(path.Child("from"), "must have at least one peer"))
+		// An ingress rule reads as an egress rule whose peers have only namespaces or pods.
+		er := v1beta1.ClusterNetworkPolicyEgressRule{Name: r.Name, Action: r.Action, Protocols: r.Protocols}
+		for _, peer := range r.From {
+			er.To = append(er.To, v1beta1.ClusterNetworkPolicyEgressPeer{Namespaces: peer.Namespaces, Pods: peer.Pods})
 		}
-		for j, peer := range r.From {
-			errs = cr.compilePeer(v1beta1.ClusterNetworkPolicyEgressPeer{Namespaces: peer.Namespaces, Pods: peer.Pods}, path.Child("from").Index(j), errs)
-		}
-		errs = cr.compileProtocols(r.Protocols, path.Child("protocols"), errs)
+		var cr *clusterRule
+		cr, errs = cp.compileRule(Ingress, i, er, errs)
 		cp.ingress = append(cp.ingress, cr)
 	}
 	for i, r := range p.Spec.Egress {
-		path := spec.Child("egress").Index(i)
-		cr := &clusterRule{ref: cp.ruleRef(Egress, i, r.Name)}
-		errs = cr.compileAction(r.Action, cp.tier, path.Child("action"), errs)
-		if len(r.To) == 0 {
-			errs = append(errs, field.Required(path.Child("to"), "must have at least one peer"))
-		}
-		addressed := false
-		for j, peer := range r.To {
-			errs = cr.compilePeer(peer, path.Child("to").Index(j), errs)
-			addressed = addressed || peer.Nodes != nil || len(peer.Networks) > 0 || len(peer.DomainNames) > 0
-		}
-		if cr.domains && cr.ref.Action != Accept {
-			errs = append(errs, field.Invalid(path.Child("action"), r.Action, "domainNames peers are only supported in Accept rules"))
-		}
-		errs = cr.compileProtocols(r.Protocols, path.Child("protocols"), errs)
-		if addressed && slices.ContainsFunc(cr.ports, func(p compiledPort) bool { return p.name != "" }) {
-			errs = append(errs, field.Invalid(path, "", "networks/nodes/domainNames peer cannot be set with namedPorts since there are no namedPorts for networks/nodes/domainNames"))
-		}
+		var cr *clusterRule
+		cr, errs = cp.compileRule(Egress, i, r, errs)
 		cp.egress = append(cp.egress, cr)
 	}
 	if len(errs) > 0 {
 		return nil, &ClusterPolicyError{Policy: ref, Errs: errs}
 	}
 	return cp, nil
+}
+
+// compileRule compiles rule i of direction dir, spec.ingress[i] or spec.egress[i]; r.To are
+// the peers of its "from" or "to".
+func (cp *compiledCluster) compileRule(dir Direction, i int, r v1beta1.ClusterNetworkPolicyEgressRule, errs field.ErrorList) (*clusterRule, field.ErrorList) {
+	path := field.NewPath("spec", dir.String()).Index(i)
+	peersPath := path.Child("to")
+	if dir == Ingress {
+		peersPath = path.Child("from")
+	}
+	cr := &clusterRule{ref: cp.ruleRef(dir, i, r.Name)}
+	errs = cr.compileAction(r.Action, cp.tier, path.Child("action"), errs)
+	if len(r.To) == 0 {
+		errs = append(errs, field.Required(peersPath, "must have at least one peer"))
+	}
+	addressed := false
+	for j, peer := range r.To {
+		errs = cr.compilePeer(peer, peersPath.Index(j), errs)
+		addressed = addressed || peer.Nodes != nil || len(peer.Networks) > 0 || len(peer.DomainNames) > 0
+	}
+	if cr.domains && cr.ref.Action != Accept {
+		errs = append(errs, field.Invalid(path.Child("action"), r.Action, "domainNames peers are only supported in Accept rules"))
+	}
+	errs = cr.compileProtocols(r.Protocols, path.Child("protocols"), errs)
+	if addressed && slices.ContainsFunc(cr.ports, func(p compiledPort) bool { return p.name != "" }) {
+		errs = append(errs, field.Invalid(path, "", "networks/nodes/domainNames peer cannot be set with namedPorts since there are no namedPorts for networks/nodes/domainNames"))
+	}
+	return cr, errs
 }
 
 func (cp *compiledCluster) ruleRef(dir Direction, i int, name string) TierRuleRef {

@@ -247,7 +247,7 @@ func (e *Evaluation) clusterSide(dir Direction, f Flow, srcSt, dstSt *endpointSt
 	if hit == nil || explain {
 		t = e.own(pod, podSt)
 	}
-	isolated := t != nil && ((dir == Ingress && t.ingressIsolated) || (dir == Egress && t.egressIsolated))
+	isolated := t != nil && t.isolation(dir).isolated
 	switch {
 	case hit != nil:
 		decided = hit
@@ -258,11 +258,7 @@ func (e *Evaluation) clusterSide(dir Direction, f Flow, srcSt, dstSt *endpointSt
 			s = side(t, dir, -1)
 		}
 	case isolated:
-		rules := t.ingressRules
-		if dir == Egress {
-			rules = t.egressRules
-		}
-		i := e.ruleIndex(dir, rules, e.of(t.nsp, peerSt), peer, f.Port, f.protocol(), f.Dst)
+		i := e.ruleIndex(dir, t.isolation(dir).rules, e.of(t.nsp, peerSt), peer, f.Port, f.protocol(), f.Dst)
 		if i < 0 {
 			out = outDeny
 		}

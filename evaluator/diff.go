@@ -57,19 +57,39 @@ type differ struct {
 	changedCluster []*compiledCluster
 }
 
+// diffPart is what one worker found in its share of a diff, judged with its evaluations of
+// the sets before (eb) and after (ea).
 type diffPart struct {
+	eb, ea     *Evaluation
+	explain    bool
 	cut        []int
-	pods       []indexedPodCut
-	explained  []Cut // when explaining
+	pods       []indexedPodCut // of the flows cut or uncertain that were judged pod by pod
+	explained  []Cut           // when explaining
 	candidates int
 	uncertain  []int
 	uncertainX []Cut // when explaining
 }
 
+// add records flow i, f, as cut (change pairCut) or uncertain (pairUncertain); pc is its
+// first pair when it was judged pod by pod.
+func (p *diffPart) add(change, i int, f Flow, pc *podCut) {
+	indexes, explained := &p.cut, &p.explained
+	if change == pairUncertain {
+		indexes, explained = &p.uncertain, &p.uncertainX
+	}
+	*indexes = append(*indexes, i)
+	if pc != nil {
+		p.pods = append(p.pods, indexedPodCut{i, *pc})
+	}
+	if p.explain {
+		*explained = append(*explained, explainCut(p.eb, p.ea, i, f, pc))
+	}
+}
+
 // run judges flows[lo:hi] with evaluations of the sets before and after, and explains the
 // cuts when asked.
 func (d *differ) run(eb, ea *Evaluation, flows []Flow, lo, hi int, explain bool) diffPart {
-	p := diffPart{cut: eb.m.cut[:0]}
+	p := diffPart{eb: eb, ea: ea, explain: explain, cut: eb.m.cut[:0]}
 	defer func() { eb.m.cut = p.cut }()
 	for i := lo; i < hi; i++ {
 		f := flows[i]
@@ -80,7 +100,7 @@ func (d *differ) run(eb, ea *Evaluation, flows []Flow, lo, hi int, explain bool)
 		}
 		p.candidates++
 		if d.tiered {
-			d.runTiered(eb, ea, f, i, src, dst, srcCand&candEgress != 0, dstCand&candIngress != 0, explain, &p)
+			d.runTiered(&p, f, i, src, dst, srcCand&candEgress != 0, dstCand&candIngress != 0)
 			continue
 		}
 		srcSelected, dstSelected := srcCand != 0, dstCand != 0
@@ -90,19 +110,12 @@ func (d *differ) run(eb, ea *Evaluation, flows []Flow, lo, hi int, explain bool)
 		}
 		if !splitSrc && !splitDst {
 			if d.judge(eb, ea, f, src, dst, srcSelected, dstSelected) {
-				p.cut = append(p.cut, i)
-				if explain {
-					p.explained = append(p.explained, explainCut(eb, ea, i, f, nil))
-				}
+				p.add(pairCut, i, f, nil)
 			}
 			continue
 		}
 		if pc, cut := d.judgePods(eb, ea, f, splitSrc, splitDst, srcSelected, dstSelected); cut {
-			p.cut = append(p.cut, i)
-			p.pods = append(p.pods, indexedPodCut{i, pc})
-			if explain {
-				p.explained = append(p.explained, explainCut(eb, ea, i, f, &pc))
-			}
+			p.add(pairCut, i, f, &pc)
 		}
 	}
 	return p
@@ -326,70 +339,37 @@ func uniqueRefs(list []*compiledCluster) int {
 // of its pods is allowed before and denied after, and uncertain (not cut) if no pair is cut
 // but one goes from allowed to uncertain or from uncertain to denied. egressMay and
 // ingressMay say which sides a changed policy may decide.
-func (d *differ) runTiered(eb, ea *Evaluation, f Flow, i int, src, dst *endpointState, egressMay, ingressMay, explain bool, p *diffPart) {
+func (d *differ) runTiered(p *diffPart, f Flow, i int, src, dst *endpointState, egressMay, ingressMay bool) {
+	eb, ea := p.eb, p.ea
 	var splitSrc, splitDst bool
 	if len(f.Src.Pods) > 1 || len(f.Dst.Pods) > 1 {
 		splitSrc, splitDst = splitEnds(f, eb.ps, ea.ps)
 	}
 	if !splitSrc && !splitDst {
-		switch tieredChange(eb, ea, f, src, dst, egressMay, ingressMay) {
-		case pairCut:
-			p.cut = append(p.cut, i)
-			if explain {
-				p.explained = append(p.explained, explainCut(eb, ea, i, f, nil))
-			}
-		case pairUncertain:
-			p.uncertain = append(p.uncertain, i)
-			if explain {
-				p.uncertainX = append(p.uncertainX, explainCut(eb, ea, i, f, nil))
-			}
+		if change := tieredChange(eb, ea, f, src, dst, egressMay, ingressMay); change != pairKept {
+			p.add(change, i, f, nil)
 		}
 		return
 	}
-	var pc, uncPair podCut
-	var cutNames, uncNames []string
-	cut, unc, n := 0, 0, 0
+	var cut, unc podTally
+	n := 0
 	podPairs(f, splitSrc, splitDst, func(g Flow) bool {
 		n++
 		switch tieredChange(eb, ea, g, eb.state(g.Src), eb.state(g.Dst), egressMay, ingressMay) {
 		case pairCut:
-			if cut == 0 {
-				pc.src, pc.dst = g.Src, g.Dst
-			}
-			cut++
-			if len(cutNames) < maxPodsListed {
-				cutNames = append(cutNames, pairName(g, splitSrc, splitDst))
-			}
+			cut.add(g, splitSrc, splitDst)
 		case pairUncertain:
-			if unc == 0 {
-				uncPair.src, uncPair.dst = g.Src, g.Dst
-			}
-			unc++
-			if len(uncNames) < maxPodsListed {
-				uncNames = append(uncNames, pairName(g, splitSrc, splitDst))
-			}
+			unc.add(g, splitSrc, splitDst)
 		}
 		return true
 	})
 	switch {
-	case cut > 0:
-		p.cut = append(p.cut, i)
-		if cut < n {
-			pc.pods = cutNames
-		}
-		p.pods = append(p.pods, indexedPodCut{i, pc})
-		if explain {
-			p.explained = append(p.explained, explainCut(eb, ea, i, f, &pc))
-		}
-	case unc > 0:
-		p.uncertain = append(p.uncertain, i)
-		if unc < n {
-			uncPair.pods = uncNames
-		}
-		p.pods = append(p.pods, indexedPodCut{i, uncPair})
-		if explain {
-			p.uncertainX = append(p.uncertainX, explainCut(eb, ea, i, f, &uncPair))
-		}
+	case cut.n > 0:
+		pc := cut.of(n)
+		p.add(pairCut, i, f, &pc)
+	case unc.n > 0:
+		pc := unc.of(n)
+		p.add(pairUncertain, i, f, &pc)
 	}
 }
 

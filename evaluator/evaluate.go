@@ -256,12 +256,10 @@ const maxOwn = 6
 // nsMemo is what one namespace's policies say about one endpoint, learnt as needed.
 type nsMemo struct {
 	nsp *nsPolicies
-	// As the pod a policy selects (only for pods of this namespace): the ingress and egress
-	// rules of the policies that select it, and whether any policy isolates it.
-	targetKnown                     bool
-	ingressIsolated, egressIsolated bool
-	ingressRules, egressRules       bitset
-	ingressBy, egressBy             []PolicyRef // the isolating policies, by name
+	// As the pod a policy selects (only for pods of this namespace): what the policies that
+	// select it say of each side of its flows.
+	targetKnown     bool
+	ingress, egress isolation
 	// As the peer of a rule: whether the rule's "from" (ingress) or "to" (egress) matches
 	// this endpoint, for the rules asked about so far.
 	ingressKnown, ingressMatch bitset
@@ -318,12 +316,40 @@ func (e *Evaluation) of(nsp *nsPolicies, st *endpointState) *nsMemo {
 	return m
 }
 
+// isolation is what the NetworkPolicies that select a pod say of one side (ingress or
+// egress) of its flows.
+type isolation struct {
+	isolated bool        // a policy isolates it
+	rules    bitset      // the rules of the policies that isolate it
+	by       []PolicyRef // the isolating policies, by name
+}
+
+// add records that policy ref isolates the side, with rules, of the n rules of its
+// namespace and direction.
+func (s *isolation) add(ref PolicyRef, rules bitset, n int, mem *memo) {
+	if len(s.rules) == 0 {
+		s.rules = mem.reuse(s.rules, n)
+	}
+	s.isolated = true
+	s.rules.or(rules)
+	s.by = append(s.by, ref)
+}
+
+// isolation is what the policies that select the pod say of its side dir.
+func (m *nsMemo) isolation(dir Direction) *isolation {
+	if dir == Egress {
+		return &m.egress
+	}
+	return &m.ingress
+}
+
 // reset readies a recycled nsMemo for nsp, keeping its bit sets' memory. The isolating
 // policy lists are not reused: verdicts handed out share them.
 func (m *nsMemo) reset(nsp *nsPolicies) {
 	*m = nsMemo{
 		nsp:          nsp,
-		ingressRules: m.ingressRules[:0], egressRules: m.egressRules[:0],
+		ingress:      isolation{rules: m.ingress.rules[:0]},
+		egress:       isolation{rules: m.egress.rules[:0]},
 		ingressKnown: m.ingressKnown[:0], ingressMatch: m.ingressMatch[:0],
 		egressKnown: m.egressKnown[:0], egressMatch: m.egressMatch[:0],
 		peerKnown: m.peerKnown[:0], peerMatch: m.peerMatch[:0],
@@ -347,20 +373,10 @@ func (m *nsMemo) target(ep *Endpoint, mem *memo) *nsMemo {
 			continue
 		}
 		if cp.ingress {
-			if len(m.ingressRules) == 0 {
-				m.ingressRules = mem.reuse(m.ingressRules, len(nsp.ingress))
-			}
-			m.ingressIsolated = true
-			m.ingressRules.or(cp.ingressRules)
-			m.ingressBy = append(m.ingressBy, cp.ref)
+			m.ingress.add(cp.ref, cp.ingressRules, len(nsp.ingress), mem)
 		}
 		if cp.egress {
-			if len(m.egressRules) == 0 {
-				m.egressRules = mem.reuse(m.egressRules, len(nsp.egress))
-			}
-			m.egressIsolated = true
-			m.egressRules.or(cp.egressRules)
-			m.egressBy = append(m.egressBy, cp.ref)
+			m.egress.add(cp.ref, cp.egressRules, len(nsp.egress), mem)
 		}
 	}
 	return m
@@ -566,8 +582,8 @@ func (e *Evaluation) egressAllowed(f Flow, src, dst *endpointState) bool {
 		return true
 	}
 	t := e.own(f.Src, src)
-	return t == nil || !t.egressIsolated ||
-		e.ruleIndex(Egress, t.egressRules, e.of(t.nsp, dst), f.Dst, f.Port, f.protocol(), f.Dst) >= 0
+	return t == nil || !t.egress.isolated ||
+		e.ruleIndex(Egress, t.egress.rules, e.of(t.nsp, dst), f.Dst, f.Port, f.protocol(), f.Dst) >= 0
 }
 
 func (e *Evaluation) ingressAllowed(f Flow, src, dst *endpointState) bool {
@@ -575,8 +591,8 @@ func (e *Evaluation) ingressAllowed(f Flow, src, dst *endpointState) bool {
 		return true
 	}
 	t := e.own(f.Dst, dst)
-	return t == nil || !t.ingressIsolated ||
-		e.ruleIndex(Ingress, t.ingressRules, e.of(t.nsp, src), f.Src, f.Port, f.protocol(), f.Dst) >= 0 ||
+	return t == nil || !t.ingress.isolated ||
+		e.ruleIndex(Ingress, t.ingress.rules, e.of(t.nsp, src), f.Src, f.Port, f.protocol(), f.Dst) >= 0 ||
 		e.fromOwnNode(f.Src, src, f.Dst)
 }
 
@@ -609,14 +625,14 @@ func (e *Evaluation) verdict(f Flow) Verdict {
 	v.Ingress = Side{Allowed: true}
 	if f.Src.Kind == Pod {
 		v.Egress.Applies = true
-		if t := e.own(f.Src, src); t != nil && t.egressIsolated {
-			v.Egress = side(t, Egress, e.ruleIndex(Egress, t.egressRules, e.of(t.nsp, dst), f.Dst, f.Port, proto, f.Dst))
+		if t := e.own(f.Src, src); t != nil && t.egress.isolated {
+			v.Egress = side(t, Egress, e.ruleIndex(Egress, t.egress.rules, e.of(t.nsp, dst), f.Dst, f.Port, proto, f.Dst))
 		}
 	}
 	if f.Dst.Kind == Pod {
 		v.Ingress.Applies = true
-		if t := e.own(f.Dst, dst); t != nil && t.ingressIsolated {
-			v.Ingress = side(t, Ingress, e.ruleIndex(Ingress, t.ingressRules, e.of(t.nsp, src), f.Src, f.Port, proto, f.Dst))
+		if t := e.own(f.Dst, dst); t != nil && t.ingress.isolated {
+			v.Ingress = side(t, Ingress, e.ruleIndex(Ingress, t.ingress.rules, e.of(t.nsp, src), f.Src, f.Port, proto, f.Dst))
 			if !v.Ingress.Allowed && e.fromOwnNode(f.Src, src, f.Dst) {
 				v.Ingress.Allowed = true
 				v.Ingress.FromOwnNode = true
@@ -632,11 +648,10 @@ func (e *Evaluation) verdict(f Flow) Verdict {
 func side(t *nsMemo, dir Direction, i int) Side {
 	s := Side{Applies: true, Isolated: true}
 	// IsolatedBy is shared with the memo, clipped so that an append by the caller copies.
+	s.IsolatedBy = slices.Clip(t.isolation(dir).by)
 	rules := t.nsp.ingress
-	s.IsolatedBy = slices.Clip(t.ingressBy)
 	if dir == Egress {
 		rules = t.nsp.egress
-		s.IsolatedBy = slices.Clip(t.egressBy)
 	}
 	if i >= 0 {
 		s.Allowed = true

@@ -150,28 +150,45 @@ type podCut struct {
 
 // judgePods judges a flow pod by pod: it is cut if the flow of any pair of its pods is.
 func (d *differ) judgePods(eb, ea *Evaluation, f Flow, splitSrc, splitDst, srcSel, dstSel bool) (podCut, bool) {
-	var pc podCut
-	var names []string
-	cut, n := 0, 0
+	var cut podTally
+	n := 0
 	podPairs(f, splitSrc, splitDst, func(g Flow) bool {
 		n++
-		if !d.judge(eb, ea, g, eb.state(g.Src), eb.state(g.Dst), srcSel, dstSel) {
-			return true
-		}
-		if cut == 0 {
-			pc.src, pc.dst = g.Src, g.Dst
-		}
-		cut++
-		if len(names) < maxPodsListed {
-			names = append(names, pairName(g, splitSrc, splitDst))
+		if d.judge(eb, ea, g, eb.state(g.Src), eb.state(g.Dst), srcSel, dstSel) {
+			cut.add(g, splitSrc, splitDst)
 		}
 		return true
 	})
-	if cut == 0 {
-		return pc, false
+	if cut.n == 0 {
+		return podCut{}, false
 	}
-	if cut < n {
-		pc.pods = names
+	return cut.of(n), true
+}
+
+// podTally gathers the pairs of a flow's pods that were judged alike (cut, or uncertain):
+// how many, the first, and the names of up to maxPodsListed.
+type podTally struct {
+	n     int
+	first podCut
+	names []string
+}
+
+// add tallies the flow g of one pair of pods.
+func (t *podTally) add(g Flow, splitSrc, splitDst bool) {
+	if t.n == 0 {
+		t.first.src, t.first.dst = g.Src, g.Dst
 	}
-	return pc, true
+	t.n++
+	if len(t.names) < maxPodsListed {
+		t.names = append(t.names, pairName(g, splitSrc, splitDst))
+	}
+}
+
+// of is the tallied pairs of a flow of n pairs: they are named when not all n are.
+func (t *podTally) of(n int) podCut {
+	pc := t.first
+	if t.n < n {
+		pc.pods = t.names
+	}
+	return pc
 }

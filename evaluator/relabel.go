@@ -1,6 +1,7 @@
 package evaluator
 
 import (
+	"maps"
 	"reflect"
 	"slices"
 )
@@ -196,30 +197,33 @@ func Relabelled(ep *Endpoint, labels map[string]string) *Endpoint {
 // WithNamespaceLabels returns a copy of w in which namespace ns has labels; w is not
 // modified. The namespaces' label maps are shared with w.
 func (w *World) WithNamespaceLabels(ns string, labels map[string]string) *World {
-	out := &World{NamespaceLabels: map[string]map[string]string{}}
-	if w != nil {
-		out.NamespaceLabels = make(map[string]map[string]string, len(w.NamespaceLabels)+1)
-		for k, v := range w.NamespaceLabels {
-			out.NamespaceLabels[k] = v
-		}
-		out.NodeAddresses, out.NodeLabels = w.NodeAddresses, w.NodeLabels
-	}
-	out.NamespaceLabels[ns] = labels
+	out := w.shallowCopy()
+	out.NamespaceLabels = withEntry(out.NamespaceLabels, ns, labels)
 	return out
 }
 
 // WithNodeLabels returns a copy of w in which node has labels; w is not modified. The other
 // nodes' label maps, the namespaces' labels and the node addresses are shared with w.
 func (w *World) WithNodeLabels(node string, labels map[string]string) *World {
-	out := &World{NodeLabels: map[string]map[string]string{}}
-	if w != nil {
-		out.NodeLabels = make(map[string]map[string]string, len(w.NodeLabels)+1)
-		for k, v := range w.NodeLabels {
-			out.NodeLabels[k] = v
-		}
-		out.NamespaceLabels, out.NodeAddresses = w.NamespaceLabels, w.NodeAddresses
+	out := w.shallowCopy()
+	out.NodeLabels = withEntry(out.NodeLabels, node, labels)
+	return out
+}
+
+// shallowCopy returns a copy of w sharing its maps; an empty World for nil.
+func (w *World) shallowCopy() *World {
+	if w == nil {
+		return &World{}
 	}
-	out.NodeLabels[node] = labels
+	out := *w
+	return &out
+}
+
+// withEntry returns a copy of m with k set to v; m is not modified.
+func withEntry[V any](m map[string]V, k string, v V) map[string]V {
+	out := make(map[string]V, len(m)+1)
+	maps.Copy(out, m)
+	out[k] = v
 	return out
 }
 

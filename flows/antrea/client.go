@@ -30,6 +30,10 @@ const (
 // certificate. Files are read again at each connection attempt.
 type TLSOptions = follow.TLSOptions
 
+// Tuning is how the client batches records (BatchSize, BatchInterval), reconnects
+// (MinBackoff, MaxBackoff, HealthyAfter) and dials (DialOptions).
+type Tuning = follow.Tuning
+
 // Options configures a Client.
 type Options struct {
 	// Address of the Flow Aggregator's FlowStreamService as gRPC dials it, e.g.
@@ -37,16 +41,8 @@ type Options struct {
 	Address string
 	// TLS settings; the FlowStreamService serves TLS only.
 	TLS TLSOptions
-	// BatchSize is the most records handed over at once (default DefaultBatchSize);
-	// BatchInterval the longest a record waits for its batch to fill (DefaultBatchInterval).
-	BatchSize     int
-	BatchInterval time.Duration
-	// MinBackoff and MaxBackoff bound the wait before reconnecting, which doubles after each
-	// failure and is jittered between half and all of it. A stream that stayed up for
-	// HealthyAfter starts again from MinBackoff. Defaults: 1s, 1m, 1m.
-	MinBackoff, MaxBackoff, HealthyAfter time.Duration
-	// DialOptions are added to the client's own (transport credentials, keepalive).
-	DialOptions []grpc.DialOption
+	// Tuning sets batches, reconnects and dial options; the zero value takes the defaults.
+	Tuning
 	// Log defaults to the package logger.
 	Log logr.Logger
 }
@@ -97,9 +93,7 @@ func New(opts Options, deliver func(ctx context.Context, recs []flows.Record)) (
 	c := &Client{opts: opts}
 	f, err := follow.New(follow.Options{
 		Server: "Antrea Flow Aggregator", Address: opts.Address, TLS: &c.opts.TLS,
-		BatchSize: opts.BatchSize, BatchInterval: opts.BatchInterval,
-		MinBackoff: opts.MinBackoff, MaxBackoff: opts.MaxBackoff, HealthyAfter: opts.HealthyAfter,
-		DialOptions: opts.DialOptions, Log: follow.Logger(opts.Log, log),
+		Tuning: opts.Tuning, Log: follow.Logger(opts.Log, log),
 	}, c.open, deliver)
 	if err != nil {
 		return nil, err

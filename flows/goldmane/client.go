@@ -39,6 +39,10 @@ const aggregationInterval = 15 * time.Second
 // the next reconnect.
 type TLSOptions = follow.TLSOptions
 
+// Tuning is how the client batches records (BatchSize, BatchInterval), reconnects
+// (MinBackoff, MaxBackoff, HealthyAfter) and dials (DialOptions).
+type Tuning = follow.Tuning
+
 // Options configures a Client.
 type Options struct {
 	// Address of Goldmane as gRPC dials it, e.g. "goldmane.calico-system.svc:7443".
@@ -51,14 +55,8 @@ type Options struct {
 	// one aggregation interval, and never further back than Backfill. Goldmane takes these
 	// as seconds before its own clock, so clock skew between us and it does not matter.
 	Backfill time.Duration
-	// BatchSize is the most records handed over at once (default DefaultBatchSize);
-	// BatchInterval the longest a record waits for its batch to fill (DefaultBatchInterval).
-	BatchSize     int
-	BatchInterval time.Duration
-	// MinBackoff and MaxBackoff bound the wait before reconnecting, which doubles after each
-	// failure and is jittered between half and all of it. A stream that stayed up for
-	// HealthyAfter starts again from MinBackoff. Defaults: 1s, 1m, 1m.
-	MinBackoff, MaxBackoff, HealthyAfter time.Duration
+	// Tuning sets batches, reconnects and dial options; the zero value takes the defaults.
+	Tuning
 	// OnVerdict, when set, is called with every flow whose verdict Calico's dataplane
 	// settled (Verdict.Final) and whose ends can be named, allowed or denied, so the caller
 	// can compare it with its own prediction (Metrics.CompareVerdict). It is called from
@@ -66,8 +64,6 @@ type Options struct {
 	OnVerdict func(rec flows.Record, dataplaneAllowed bool)
 	// Metrics, when set, counts received and skipped flows.
 	Metrics *Metrics
-	// DialOptions are added to the client's own (transport credentials, keepalive).
-	DialOptions []grpc.DialOption
 	// Log defaults to the package logger.
 	Log logr.Logger
 }
@@ -122,9 +118,7 @@ func New(opts Options, deliver func(ctx context.Context, recs []flows.Record)) (
 	c := &Client{opts: opts, now: time.Now}
 	f, err := follow.New(follow.Options{
 		Server: "Goldmane", Address: opts.Address, TLS: &c.opts.TLS,
-		BatchSize: opts.BatchSize, BatchInterval: opts.BatchInterval,
-		MinBackoff: opts.MinBackoff, MaxBackoff: opts.MaxBackoff, HealthyAfter: opts.HealthyAfter,
-		DialOptions: opts.DialOptions, Log: follow.Logger(opts.Log, log),
+		Tuning: opts.Tuning, Log: follow.Logger(opts.Log, log),
 	}, c.open, deliver)
 	if err != nil {
 		return nil, err

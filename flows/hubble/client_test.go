@@ -139,7 +139,7 @@ func TestClientDeliversOnlyForwardedAndAuditedRequests(t *testing.T) {
 	}}})
 	serve(t, lis, r)
 	col := &followtest.Collector{}
-	c, stop := run(t, Options{Address: lis.Addr().String(), BatchSize: 100, BatchInterval: 20 * time.Millisecond}, col)
+	c, stop := run(t, Options{Address: lis.Addr().String(), Tuning: Tuning{BatchSize: 100, BatchInterval: 20 * time.Millisecond}}, col)
 
 	testutil.Eventually(t, 15*time.Second, "all flows are handled", func() bool { s := c.Stats(); return s.Flows == 9 && s.Delivered == 4 })
 	world := webToCart()
@@ -191,7 +191,7 @@ func TestClientReconnectsWhenRelayEndsTheStream(t *testing.T) {
 	})
 	serve(t, lis, r)
 	col := &followtest.Collector{}
-	c, _ := run(t, Options{Address: lis.Addr().String(), BatchInterval: 10 * time.Millisecond}, col)
+	c, _ := run(t, Options{Address: lis.Addr().String(), Tuning: Tuning{BatchInterval: 10 * time.Millisecond}}, col)
 
 	testutil.Eventually(t, 15*time.Second, "both streams delivered", func() bool { return len(col.Records()) == 2 })
 	got := col.Records()
@@ -214,7 +214,7 @@ func TestClientReconnectsAfterRelayRestarts(t *testing.T) {
 	first := newRelay([]script{{events: []*observerpb.GetFlowsResponse{flowEvent(makeFlow())}}})
 	stop := serve(t, lis, first)
 	col := &followtest.Collector{}
-	c, _ := run(t, Options{Address: addr, BatchInterval: 10 * time.Millisecond}, col)
+	c, _ := run(t, Options{Address: addr, Tuning: Tuning{BatchInterval: 10 * time.Millisecond}}, col)
 	testutil.Eventually(t, 15*time.Second, "the first relay's flow is delivered", func() bool { return len(col.Records()) == 1 })
 
 	stop()
@@ -244,7 +244,7 @@ func TestClientBatches(t *testing.T) {
 	}
 	serve(t, lis, newRelay([]script{{events: events}}))
 	col := &followtest.Collector{}
-	run(t, Options{Address: lis.Addr().String(), BatchSize: 2, BatchInterval: 50 * time.Millisecond}, col)
+	run(t, Options{Address: lis.Addr().String(), Tuning: Tuning{BatchSize: 2, BatchInterval: 50 * time.Millisecond}}, col)
 
 	testutil.Eventually(t, 15*time.Second, "all records delivered, the last by the interval", func() bool { return len(col.Records()) == 5 })
 	for i, b := range col.Batches() {
@@ -258,7 +258,7 @@ func TestClientDeliversWhatItHoldsOnShutdown(t *testing.T) {
 	lis := followtest.Listen(t, "127.0.0.1:0")
 	serve(t, lis, newRelay([]script{{events: []*observerpb.GetFlowsResponse{flowEvent(makeFlow())}}}))
 	col := &followtest.Collector{}
-	c, stop := run(t, Options{Address: lis.Addr().String(), BatchInterval: time.Hour}, col)
+	c, stop := run(t, Options{Address: lis.Addr().String(), Tuning: Tuning{BatchInterval: time.Hour}}, col)
 	testutil.Eventually(t, 15*time.Second, "the flow is received", func() bool { return c.Stats().Flows == 1 })
 	if n := len(col.Records()); n != 0 {
 		t.Fatalf("%d records delivered before the batch was due", n)
@@ -291,7 +291,7 @@ func TestClientTLS(t *testing.T) {
 
 	t.Run("mutual TLS with the Relay CA and a server name override delivers flows", func(t *testing.T) {
 		col := &followtest.Collector{}
-		c, _ := run(t, Options{Address: addr, BatchInterval: 10 * time.Millisecond, TLS: &TLSOptions{
+		c, _ := run(t, Options{Address: addr, Tuning: Tuning{BatchInterval: 10 * time.Millisecond}, TLS: &TLSOptions{
 			CAFiles: []string{caFile}, CertFile: clientCertFile, KeyFile: clientKeyFile, ServerName: serverName,
 		}}, col)
 		testutil.Eventually(t, 15*time.Second, "the flow is delivered over TLS", func() bool { return len(col.Records()) == 1 })
@@ -313,7 +313,7 @@ func TestClientTLS(t *testing.T) {
 	for _, tt := range failures {
 		t.Run(tt.name, func(t *testing.T) {
 			col := &followtest.Collector{}
-			c, _ := run(t, Options{Address: addr, BatchInterval: 10 * time.Millisecond, TLS: tt.tls}, col)
+			c, _ := run(t, Options{Address: addr, Tuning: Tuning{BatchInterval: 10 * time.Millisecond}, TLS: tt.tls}, col)
 			testutil.Eventually(t, 15*time.Second, "the client retries", func() bool { return c.Stats().Reconnects >= 2 })
 			s := c.Stats()
 			if n := len(col.Records()); n != 0 || s.Flows != 0 {

@@ -40,6 +40,14 @@ type Options struct {
 	Address string
 	// TLS, when set, connects with TLS; nil is plaintext.
 	TLS *TLSOptions
+	Tuning
+	// Log defaults to the package logger; a source passes its own (Logger).
+	Log logr.Logger
+}
+
+// Tuning is how a Follower batches records, reconnects and dials. Each source's Options
+// embed it; the zero value takes the defaults.
+type Tuning struct {
 	// BatchSize is the most records handed over at once (default DefaultBatchSize);
 	// BatchInterval the longest a record waits for its batch to fill (DefaultBatchInterval).
 	BatchSize     int
@@ -50,8 +58,6 @@ type Options struct {
 	MinBackoff, MaxBackoff, HealthyAfter time.Duration
 	// DialOptions are added to the follower's own (transport credentials, keepalive).
 	DialOptions []grpc.DialOption
-	// Log defaults to the package logger; a source passes its own (Logger).
-	Log logr.Logger
 }
 
 // Logger is l, or def when l is the zero Logger: a source's Options.Log, defaulting to the
