@@ -49,16 +49,13 @@ type Options struct {
 
 // Stats says how the Client is doing, for metrics and status.
 type Stats struct {
-	// Connected is true while a flow stream is open.
-	Connected bool
-	// Reconnects counts connection attempts after the first.
-	Reconnects uint64
-	// LastError is the error that ended the last stream or attempt; empty before any.
-	LastError string
-	// LastReceived is when the last message arrived; LastFlowEnd the end of the newest flow.
-	LastReceived, LastFlowEnd time.Time
-	// Flows counts flows received; Delivered the records handed over.
-	Flows, Delivered uint64
+	// The stream's: connected, reconnects, the last error, the last message received,
+	// the records delivered.
+	follow.Stats
+	// LastFlowEnd is the end of the newest flow.
+	LastFlowEnd time.Time
+	// Flows counts flows received.
+	Flows uint64
 	// Skipped counts the flows Convert passed over, by reason.
 	Skipped map[SkipReason]uint64
 	// Dropped adds up the flows the Flow Aggregator dropped because this client fell behind
@@ -74,9 +71,10 @@ type Stats struct {
 // ended since the newest it had seen (those that ended at that instant may come twice,
 // which only adds to an edge's count).
 type Client struct {
-	opts     Options
-	follower *follow.Follower
-	log      logr.Logger
+	opts Options
+	// The Follower keeps the stream open: Start and NeedLeaderElection are its.
+	*follow.Follower
+	log logr.Logger
 
 	mu          sync.Mutex
 	flows       uint64
@@ -91,37 +89,24 @@ type Client struct {
 // keep the slice. TLS files are read once here, to fail early.
 func New(opts Options, deliver func(ctx context.Context, recs []flows.Record)) (*Client, error) {
 	c := &Client{opts: opts}
-	f, err := follow.New(follow.Options{
+	var err error
+	if c.Follower, err = follow.New(follow.Options{
 		Server: "Antrea Flow Aggregator", Address: opts.Address, TLS: &c.opts.TLS,
 		Tuning: opts.Tuning, Log: follow.Logger(opts.Log, log),
-	}, c.open, deliver)
-	if err != nil {
+	}, c.open, deliver); err != nil {
 		return nil, err
 	}
-	c.follower, c.log = f, f.Log()
+	c.log = c.Log()
 	return c, nil
 }
 
-// NeedLeaderElection is false: every webhook replica keeps its own flow cache, so every
-// replica follows the Flow Aggregator. (controller-runtime's manager.LeaderElectionRunnable.)
-func (c *Client) NeedLeaderElection() bool { return false }
-
-// Start follows the Flow Aggregator until ctx is done, reconnecting whenever the stream
-// ends, and returns nil then, after delivering the records it holds. It fits
-// controller-runtime's manager.Runnable.
-func (c *Client) Start(ctx context.Context) error { return c.follower.Start(ctx) }
-
 // Stats returns a copy of the client's counters.
 func (c *Client) Stats() Stats {
-	fs := c.follower.Stats()
+	fs := c.Follower.Stats()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return Stats{
-		Connected: fs.Connected, Reconnects: fs.Reconnects, LastError: fs.LastError,
-		LastReceived: fs.LastReceived, LastFlowEnd: c.lastEnd,
-		Flows: c.flows, Delivered: fs.Delivered, Dropped: c.dropped + c.streamDrops,
-		Skipped: convert.Counts[SkipReason](c.skipped[:]),
-	}
+	return Stats{Stats: fs, LastFlowEnd: c.lastEnd, Flows: c.flows, Dropped: c.dropped + c.streamDrops,
+		Skipped: convert.Counts[SkipReason](c.skipped[:])}
 }
 
 // request is the GetFlows request for the next stream.

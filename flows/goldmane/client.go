@@ -70,17 +70,13 @@ type Options struct {
 
 // Stats says how the Client is doing, for metrics and status.
 type Stats struct {
-	// Connected is true while a flow stream is open.
-	Connected bool
-	// Reconnects counts connection attempts after the first.
-	Reconnects uint64
-	// LastError is the error that ended the last stream or attempt; empty before any.
-	LastError string
-	// LastReceived is when the last flow arrived; LastFlowStart the start of the newest flow.
-	LastReceived, LastFlowStart time.Time
-	// Flows counts flows received; Delivered the records handed over; Verdicts the flows
-	// passed to OnVerdict.
-	Flows, Delivered, Verdicts uint64
+	// The stream's: connected, reconnects, the last error, the last message received,
+	// the records delivered.
+	follow.Stats
+	// LastFlowStart is the start of the newest flow.
+	LastFlowStart time.Time
+	// Flows counts flows received; Verdicts the flows passed to OnVerdict.
+	Flows, Verdicts uint64
 	// Skipped counts the flows not handed over, by reason.
 	Skipped map[SkipReason]uint64
 }
@@ -93,10 +89,11 @@ type Stats struct {
 // outage shorter than Goldmane's history loses nothing (the flows of the interval it broke
 // off in come twice, which only adds to an edge's count).
 type Client struct {
-	opts     Options
-	follower *follow.Follower
-	log      logr.Logger
-	now      func() time.Time
+	opts Options
+	// The Follower keeps the stream open: Start and NeedLeaderElection are its.
+	*follow.Follower
+	log logr.Logger
+	now func() time.Time
 
 	mu        sync.Mutex
 	flows     uint64
@@ -116,37 +113,24 @@ func New(opts Options, deliver func(ctx context.Context, recs []flows.Record)) (
 		opts.Backfill = DefaultBackfill
 	}
 	c := &Client{opts: opts, now: time.Now}
-	f, err := follow.New(follow.Options{
+	var err error
+	if c.Follower, err = follow.New(follow.Options{
 		Server: "Goldmane", Address: opts.Address, TLS: &c.opts.TLS,
 		Tuning: opts.Tuning, Log: follow.Logger(opts.Log, log),
-	}, c.open, deliver)
-	if err != nil {
+	}, c.open, deliver); err != nil {
 		return nil, err
 	}
-	c.follower, c.log = f, f.Log()
+	c.log = c.Log()
 	return c, nil
 }
 
-// NeedLeaderElection is false: every webhook replica keeps its own flow cache, so every
-// replica follows Goldmane. (controller-runtime's manager.LeaderElectionRunnable.)
-func (c *Client) NeedLeaderElection() bool { return false }
-
-// Start follows Goldmane until ctx is done, reconnecting whenever the stream ends, and
-// returns nil then, after delivering the records it holds. It fits controller-runtime's
-// manager.Runnable.
-func (c *Client) Start(ctx context.Context) error { return c.follower.Start(ctx) }
-
 // Stats returns a copy of the client's counters.
 func (c *Client) Stats() Stats {
-	fs := c.follower.Stats()
+	fs := c.Follower.Stats()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return Stats{
-		Connected: fs.Connected, Reconnects: fs.Reconnects, LastError: fs.LastError,
-		LastReceived: fs.LastReceived, LastFlowStart: c.lastStart,
-		Flows: c.flows, Delivered: fs.Delivered, Verdicts: c.verdicts,
-		Skipped: convert.Counts[SkipReason](c.skipped[:]),
-	}
+	return Stats{Stats: fs, LastFlowStart: c.lastStart, Flows: c.flows, Verdicts: c.verdicts,
+		Skipped: convert.Counts[SkipReason](c.skipped[:])}
 }
 
 // request is the Stream request for the next stream.

@@ -56,16 +56,13 @@ type Tuning = follow.Tuning
 
 // Stats says how the Client is doing, for metrics and status.
 type Stats struct {
-	// Connected is true while a flow stream is open.
-	Connected bool
-	// Reconnects counts connection attempts after the first.
-	Reconnects uint64
-	// LastError is the error that ended the last stream or attempt; empty before any.
-	LastError string
-	// LastReceived is when the last flow arrived; LastFlowTime the time of the newest flow.
-	LastReceived, LastFlowTime time.Time
-	// Flows counts flow events received; Delivered the records handed over.
-	Flows, Delivered uint64
+	// The stream's: connected, reconnects, the last error, the last message received,
+	// the records delivered.
+	follow.Stats
+	// LastFlowTime is the time of the newest flow.
+	LastFlowTime time.Time
+	// Flows counts flow events received.
+	Flows uint64
 	// Skipped counts the flows Convert passed over, by reason.
 	Skipped map[SkipReason]uint64
 	// LostEvents adds up the events Hubble reported lost (ring buffer overruns, slow
@@ -82,9 +79,10 @@ type Stats struct {
 // the newest it had seen, so a short outage loses nothing Relay's buffers still hold (the
 // flows at that instant may come twice, which only adds to an edge's count).
 type Client struct {
-	opts     Options
-	follower *follow.Follower
-	log      logr.Logger
+	opts Options
+	// The Follower keeps the stream open: Start and NeedLeaderElection are its.
+	*follow.Follower
+	log logr.Logger
 
 	mu           sync.Mutex
 	flows        uint64
@@ -100,37 +98,25 @@ type Client struct {
 // behind, and reports them as lost events). TLS files are read once here, to fail early.
 func New(opts Options, deliver func(ctx context.Context, recs []flows.Record)) (*Client, error) {
 	c := &Client{opts: opts}
-	f, err := follow.New(follow.Options{
+	var err error
+	if c.Follower, err = follow.New(follow.Options{
 		Server: "Hubble Relay", Address: opts.Address, TLS: opts.TLS,
 		Tuning: opts.Tuning, Log: follow.Logger(opts.Log, log),
-	}, c.open, deliver)
-	if err != nil {
+	}, c.open, deliver); err != nil {
 		return nil, err
 	}
-	c.follower, c.log = f, f.Log()
+	c.log = c.Log()
 	return c, nil
 }
 
-// NeedLeaderElection is false: every webhook replica keeps its own flow cache, so every
-// replica follows Relay. (controller-runtime's manager.LeaderElectionRunnable.)
-func (c *Client) NeedLeaderElection() bool { return false }
-
-// Start follows Relay until ctx is done, reconnecting whenever the stream ends, and returns
-// nil then, after delivering the records it holds. It fits controller-runtime's
-// manager.Runnable.
-func (c *Client) Start(ctx context.Context) error { return c.follower.Start(ctx) }
-
 // Stats returns a copy of the client's counters.
 func (c *Client) Stats() Stats {
-	fs := c.follower.Stats()
+	fs := c.Follower.Stats()
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return Stats{
-		Connected: fs.Connected, Reconnects: fs.Reconnects, LastError: fs.LastError,
-		LastReceived: c.lastReceived, LastFlowTime: c.lastFlowTime,
-		Flows: c.flows, Delivered: fs.Delivered, LostEvents: c.lostEvents,
-		Skipped: convert.Counts[SkipReason](c.skipped[:]),
-	}
+	fs.LastReceived = c.lastReceived // a flow, not any message
+	return Stats{Stats: fs, LastFlowTime: c.lastFlowTime, Flows: c.flows, LostEvents: c.lostEvents,
+		Skipped: convert.Counts[SkipReason](c.skipped[:])}
 }
 
 // flowFields are the fields of a flow Convert reads, as a field mask (proto names).

@@ -147,6 +147,11 @@ func New(opts Options, open Open, deliver func(ctx context.Context, recs []flows
 // stream's events with.
 func (f *Follower) Log() logr.Logger { return f.log }
 
+// NeedLeaderElection is false: every webhook replica keeps its own flow cache, so every
+// replica follows the server. With Start, a source that embeds the Follower is a
+// controller-runtime manager.Runnable (and LeaderElectionRunnable).
+func (f *Follower) NeedLeaderElection() bool { return false }
+
 // Start follows the stream until ctx is done, reconnecting whenever it ends, and returns nil
 // then, after delivering the records it holds.
 func (f *Follower) Start(ctx context.Context) error {
