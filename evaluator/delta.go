@@ -162,8 +162,10 @@ type DeltaJudge struct {
 
 // refSide is what the reference's policies of an end's namespace say of the flow there.
 type refSide struct {
-	known bool
-	by    []allowing // the policies that select the end for the direction
+	nspKnown bool
+	nsp      *nsPolicies // the reference's policies of the end's namespace, once nspKnown
+	known    bool
+	by       []allowing // the policies that select the end for the direction
 }
 
 type allowing struct {
@@ -183,6 +185,7 @@ func (j *DeltaJudge) Begin(ref *PolicySet, w *World, f Flow) {
 	}
 	j.e.ps, j.e.w, j.f = ref, w, f
 	j.src.known, j.dst.known = false, false
+	j.src.nspKnown, j.dst.nspKnown = false, false
 	j.ownNode = 0
 	j.srcNode = endpointState{}
 }
@@ -213,13 +216,51 @@ func (j *DeltaJudge) Cuts(d *Delta) bool {
 		// Both sets hold the reference's policies of the ends' namespaces: one verdict.
 		return false
 	}
-	if len(f.Src.Pods) > 1 || len(f.Dst.Pods) > 1 {
-		if s, t := splitEnds(f, d.before, d.after); s || t {
-			return d.byEvaluations(j.e.w, f)
-		}
+	if (len(f.Src.Pods) > 1 || len(f.Dst.Pods) > 1) && j.splits(src, dst) {
+		return d.byEvaluations(j.e.w, f)
 	}
 	// Cut: allowed before, denied after.
 	return j.allowed(src, dst, false) && !j.allowed(src, dst, true)
+}
+
+// splits reports whether the delta's sets tell the pods of an end of the flow apart, as
+// splitEnds does, from the policies of the ends' namespaces the delta holds (src, dst) or
+// the reference's, which for sets without cluster policies are all it reads.
+func (j *DeltaJudge) splits(src, dst *nsDelta) bool {
+	f := j.f
+	if len(f.Src.Pods) > 1 && f.Dst.Kind == Pod {
+		if dst != nil {
+			if ingressIPBlocks(dst.before.nsp) || ingressIPBlocks(dst.after.nsp) {
+				return true
+			}
+		} else if ingressIPBlocks(j.refNS(Ingress)) {
+			return true
+		}
+	}
+	if len(f.Dst.Pods) > 1 && f.Src.Kind == Pod {
+		if src != nil {
+			return egressIPBlocks(src.before.nsp) || egressIPBlocks(src.after.nsp)
+		}
+		return egressIPBlocks(j.refNS(Egress))
+	}
+	return false
+}
+
+func ingressIPBlocks(nsp *nsPolicies) bool { return nsp != nil && nsp.ingressIPBlocks }
+func egressIPBlocks(nsp *nsPolicies) bool  { return nsp != nil && nsp.egressIPBlocks }
+
+// refNS returns the reference's policies of the namespace of the flow's source (Egress)
+// or destination (Ingress), looked up once a flow.
+func (j *DeltaJudge) refNS(dir Direction) *nsPolicies {
+	rs, ep := &j.dst, j.f.Dst
+	if dir == Egress {
+		rs, ep = &j.src, j.f.Src
+	}
+	if !rs.nspKnown {
+		rs.nspKnown = true
+		rs.nsp = j.e.ps.byNS[ep.Namespace]
+	}
+	return rs.nsp
 }
 
 // allowed reports whether the set before (or after) the delta allows the flow.
@@ -291,7 +332,7 @@ func (j *DeltaJudge) sideAllowed(dir Direction, s *sidesOf) bool {
 func (j *DeltaJudge) learn(dir Direction, ep *Endpoint, rs *refSide) {
 	rs.known = true
 	rs.by = rs.by[:0]
-	nsp := j.e.ps.byNS[ep.Namespace]
+	nsp := j.refNS(dir)
 	if nsp == nil {
 		return
 	}
