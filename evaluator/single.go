@@ -3,13 +3,24 @@ package evaluator
 // CutOne reports whether the change from before to after cuts flow f: what DiffWith reports
 // of a one-flow input, by the same steps (differ.run), but on the caller's goroutine and
 // without the result DiffWith builds. It is for judging flows one at a time as they are
-// seen — package staged judges every new edge against each staged change — where a
-// goroutine and a DiffResult per flow would cost more than the judging. kept, when not nil,
-// is kept from call to call as DiffOptions.Memo is; it is not safe for concurrent use.
+// seen, where a goroutine and a DiffResult per flow would cost more than the judging. kept,
+// when not nil, is kept from call to call as DiffOptions.Memo is; it is not safe for
+// concurrent use. To judge many flows against one change, or one flow against many changes,
+// a Delta and a DeltaJudge work the change out once.
 //
 // When after was derived from before by With (or before from after), only the namespaces
 // With touched are compared for changed policies, not every namespace of the sets.
 func CutOne(before, after *PolicySet, w *World, f Flow, kept *Memo) bool {
+	d, ok := newDiffer(before, after)
+	if !ok {
+		return false
+	}
+	return d.cutOne(before, after, w, f, kept)
+}
+
+// newDiffer works out what differs between before and after; ok is false when nothing
+// does, so no flow can be cut.
+func newDiffer(before, after *PolicySet) (d differ, ok bool) {
 	changed := changedOf(before, after)
 	var changedCl []*compiledCluster
 	tiered := before.cluster != nil || after.cluster != nil
@@ -17,13 +28,18 @@ func CutOne(before, after *PolicySet, w *World, f Flow, kept *Memo) bool {
 		changedCl = changedClusters(before.cluster, after.cluster)
 	}
 	if len(changed) == 0 && len(changedCl) == 0 {
-		return false
+		return differ{}, false
 	}
-	d := differ{changed: changed, tiered: tiered, changedCluster: changedCl}
+	d = differ{changed: changed, tiered: tiered, changedCluster: changedCl}
 	for _, cp := range changed {
 		d.ingressChanged = d.ingressChanged || cp.ingress
 		d.egressChanged = d.egressChanged || cp.egress
 	}
+	return d, true
+}
+
+// cutOne judges f by d.run, as DiffWith judges each flow.
+func (d *differ) cutOne(before, after *PolicySet, w *World, f Flow, kept *Memo) bool {
 	var m *memo
 	if kept != nil {
 		m = kept.begin(w, before, after)

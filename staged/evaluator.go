@@ -61,6 +61,17 @@ type Evaluator struct {
 	ps       *evaluator.PolicySet                       // what the entries' changes were made against
 	world    *evaluator.World
 	version  uint64 // bumped whenever an entry's findings change
+	// judge judges each new edge against the entries' deltas, sharing what the cluster's
+	// policies say of it.
+	judge *evaluator.DeltaJudge
+	// held are the edges the entries' cuts hold, each once however many cut it, numbered:
+	// byNum[n] is edge n (nil: free, and in freeNums). Each entry has a slot, its bit in
+	// cutEdge.by; freeSlots are the slots of entries gone.
+	held      map[edgeID]*cutEdge
+	byNum     []*cutEdge
+	freeNums  []uint32
+	slots     int
+	freeSlots []int
 }
 
 // entry is one staged policy and what its change would cut.
@@ -68,14 +79,22 @@ type entry struct {
 	key        types.NamespacedName
 	obj        *v1alpha1.StagedNetworkPolicy
 	generation int64
-	change     *webhook.Change // nil until evaluated, or when the template does not compile
-	invalid    string          // why the change cannot be judged
-	memo       *evaluator.Memo // kept across the new edges judged against change
-	stamp      uint64          // Evaluator.stamp of the edge last judged against it
-	due        bool            // a full evaluation is due
+	change     *webhook.Change  // nil until evaluated, or when the template does not compile
+	invalid    string           // why the change cannot be judged
+	delta      *evaluator.Delta // change's, judging the new edges; set with change
+	stamp      uint64           // Evaluator.stamp of the edge last judged against it
+	due        bool             // a full evaluation is due
+	slot       int              // the entry's bit in cutEdge.by
 
-	evaluated    bool
-	cuts         map[edgeID]*cut
+	evaluated bool
+	// cuts are the cached edges the change cuts, each once, by number (Evaluator.byNum: a
+	// list the garbage collector need not scan), and reasons why for those a full
+	// evaluation explained (the others are asked when listed). remembered are those known
+	// only from status (written before a restart) and not found in the cache since. No
+	// edge is in both.
+	cuts         []uint32
+	reasons      map[uint32]string
+	remembered   map[edgeID]*cut
 	coverage     v1alpha1.Coverage
 	soakingSince time.Time
 	cleanSince   time.Time // zero while something would be cut
@@ -93,13 +112,108 @@ func idOf(e *flows.Edge) edgeID {
 	return edgeID{src: e.Src, dst: e.Dst, port: e.Port, proto: e.Protocol}
 }
 
-// cut is an edge a staged change would cut; remembered is set for one known only from
-// status (written before a restart) and not found in the cache since.
+// cut is an edge a staged change would cut, known only from status.
 type cut struct {
-	edge       flows.Edge
-	reason     string
-	remembered bool
+	edge   flows.Edge
+	reason string
 }
+
+// cutEdge is a cached edge that staged changes cut, held once for all of them: a new edge
+// that a hundred staged policies cut is recorded once, and each entry's cuts name it by
+// its number. The caller of its methods holds ev.mu.
+type cutEdge struct {
+	id   edgeID // never changes: read without the lock
+	num  uint32
+	edge flows.Edge
+	// by is the bit set of the slots of the entries whose cuts hold it, the first
+	// 128 slots here and the rest in more; refs counts them.
+	by   [2]uint64
+	more []uint64
+	refs int
+}
+
+func (ce *cutEdge) word(slot int) *uint64 {
+	if w := slot / 64; w < len(ce.by) {
+		return &ce.by[w]
+	} else if w -= len(ce.by); w < len(ce.more) {
+		return &ce.more[w]
+	}
+	return nil
+}
+
+func (ce *cutEdge) has(slot int) bool {
+	w := ce.word(slot)
+	return w != nil && *w&(1<<(slot%64)) != 0
+}
+
+// hold marks ce held by the entry of slot, which it is not yet.
+func (ce *cutEdge) hold(slot int) {
+	w := ce.word(slot)
+	if w == nil {
+		n := slot/64 - len(ce.by)
+		ce.more = append(ce.more, make([]uint64, n+1-len(ce.more))...)
+		w = &ce.more[n]
+	}
+	*w |= 1 << (slot % 64)
+	ce.refs++
+}
+
+// holder returns the record of edge e for e to be held: the one held already (with e's
+// counts if they are newer), or a new one.
+func (ev *Evaluator) holder(id edgeID, e *flows.Edge) *cutEdge {
+	ce := ev.held[id]
+	switch {
+	case ce == nil:
+		ce = &cutEdge{id: id, edge: *e}
+		if n := len(ev.freeNums); n > 0 {
+			ce.num = ev.freeNums[n-1]
+			ev.freeNums = ev.freeNums[:n-1]
+			ev.byNum[ce.num] = ce
+		} else {
+			ce.num = uint32(len(ev.byNum))
+			ev.byNum = append(ev.byNum, ce)
+		}
+		ev.held[id] = ce
+	case !e.LastSeen.Before(ce.edge.LastSeen):
+		ce.edge = *e
+	}
+	return ce
+}
+
+// releaseAll drops every cut of e.
+func (ev *Evaluator) releaseAll(e *entry) {
+	bit := uint64(1) << (e.slot % 64)
+	for _, n := range e.cuts {
+		ce := ev.byNum[n]
+		*ce.word(e.slot) &^= bit
+		if ce.refs--; ce.refs == 0 {
+			delete(ev.held, ce.id)
+			ev.byNum[n] = nil
+			ev.freeNums = append(ev.freeNums, n)
+		}
+	}
+	e.cuts, e.reasons = nil, nil
+}
+
+// allocSlot returns a slot for a new entry; freeSlot gives back the one of an entry gone
+// (its cuts released).
+func (ev *Evaluator) allocSlot() int {
+	if n := len(ev.freeSlots); n > 0 {
+		s := ev.freeSlots[n-1]
+		ev.freeSlots = ev.freeSlots[:n-1]
+		return s
+	}
+	ev.slots++
+	return ev.slots - 1
+}
+
+func (ev *Evaluator) freeSlot(e *entry) {
+	ev.releaseAll(e)
+	ev.freeSlots = append(ev.freeSlots, e.slot)
+}
+
+// cutCount is how many edges e's change cuts.
+func (e *entry) cutCount() int { return len(e.cuts) + len(e.remembered) }
 
 // newEdgeBuffer bounds the edges waiting to be judged; past it they are dropped and every
 // staged policy is judged over again instead.
@@ -126,6 +240,8 @@ func New(opts Options) *Evaluator {
 		policies: map[types.NamespacedName]*entry{},
 		byNS:     map[string]map[types.NamespacedName]*entry{},
 		index:    map[string]*selectorIndex{},
+		judge:    evaluator.NewDeltaJudge(),
+		held:     map[edgeID]*cutEdge{},
 	}
 }
 
@@ -254,13 +370,20 @@ func (ev *Evaluator) Upsert(obj *v1alpha1.StagedNetworkPolicy) {
 		ev.adoptStatus(e, obj)
 		return
 	}
-	e = &entry{key: key, obj: obj, generation: obj.Generation, due: true, cuts: map[edgeID]*cut{}, soakingSince: now}
+	var slot int
+	if old := ev.policies[key]; old != nil {
+		ev.releaseAll(old)
+		slot = old.slot
+	} else {
+		slot = ev.allocSlot()
+	}
+	e = &entry{key: key, obj: obj, generation: obj.Generation, due: true, slot: slot, remembered: map[edgeID]*cut{}, soakingSince: now}
 	ev.adoptStatus(e, obj)
 	if st := obj.Status; st.ObservedGeneration == obj.Generation && obj.Generation != 0 {
 		for _, cf := range st.WouldCut.Top {
 			edge, ok := edgeOf(cf)
 			if ok {
-				e.cuts[idOf(&edge)] = &cut{edge: edge, reason: cf.Reason, remembered: true}
+				e.remembered[idOf(&edge)] = &cut{edge: edge, reason: cf.Reason}
 			}
 		}
 	}
@@ -283,7 +406,7 @@ func (ev *Evaluator) adoptStatus(e *entry, obj *v1alpha1.StagedNetworkPolicy) {
 	if st.SoakingSince != nil && st.SoakingSince.Time.Before(e.soakingSince) {
 		e.soakingSince = st.SoakingSince.Time
 	}
-	if st.CleanSince != nil && (!e.evaluated || (len(e.cuts) == 0 && st.CleanSince.Time.Before(e.cleanSince))) {
+	if st.CleanSince != nil && (!e.evaluated || (e.cutCount() == 0 && st.CleanSince.Time.Before(e.cleanSince))) {
 		e.cleanSince = st.CleanSince.Time
 	}
 }
@@ -292,9 +415,11 @@ func (ev *Evaluator) adoptStatus(e *entry, obj *v1alpha1.StagedNetworkPolicy) {
 func (ev *Evaluator) Remove(key types.NamespacedName) {
 	ev.mu.Lock()
 	defer ev.mu.Unlock()
-	if _, ok := ev.policies[key]; !ok {
+	e, ok := ev.policies[key]
+	if !ok {
 		return
 	}
+	ev.freeSlot(e)
 	delete(ev.policies, key)
 	delete(ev.byNS[key.Namespace], key)
 	delete(ev.index, key.Namespace)
@@ -340,11 +465,9 @@ func (ev *Evaluator) EvaluateDue() {
 func (ev *Evaluator) evaluate(e *entry) {
 	ev.mu.Lock()
 	obj := e.obj
-	remembered := make([]flows.Edge, 0)
-	for _, c := range e.cuts {
-		if c.remembered {
-			remembered = append(remembered, c.edge)
-		}
+	remembered := make([]flows.Edge, 0, len(e.remembered))
+	for _, c := range e.remembered {
+		remembered = append(remembered, c.edge)
 	}
 	ev.mu.Unlock()
 
@@ -353,8 +476,10 @@ func (ev *Evaluator) evaluate(e *entry) {
 	ps := ev.opts.View.PolicySet()
 	current := ps.Get(obj.Namespace, obj.Name)
 	change, err := g.NewChange(obj.Namespace, current, obj.NetworkPolicy())
-	cuts := map[edgeID]*cut{}
+	var live []webhook.Cut
+	stillRemembered := map[edgeID]*cut{}
 	var coverage v1alpha1.Coverage
+	var delta *evaluator.Delta
 	invalid := ""
 	switch {
 	case err != nil:
@@ -362,12 +487,11 @@ func (ev *Evaluator) evaluate(e *entry) {
 		change = nil
 	case obj.Action() == v1alpha1.StagedDelete && current == nil:
 		// Nothing to delete: nothing to cut.
+		delta = evaluator.NewDelta(change.Before, change.After)
 	default:
+		delta = evaluator.NewDelta(change.Before, change.After)
 		d := g.Decide(change)
-		for i := range d.Cuts {
-			c := &d.Cuts[i]
-			cuts[idOf(&c.Edge)] = &cut{edge: c.Edge, reason: c.Reason}
-		}
+		live = d.Cuts
 		coverage = v1alpha1.Coverage{
 			HistorySeconds:  int64(d.Coverage.History / time.Second),
 			EdgesConsidered: int64(d.Coverage.Edges),
@@ -375,14 +499,20 @@ func (ev *Evaluator) evaluate(e *entry) {
 		}
 		// Cuts known from status but not cached now (the cache started over) are judged
 		// again until they fall out of the window.
-		for i := range remembered {
-			r := &remembered[i]
-			id := idOf(r)
-			if cuts[id] != nil || now.Sub(r.LastSeen) > ev.opts.Window {
-				continue
+		if len(remembered) > 0 {
+			cached := make(map[edgeID]bool, len(live))
+			for i := range live {
+				cached[idOf(&live[i].Edge)] = true
 			}
-			if isCut, reason := g.Judge(change, r, nil); isCut {
-				cuts[id] = &cut{edge: *r, reason: reason, remembered: true}
+			for i := range remembered {
+				r := &remembered[i]
+				id := idOf(r)
+				if cached[id] || stillRemembered[id] != nil || now.Sub(r.LastSeen) > ev.opts.Window {
+					continue
+				}
+				if isCut, reason := g.Judge(change, r, nil); isCut {
+					stillRemembered[id] = &cut{edge: *r, reason: reason}
+				}
 			}
 		}
 	}
@@ -392,20 +522,36 @@ func (ev *Evaluator) evaluate(e *entry) {
 	if ev.policies[e.key] != e || e.obj.Generation != obj.Generation {
 		return // replaced meanwhile; its own evaluation is due
 	}
-	e.change, e.invalid, e.cuts, e.coverage = change, invalid, cuts, coverage
-	// The sets a kept memo knew are gone with the old change; so is the index's entry.
-	e.memo = nil
+	ev.releaseAll(e)
+	e.cuts = make([]uint32, 0, len(live))
+	for i := range live {
+		c := &live[i]
+		ce := ev.holder(idOf(&c.Edge), &c.Edge)
+		if ce.has(e.slot) {
+			continue // listed twice
+		}
+		ce.hold(e.slot)
+		e.cuts = append(e.cuts, ce.num)
+		if c.Reason != "" {
+			if e.reasons == nil {
+				e.reasons = map[uint32]string{}
+			}
+			e.reasons[ce.num] = c.Reason
+		}
+	}
+	e.change, e.delta, e.invalid, e.remembered, e.coverage = change, delta, invalid, stillRemembered, coverage
+	// The index's entry is gone with the old change.
 	delete(ev.index, e.key.Namespace)
 	ev.settle(e, now)
 	if l := log.V(4); l.Enabled() {
-		l.Info("Staged policy evaluated", "staged", e.key.String(), "wouldCut", len(cuts), "edges", coverage.EdgesConsidered)
+		l.Info("Staged policy evaluated", "staged", e.key.String(), "wouldCut", e.cutCount(), "edges", coverage.EdgesConsidered)
 	}
 }
 
 // settle updates the clean spell after the cuts changed, and marks the findings changed.
 func (ev *Evaluator) settle(e *entry, now time.Time) {
 	switch {
-	case len(e.cuts) > 0 || e.invalid != "":
+	case e.cutCount() > 0 || e.invalid != "":
 		e.cleanSince = time.Time{}
 	case e.cleanSince.IsZero():
 		e.cleanSince = now
@@ -419,18 +565,56 @@ func (ev *Evaluator) settle(e *entry, now time.Time) {
 // may select one of their ends.
 func (ev *Evaluator) JudgeEdges(edges []flows.Edge) {
 	now := ev.opts.Now()
+	// A change of these from here on is seen by the next tick, which judges everything over.
+	ps, w := ev.opts.View.PolicySet(), ev.opts.View.World()
 	ev.mu.Lock()
 	defer ev.mu.Unlock()
 	for i := range edges {
-		e := &edges[i]
 		ev.stamp++
-		ev.judgeAt(e.Src, e.SrcInfo, e, now)
-		ev.judgeAt(e.Dst, e.DstInfo, e, now)
+		j := judging{e: &edges[i], ps: ps, w: w, now: now}
+		ev.judgeAt(&j, true)
+		ev.judgeAt(&j, false)
 	}
 }
 
-// judgeAt judges e against the staged policies that may select its end at.
-func (ev *Evaluator) judgeAt(at flows.PeerID, info *flows.PeerInfo, e *flows.Edge, now time.Time) {
+// judging is one new edge being judged: what is worked out about it once for every staged
+// policy it is judged against.
+type judging struct {
+	e   *flows.Edge
+	ps  *evaluator.PolicySet
+	w   *evaluator.World
+	now time.Time
+
+	src, dst *evaluator.Endpoint // resolved when first needed
+	begun    bool                // ev.judge has begun the flow
+	looked   bool                // id and held are known
+	id       edgeID
+	held     *cutEdge // the edge as the entries' cuts hold it; nil while none does
+	before   bool     // held was held before this edge came: some entry may hold it already
+	updated  bool     // held has taken the edge's counts
+}
+
+// endpoint resolves an end of the edge once.
+func (ev *Evaluator) endpoint(j *judging, src bool) *evaluator.Endpoint {
+	if src {
+		if j.src == nil {
+			j.src = ev.opts.View.Endpoint(j.e.Src, j.e.SrcInfo)
+		}
+		return j.src
+	}
+	if j.dst == nil {
+		j.dst = ev.opts.View.Endpoint(j.e.Dst, j.e.DstInfo)
+	}
+	return j.dst
+}
+
+// judgeAt judges the edge against the staged policies that may select its source (or
+// destination).
+func (ev *Evaluator) judgeAt(j *judging, src bool) {
+	at := j.e.Dst
+	if src {
+		at = j.e.Src
+	}
 	if at.Kind != flows.PeerWorkload {
 		return
 	}
@@ -438,33 +622,54 @@ func (ev *Evaluator) judgeAt(at flows.PeerID, info *flows.PeerInfo, e *flows.Edg
 	if idx == nil {
 		return
 	}
-	ev.judgeAgainst(idx.any, e, now)
+	ev.judgeAgainst(j, idx.any)
 	if len(idx.byLabel) == 0 {
 		return
 	}
-	for k, v := range ev.opts.View.Endpoint(at, info).Labels {
-		ev.judgeAgainst(idx.byLabel[label{k, v}], e, now)
+	for k, v := range ev.endpoint(j, src).Labels {
+		ev.judgeAgainst(j, idx.byLabel[label{k, v}])
 	}
 }
 
-func (ev *Evaluator) judgeAgainst(entries []*entry, e *flows.Edge, now time.Time) {
+func (ev *Evaluator) judgeAgainst(j *judging, entries []*entry) {
 	for _, p := range entries {
 		if p.stamp == ev.stamp {
 			continue
 		}
 		p.stamp = ev.stamp
-		id := idOf(e)
-		if c := p.cuts[id]; c != nil && !c.remembered {
-			c.edge = *e
-			continue
+		if !j.looked {
+			j.looked = true
+			j.id = idOf(j.e)
+			j.held = ev.held[j.id]
+			j.before = j.held != nil
 		}
-		if p.memo == nil {
-			p.memo = evaluator.NewMemo()
+		if j.before {
+			if j.held.has(p.slot) {
+				if !j.updated {
+					j.updated = true
+					j.held.edge = *j.e
+				}
+				continue
+			}
+		}
+		if !j.begun {
+			j.begun = true
+			ev.judge.Begin(j.ps, j.w, evaluator.Flow{Src: ev.endpoint(j, true), Dst: ev.endpoint(j, false), Port: j.e.Port, Protocol: j.e.Protocol})
 		}
 		// Why is asked when the cut is listed (Findings), not for every cut edge.
-		if ev.opts.Guard.Cuts(p.change, e, p.memo) {
-			p.cuts[id] = &cut{edge: *e}
-			ev.settle(p, now)
+		if ev.judge.Cuts(p.delta) {
+			if j.held == nil {
+				j.held = ev.holder(j.id, j.e)
+			} else if !j.updated {
+				j.held.edge = *j.e
+			}
+			j.updated = true
+			j.held.hold(p.slot)
+			p.cuts = append(p.cuts, j.held.num)
+			if len(p.remembered) > 0 {
+				delete(p.remembered, j.id)
+			}
+			ev.settle(p, j.now)
 		}
 	}
 }
@@ -503,24 +708,57 @@ func (ev *Evaluator) Findings(key types.NamespacedName, top int) (f Findings, to
 		return Findings{}, 0, false
 	}
 	f = Findings{Generation: e.generation, Evaluated: e.evaluated, Invalid: e.invalid, SoakingSince: e.soakingSince, CleanSince: e.cleanSince, Coverage: e.coverage}
-	cuts := make([]*cut, 0, len(e.cuts))
-	for _, c := range e.cuts {
-		cuts = append(cuts, c)
+	total = e.cutCount()
+	if top <= 0 || total == 0 {
+		ev.mu.Unlock()
+		return f, total, true
+	}
+	// The cuts are ordered outside the lock, by when they were last seen then: the edges
+	// the entries hold are updated under it.
+	listed := make([]listedCut, 0, total)
+	for _, n := range e.cuts {
+		ce := ev.byNum[n]
+		listed = append(listed, listedCut{id: &ce.id, lastSeen: ce.edge.LastSeen, held: ce, reason: e.reasons[n]})
+	}
+	for id, c := range e.remembered {
+		listed = append(listed, listedCut{id: &id, lastSeen: c.edge.LastSeen, remembered: c})
 	}
 	change := e.change
 	ev.mu.Unlock()
 
-	slices.SortFunc(cuts, func(a, b *cut) int { return compareCuts(&a.edge, &b.edge) })
-	total = len(cuts)
-	cuts = cuts[:min(top, len(cuts))]
-	f.Cuts = make([]Cut, len(cuts))
-	for i, c := range cuts {
-		f.Cuts[i] = Cut{Edge: c.edge, Reason: c.reason}
-		if c.reason == "" && change != nil {
-			_, f.Cuts[i].Reason = ev.opts.Guard.Judge(change, &c.edge, nil)
+	slices.SortFunc(listed, compareListed)
+	listed = listed[:min(top, len(listed))]
+	f.Cuts = make([]Cut, len(listed))
+	ev.mu.Lock()
+	for i, c := range listed {
+		if c.held != nil {
+			f.Cuts[i] = Cut{Edge: c.held.edge, Reason: c.reason}
+		} else {
+			f.Cuts[i] = Cut{Edge: c.remembered.edge, Reason: c.remembered.reason}
+		}
+	}
+	ev.mu.Unlock()
+	// Seen again since they were ordered: the order of the listed ones by now.
+	slices.SortStableFunc(f.Cuts, func(a, b Cut) int { return compareCuts(&a.Edge, &b.Edge) })
+	for i := range f.Cuts {
+		if c := &f.Cuts[i]; c.Reason == "" && change != nil {
+			_, c.Reason = ev.opts.Guard.Judge(change, &c.Edge, nil)
 		}
 	}
 	return f, total, true
+}
+
+// listedCut is a cut being ordered for Findings.
+type listedCut struct {
+	id         *edgeID
+	lastSeen   time.Time
+	held       *cutEdge
+	reason     string
+	remembered *cut
+}
+
+func compareListed(a, b listedCut) int {
+	return cmp.Or(b.lastSeen.Compare(a.lastSeen), compareIDs(a.id, b.id))
 }
 
 // Keys lists the staged policies known.
@@ -537,12 +775,16 @@ func (ev *Evaluator) Keys() []types.NamespacedName {
 
 // compareCuts orders cut edges most recently seen first, then by name.
 func compareCuts(a, b *flows.Edge) int {
+	return cmp.Or(b.LastSeen.Compare(a.LastSeen), compareIDs(&edgeID{a.Src, a.Dst, a.Port, a.Protocol}, &edgeID{b.Src, b.Dst, b.Port, b.Protocol}))
+}
+
+// compareIDs orders edges by name.
+func compareIDs(a, b *edgeID) int {
 	return cmp.Or(
-		b.LastSeen.Compare(a.LastSeen),
-		cmp.Compare(a.Src.String(), b.Src.String()),
-		cmp.Compare(a.Dst.String(), b.Dst.String()),
-		cmp.Compare(a.Port, b.Port),
-		cmp.Compare(a.Protocol, b.Protocol),
+		cmp.Compare(a.src.String(), b.src.String()),
+		cmp.Compare(a.dst.String(), b.dst.String()),
+		cmp.Compare(a.port, b.port),
+		cmp.Compare(a.proto, b.proto),
 	)
 }
 

@@ -76,7 +76,10 @@ func denyIngress(ns, name string) *v1alpha1.StagedNetworkPolicy {
 }
 
 func setup(t testing.TB, namespaces []string, staged ...*v1alpha1.StagedNetworkPolicy) (*Evaluator, *flows.Cache) {
-	v := newWorld(t, namespaces)
+	return setupIn(newWorld(t, namespaces), staged...)
+}
+
+func setupIn(v *world, staged ...*v1alpha1.StagedNetworkPolicy) (*Evaluator, *flows.Cache) {
 	cache := flows.New(flows.Options{})
 	g := webhook.NewGuard(webhook.Options{Cache: cache, View: v, MaxListed: v1alpha1.MaxTop, Now: func() time.Time { return t0 }})
 	ev := New(Options{Guard: g, View: v, Cache: cache, Now: func() time.Time { return t0 }})
@@ -159,24 +162,28 @@ func TestNewEdgesAreJudgedByTheStagedPoliciesThatMaySelectAnEnd(t *testing.T) {
 
 // BenchmarkJudgeNewEdge: one new edge judged against the staged policies whose namespace
 // is one of its ends' — 100 staged policies, all in the edge's namespace and selecting its
-// destination (the worst case), all there selecting other pods, or one in each of 100
-// namespaces (the usual one).
+// destination (the worst case), all there selecting other pods, one in each of 100
+// namespaces (the usual one), or each there replacing one of 100 policies that all allow
+// the edge (tightened versions of policies in place: judged, and none cuts); and the worst
+// case again between workloads of three pods each.
 func BenchmarkJudgeNewEdge(b *testing.B) {
 	for _, c := range []struct {
-		name           string
-		spread, others bool
+		name                            string
+		spread, others, replacing, pods bool
 	}{
 		{name: "100-staged-in-the-edges-namespace"},
 		{name: "100-staged-in-the-edges-namespace-selecting-other-pods", others: true},
 		{name: "100-staged-in-100-namespaces", spread: true},
+		{name: "100-staged-each-replacing-one-of-100-allowing-policies", replacing: true},
+		{name: "100-staged-in-the-edges-namespace-workloads-of-3-pods", pods: true},
 	} {
-		spread := c.spread
 		b.Run(c.name, func(b *testing.B) {
 			var namespaces []string
 			var staged []*v1alpha1.StagedNetworkPolicy
+			var current []*networkingv1.NetworkPolicy
 			for i := range 100 {
 				ns := "ns-000"
-				if spread {
+				if c.spread {
 					ns = fmt.Sprintf("ns-%03d", i)
 				}
 				namespaces = append(namespaces, ns)
@@ -187,22 +194,55 @@ func BenchmarkJudgeNewEdge(b *testing.B) {
 				}
 				s.Spec.Template.Spec.PodSelector = metav1.LabelSelector{MatchLabels: map[string]string{"app": app}}
 				staged = append(staged, s)
+				if c.replacing {
+					allow := &networkingv1.NetworkPolicy{ObjectMeta: metav1.ObjectMeta{Namespace: ns, Name: s.Name}, Spec: *s.Spec.Template.Spec.DeepCopy()}
+					allow.Spec.Ingress = []networkingv1.NetworkPolicyIngressRule{{}}
+					current = append(current, allow)
+				}
 			}
-			ev, _ := setup(b, namespaces, staged...)
+			v := newWorld(b, namespaces, current...)
+			if c.pods {
+				for _, name := range append([]string{"app-1"}, clients()...) {
+					id := workload("ns-000", "Deployment/"+name)
+					ep := &evaluator.Endpoint{Kind: evaluator.Pod, Namespace: "ns-000", Name: id.Name, Labels: map[string]string{"app": name}}
+					for k := range 3 {
+						pod := *ep
+						pod.Pod, pod.IP = fmt.Sprintf("%s-%d", name, k), netip.AddrFrom4([4]byte{10, 0, byte(len(v.eps)), byte(k)})
+						ep.Pods = append(ep.Pods, &pod)
+					}
+					v.eps[id] = ep
+				}
+			}
+			ev, _ := setupIn(v, staged...)
 			ev.EvaluateDue()
 			if f, _, _ := ev.Findings(types.NamespacedName{Namespace: namespaces[0], Name: "staged-000"}, 0); f.Invalid != "" {
 				b.Fatal(f.Invalid)
 			}
-			// Distinct edges, each cut: no edge is judged twice.
+			// Distinct edges, each cut (unless replacing): no edge is judged twice.
 			edges := make([]flows.Edge, 100_000)
+			names := clients()
 			for i := range edges {
-				edges[i] = flows.Edge{Src: workload("ns-000", fmt.Sprintf("Deployment/client-%d", i/1000)), Dst: workload("ns-000", "Deployment/app-1"), Port: int32(1 + i%1000), Protocol: corev1.ProtocolTCP, LastSeen: t0}
+				edges[i] = flows.Edge{Src: workload("ns-000", "Deployment/"+names[i/1000]), Dst: workload("ns-000", "Deployment/app-1"), Port: int32(1 + i%1000), Protocol: corev1.ProtocolTCP, LastSeen: t0}
 			}
 			i := 0
 			for b.Loop() {
 				ev.JudgeEdges(edges[i%len(edges) : i%len(edges)+1])
 				i++
 			}
+			if c.replacing {
+				if _, total, _ := ev.Findings(types.NamespacedName{Namespace: namespaces[0], Name: "staged-000"}, 0); total != 0 {
+					b.Fatalf("%d cut, want none", total)
+				}
+			}
 		})
 	}
+}
+
+// clients names the workloads BenchmarkJudgeNewEdge's edges come from.
+func clients() []string {
+	out := make([]string, 100)
+	for i := range out {
+		out[i] = fmt.Sprintf("client-%d", i)
+	}
+	return out
 }
