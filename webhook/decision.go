@@ -109,18 +109,6 @@ func (g *Guard) Judge(c *Change, e *flows.Edge, memo *evaluator.Memo) (cut bool,
 	return true, explained.After.Denial()
 }
 
-// Cuts reports whether c would cut one cached edge, as Judge does, without saying why: the
-// edge is judged on the caller's goroutine, for package staged, which judges every new edge
-// against each staged change. memo is as for Judge.
-func (g *Guard) Cuts(c *Change, e *flows.Edge, memo *evaluator.Memo) bool {
-	view := g.opts.View
-	src, dst := view.Endpoint(e.Src, e.SrcInfo), view.Endpoint(e.Dst, e.DstInfo)
-	if !c.Selects(src) && !c.Selects(dst) {
-		return false
-	}
-	return evaluator.CutOne(c.Before, c.After, view.World(), evaluator.Flow{Src: src, Dst: dst, Port: e.Port, Protocol: e.Protocol}, memo)
-}
-
 // Selects reports whether ep is a pod of the change's namespace that the changed policy
 // selects: only flows into or out of those pods can change their verdict.
 func (c *Change) Selects(ep *evaluator.Endpoint) bool {
