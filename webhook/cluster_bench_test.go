@@ -17,13 +17,16 @@ import (
 	"github.com/netpol-guard/netpol-guard/internal/testutil"
 )
 
-// fixedView is testView with a policy set compiled once, as Live's is between changes.
+// fixedView is testView with a policy set compiled and a world built once, as Live's are
+// between changes (testView compares its labels at every call).
 type fixedView struct {
 	*testView
 	ps *evaluator.PolicySet
+	w  *evaluator.World
 }
 
 func (v *fixedView) PolicySet() *evaluator.PolicySet { return v.ps }
+func (v *fixedView) World() *evaluator.World         { return v.w }
 
 // BenchmarkClusterDecision is one admission of a ClusterNetworkPolicy whose subject is one
 // namespace (10k candidate edges: 100 workloads, each talking to 100 others) in a cache of
@@ -64,7 +67,7 @@ func BenchmarkClusterDecision(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	g := NewGuard(Options{Cache: c, View: &fixedView{testView: view, ps: ps}, Mode: Enforce, Now: func() time.Time { return now }})
+	g := NewGuard(Options{Cache: c, View: &fixedView{testView: view, ps: ps, w: view.World()}, Mode: Enforce, Now: func() time.Time { return now }})
 	// The building of the cache left a heap's worth of garbage: collect it now, not while
 	// decisions are timed, as a webhook does long before its first admission.
 	runtime.GC()
