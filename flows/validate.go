@@ -164,19 +164,13 @@ func checkLabels(labels map[string]string, peer string) error {
 	if len(labels) > MaxPeerLabels {
 		return fieldErrorf(pathOf(peer, "labels"), "%d labels: at most %d per peer", len(labels), MaxPeerLabels)
 	}
-	size := 0
+	size, ok := 0, true
 	for k, v := range labels {
 		size += len(k) + len(v)
+		ok = ok && isLabelKey(k) && isLabelValue(v)
 	}
 	if size > MaxPeerLabelBytes {
 		return fieldErrorf(pathOf(peer, "labels"), "%d bytes of labels: at most %d per peer", size, MaxPeerLabelBytes)
-	}
-	ok := true
-	for k, v := range labels {
-		if !isLabelKey(k) || !isLabelValue(v) {
-			ok = false
-			break
-		}
 	}
 	if ok {
 		return nil
