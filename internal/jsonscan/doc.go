@@ -9,4 +9,7 @@
 // general decoder that does). Strings are read in one of two modes: as encoding/json reads
 // them (escapes decoded, invalid UTF-8 replaced), or plain only (no escapes, valid UTF-8),
 // for decoders that leave anything else to a general decoder.
+//
+// Beside the scanner are the two things those decoders read alike: RFC 3339 times
+// (ParseTime) and repeated names, interned (Interner).
 package jsonscan

@@ -70,7 +70,12 @@ func (s *Scanner) AtEnd() bool {
 
 // Null consumes a null if one comes next.
 func (s *Scanner) Null() bool {
-	return s.literal("null")
+	i := s.WS()
+	if i+4 <= len(s.S) && s.S[i] == 'n' && string(s.S[i:i+4]) == "null" {
+		s.I = i + 4
+		return true
+	}
+	return false
 }
 
 // Bool reads true or false.
@@ -109,6 +114,47 @@ func (s *Scanner) Member(n int) (key []byte, more, ok bool) {
 	}
 	return key, true, true
 }
+
+// MemberLike is Member for a decoder that can guess the key, as the one at the same place
+// in the last object of the same kind: when the key is guess, as written, it is taken
+// without a scan for escapes, and like is true. guess must be a string String reads as
+// written, such as a key Member returned in plain mode.
+func (s *Scanner) MemberLike(n int, guess string) (key []byte, like, more, ok bool) {
+	switch s.next('}', n) {
+	case closed:
+		return nil, false, false, true
+	case broken:
+		return nil, false, false, false
+	}
+	if i, end := s.WS(), s.I+1+len(guess); end < len(s.S) && s.S[i] == '"' && s.S[end] == '"' && string(s.S[i+1:end]) == guess {
+		key, like, s.I = s.S[i+1:end], true, end+1
+	} else if key, ok = s.String(); !ok {
+		return nil, false, false, false
+	}
+	if !s.Eat(':') || s.WS() >= len(s.S) {
+		return nil, false, false, false
+	}
+	return key, like, true, true
+}
+
+// Repeat consumes the value that comes next if it is last, byte for byte: a whole value
+// read before, which it then is again.
+func (s *Scanner) Repeat(last []byte) bool {
+	i := s.WS()
+	end := i + len(last)
+	if len(last) == 0 || end > len(s.S) || string(s.S[i:end]) != string(last) {
+		return false
+	}
+	// A number or a literal could go on.
+	if end < len(s.S) && !ends[s.S[end]] {
+		return false
+	}
+	s.I = end
+	return true
+}
+
+// ends are the bytes that may follow a value.
+var ends = [256]bool{',': true, '}': true, ']': true, ' ': true, '\t': true, '\n': true, '\r': true}
 
 // Element moves to the next element of an array whose '[' has been read; n counts the
 // elements read before it. more is false past the array's ']'; otherwise the position is

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 	"unicode/utf8"
+	"unsafe"
 )
 
 var values = []string{
@@ -105,5 +107,37 @@ func TestEndOfCheckedValues(t *testing.T) {
 	}
 	if !bytes.Equal([]byte(" x"), []byte(" x")[SkipSpace([]byte(" x"), 0)-1:]) {
 		t.Error("SkipSpace")
+	}
+}
+
+// FuzzParseTimeMatchesTimeParse checks that what ParseTime parses, time.Parse parses to the
+// same instant.
+func FuzzParseTimeMatchesTimeParse(f *testing.F) {
+	for _, s := range []string{"2026-11-20T10:00:00Z", "2026-11-20T10:00:00.123456789Z", "2024-02-29T23:59:59+02:00",
+		"2023-02-29T00:00:00Z", "0000-01-01T00:00:00Z", "2026-11-20T10:00:00.1234567891234-00:30", "2026-11-20t10:00:00z",
+		"2026-11-20T24:00:00Z", "2026-11-20T10:00:60Z", "2026-11-20T10:00:00.Z", "2026-11-20T10:00:00+24:00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		got, ok := ParseTime([]byte(s))
+		if !ok {
+			return
+		}
+		want, err := time.Parse(time.RFC3339, s)
+		if err != nil || !got.Equal(want) || got.Location() != time.UTC {
+			t.Fatalf("ParseTime(%q) = %v; time.Parse: %v, %v", s, got, want, err)
+		}
+	})
+}
+
+func TestInternerGivesOneStringForEqualBytes(t *testing.T) {
+	in := NewInterner(2)
+	a, b := in.Intern([]byte("team-001")), in.Intern([]byte("team-001"))
+	if unsafe.StringData(a) != unsafe.StringData(b) {
+		t.Error("two strings for the same bytes")
+	}
+	in.Intern([]byte("x"))
+	if c, d := in.Intern([]byte("over the bound")), in.Intern([]byte("over the bound")); c != d || len(in.strs) != 2 {
+		t.Errorf("past its bound: %q, %q, %d strings held", c, d, len(in.strs))
 	}
 }
