@@ -1,11 +1,9 @@
 package flows
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"math/bits"
 	"time"
 
 	"k8s.io/apimachinery/pkg/util/validation/field"
@@ -36,18 +34,12 @@ var errSyntax = errors.New("invalid JSON")
 type lineDecoder struct {
 	sc   jsonscan.Scanner // over the line
 	err  error            // a finding of a member reader, which returns false with it
-	strs map[string]string
-	// recent holds strings met more than once, found by a cheap hash before strs is asked:
-	// a flow file's namespaces, workloads and labels repeat, and its pod names and
-	// addresses, nearly all distinct, make strs a large table.
-	recent [1 << recentBits]string
-	slab   []byte
+	strs *jsonscan.Interner
+	slab []byte
 }
 
-const recentBits = 10
-
 func newLineDecoder() *lineDecoder {
-	return &lineDecoder{sc: jsonscan.Scanner{Unescape: true}, strs: make(map[string]string, 1024)}
+	return &lineDecoder{sc: jsonscan.Scanner{Unescape: true}, strs: jsonscan.NewInterner(maxInterned)}
 }
 
 // decode decodes one trimmed, non-empty line and normalises the record.
@@ -267,7 +259,7 @@ func (d *lineDecoder) labels(peer string) (map[string]string, error) {
 	}
 	var labels map[string]string
 	ok := d.sc.Object(func(key []byte) bool {
-		k := d.intern(key)
+		k := d.strs.Intern(key)
 		if c := d.sc.Peek(); c != '"' {
 			if _, dup := labels[k]; dup {
 				return d.fail(fieldErrorf(pathOf(peer, "labels").Key(k), "duplicate field"))
@@ -282,7 +274,7 @@ func (d *lineDecoder) labels(peer string) (map[string]string, error) {
 			labels = make(map[string]string, 4)
 		}
 		n := len(labels)
-		if labels[k] = d.intern(v); len(labels) == n {
+		if labels[k] = d.strs.Intern(v); len(labels) == n {
 			return d.fail(fieldErrorf(pathOf(peer, "labels").Key(k), "duplicate field"))
 		}
 		return true
@@ -321,7 +313,7 @@ func (d *lineDecoder) stringValue(parent, key string) (string, error) {
 		if err != nil {
 			return "", err
 		}
-		return d.intern(b), nil
+		return d.strs.Intern(b), nil
 	default:
 		return "", fieldErrorf(pathOf(parent, key), "must be a string, not %s", kindOf(c))
 	}
@@ -339,7 +331,7 @@ func (d *lineDecoder) lastSeen() (time.Time, error) {
 	if err != nil || len(b) == 0 {
 		return time.Time{}, err
 	}
-	if t, ok := parseRFC3339(b); ok {
+	if t, ok := jsonscan.ParseTime(b); ok {
 		return t, nil
 	}
 	s := string(b)
@@ -402,38 +394,6 @@ func (d *lineDecoder) numberValue(key, want string) (num []byte, integer bool, e
 	return num, integer, nil
 }
 
-// intern returns b as a string, the same string for the same bytes.
-func (d *lineDecoder) intern(b []byte) string {
-	slot := &d.recent[recentSlot(b)]
-	if *slot == string(b) {
-		return *slot
-	}
-	if s, ok := d.strs[string(b)]; ok {
-		*slot = s
-		return s
-	}
-	s := string(b)
-	if len(d.strs) < maxInterned {
-		d.strs[s] = s
-	}
-	return s
-}
-
-// recentSlot places b in lineDecoder.recent by a hash of its length and of its first and
-// last eight bytes, which tell apart the names of a flow file nearly always; two that
-// share them only take turns in the slot.
-func recentSlot(b []byte) uint {
-	h := uint64(len(b))
-	if len(b) >= 8 {
-		h ^= binary.LittleEndian.Uint64(b)*0x9e3779b97f4a7c15 ^ bits.RotateLeft64(binary.LittleEndian.Uint64(b[len(b)-8:]), 31)
-	} else {
-		for _, c := range b {
-			h = h*31 + uint64(c)
-		}
-	}
-	return uint((h * 0xbf58476d1ce4e5b9) >> (64 - recentBits))
-}
-
 // keep copies b to the current slab, capped so that appending to it cannot reach the next.
 func (d *lineDecoder) keep(b []byte) []byte {
 	if len(b) > rawSlabBytes/8 {
@@ -450,79 +410,4 @@ func (d *lineDecoder) keep(b []byte) []byte {
 // kindOf names the kind of the JSON value that starts with c, as JSONKind does.
 func kindOf(c byte) string {
 	return JSONKind([]byte{c})
-}
-
-// parseRFC3339 parses what time.Parse(time.RFC3339, …) parses on its fast path, without
-// allocating, and returns it in UTC; ok is false for anything else, which time.Parse must
-// then judge.
-func parseRFC3339(s []byte) (t time.Time, ok bool) {
-	ok = true
-	num := func(s []byte, lo, hi int) int {
-		x := 0
-		for _, c := range s {
-			if c < '0' || '9' < c {
-				ok = false
-				return lo
-			}
-			x = x*10 + int(c-'0')
-		}
-		if x < lo || hi < x {
-			ok = false
-			return lo
-		}
-		return x
-	}
-	if len(s) < len("2006-01-02T15:04:05") {
-		return time.Time{}, false
-	}
-	year := num(s[0:4], 0, 9999)
-	month := num(s[5:7], 1, 12)
-	day := num(s[8:10], 1, daysIn(time.Month(month), year))
-	hour := num(s[11:13], 0, 23)
-	minute := num(s[14:16], 0, 59)
-	sec := num(s[17:19], 0, 59)
-	if !ok || s[4] != '-' || s[7] != '-' || s[10] != 'T' || s[13] != ':' || s[16] != ':' {
-		return time.Time{}, false
-	}
-	s = s[19:]
-	nsec := 0
-	if len(s) >= 2 && s[0] == '.' && '0' <= s[1] && s[1] <= '9' {
-		n := 1
-		for ; n < len(s) && '0' <= s[n] && s[n] <= '9'; n++ {
-			if n <= 9 {
-				nsec = nsec*10 + int(s[n]-'0')
-			}
-		}
-		for k := n; k <= 9; k++ {
-			nsec *= 10
-		}
-		s = s[n:]
-	}
-	t = time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC)
-	if len(s) == 1 && s[0] == 'Z' {
-		return t, true
-	}
-	if len(s) != len("-07:00") {
-		return time.Time{}, false
-	}
-	hr := num(s[1:3], 0, 23)
-	mm := num(s[4:6], 0, 59)
-	if !ok || (s[0] != '-' && s[0] != '+') || s[3] != ':' {
-		return time.Time{}, false
-	}
-	offset := time.Duration(hr*60+mm) * time.Minute
-	if s[0] == '-' {
-		offset = -offset
-	}
-	return t.Add(-offset), true
-}
-
-func daysIn(m time.Month, year int) int {
-	if m == time.February {
-		if year%4 == 0 && (year%100 != 0 || year%400 == 0) {
-			return 29
-		}
-		return 28
-	}
-	return 31 - int((m-1)%7%2)
 }

@@ -223,6 +223,9 @@ func normalizeCIDR(s string) (string, error) {
 
 // normalizeIP returns s in canonical form, s itself when it already is.
 func normalizeIP(s string) (string, error) {
+	if isCanonicalIPv4(s) {
+		return s, nil
+	}
 	addr, err := netip.ParseAddr(s)
 	if err != nil {
 		return "", fmt.Errorf("invalid IP address %q", s)
@@ -235,4 +238,27 @@ func normalizeIP(s string) (string, error) {
 		return string(canon), nil
 	}
 	return s, nil
+}
+
+// isCanonicalIPv4 reports whether s is an IPv4 address as netip writes it: four decimal
+// octets of at most 255, without leading zeros.
+func isCanonicalIPv4(s string) bool {
+	dots, n, digits := 0, 0, 0
+	for i := range len(s) {
+		switch c := s[i]; {
+		case '0' <= c && c <= '9':
+			if digits > 0 && n == 0 { // a leading zero
+				return false
+			}
+			n, digits = n*10+int(c-'0'), digits+1
+			if n > 255 {
+				return false
+			}
+		case c == '.' && digits > 0 && dots < 3:
+			dots, n, digits = dots+1, 0, 0
+		default:
+			return false
+		}
+	}
+	return dots == 3 && digits > 0
 }
