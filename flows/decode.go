@@ -76,7 +76,8 @@ func syntaxError(line []byte) error {
 	return fmt.Errorf("invalid JSON: %w", err)
 }
 
-// Fields of a record and of a peer, as bits of a set of those seen.
+// Fields of a record and of a peer, as bits of a set of those seen: the bit of the field
+// named fieldNames[i] is 1<<i.
 const (
 	fieldSrc = 1 << iota
 	fieldDst
@@ -95,38 +96,17 @@ const (
 	fieldCIDR
 )
 
-func recordField(key []byte) (bit uint8, name string) {
-	switch string(key) {
-	case "src":
-		return fieldSrc, "src"
-	case "dst":
-		return fieldDst, "dst"
-	case "port":
-		return fieldPort, "port"
-	case "protocol":
-		return fieldProtocol, "protocol"
-	case "lastSeen":
-		return fieldLastSeen, "lastSeen"
-	case "count":
-		return fieldCount, "count"
-	}
-	return 0, ""
-}
+var (
+	recordFieldNames = []string{"src", "dst", "port", "protocol", "lastSeen", "count"}
+	peerFieldNames   = []string{"namespace", "pod", "workload", "ip", "labels", "cidr"}
+)
 
-func peerField(key []byte) (bit uint8, name string) {
-	switch string(key) {
-	case "namespace":
-		return fieldNamespace, "namespace"
-	case "pod":
-		return fieldPod, "pod"
-	case "workload":
-		return fieldWorkload, "workload"
-	case "ip":
-		return fieldIP, "ip"
-	case "labels":
-		return fieldLabels, "labels"
-	case "cidr":
-		return fieldCIDR, "cidr"
+// fieldNamed finds key among names and returns its bit and name, or 0 when it is not there.
+func fieldNamed(names []string, key []byte) (bit uint8, name string) {
+	for i, name := range names {
+		if name == string(key) {
+			return 1 << i, name
+		}
 	}
 	return 0, ""
 }
@@ -147,7 +127,7 @@ func (d *lineDecoder) record() (Record, error) {
 	var seen uint8
 	hasPort := false
 	ok := d.sc.Object(func(key []byte) bool {
-		bit, name := recordField(key)
+		bit, name := fieldNamed(recordFieldNames, key)
 		if bit == 0 {
 			return d.fail(fieldErrorf(field.NewPath(string(key)), "unknown field"))
 		}
@@ -217,7 +197,7 @@ func (d *lineDecoder) peer(name string) (p Peer, raw []byte, err error) {
 	start := d.sc.I
 	var seen uint8
 	ok := d.sc.Object(func(key []byte) bool {
-		bit, child := peerField(key)
+		bit, child := fieldNamed(peerFieldNames, key)
 		if bit == 0 {
 			return d.fail(fieldErrorf(pathOf(name, string(key)), "unknown field"))
 		}
