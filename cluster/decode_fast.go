@@ -43,9 +43,13 @@ func decodeFast(raw []byte, obj kubeObject, keys [][]byte) (ok bool, scratch [][
 		return false, keys
 	}
 	v := reflect.ValueOf(obj)
-	p := objectScanner{Scanner: jsonscan.Scanner{S: raw}, keys: keys[:0]}
-	ok = decoders.of(v.Type().Elem())(&p, v.UnsafePointer())
-	return ok && p.AtEnd(), p.keys
+	p := scanners.Get().(*objectScanner)
+	p.Scanner, p.keys = jsonscan.Scanner{S: raw}, keys[:0]
+	ok = decoders.of(v.Type().Elem())(p, v.UnsafePointer()) && p.AtEnd()
+	scratch = p.keys
+	p.Scanner, p.keys = jsonscan.Scanner{}, nil
+	scanners.Put(p)
+	return ok, scratch
 }
 
 // objectScanner reads one object. Decoders return false to give up.
@@ -53,8 +57,31 @@ type objectScanner struct {
 	jsonscan.Scanner // plain strings only
 	// keys are those of the structs being read, for finding repeats; each struct's start
 	// where its parent's end.
-	keys [][]byte
+	keys   [][]byte
+	spares []reflect.Value
 }
+
+// spare returns a settable zero value of t from those p keeps, to be given back with keep:
+// a map's key and value are read into one and copied into the map.
+func (p *objectScanner) spare(t reflect.Type) reflect.Value {
+	for i, v := range p.spares {
+		if v.Type() == t {
+			p.spares[i] = p.spares[len(p.spares)-1]
+			p.spares = p.spares[:len(p.spares)-1]
+			v.SetZero()
+			return v
+		}
+	}
+	return reflect.New(t).Elem()
+}
+
+func (p *objectScanner) keep(vs ...reflect.Value) {
+	p.spares = append(p.spares, vs...)
+}
+
+// scanners keeps objectScanners for reuse: a decodeFunc, called through a variable, makes
+// the one it is given escape.
+var scanners = sync.Pool{New: func() any { return new(objectScanner) }}
 
 // A decodeFunc reads the value that comes next into the value of its type at ptr.
 type decodeFunc func(p *objectScanner, ptr unsafe.Pointer) bool
@@ -293,7 +320,8 @@ func (c *decoderCache) mapOf(t reflect.Type) decodeFunc {
 		}
 		m := reflect.MakeMap(t)
 		reflect.NewAt(t, ptr).Elem().Set(m)
-		k, v := reflect.New(t.Key()).Elem(), reflect.New(t.Elem()).Elem()
+		k, v := p.spare(t.Key()), p.spare(t.Elem())
+		defer p.keep(k, v)
 		return p.Object(func(key []byte) bool {
 			k.SetString(string(key))
 			if m.MapIndex(k).IsValid() {
