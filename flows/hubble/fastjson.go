@@ -434,7 +434,9 @@ func (d *fastDecoder) value(f *field) bool {
 		case keepPodName:
 			d.podName[f.end] = b
 		case keepLabel:
-			d.labels[f.end] = append(d.labels[f.end], d.strs.Intern(b))
+			if d.convertReads(b) {
+				d.labels[f.end] = append(d.labels[f.end], d.strs.Intern(b))
+			}
 		case keepWorkloadKind:
 			d.kind = b
 		case keepWorkloadName:
@@ -498,6 +500,24 @@ func (d *fastDecoder) value(f *field) bool {
 		return true
 	}
 	return false
+}
+
+// convertReads reports whether Convert does anything with the endpoint label l: takes it
+// for a pod label, or for a sign that the end is no pod (a reserved: label). The others
+// (Cilium's own, those of other sources) are left out of flowFacts, which makes no
+// difference to what Convert makes of it.
+func (d *fastDecoder) convertReads(l []byte) bool {
+	if bytes.HasPrefix(l, []byte(labelSourceReserved)) {
+		return true
+	}
+	pl, ok := d.labelsOf[string(l)]
+	if !ok {
+		pl = podLabelOf(string(l))
+		if len(d.labelsOf) < maxCachedLabels {
+			d.labelsOf[string(l)] = pl
+		}
+	}
+	return pl.ok
 }
 
 // endpoint is the end of the flow that f, a field of an endpoint, is of.

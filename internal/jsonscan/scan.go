@@ -132,6 +132,19 @@ func (s *Scanner) Member(n int) (key []byte, more, ok bool) {
 // without a scan for escapes, and like is true. guess must be a string String reads as
 // written, such as a key Member returned in plain mode.
 func (s *Scanner) MemberLike(n int, guess string) (key []byte, like, more, ok bool) {
+	// Compact JSON: `,"guess":` and a value.
+	b, i := s.S, s.I
+	if n > 0 && i < len(b) && b[i] == ',' {
+		i++
+	}
+	if end := i + 1 + len(guess); (n == 0 || i > s.I) && end+2 < len(b) && b[i] == '"' && b[end] == '"' && b[end+1] == ':' &&
+		string(b[i+1:end]) == guess {
+		s.I = end + 2
+		if s.S[s.I] <= ' ' {
+			s.WS()
+		}
+		return b[i+1 : end], true, true, s.I < len(b)
+	}
 	switch s.next('}', n) {
 	case closed:
 		return nil, false, false, true

@@ -141,3 +141,35 @@ func TestInternerGivesOneStringForEqualBytes(t *testing.T) {
 		t.Errorf("past its bound: %q, %q, %d strings held", c, d, len(in.strs))
 	}
 }
+
+// FuzzMemberLikeIsMember checks that MemberLike reads what Member reads, whatever it guesses.
+func FuzzMemberLikeIsMember(f *testing.F) {
+	for _, v := range []string{`{"a":1,"b":2}`, `{ "a" : 1 , "b" : 2 }`, `{"":1,"a":2}`, `{"a":}`, `{"a":1,}`, `{"a"`, `{"a":`, `{}`, `{"a\"":1}`} {
+		for _, guess := range []string{"a", "b", "", `a\`} {
+			f.Add(v, guess)
+		}
+	}
+	f.Fuzz(func(t *testing.T, in, guess string) {
+		// A guess is a plain string, as Member returns them.
+		if g := (Scanner{S: []byte(`"` + guess + `"`)}); !utf8.ValidString(guess) || strings.ContainsAny(guess, "\"\\") {
+			return
+		} else if b, ok := g.String(); !ok || string(b) != guess {
+			return
+		}
+		s, like := Scanner{S: []byte(in)}, Scanner{S: []byte(in)}
+		if !s.Eat('{') || !like.Eat('{') {
+			return
+		}
+		for n := 0; n < 8; n++ {
+			key, more, ok := s.Member(n)
+			likeKey, guessed, likeMore, likeOK := like.MemberLike(n, guess)
+			if string(key) != string(likeKey) || more != likeMore || ok != likeOK || ok && s.I != like.I || guessed && string(key) != guess {
+				t.Fatalf("member %d of %q: Member %q, %v, %v at %d; MemberLike(%q) %q, %v, %v, %v at %d",
+					n, in, key, more, ok, s.I, guess, likeKey, guessed, likeMore, likeOK, like.I)
+			}
+			if !ok || !more || !s.Skip(64) || !like.Skip(64) {
+				return
+			}
+		}
+	})
+}
