@@ -3,6 +3,7 @@ package jsonscan
 import (
 	"bytes"
 	"encoding/binary"
+	"math/bits"
 	"unicode"
 	"unicode/utf16"
 	"unicode/utf8"
@@ -230,9 +231,18 @@ func (s *Scanner) String() ([]byte, bool) {
 	}
 	start := i + 1
 	j := start
-	// Eight bytes at a time, while none of them needs a look.
-	for j+8 <= len(s.S) && special(binary.LittleEndian.Uint64(s.S[j:])) == 0 {
-		j += 8
+	// Eight bytes at a time, to the first that needs a look.
+	for j+8 <= len(s.S) {
+		m := special(binary.LittleEndian.Uint64(s.S[j:]))
+		if m == 0 {
+			j += 8
+			continue
+		}
+		if j += bits.TrailingZeros64(m) >> 3; s.S[j] == '"' {
+			s.I = j + 1
+			return s.S[start:j], true
+		}
+		return s.slowString(start, j)
 	}
 	for ; j < len(s.S); j++ {
 		if c := s.S[j]; !plainASCII[c] {
@@ -251,8 +261,9 @@ const (
 	highs = 0x8080808080808080
 )
 
-// special is not zero when one of the eight bytes of w is '"', '\\', a control character
-// or not ASCII.
+// special is not zero when one of the eight bytes of w, read little-endian, is '"', '\\',
+// a control character or not ASCII; its lowest bit set is the high bit of the first such
+// byte (the subtractions borrow only from bytes above one that matches).
 func special(w uint64) uint64 {
 	q := w ^ (ones * '"')
 	b := w ^ (ones * '\\')
