@@ -243,22 +243,23 @@ type namedField struct {
 
 // field is what the decoder knows of a field of a message read for a role.
 type field struct {
-	index    int // among the message's fields
-	kind     valueKind
-	bits     int // of an integer
-	list     bool
-	isMap    bool
-	nullBad  bool // null is a value (google.protobuf.Value or NullValue): give up
-	oneof    int  // the index of the oneof it is a member of, or -1
-	keep     keep
-	end      int    // the end of the flow an endpoint or IP field is of: 0 source, 1 destination
-	protocol string // of a Layer4 member
-	enum     protoreflect.EnumDescriptor
-	names    map[string]enumValue // of enum, once read
-	last     enumValue            // the last value read, of enum
-	md       protoreflect.MessageDescriptor
-	role     role   // of the message md
-	msg      *table // of md for role, once read
+	index     int // among the message's fields
+	kind      valueKind
+	bits      int // of an integer
+	list      bool
+	isMap     bool
+	nullBad   bool // null is a value (google.protobuf.Value or NullValue): give up
+	oneof     int  // the index of the oneof it is a member of, or -1
+	keep      keep
+	checkOnly bool   // nothing is kept of its value, nor of any within
+	end       int    // the end of the flow an endpoint or IP field is of: 0 source, 1 destination
+	protocol  string // of a Layer4 member
+	enum      protoreflect.EnumDescriptor
+	names     map[string]enumValue // of enum, once read
+	last      enumValue            // the last value read, of enum
+	md        protoreflect.MessageDescriptor
+	role      role   // of the message md
+	msg       *table // of md for role, once read
 }
 
 // lookup finds the field named key, the member'th of its object, which is not the one
@@ -296,6 +297,7 @@ func (d *fastDecoder) table(md protoreflect.MessageDescriptor, r role) *table {
 		f.nullBad = fd.Message() != nil && fd.Message().FullName() == "google.protobuf.Value" ||
 			fd.Enum() != nil && fd.Enum().FullName() == "google.protobuf.NullValue"
 		f.keep, f.role = keepOf(r, fd.Name())
+		f.checkOnly = f.keep == keepNothing && f.role == roleChecked
 		if r == roleDestination || r == roleIP && fd.Name() == "destination" {
 			f.end = 1
 		}
@@ -371,7 +373,7 @@ func (d *fastDecoder) message(t *table) bool {
 			}
 		case f.index >= 256 || seen[f.index/64]&(1<<(f.index%64)) != 0:
 			return false
-		case d.sc.Null():
+		case d.sc.S[d.sc.I] == 'n' && d.sc.Null():
 			if f.nullBad {
 				return false
 			}
@@ -391,7 +393,7 @@ func (d *fastDecoder) message(t *table) bool {
 		// A value that is only checked, and that is the one at this place in the last
 		// object byte for byte, was checked then: most of what Hubble prints of a flow
 		// repeats from line to line (cluster and node names, directions, ethernet).
-		checkOnly := at != nil && (f == nil || f.keep == keepNothing && f.role == roleChecked)
+		checkOnly := at != nil && (f == nil || f.checkOnly)
 		if checkOnly && d.sc.Repeat(at.last) {
 			continue
 		}
