@@ -2,1014 +2,475 @@ package cluster
 
 import (
 	"bytes"
-	"strconv"
+	"encoding"
+	"encoding/json"
+	"math/bits"
+	"reflect"
+	"strings"
+	"sync"
 	"time"
-	"unicode/utf8"
+	"unsafe"
 
 	corev1 "k8s.io/api/core/v1"
 	networkingv1 "k8s.io/api/networking/v1"
-	"k8s.io/apimachinery/pkg/api/resource"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
-	"k8s.io/apimachinery/pkg/util/intstr"
+
+	"github.com/netpol-guard/netpol-guard/internal/jsonscan"
 )
 
-// A hand-written decoder for the Pods, NetworkPolicies and Namespaces of a cluster file,
-// which are nearly all of its bytes and of the time the strict typed decoder takes. It
-// knows the fields kubectl prints for them and decodes them as sigs.k8s.io/json does; on
-// anything else — a field it does not know, a value of another type, a field given twice,
-// a string with an escape, an integer out of range — it gives up, and the object is
-// decoded again by strictUnmarshal, which gives the same object or names the field at
-// fault. So it never decides what is valid: it accepts a subset of what the strict decoder
-// accepts, and decodes that subset to the same objects (TestFastDecodeMatchesStrict and
-// FuzzDecode check both).
+// A fast decoder for the Pods, NetworkPolicies and Namespaces of a cluster file, which are
+// nearly all of its bytes and of the time the strict typed decoder takes. It decodes as
+// sigs.k8s.io/json does, by the same rules read off the same Go types: a decoder is made
+// once for each type (a struct's fields by their exact JSON names, embedded structs
+// inlined, types with an UnmarshalJSON of their own handed their bytes), and walks the
+// object with a jsonscan.Scanner. On anything else — a field it does not know or in
+// another case, a value of another type, a field or map key given twice, a string with an
+// escape or invalid UTF-8, an integer out of range or with a fraction, a float, bytes, an
+// interface — it gives up, and the object is decoded again by strictUnmarshal, which gives
+// the same object or names the field at fault. So it never decides what is valid: it
+// accepts a subset of what the strict decoder accepts, and decodes that subset to the same
+// objects (TestFastDecodeMatchesStrict and FuzzDecode check both).
 //
-// The input has been checked to be JSON when it was split into documents.
+// The input has been checked to be JSON when it was split into documents, and the object
+// decoded into is new: a null leaves a value as it is, the zero value.
 
 // decodeFast decodes raw into obj, which must be new, and reports whether it could; when it
 // could not, obj must be reset before it is decoded again. keys is scratch space.
 func decodeFast(raw []byte, obj kubeObject, keys [][]byte) (ok bool, scratch [][]byte) {
-	p := podScanner{s: raw, keys: keys[:0]}
-	switch o := obj.(type) {
-	case *corev1.Pod:
-		ok = p.pod(o)
-	case *networkingv1.NetworkPolicy:
-		ok = p.networkPolicy(o)
-	case *corev1.Namespace:
-		ok = p.namespace(o)
+	switch obj.(type) {
+	case *corev1.Pod, *networkingv1.NetworkPolicy, *corev1.Namespace:
 	default:
 		return false, keys
 	}
-	return ok && p.ws() == len(p.s), p.keys
+	v := reflect.ValueOf(obj)
+	p := scanners.Get().(*objectScanner)
+	p.Scanner, p.keys = jsonscan.Scanner{S: raw}, keys[:0]
+	ok = decoders.of(v.Type().Elem())(p, v.UnsafePointer()) && p.AtEnd()
+	scratch = p.keys
+	p.Scanner, p.keys = jsonscan.Scanner{}, nil
+	scanners.Put(p)
+	return ok, scratch
 }
 
-// podScanner reads one object. Its methods return false to give up.
-type podScanner struct {
-	s []byte
-	i int
-	// keys are those of the objects being read, for finding repeats; each object's start
+// objectScanner reads one object. Decoders return false to give up.
+type objectScanner struct {
+	jsonscan.Scanner // plain strings only
+	// keys are those of the structs being read, for finding repeats; each struct's start
 	// where its parent's end.
-	keys [][]byte
+	keys   [][]byte
+	spares []reflect.Value
 }
 
-func (p *podScanner) pod(pod *corev1.Pod) bool {
-	return p.object(false, func(key []byte) bool {
-		switch string(key) {
-		case "apiVersion":
-			return p.str(&pod.APIVersion)
-		case "kind":
-			return p.str(&pod.Kind)
-		case "metadata":
-			return p.objectMeta(&pod.ObjectMeta)
-		case "spec":
-			return p.podSpec(&pod.Spec)
-		case "status":
-			return p.podStatus(&pod.Status)
+// spare returns a settable zero value of t from those p keeps, to be given back with keep:
+// a map's key and value are read into one and copied into the map.
+func (p *objectScanner) spare(t reflect.Type) reflect.Value {
+	for i, v := range p.spares {
+		if v.Type() == t {
+			p.spares[i] = p.spares[len(p.spares)-1]
+			p.spares = p.spares[:len(p.spares)-1]
+			v.SetZero()
+			return v
 		}
-		return false
-	})
+	}
+	return reflect.New(t).Elem()
 }
 
-func (p *podScanner) namespace(ns *corev1.Namespace) bool {
-	return p.object(false, func(key []byte) bool {
-		switch string(key) {
-		case "apiVersion":
-			return p.str(&ns.APIVersion)
-		case "kind":
-			return p.str(&ns.Kind)
-		case "metadata":
-			return p.objectMeta(&ns.ObjectMeta)
-		case "spec":
-			return p.object(false, func(key []byte) bool {
-				if string(key) == "finalizers" {
-					return array(p, &ns.Spec.Finalizers, func(f *corev1.FinalizerName) bool { return p.str((*string)(f)) })
-				}
-				return false
-			})
-		case "status":
-			return p.object(false, func(key []byte) bool {
-				if string(key) == "phase" {
-					return p.str((*string)(&ns.Status.Phase))
-				}
-				return false
-			})
+func (p *objectScanner) keep(vs ...reflect.Value) {
+	p.spares = append(p.spares, vs...)
+}
+
+// scanners keeps objectScanners for reuse: a decodeFunc, called through a variable, makes
+// the one it is given escape.
+var scanners = sync.Pool{New: func() any { return new(objectScanner) }}
+
+// A decodeFunc reads the value that comes next into the value of its type at ptr.
+type decodeFunc func(p *objectScanner, ptr unsafe.Pointer) bool
+
+// decoders holds the decodeFunc of each type met, made once.
+var decoders = &decoderCache{byType: map[reflect.Type]decodeFunc{}}
+
+type decoderCache struct {
+	mu     sync.Mutex
+	byType map[reflect.Type]decodeFunc
+	ready  sync.Map // reflect.Type to decodeFunc, of the types made with all they hold
+}
+
+// of returns the decodeFunc of t.
+func (c *decoderCache) of(t reflect.Type) decodeFunc {
+	if dec, ok := c.ready.Load(t); ok {
+		return dec.(decodeFunc)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	dec := c.make(t)
+	c.ready.Store(t, dec)
+	return dec
+}
+
+var (
+	unmarshalerType     = reflect.TypeFor[json.Unmarshaler]()
+	textUnmarshalerType = reflect.TypeFor[encoding.TextUnmarshaler]()
+	timeType            = reflect.TypeFor[metav1.Time]()
+	stringMapType       = reflect.TypeFor[map[string]string]()
+)
+
+// make makes the decodeFunc of t, and of the types it holds, with c.mu held.
+func (c *decoderCache) make(t reflect.Type) decodeFunc {
+	if dec, ok := c.byType[t]; ok {
+		return dec
+	}
+	// A type may hold itself: until it is made, it is reached through this.
+	var dec decodeFunc
+	c.byType[t] = func(p *objectScanner, ptr unsafe.Pointer) bool { return dec(p, ptr) }
+	dec = c.makeNew(t)
+	c.byType[t] = dec
+	return dec
+}
+
+func (c *decoderCache) makeNew(t reflect.Type) decodeFunc {
+	switch {
+	case t == timeType:
+		return decodeTime
+	case reflect.PointerTo(t).Implements(unmarshalerType):
+		return func(p *objectScanner, ptr unsafe.Pointer) bool {
+			start := p.WS()
+			p.I = jsonscan.End(p.S, start)
+			u := reflect.NewAt(t, ptr).Interface().(json.Unmarshaler)
+			return u.UnmarshalJSON(p.S[start:p.I]) == nil
 		}
-		return false
-	})
-}
-
-func (p *podScanner) networkPolicy(np *networkingv1.NetworkPolicy) bool {
-	return p.object(false, func(key []byte) bool {
-		switch string(key) {
-		case "apiVersion":
-			return p.str(&np.APIVersion)
-		case "kind":
-			return p.str(&np.Kind)
-		case "metadata":
-			return p.objectMeta(&np.ObjectMeta)
-		case "spec":
-			s := &np.Spec
-			return p.object(false, func(key []byte) bool {
-				switch string(key) {
-				case "podSelector":
-					return p.labelSelector(&s.PodSelector)
-				case "policyTypes":
-					return array(p, &s.PolicyTypes, func(t *networkingv1.PolicyType) bool { return p.str((*string)(t)) })
-				case "ingress":
-					return array(p, &s.Ingress, func(r *networkingv1.NetworkPolicyIngressRule) bool {
-						return p.object(false, func(key []byte) bool {
-							switch string(key) {
-							case "ports":
-								return array(p, &r.Ports, p.policyPort)
-							case "from":
-								return array(p, &r.From, p.policyPeer)
-							}
-							return false
-						})
-					})
-				case "egress":
-					return array(p, &s.Egress, func(r *networkingv1.NetworkPolicyEgressRule) bool {
-						return p.object(false, func(key []byte) bool {
-							switch string(key) {
-							case "ports":
-								return array(p, &r.Ports, p.policyPort)
-							case "to":
-								return array(p, &r.To, p.policyPeer)
-							}
-							return false
-						})
-					})
-				}
-				return false
-			})
+	case unmarshals(t):
+		return giveUp
+	}
+	switch t.Kind() {
+	case reflect.String:
+		return decodeString
+	case reflect.Bool:
+		return decodeBool
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64, reflect.Uintptr:
+		return decodeInteger(t)
+	case reflect.Pointer:
+		return c.pointer(t)
+	case reflect.Slice:
+		if t.Elem().Kind() == reflect.Uint8 { // base64, or the elements' own decoding
+			return giveUp
 		}
-		return false
-	})
+		return c.slice(t)
+	case reflect.Map:
+		return c.mapOf(t)
+	case reflect.Struct:
+		return c.structOf(t)
+	}
+	return giveUp // floats, interfaces, arrays, channels, functions
 }
 
-func (p *podScanner) policyPort(port *networkingv1.NetworkPolicyPort) bool {
-	return p.object(false, func(key []byte) bool {
-		switch string(key) {
-		case "protocol":
-			if p.null() {
-				return true
-			}
-			b, ok := p.plainString()
-			if ok {
-				port.Protocol = new(corev1.Protocol(b))
-			}
-			return ok
-		case "port":
-			if p.null() {
-				return true
-			}
-			v := &intstr.IntOrString{}
-			if p.ws() >= len(p.s) {
-				return false
-			}
-			if p.s[p.i] == '"' {
-				v.Type = intstr.String
-				if !p.str(&v.StrVal) {
-					return false
-				}
-			} else {
-				v.Type = intstr.Int
-				if !p.int32(&v.IntVal) {
-					return false
-				}
-			}
-			port.Port = v
-			return true
-		case "endPort":
-			return p.int32Ptr(&port.EndPort)
-		}
-		return false
-	})
+func giveUp(*objectScanner, unsafe.Pointer) bool { return false }
+
+// unmarshals reports whether t decodes itself from JSON or from text.
+func unmarshals(t reflect.Type) bool {
+	pt := reflect.PointerTo(t)
+	return pt.Implements(unmarshalerType) || pt.Implements(textUnmarshalerType)
 }
 
-func (p *podScanner) policyPeer(peer *networkingv1.NetworkPolicyPeer) bool {
-	return p.object(false, func(key []byte) bool {
-		switch string(key) {
-		case "podSelector":
-			return p.labelSelectorPtr(&peer.PodSelector)
-		case "namespaceSelector":
-			return p.labelSelectorPtr(&peer.NamespaceSelector)
-		case "ipBlock":
-			if p.null() {
-				return true
-			}
-			b := &networkingv1.IPBlock{}
-			ok := p.object(false, func(key []byte) bool {
-				switch string(key) {
-				case "cidr":
-					return p.str(&b.CIDR)
-				case "except":
-					return p.strings(&b.Except)
-				}
-				return false
-			})
-			peer.IPBlock = b
-			return ok
-		}
-		return false
-	})
-}
-
-func (p *podScanner) labelSelectorPtr(dst **metav1.LabelSelector) bool {
-	if p.null() {
+// decodeTime reads a metav1.Time as its UnmarshalJSON does.
+func decodeTime(p *objectScanner, ptr unsafe.Pointer) bool {
+	if p.Null() {
 		return true
 	}
-	*dst = &metav1.LabelSelector{}
-	return p.labelSelector(*dst)
-}
-
-func (p *podScanner) labelSelector(sel *metav1.LabelSelector) bool {
-	if p.null() {
-		return true
-	}
-	return p.object(false, func(key []byte) bool {
-		switch string(key) {
-		case "matchLabels":
-			return p.stringMap(&sel.MatchLabels)
-		case "matchExpressions":
-			return array(p, &sel.MatchExpressions, func(r *metav1.LabelSelectorRequirement) bool {
-				return p.object(false, func(key []byte) bool {
-					switch string(key) {
-					case "key":
-						return p.str(&r.Key)
-					case "operator":
-						return p.str((*string)(&r.Operator))
-					case "values":
-						return p.strings(&r.Values)
-					}
-					return false
-				})
-			})
-		}
-		return false
-	})
-}
-
-func (p *podScanner) objectMeta(m *metav1.ObjectMeta) bool {
-	return p.object(false, func(key []byte) bool {
-		switch string(key) {
-		case "name":
-			return p.str(&m.Name)
-		case "generateName":
-			return p.str(&m.GenerateName)
-		case "namespace":
-			return p.str(&m.Namespace)
-		case "uid":
-			return p.str((*string)(&m.UID))
-		case "resourceVersion":
-			return p.str(&m.ResourceVersion)
-		case "generation":
-			return p.int64(&m.Generation)
-		case "creationTimestamp":
-			return p.time(&m.CreationTimestamp)
-		case "labels":
-			return p.stringMap(&m.Labels)
-		case "annotations":
-			return p.stringMap(&m.Annotations)
-		case "finalizers":
-			return p.strings(&m.Finalizers)
-		case "ownerReferences":
-			return array(p, &m.OwnerReferences, func(r *metav1.OwnerReference) bool {
-				return p.object(false, func(key []byte) bool {
-					switch string(key) {
-					case "apiVersion":
-						return p.str(&r.APIVersion)
-					case "kind":
-						return p.str(&r.Kind)
-					case "name":
-						return p.str(&r.Name)
-					case "uid":
-						return p.str((*string)(&r.UID))
-					case "controller":
-						return p.boolPtr(&r.Controller)
-					case "blockOwnerDeletion":
-						return p.boolPtr(&r.BlockOwnerDeletion)
-					}
-					return false
-				})
-			})
-		case "managedFields":
-			return array(p, &m.ManagedFields, func(e *metav1.ManagedFieldsEntry) bool {
-				return p.object(false, func(key []byte) bool {
-					switch string(key) {
-					case "manager":
-						return p.str(&e.Manager)
-					case "operation":
-						return p.str((*string)(&e.Operation))
-					case "apiVersion":
-						return p.str(&e.APIVersion)
-					case "time":
-						return p.timePtr(&e.Time)
-					case "fieldsType":
-						return p.str(&e.FieldsType)
-					case "fieldsV1":
-						return p.fieldsV1(&e.FieldsV1)
-					case "subresource":
-						return p.str(&e.Subresource)
-					}
-					return false
-				})
-			})
-		}
-		return false
-	})
-}
-
-func (p *podScanner) podSpec(s *corev1.PodSpec) bool {
-	return p.object(false, func(key []byte) bool {
-		switch string(key) {
-		case "containers":
-			return array(p, &s.Containers, p.container)
-		case "initContainers":
-			return array(p, &s.InitContainers, p.container)
-		case "nodeName":
-			return p.str(&s.NodeName)
-		case "hostNetwork":
-			return p.boolean(&s.HostNetwork)
-		case "restartPolicy":
-			return p.str((*string)(&s.RestartPolicy))
-		case "dnsPolicy":
-			return p.str((*string)(&s.DNSPolicy))
-		case "serviceAccountName":
-			return p.str(&s.ServiceAccountName)
-		case "serviceAccount":
-			return p.str(&s.DeprecatedServiceAccount)
-		case "schedulerName":
-			return p.str(&s.SchedulerName)
-		case "priorityClassName":
-			return p.str(&s.PriorityClassName)
-		case "priority":
-			return p.int32Ptr(&s.Priority)
-		case "terminationGracePeriodSeconds":
-			return p.int64Ptr(&s.TerminationGracePeriodSeconds)
-		case "enableServiceLinks":
-			return p.boolPtr(&s.EnableServiceLinks)
-		case "preemptionPolicy":
-			if p.null() {
-				return true
-			}
-			b, ok := p.plainString()
-			if ok {
-				s.PreemptionPolicy = new(corev1.PreemptionPolicy(b))
-			}
-			return ok
-		case "nodeSelector":
-			return p.stringMap(&s.NodeSelector)
-		case "securityContext": // only empty, as defaulting leaves it
-			if p.null() {
-				return true
-			}
-			s.SecurityContext = &corev1.PodSecurityContext{}
-			return p.object(false, func([]byte) bool { return false })
-		case "volumes":
-			return array(p, &s.Volumes, p.volume)
-		case "tolerations":
-			return array(p, &s.Tolerations, func(t *corev1.Toleration) bool {
-				return p.object(false, func(key []byte) bool {
-					switch string(key) {
-					case "key":
-						return p.str(&t.Key)
-					case "operator":
-						return p.str((*string)(&t.Operator))
-					case "value":
-						return p.str(&t.Value)
-					case "effect":
-						return p.str((*string)(&t.Effect))
-					case "tolerationSeconds":
-						return p.int64Ptr(&t.TolerationSeconds)
-					}
-					return false
-				})
-			})
-		}
-		return false
-	})
-}
-
-func (p *podScanner) container(c *corev1.Container) bool {
-	return p.object(false, func(key []byte) bool {
-		switch string(key) {
-		case "name":
-			return p.str(&c.Name)
-		case "image":
-			return p.str(&c.Image)
-		case "command":
-			return p.strings(&c.Command)
-		case "args":
-			return p.strings(&c.Args)
-		case "workingDir":
-			return p.str(&c.WorkingDir)
-		case "ports":
-			return array(p, &c.Ports, func(port *corev1.ContainerPort) bool {
-				return p.object(false, func(key []byte) bool {
-					switch string(key) {
-					case "name":
-						return p.str(&port.Name)
-					case "containerPort":
-						return p.int32(&port.ContainerPort)
-					case "hostPort":
-						return p.int32(&port.HostPort)
-					case "protocol":
-						return p.str((*string)(&port.Protocol))
-					case "hostIP":
-						return p.str(&port.HostIP)
-					}
-					return false
-				})
-			})
-		case "env":
-			return array(p, &c.Env, func(e *corev1.EnvVar) bool {
-				return p.object(false, func(key []byte) bool {
-					switch string(key) {
-					case "name":
-						return p.str(&e.Name)
-					case "value":
-						return p.str(&e.Value)
-					}
-					return false
-				})
-			})
-		case "resources":
-			return p.object(false, func(key []byte) bool {
-				switch string(key) {
-				case "requests":
-					return p.resourceList(&c.Resources.Requests)
-				case "limits":
-					return p.resourceList(&c.Resources.Limits)
-				}
-				return false
-			})
-		case "volumeMounts":
-			return array(p, &c.VolumeMounts, func(m *corev1.VolumeMount) bool {
-				return p.object(false, func(key []byte) bool {
-					switch string(key) {
-					case "name":
-						return p.str(&m.Name)
-					case "mountPath":
-						return p.str(&m.MountPath)
-					case "readOnly":
-						return p.boolean(&m.ReadOnly)
-					case "subPath":
-						return p.str(&m.SubPath)
-					}
-					return false
-				})
-			})
-		case "terminationMessagePath":
-			return p.str(&c.TerminationMessagePath)
-		case "terminationMessagePolicy":
-			return p.str((*string)(&c.TerminationMessagePolicy))
-		case "imagePullPolicy":
-			return p.str((*string)(&c.ImagePullPolicy))
-		}
-		return false
-	})
-}
-
-// volume reads the volumes kubectl prints for most pods: the projected ServiceAccount token
-// (kube-api-access-*), ConfigMaps, Secrets and emptyDirs.
-func (p *podScanner) volume(v *corev1.Volume) bool {
-	return p.object(false, func(key []byte) bool {
-		switch string(key) {
-		case "name":
-			return p.str(&v.Name)
-		case "projected":
-			if p.null() {
-				return true
-			}
-			src := &corev1.ProjectedVolumeSource{}
-			v.Projected = src
-			return p.object(false, func(key []byte) bool {
-				switch string(key) {
-				case "defaultMode":
-					return p.int32Ptr(&src.DefaultMode)
-				case "sources":
-					return array(p, &src.Sources, p.volumeProjection)
-				}
-				return false
-			})
-		case "configMap":
-			if p.null() {
-				return true
-			}
-			src := &corev1.ConfigMapVolumeSource{}
-			v.ConfigMap = src
-			return p.object(false, func(key []byte) bool {
-				switch string(key) {
-				case "name":
-					return p.str(&src.Name)
-				case "items":
-					return array(p, &src.Items, p.keyToPath)
-				case "defaultMode":
-					return p.int32Ptr(&src.DefaultMode)
-				case "optional":
-					return p.boolPtr(&src.Optional)
-				}
-				return false
-			})
-		case "secret":
-			if p.null() {
-				return true
-			}
-			src := &corev1.SecretVolumeSource{}
-			v.Secret = src
-			return p.object(false, func(key []byte) bool {
-				switch string(key) {
-				case "secretName":
-					return p.str(&src.SecretName)
-				case "items":
-					return array(p, &src.Items, p.keyToPath)
-				case "defaultMode":
-					return p.int32Ptr(&src.DefaultMode)
-				case "optional":
-					return p.boolPtr(&src.Optional)
-				}
-				return false
-			})
-		case "emptyDir":
-			if p.null() {
-				return true
-			}
-			src := &corev1.EmptyDirVolumeSource{}
-			v.EmptyDir = src
-			return p.object(false, func(key []byte) bool {
-				if string(key) == "medium" {
-					return p.str((*string)(&src.Medium))
-				}
-				return false
-			})
-		}
-		return false
-	})
-}
-
-func (p *podScanner) volumeProjection(v *corev1.VolumeProjection) bool {
-	return p.object(false, func(key []byte) bool {
-		switch string(key) {
-		case "serviceAccountToken", "configMap", "downwardAPI":
-			if p.null() {
-				return true
-			}
-		}
-		switch string(key) {
-		case "serviceAccountToken":
-			t := &corev1.ServiceAccountTokenProjection{}
-			v.ServiceAccountToken = t
-			return p.object(false, func(key []byte) bool {
-				switch string(key) {
-				case "audience":
-					return p.str(&t.Audience)
-				case "expirationSeconds":
-					return p.int64Ptr(&t.ExpirationSeconds)
-				case "path":
-					return p.str(&t.Path)
-				}
-				return false
-			})
-		case "configMap":
-			c := &corev1.ConfigMapProjection{}
-			v.ConfigMap = c
-			return p.object(false, func(key []byte) bool {
-				switch string(key) {
-				case "name":
-					return p.str(&c.Name)
-				case "items":
-					return array(p, &c.Items, p.keyToPath)
-				case "optional":
-					return p.boolPtr(&c.Optional)
-				}
-				return false
-			})
-		case "downwardAPI":
-			d := &corev1.DownwardAPIProjection{}
-			v.DownwardAPI = d
-			return p.object(false, func(key []byte) bool {
-				if string(key) != "items" {
-					return false
-				}
-				return array(p, &d.Items, func(f *corev1.DownwardAPIVolumeFile) bool {
-					return p.object(false, func(key []byte) bool {
-						switch string(key) {
-						case "path":
-							return p.str(&f.Path)
-						case "fieldRef":
-							if p.null() {
-								return true
-							}
-							r := &corev1.ObjectFieldSelector{}
-							f.FieldRef = r
-							return p.object(false, func(key []byte) bool {
-								switch string(key) {
-								case "apiVersion":
-									return p.str(&r.APIVersion)
-								case "fieldPath":
-									return p.str(&r.FieldPath)
-								}
-								return false
-							})
-						}
-						return false
-					})
-				})
-			})
-		}
-		return false
-	})
-}
-
-func (p *podScanner) keyToPath(k *corev1.KeyToPath) bool {
-	return p.object(false, func(key []byte) bool {
-		switch string(key) {
-		case "key":
-			return p.str(&k.Key)
-		case "path":
-			return p.str(&k.Path)
-		case "mode":
-			return p.int32Ptr(&k.Mode)
-		}
-		return false
-	})
-}
-
-func (p *podScanner) podStatus(s *corev1.PodStatus) bool {
-	return p.object(false, func(key []byte) bool {
-		switch string(key) {
-		case "phase":
-			return p.str((*string)(&s.Phase))
-		case "message":
-			return p.str(&s.Message)
-		case "reason":
-			return p.str(&s.Reason)
-		case "hostIP":
-			return p.str(&s.HostIP)
-		case "hostIPs":
-			return array(p, &s.HostIPs, func(ip *corev1.HostIP) bool { return p.ipObject(&ip.IP) })
-		case "podIP":
-			return p.str(&s.PodIP)
-		case "podIPs":
-			return array(p, &s.PodIPs, func(ip *corev1.PodIP) bool { return p.ipObject(&ip.IP) })
-		case "startTime":
-			return p.timePtr(&s.StartTime)
-		case "qosClass":
-			return p.str((*string)(&s.QOSClass))
-		case "observedGeneration":
-			return p.int64(&s.ObservedGeneration)
-		case "conditions":
-			return array(p, &s.Conditions, func(c *corev1.PodCondition) bool {
-				return p.object(false, func(key []byte) bool {
-					switch string(key) {
-					case "type":
-						return p.str((*string)(&c.Type))
-					case "status":
-						return p.str((*string)(&c.Status))
-					case "observedGeneration":
-						return p.int64(&c.ObservedGeneration)
-					case "lastProbeTime":
-						return p.time(&c.LastProbeTime)
-					case "lastTransitionTime":
-						return p.time(&c.LastTransitionTime)
-					case "reason":
-						return p.str(&c.Reason)
-					case "message":
-						return p.str(&c.Message)
-					}
-					return false
-				})
-			})
-		}
-		return false
-	})
-}
-
-func (p *podScanner) ipObject(ip *string) bool {
-	return p.object(false, func(key []byte) bool {
-		if string(key) == "ip" {
-			return p.str(ip)
-		}
-		return false
-	})
-}
-
-// The scanner. A null leaves the zero value, as it does in a new object.
-
-// ws skips white space and returns the position.
-func (p *podScanner) ws() int {
-	p.i = skipSpace(p.s, p.i)
-	return p.i
-}
-
-// null consumes a null, if that is what comes next.
-func (p *podScanner) null() bool {
-	if p.ws() < len(p.s) && p.s[p.i] == 'n' {
-		p.i += len("null")
-		return true
-	}
-	return false
-}
-
-// object reads an object, calling member with each key, which must read the value. The
-// keys of an object that is not a map are checked for repeats.
-func (p *podScanner) object(isMap bool, member func(key []byte) bool) bool {
-	if p.ws() >= len(p.s) || p.s[p.i] != '{' {
+	b, ok := p.String()
+	if !ok {
 		return false
 	}
-	p.i++
-	first := len(p.keys)
-	defer func() { p.keys = p.keys[:first] }()
-	if p.ws() < len(p.s) && p.s[p.i] == '}' {
-		p.i++
-		return true
-	}
-	for {
-		key, ok := p.plainString()
-		if !ok {
+	t, ok := jsonscan.ParseTime(b)
+	if !ok {
+		var err error
+		if t, err = time.Parse(time.RFC3339, string(b)); err != nil {
 			return false
 		}
-		if !isMap {
+	}
+	(*metav1.Time)(ptr).Time = t.Local()
+	return true
+}
+
+func decodeString(p *objectScanner, ptr unsafe.Pointer) bool {
+	if p.Null() {
+		return true
+	}
+	b, ok := p.String()
+	*(*string)(ptr) = string(b)
+	return ok
+}
+
+func decodeBool(p *objectScanner, ptr unsafe.Pointer) bool {
+	if p.Null() {
+		return true
+	}
+	v, ok := p.Bool()
+	*(*bool)(ptr) = v
+	return ok
+}
+
+// decodeInteger decodes integers of t's kind, which must be one.
+func decodeInteger(t reflect.Type) decodeFunc {
+	bits, signed := t.Bits(), t.Kind() >= reflect.Int && t.Kind() <= reflect.Int64
+	return func(p *objectScanner, ptr unsafe.Pointer) bool {
+		if p.Null() {
+			return true
+		}
+		var n uint64
+		var ok bool
+		if signed {
+			var v int64
+			v, ok = p.Int(bits)
+			n = uint64(v)
+		} else {
+			n, ok = p.Uint(bits)
+		}
+		switch bits { // two's complement: the low bits of n, signed or not
+		case 8:
+			*(*uint8)(ptr) = uint8(n)
+		case 16:
+			*(*uint16)(ptr) = uint16(n)
+		case 32:
+			*(*uint32)(ptr) = uint32(n)
+		default:
+			*(*uint64)(ptr) = n
+		}
+		return ok
+	}
+}
+
+// pointer: null is nil; anything else is decoded into a new value.
+func (c *decoderCache) pointer(t reflect.Type) decodeFunc {
+	elem := c.make(t.Elem())
+	return func(p *objectScanner, ptr unsafe.Pointer) bool {
+		if p.Null() {
+			return true
+		}
+		v := reflect.New(t.Elem()).UnsafePointer()
+		*(*unsafe.Pointer)(ptr) = v
+		return elem(p, v)
+	}
+}
+
+// slice: null is nil; [] an empty slice, not nil.
+func (c *decoderCache) slice(t reflect.Type) decodeFunc {
+	elem, size := c.make(t.Elem()), t.Elem().Size()
+	return func(p *objectScanner, ptr unsafe.Pointer) bool {
+		if p.Null() {
+			return true
+		}
+		if !p.Eat('[') {
+			return false
+		}
+		s := (*sliceHeader)(ptr)
+		for n := 0; ; n++ {
+			more, ok := p.Element(n)
+			if n == s.cap && (more || n == 0) { // [] is an empty slice, not nil
+				reflect.NewAt(t, ptr).Elem().Grow(1)
+			}
+			if !ok || !more {
+				return ok
+			}
+			s.len = n + 1
+			if !elem(p, unsafe.Add(s.data, uintptr(n)*size)) {
+				return false
+			}
+		}
+	}
+}
+
+// sliceHeader is how a slice is laid out.
+type sliceHeader struct {
+	data     unsafe.Pointer
+	len, cap int
+}
+
+// mapOf decodes maps with string keys; a key given twice gives up.
+func (c *decoderCache) mapOf(t reflect.Type) decodeFunc {
+	if t.Key().Kind() != reflect.String || unmarshals(t.Key()) {
+		return giveUp
+	}
+	if t == stringMapType { // labels, annotations, selectors: most maps
+		return func(p *objectScanner, ptr unsafe.Pointer) bool {
+			if p.Null() {
+				return true
+			}
+			m := map[string]string{}
+			*(*map[string]string)(ptr) = m
+			return p.Object(func(key []byte) bool {
+				var v string
+				if !p.Null() {
+					b, ok := p.String()
+					if !ok {
+						return false
+					}
+					v = string(b)
+				}
+				n := len(m)
+				m[string(key)] = v
+				return len(m) > n
+			})
+		}
+	}
+	elem := c.make(t.Elem())
+	return func(p *objectScanner, ptr unsafe.Pointer) bool {
+		if p.Null() {
+			return true
+		}
+		m := reflect.MakeMap(t)
+		reflect.NewAt(t, ptr).Elem().Set(m)
+		k, v := p.spare(t.Key()), p.spare(t.Elem())
+		defer p.keep(k, v)
+		return p.Object(func(key []byte) bool {
+			k.SetString(string(key))
+			if m.MapIndex(k).IsValid() {
+				return false
+			}
+			v.SetZero()
+			if !elem(p, v.Addr().UnsafePointer()) {
+				return false
+			}
+			m.SetMapIndex(k, v)
+			return true
+		})
+	}
+}
+
+// structField is a field of a struct as the decoder of the struct finds it: by its JSON
+// name, at its offset from the struct's start (through embedded structs).
+type structField struct {
+	name   string
+	offset uintptr
+	decode decodeFunc
+	str    bool // a string, the most common field, decoded without a call through decode
+}
+
+// fieldTable finds the fields of a struct by a hash of a name's length and of its first,
+// middle and last bytes, which is quicker than a map's hash of the whole name; it is at
+// most a quarter full.
+type fieldTable struct {
+	slots []structField // a power of two
+}
+
+func (t *fieldTable) slot(key []byte) int {
+	h := uint(len(key))
+	if len(key) > 0 {
+		h = h<<24 | uint(key[0])<<16 | uint(key[len(key)/2])<<8 | uint(key[len(key)-1])
+	}
+	return int((h * 0x9e3779b97f4a7c15) >> 40)
+}
+
+func (t *fieldTable) add(f structField) {
+	mask := len(t.slots) - 1
+	i := t.slot([]byte(f.name)) & mask
+	for t.slots[i].decode != nil {
+		i = (i + 1) & mask
+	}
+	t.slots[i] = f
+}
+
+func (t *fieldTable) find(key []byte) *structField {
+	mask := len(t.slots) - 1
+	for i := t.slot(key) & mask; t.slots[i].decode != nil; i = (i + 1) & mask {
+		if t.slots[i].name == string(key) {
+			return &t.slots[i]
+		}
+	}
+	return nil
+}
+
+func (c *decoderCache) structOf(t reflect.Type) decodeFunc {
+	fields := jsonFields(t)
+	table := fieldTable{slots: make([]structField, max(8, 1<<bits.Len(uint(4*len(fields)))))}
+	for name, f := range fields {
+		str := f.dec == nil && f.typ.Kind() == reflect.String && !unmarshals(f.typ)
+		if f.dec == nil {
+			f.dec = c.make(f.typ)
+		}
+		table.add(structField{name: name, offset: f.offset, decode: f.dec, str: str})
+	}
+	return func(p *objectScanner, ptr unsafe.Pointer) bool {
+		if p.Null() {
+			return true
+		}
+		first := len(p.keys)
+		ok := p.Object(func(key []byte) bool {
+			f := table.find(key)
+			if f == nil {
+				return false
+			}
 			for _, k := range p.keys[first:] {
 				if bytes.Equal(k, key) {
 					return false
 				}
 			}
 			p.keys = append(p.keys, key)
-		}
-		if p.ws() >= len(p.s) || p.s[p.i] != ':' {
-			return false
-		}
-		p.i++
-		p.ws()
-		if !member(key) {
-			return false
-		}
-		if p.ws() >= len(p.s) {
-			return false
-		}
-		switch p.s[p.i] {
-		case ',':
-			p.i++
-			p.ws()
-		case '}':
-			p.i++
-			return true
-		default:
-			return false
-		}
-	}
-}
-
-// array reads an array into *dst, a new slice (an empty one for []), reading each element
-// with elem.
-func array[T any](p *podScanner, dst *[]T, elem func(*T) bool) bool {
-	if p.null() {
-		return true
-	}
-	if p.ws() >= len(p.s) || p.s[p.i] != '[' {
-		return false
-	}
-	p.i++
-	out := make([]T, 0, 1)
-	if p.ws() < len(p.s) && p.s[p.i] == ']' {
-		p.i++
-		*dst = out
-		return true
-	}
-	for {
-		out = append(out, *new(T))
-		if !elem(&out[len(out)-1]) {
-			return false
-		}
-		if p.ws() >= len(p.s) {
-			return false
-		}
-		switch p.s[p.i] {
-		case ',':
-			p.i++
-		case ']':
-			p.i++
-			*dst = out
-			return true
-		default:
-			return false
-		}
-	}
-}
-
-// plainString reads a string without escapes, in valid UTF-8, and returns its bytes.
-func (p *podScanner) plainString() ([]byte, bool) {
-	if p.ws() >= len(p.s) || p.s[p.i] != '"' {
-		return nil, false
-	}
-	start := p.i + 1
-	n := bytes.IndexByte(p.s[start:], '"')
-	if n < 0 {
-		return nil, false
-	}
-	b := p.s[start : start+n]
-	if bytes.IndexByte(b, '\\') >= 0 {
-		return nil, false
-	}
-	for _, c := range b {
-		if c >= utf8.RuneSelf {
-			if !utf8.Valid(b) {
-				return nil, false
+			if f.str {
+				return decodeString(p, unsafe.Add(ptr, f.offset))
 			}
-			break
+			return f.decode(p, unsafe.Add(ptr, f.offset))
+		})
+		p.keys = p.keys[:first]
+		return ok
+	}
+}
+
+// jsonField is a field of a struct as encoding/json names it.
+type jsonField struct {
+	offset uintptr
+	typ    reflect.Type
+	dec    decodeFunc // set for a field the decoder gives up on
+	depth  int        // of embedding
+	tagged bool
+}
+
+// jsonFields returns the fields of t by their JSON names, as encoding/json finds them:
+// the fields of an embedded struct without a name of its own are t's, and of two fields
+// of one name the shallower wins, or the one with a tag; a name two fields hold alike is
+// no field's. A field with the ",string" option is given up on.
+func jsonFields(t reflect.Type) map[string]jsonField {
+	fields := map[string]jsonField{}
+	ambiguous := map[string]bool{}
+	var walk func(t reflect.Type, offset uintptr, depth int)
+	walk = func(t reflect.Type, offset uintptr, depth int) {
+		for i := range t.NumField() {
+			sf := t.Field(i)
+			tag := sf.Tag.Get("json")
+			if tag == "-" || !sf.IsExported() && !(sf.Anonymous && sf.Type.Kind() == reflect.Struct) {
+				continue
+			}
+			name, opts, _ := strings.Cut(tag, ",")
+			if sf.Anonymous && name == "" && sf.Type.Kind() == reflect.Struct {
+				walk(sf.Type, offset+sf.Offset, depth+1)
+				continue
+			}
+			if !sf.IsExported() {
+				continue
+			}
+			f := jsonField{offset: offset + sf.Offset, typ: sf.Type, depth: depth, tagged: name != ""}
+			if name == "" {
+				name = sf.Name
+			}
+			if strings.Contains(","+opts+",", ",string,") {
+				f.dec = giveUp
+			}
+			switch old, ok := fields[name]; {
+			case !ok || f.depth < old.depth:
+				fields[name] = f
+				delete(ambiguous, name)
+			case f.depth == old.depth && f.tagged != old.tagged:
+				if f.tagged {
+					fields[name] = f
+				}
+			case f.depth == old.depth:
+				ambiguous[name] = true
+			}
 		}
 	}
-	p.i = start + n + 1
-	return b, true
-}
-
-func (p *podScanner) str(dst *string) bool {
-	if p.null() {
-		return true
+	walk(t, 0, 0)
+	for name := range ambiguous {
+		delete(fields, name)
 	}
-	b, ok := p.plainString()
-	if ok {
-		*dst = string(b)
-	}
-	return ok
-}
-
-func (p *podScanner) strings(dst *[]string) bool {
-	return array(p, dst, p.str)
-}
-
-func (p *podScanner) stringMap(dst *map[string]string) bool {
-	if p.null() {
-		return true
-	}
-	m := map[string]string{}
-	ok := p.object(true, func(key []byte) bool {
-		if _, dup := m[string(key)]; dup {
-			return false
-		}
-		var v string
-		if !p.str(&v) {
-			return false
-		}
-		m[string(key)] = v
-		return true
-	})
-	if ok {
-		*dst = m
-	}
-	return ok
-}
-
-func (p *podScanner) resourceList(dst *corev1.ResourceList) bool {
-	if p.null() {
-		return true
-	}
-	m := corev1.ResourceList{}
-	ok := p.object(true, func(key []byte) bool {
-		if _, dup := m[corev1.ResourceName(key)]; dup {
-			return false
-		}
-		start := p.i
-		p.i = skipValue(p.s, p.i)
-		var q resource.Quantity
-		if q.UnmarshalJSON(p.s[start:p.i]) != nil {
-			return false
-		}
-		m[corev1.ResourceName(key)] = q
-		return true
-	})
-	if ok {
-		*dst = m
-	}
-	return ok
-}
-
-func (p *podScanner) boolean(dst *bool) bool {
-	switch {
-	case p.null():
-		return true
-	case bytes.HasPrefix(p.s[p.i:], []byte("true")):
-		*dst = true
-		p.i += len("true")
-		return true
-	case bytes.HasPrefix(p.s[p.i:], []byte("false")):
-		*dst = false
-		p.i += len("false")
-		return true
-	}
-	return false
-}
-
-func (p *podScanner) boolPtr(dst **bool) bool {
-	if p.null() {
-		return true
-	}
-	v := new(bool)
-	if !p.boolean(v) {
-		return false
-	}
-	*dst = v
-	return true
-}
-
-// integer reads an integer of the given bits; a fraction or an exponent gives up.
-func (p *podScanner) integer(bits int) (int64, bool) {
-	if p.ws() >= len(p.s) {
-		return 0, false
-	}
-	start := p.i
-	if p.s[p.i] == '-' {
-		p.i++
-	}
-	for p.i < len(p.s) && '0' <= p.s[p.i] && p.s[p.i] <= '9' {
-		p.i++
-	}
-	n, err := strconv.ParseInt(string(p.s[start:p.i]), 10, bits)
-	return n, err == nil
-}
-
-func (p *podScanner) int32(dst *int32) bool {
-	if p.null() {
-		return true
-	}
-	n, ok := p.integer(32)
-	*dst = int32(n)
-	return ok
-}
-
-func (p *podScanner) int64(dst *int64) bool {
-	if p.null() {
-		return true
-	}
-	n, ok := p.integer(64)
-	*dst = n
-	return ok
-}
-
-func (p *podScanner) int32Ptr(dst **int32) bool {
-	if p.null() {
-		return true
-	}
-	v := new(int32)
-	if !p.int32(v) {
-		return false
-	}
-	*dst = v
-	return true
-}
-
-func (p *podScanner) int64Ptr(dst **int64) bool {
-	if p.null() {
-		return true
-	}
-	v := new(int64)
-	if !p.int64(v) {
-		return false
-	}
-	*dst = v
-	return true
-}
-
-// time reads a metav1.Time as its UnmarshalJSON does.
-func (p *podScanner) time(dst *metav1.Time) bool {
-	if p.null() {
-		return true
-	}
-	b, ok := p.plainString()
-	if !ok {
-		return false
-	}
-	t, err := time.Parse(time.RFC3339, string(b))
-	if err != nil {
-		return false
-	}
-	dst.Time = t.Local()
-	return true
-}
-
-func (p *podScanner) timePtr(dst **metav1.Time) bool {
-	if p.null() {
-		return true
-	}
-	v := new(metav1.Time)
-	if !p.time(v) {
-		return false
-	}
-	*dst = v
-	return true
-}
-
-func (p *podScanner) fieldsV1(dst **metav1.FieldsV1) bool {
-	if p.null() {
-		return true
-	}
-	start := p.i
-	p.i = skipValue(p.s, p.i)
-	v := new(metav1.FieldsV1)
-	if v.UnmarshalJSON(p.s[start:p.i]) != nil {
-		return false
-	}
-	*dst = v
-	return true
+	return fields
 }

@@ -90,6 +90,13 @@ func TestFastDecodeMatchesStrict(t *testing.T) {
 		"unknown projection, null":         {`{"serviceAccountToken":{"expirationSeconds":3607,"path":"token"}}`, `{"bogus":null}`},
 		"unknown field, null":              {`"nodeName":"w1"`, `"nodeName":"w1","bogus":null`},
 		"mount without a path":             {`,"subPath":"c.yaml"`, ``},
+		"probe with a named port":          {`"imagePullPolicy":"Always"`, `"imagePullPolicy":"Always","readinessProbe":{"httpGet":{"path":"/","port":"http"},"periodSeconds":5}`},
+		"probe with a port out of range":   {`"imagePullPolicy":"Always"`, `"imagePullPolicy":"Always","livenessProbe":{"tcpSocket":{"port":2147483648}}`},
+		"affinity":                         {`"nodeName":"w1"`, `"nodeName":"w1","affinity":{"nodeAffinity":{"requiredDuringSchedulingIgnoredDuringExecution":{"nodeSelectorTerms":[{"matchExpressions":[{"key":"k","operator":"In","values":["a"]}]}]}}}`},
+		"overhead and DNS options":         {`"nodeName":"w1"`, `"nodeName":"w1","overhead":{"cpu":"250m"},"dnsConfig":{"options":[{"name":"ndots","value":"2"}]}`},
+		"resource given twice":             {`"cpu":"100m"`, `"cpu":"100m","cpu":"200m"`},
+		"a float where a quantity is not":  {`"terminationGracePeriodSeconds":30`, `"terminationGracePeriodSeconds":30.5`},
+		"bytes of a field it gives up on":  {`"nodeName":"w1"`, `"nodeName":"w1","hostAliases":[{"ip":"1.2.3.4","hostnames":["a"]}]`},
 	}
 	decodeBoth(t, []byte(podJSON))
 	for name, tw := range tweaks {

@@ -3,6 +3,7 @@ package flows
 import (
 	"bytes"
 	"errors"
+	"net/netip"
 	"reflect"
 	"strings"
 	"testing"
@@ -134,6 +135,16 @@ var nameChecks = []struct {
 	{"IsDNS1123Subdomain", isDNS1123Subdomain, content.IsDNS1123Subdomain, []string{"a.b", "a..b", ".a", "a.", "a-.b", strings.Repeat("a.", 126) + "a", strings.Repeat("a", 254), strings.Repeat("a", 100)}},
 	{"IsLabelKey", isLabelKey, content.IsLabelKey, []string{"app", "app.kubernetes.io/name", "/a", "a/", "a/b/c", "A_b.C", "_a", "a_", "Ex.com/a", "a b", strings.Repeat("a", 64), "x/" + strings.Repeat("a", 63)}},
 	{"IsLabelValue", isLabelValue, content.IsLabelValue, []string{"", "a", "a-", "A.b_c", strings.Repeat("v", 63), strings.Repeat("v", 64), "a/b", "é"}},
+	{"canonical IPv4", isCanonicalIPv4, canonicalIPv4, []string{"10.0.0.1", "0.0.0.0", "255.255.255.255", "256.0.0.1", "01.2.3.4", "1.2.3", "1.2.3.4.5", "1..2.3", "1.2.3.", "::ffff:1.2.3.4", "1.2.3.4%eth0", " 1.2.3.4"}},
+}
+
+// canonicalIPv4 finds nothing wrong with s when netip reads it as an IPv4 address and
+// writes it back as s.
+func canonicalIPv4(s string) []string {
+	if addr, err := netip.ParseAddr(s); err != nil || !addr.Is4() || addr.String() != s {
+		return []string{"not a canonical IPv4 address"}
+	}
+	return nil
 }
 
 func TestNameChecksAgreeWithApimachinery(t *testing.T) {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strconv"
 )
 
@@ -63,15 +64,23 @@ var utf8BOM = []byte("\uFEFF")
 // Read stops at the first bad line, at the first error from fn, or at a read error, and
 // returns it as a *LineError naming source and line. It returns nil at the end of r.
 func Read(r io.Reader, source string, fn func(line int, rec Record) error) error {
+	return read(r, source, func(line int, _ int64, rec Record) error { return fn(line, rec) })
+}
+
+// read reads as Read does, and also tells fn how many bytes of r the lines up to this
+// one took.
+func read(r io.Reader, source string, fn func(line int, read int64, rec Record) error) error {
 	sc := bufio.NewScanner(r)
 	// Room for a MaxLineBytes line plus "\r\n"; longer lines are caught below or by the
 	// scanner's ErrTooLong.
 	sc.Buffer(make([]byte, 0, 64*1024), MaxLineBytes+2)
 	d := newLineDecoder()
 	line := 0
+	var n int64
 	for sc.Scan() {
 		line++
 		b := sc.Bytes()
+		n += int64(len(b)) + 1
 		if line == 1 {
 			b = bytes.TrimPrefix(b, utf8BOM)
 		}
@@ -86,7 +95,7 @@ func Read(r io.Reader, source string, fn func(line int, rec Record) error) error
 		if err != nil {
 			return lineError(source, line, err)
 		}
-		if err := fn(line, rec); err != nil {
+		if err := fn(line, n, rec); err != nil {
 			return &LineError{Source: source, Line: line, Err: err}
 		}
 	}
@@ -128,32 +137,46 @@ func DecodeObject(b []byte) (map[string]json.RawMessage, error) {
 // ReadAll reads every record from r as Read does. On error it returns the records read
 // before the bad line together with the *LineError.
 func ReadAll(r io.Reader, source string) ([]Record, error) {
-	// Records are gathered in chunks and copied once into a slice of the right length:
-	// growing one slice by append would copy a large file's records several times over.
-	const chunkLen = 4096
-	var chunks [][]Record
-	chunk := make([]Record, 0, 64)
-	n := 0
-	err := Read(r, source, func(_ int, rec Record) error {
-		if len(chunk) == cap(chunk) {
-			chunks = append(chunks, chunk)
-			chunk = make([]Record, 0, min(2*cap(chunk), chunkLen))
+	// Records are large: growing the slice by append would copy a large file's records
+	// several times over. When r can say how many bytes it holds, the slice is made
+	// for as many records as they hold at the rate of the first thousand, with a margin;
+	// otherwise it doubles.
+	size := bytesLeft(r)
+	var recs []Record
+	err := read(r, source, func(_ int, read int64, rec Record) error {
+		if len(recs) == cap(recs) {
+			n := max(2*cap(recs), 64)
+			if len(recs) >= 1024 && size > read {
+				n = len(recs) + int(float64(len(recs))*float64(size-read)/float64(read)*1.05) + 64
+			}
+			recs = append(make([]Record, 0, n), recs...)
 		}
-		chunk = append(chunk, rec)
-		n++
+		recs = append(recs, rec)
 		return nil
 	})
-	if n == 0 {
+	if len(recs) == 0 {
 		return nil, err
 	}
-	if len(chunks) == 0 {
-		return chunk, err
+	return recs, err
+}
+
+// bytesLeft is how many bytes are left to read in r, or -1 when r does not say.
+func bytesLeft(r io.Reader) int64 {
+	switch r := r.(type) {
+	case interface{ Len() int }: // bytes.Reader, bytes.Buffer, strings.Reader
+		return int64(r.Len())
+	case *os.File:
+		info, err := r.Stat()
+		if err != nil || !info.Mode().IsRegular() {
+			return -1
+		}
+		at, err := r.Seek(0, io.SeekCurrent)
+		if err != nil {
+			return -1
+		}
+		return info.Size() - at
 	}
-	recs := make([]Record, 0, n)
-	for _, c := range chunks {
-		recs = append(recs, c...)
-	}
-	return append(recs, chunk...), err
+	return -1
 }
 
 func lineError(source string, line int, err error) *LineError {

@@ -164,19 +164,13 @@ func checkLabels(labels map[string]string, peer string) error {
 	if len(labels) > MaxPeerLabels {
 		return fieldErrorf(pathOf(peer, "labels"), "%d labels: at most %d per peer", len(labels), MaxPeerLabels)
 	}
-	size := 0
+	size, ok := 0, true
 	for k, v := range labels {
 		size += len(k) + len(v)
+		ok = ok && isLabelKey(k) && isLabelValue(v)
 	}
 	if size > MaxPeerLabelBytes {
 		return fieldErrorf(pathOf(peer, "labels"), "%d bytes of labels: at most %d per peer", size, MaxPeerLabelBytes)
-	}
-	ok := true
-	for k, v := range labels {
-		if !isLabelKey(k) || !isLabelValue(v) {
-			ok = false
-			break
-		}
 	}
 	if ok {
 		return nil
@@ -229,6 +223,9 @@ func normalizeCIDR(s string) (string, error) {
 
 // normalizeIP returns s in canonical form, s itself when it already is.
 func normalizeIP(s string) (string, error) {
+	if isCanonicalIPv4(s) {
+		return s, nil
+	}
 	addr, err := netip.ParseAddr(s)
 	if err != nil {
 		return "", fmt.Errorf("invalid IP address %q", s)
@@ -241,4 +238,27 @@ func normalizeIP(s string) (string, error) {
 		return string(canon), nil
 	}
 	return s, nil
+}
+
+// isCanonicalIPv4 reports whether s is an IPv4 address as netip writes it: four decimal
+// octets of at most 255, without leading zeros.
+func isCanonicalIPv4(s string) bool {
+	dots, n, digits := 0, 0, 0
+	for i := range len(s) {
+		switch c := s[i]; {
+		case '0' <= c && c <= '9':
+			if digits > 0 && n == 0 { // a leading zero
+				return false
+			}
+			n, digits = n*10+int(c-'0'), digits+1
+			if n > 255 {
+				return false
+			}
+		case c == '.' && digits > 0 && dots < 3:
+			dots, n, digits = dots+1, 0, 0
+		default:
+			return false
+		}
+	}
+	return dots == 3 && digits > 0
 }

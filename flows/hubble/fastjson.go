@@ -2,17 +2,14 @@ package hubble
 
 import (
 	"bytes"
-	"slices"
-	"strconv"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	flowpb "github.com/cilium/cilium/api/v1/flow"
 	observerpb "github.com/cilium/cilium/api/v1/observer"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
-	"github.com/netpol-guard/netpol-guard/flows"
+	"github.com/netpol-guard/netpol-guard/internal/jsonscan"
 )
 
 // A hand-written decoder for the lines `hubble observe -o json` prints: an event wrapper
@@ -27,32 +24,46 @@ import (
 // up and the line is decoded by decodeLine, which gives the same result or the error.
 // FuzzReadJSON compares the two.
 
+// The decoder reads a message by a table made once per message and role (see table): for
+// each field, the kind of value protojson takes and what the decoder keeps of it. A value
+// it does not keep is checked by its kind, and one of a field the message does not have is
+// passed over by jsonscan's checking byte scan.
+
 // maxInterned bounds the strings one decoder interns.
 const maxInterned = 1 << 16
 
+// maxSkipDepth is how deep an unknown value may nest before the decoder gives up on it.
+const maxSkipDepth = 64
+
 // fastDecoder decodes the lines of one ReadJSON.
 type fastDecoder struct {
-	s        []byte
-	i        int
+	sc       jsonscan.Scanner // plain strings only
 	facts    flowFacts
 	isFlow   bool // a flow was read
 	flowTime bool // with a time of its own
 	evTime   time.Time
-	fields   map[protoreflect.MessageDescriptor]*fieldTable
-	enums    map[protoreflect.FullName]map[string]protoreflect.EnumNumber
-	strs     map[string]string
-	labelsOf podLabelCache
-	labels   [2][]string
-	stack    []byte // skip's open objects and arrays
+	// What the line gives of the strings that Convert keeps and that seldom repeat (pod
+	// names and addresses), aliasing the line: they are made into strings together.
+	podName, ip [2][]byte
+	kind, name  []byte // of the workload being read
+	strBuf      []byte
+	tables      map[tableKey]*table
+	enums       map[protoreflect.FullName]map[string]enumValue
+	strs        *jsonscan.Interner
+	labelsOf    podLabelCache
+	labels      [2][]string
+	event       *table
 }
 
 func newFastDecoder() *fastDecoder {
-	return &fastDecoder{
-		fields:   map[protoreflect.MessageDescriptor]*fieldTable{},
-		enums:    map[protoreflect.FullName]map[string]protoreflect.EnumNumber{},
-		strs:     make(map[string]string, 1024),
+	d := &fastDecoder{
+		tables:   map[tableKey]*table{},
+		enums:    map[protoreflect.FullName]map[string]enumValue{},
+		strs:     jsonscan.NewInterner(maxInterned),
 		labelsOf: podLabelCache{},
 	}
+	d.event = d.table(exportEventDesc, roleEvent)
+	return d
 }
 
 var (
@@ -63,223 +74,162 @@ var (
 // decode decodes one trimmed, non-empty line that holds an event wrapper with a flow into
 // d.facts, or reports that it gave up.
 func (d *fastDecoder) decode(line []byte) (ok bool) {
-	d.s, d.i = line, 0
+	d.sc.Reset(line)
 	d.facts = flowFacts{}
 	d.isFlow, d.flowTime = false, false
 	d.evTime = time.Time{}
+	d.podName, d.ip = [2][]byte{}, [2][]byte{}
 	d.labels[0], d.labels[1] = d.labels[0][:0], d.labels[1][:0]
-	if !d.message(exportEventDesc, d.event) || d.ws() != len(d.s) || !d.isFlow {
+	if !d.message(d.event) || !d.sc.AtEnd() || !d.isFlow {
 		return false
 	}
 	if !d.flowTime {
 		d.facts.time = d.evTime
 	}
+	// One string for the four, which a record keeps together.
+	b := append(append(append(append(d.strBuf[:0], d.podName[0]...), d.podName[1]...), d.ip[0]...), d.ip[1]...)
+	d.strBuf = b
+	all := string(b)
+	cut := func(n int) string {
+		s := all[:n]
+		all = all[n:]
+		return s
+	}
+	d.facts.src.podName, d.facts.dst.podName = cut(len(d.podName[0])), cut(len(d.podName[1]))
+	d.facts.srcIP, d.facts.dstIP = cut(len(d.ip[0])), cut(len(d.ip[1]))
 	// The labels are Convert's to read, not to keep.
 	d.facts.src.labels, d.facts.dst.labels = d.labels[0], d.labels[1]
 	d.facts.podLabels = d.labelsOf
 	return true
 }
 
-// A hook reads the value of a field it knows and says so (handled), or leaves it to the
-// generic reading; ok is false to give up.
-type hook func(fd protoreflect.FieldDescriptor) (handled, ok bool)
+// A role is what a message is read for, which decides what the decoder keeps of its fields.
+type role uint8
 
-func (d *fastDecoder) event(fd protoreflect.FieldDescriptor) (bool, bool) {
-	switch fd.Name() {
-	case "flow":
-		d.isFlow = true
-		return true, d.message(flowDesc, d.flow)
-	case "time":
-		t, ok := d.timestamp()
-		d.evTime = t
-		return true, ok
-	}
-	return false, true
-}
+const (
+	roleChecked     role = iota // only checked
+	roleEvent                   // observer.ExportEvent
+	roleFlow                    // flow.Flow
+	roleIP                      // flow.IP
+	roleL4                      // flow.Layer4
+	roleL4Protocol              // flow.TCP, flow.UDP or flow.SCTP
+	roleSource                  // flow.Endpoint, the source
+	roleDestination             // flow.Endpoint, the destination
+	roleWorkload                // flow.Workload
+)
 
-func (d *fastDecoder) flow(fd protoreflect.FieldDescriptor) (bool, bool) {
-	f := &d.facts
-	switch fd.Name() {
-	case "time":
-		t, ok := d.timestamp()
-		f.time, d.flowTime = t, true
-		return true, ok
-	case "verdict":
-		n, ok := d.enum(fd)
-		f.verdict = flowpb.Verdict(n)
-		return true, ok
-	case "Type":
-		n, ok := d.enum(fd)
-		f.typ = flowpb.FlowType(n)
-		return true, ok
-	case "is_reply":
-		f.hasIsReply = true
-		return true, d.boolean(&f.isReply)
-	case "reply":
-		return true, d.boolean(&f.reply)
-	case "IP":
-		return true, d.message(fd.Message(), func(fd protoreflect.FieldDescriptor) (bool, bool) {
-			switch fd.Name() {
-			case "source":
-				return true, d.strOnce(&f.srcIP)
-			case "destination":
-				return true, d.strOnce(&f.dstIP)
-			}
-			return false, true
-		})
-	case "l4":
-		return true, d.message(fd.Message(), func(fd protoreflect.FieldDescriptor) (bool, bool) {
-			var protocol string
-			switch fd.Name() {
-			case "TCP":
-				protocol = flows.ProtocolTCP
-			case "UDP":
-				protocol = flows.ProtocolUDP
-			case "SCTP":
-				protocol = flows.ProtocolSCTP
-			default:
-				return false, true
-			}
-			f.protocol = protocol
-			return true, d.message(fd.Message(), func(fd protoreflect.FieldDescriptor) (bool, bool) {
-				if fd.Name() == "destination_port" {
-					n, ok := d.integer(fd.Kind())
-					f.port = uint32(n)
-					return true, ok
-				}
-				return false, true
-			})
-		})
-	case "source":
-		return true, d.message(fd.Message(), d.endpoint(&f.src, 0))
-	case "destination":
-		return true, d.message(fd.Message(), d.endpoint(&f.dst, 1))
-	}
-	return false, true
-}
+// A keep says what the decoder keeps of a field's value.
+type keep uint8
 
-func (d *fastDecoder) endpoint(e *endpointFacts, end int) hook {
-	return func(fd protoreflect.FieldDescriptor) (bool, bool) {
-		switch fd.Name() {
+const (
+	keepNothing keep = iota
+	keepFlow         // ExportEvent.flow: that there is one
+	keepEventTime
+	keepFlowTime
+	keepVerdict
+	keepType
+	keepIsReply
+	keepReply
+	keepIP           // IP.source or IP.destination
+	keepProtocol     // Layer4.TCP, UDP or SCTP: the protocol
+	keepPort         // destination_port
+	keepNamespace    // Endpoint.namespace
+	keepPodName      // Endpoint.pod_name
+	keepLabel        // each of Endpoint.labels
+	keepWorkload     // each of Endpoint.workloads, when it is the first with a kind and a name
+	keepWorkloadKind // Workload.kind
+	keepWorkloadName // Workload.name
+)
+
+// keepOf says what the decoder keeps of the field name of a message read for r, and for
+// what a message in it is read.
+func keepOf(r role, name protoreflect.Name) (keep, role) {
+	switch r {
+	case roleEvent:
+		switch name {
+		case "flow":
+			return keepFlow, roleFlow
+		case "time":
+			return keepEventTime, roleChecked
+		}
+	case roleFlow:
+		switch name {
+		case "time":
+			return keepFlowTime, roleChecked
+		case "verdict":
+			return keepVerdict, roleChecked
+		case "Type":
+			return keepType, roleChecked
+		case "is_reply":
+			return keepIsReply, roleChecked
+		case "reply":
+			return keepReply, roleChecked
+		case "IP":
+			return keepNothing, roleIP
+		case "l4":
+			return keepNothing, roleL4
+		case "source":
+			return keepNothing, roleSource
+		case "destination":
+			return keepNothing, roleDestination
+		}
+	case roleIP:
+		if name == "source" || name == "destination" {
+			return keepIP, roleChecked
+		}
+	case roleL4:
+		if name == "TCP" || name == "UDP" || name == "SCTP" {
+			return keepProtocol, roleL4Protocol
+		}
+	case roleL4Protocol:
+		if name == "destination_port" {
+			return keepPort, roleChecked
+		}
+	case roleSource, roleDestination:
+		switch name {
 		case "namespace":
-			return true, d.str(&e.namespace)
+			return keepNamespace, roleChecked
 		case "pod_name":
-			return true, d.strOnce(&e.podName)
+			return keepPodName, roleChecked
 		case "labels":
-			return true, d.list(func() bool {
-				var l string
-				ok := d.str(&l)
-				d.labels[end] = append(d.labels[end], l)
-				return ok
-			})
+			return keepLabel, roleChecked
 		case "workloads":
-			return true, d.list(func() bool {
-				var kind, name string
-				ok := d.message(fd.Message(), func(fd protoreflect.FieldDescriptor) (bool, bool) {
-					switch fd.Name() {
-					case "kind":
-						return true, d.str(&kind)
-					case "name":
-						return true, d.str(&name)
-					}
-					return false, true
-				})
-				if e.workload == "" && kind != "" && name != "" {
-					e.workload = d.intern2(kind, name)
-				}
-				return ok
-			})
+			return keepWorkload, roleWorkload
 		}
-		return false, true
+	case roleWorkload:
+		switch name {
+		case "kind":
+			return keepWorkloadKind, roleChecked
+		case "name":
+			return keepWorkloadName, roleChecked
+		}
 	}
+	return keepNothing, roleChecked
 }
 
-// message reads an object of the message md, handing each field to h first.
-func (d *fastDecoder) message(md protoreflect.MessageDescriptor, h hook) bool {
-	if d.ws() >= len(d.s) || d.s[d.i] != '{' {
-		return false
-	}
-	d.i++
-	fields := d.fieldsOf(md)
-	member := 0
-	var seen [4]uint64 // field numbers below 256
-	var seenHigh []protoreflect.FieldNumber
-	var oneofs uint64
-	if d.ws() < len(d.s) && d.s[d.i] == '}' {
-		d.i++
-		return true
-	}
-	for {
-		key, ok := d.plainString()
-		if !ok || d.ws() >= len(d.s) || d.s[d.i] != ':' {
-			return false
-		}
-		d.i++
-		d.ws()
-		fd := fields.lookup(member, key)
-		member++
-		if fd == nil {
-			if len(key) > 0 && key[0] == '[' { // an extension
-				return false
-			}
-			if !d.skip() {
-				return false
-			}
-		} else {
-			if n := fd.Number(); n < 256 {
-				if seen[n/64]&(1<<(n%64)) != 0 {
-					return false
-				}
-				seen[n/64] |= 1 << (n % 64)
-			} else {
-				if slices.Contains(seenHigh, n) {
-					return false
-				}
-				seenHigh = append(seenHigh, n)
-			}
-			switch {
-			case d.null():
-				if fd.Message() != nil && fd.Message().FullName() == "google.protobuf.Value" ||
-					fd.Enum() != nil && fd.Enum().FullName() == "google.protobuf.NullValue" {
-					return false
-				}
-			case fd.IsMap():
-				return false
-			default:
-				if od := fd.ContainingOneof(); od != nil && !fd.IsList() {
-					if oneofs&(1<<od.Index()) != 0 || od.Index() >= 64 {
-						return false
-					}
-					oneofs |= 1 << od.Index()
-				}
-				handled, ok := h(fd)
-				if !ok {
-					return false
-				}
-				if !handled && !d.field(fd) {
-					return false
-				}
-			}
-		}
-		if d.ws() >= len(d.s) {
-			return false
-		}
-		switch d.s[d.i] {
-		case ',':
-			d.i++
-			d.ws()
-		case '}':
-			d.i++
-			return true
-		default:
-			return false
-		}
-	}
+// A valueKind is how protojson reads a field's value.
+type valueKind uint8
+
+const (
+	kindUnread valueKind = iota // a kind the decoder gives up on: floats, bytes, other well-known types
+	kindString
+	kindBool
+	kindEnum
+	kindInt
+	kindUint
+	kindTimestamp
+	kindBoolValue
+	kindMessage
+)
+
+type tableKey struct {
+	md   protoreflect.MessageDescriptor
+	role role
 }
 
-// fieldTable finds the fields of a message by the names protojson takes for them.
-type fieldTable struct {
-	byName map[string]protoreflect.FieldDescriptor // JSON names first, then proto names
+// table is what the decoder knows of a message read for a role.
+type table struct {
+	byName map[string]*field // by the names protojson takes: JSON names first, then proto names
 	// seen are the names and fields of the members of the last object read, by position:
 	// the lines of one file name their fields in the same order.
 	seen []namedField
@@ -287,298 +237,356 @@ type fieldTable struct {
 
 type namedField struct {
 	name string
-	fd   protoreflect.FieldDescriptor
+	f    *field
+	last []byte // the value, when it was only checked
 }
 
-// lookup finds the field named key, the member'th of its object.
-func (t *fieldTable) lookup(member int, key []byte) protoreflect.FieldDescriptor {
-	if member < len(t.seen) && t.seen[member].name == string(key) {
-		return t.seen[member].fd
-	}
-	fd := t.byName[string(key)]
+// field is what the decoder knows of a field of a message read for a role.
+type field struct {
+	index     int // among the message's fields
+	kind      valueKind
+	bits      int // of an integer
+	list      bool
+	isMap     bool
+	nullBad   bool // null is a value (google.protobuf.Value or NullValue): give up
+	oneof     int  // the index of the oneof it is a member of, or -1
+	keep      keep
+	checkOnly bool   // nothing is kept of its value, nor of any within
+	end       int    // the end of the flow an endpoint or IP field is of: 0 source, 1 destination
+	protocol  string // of a Layer4 member
+	enum      protoreflect.EnumDescriptor
+	names     map[string]enumValue // of enum, once read
+	last      enumValue            // the last value read, of enum
+	md        protoreflect.MessageDescriptor
+	role      role   // of the message md
+	msg       *table // of md for role, once read
+}
+
+// lookup finds the field named key, the member'th of its object, which is not the one
+// named at that place in the last object.
+func (t *table) lookup(member int, key []byte) *field {
+	f := t.byName[string(key)]
 	if member < 64 {
-		nf := namedField{name: string(key), fd: fd}
+		nf := namedField{name: string(key), f: f}
 		if member < len(t.seen) {
 			t.seen[member] = nf
 		} else if member == len(t.seen) {
 			t.seen = append(t.seen, nf)
 		}
 	}
-	return fd
+	return f
 }
 
-// fieldsOf returns the fieldTable of md.
-func (d *fastDecoder) fieldsOf(md protoreflect.MessageDescriptor) *fieldTable {
-	if t, ok := d.fields[md]; ok {
+// table returns the table of md read for r.
+func (d *fastDecoder) table(md protoreflect.MessageDescriptor, r role) *table {
+	key := tableKey{md, r}
+	if t, ok := d.tables[key]; ok {
 		return t
 	}
 	fds := md.Fields()
-	t := &fieldTable{byName: make(map[string]protoreflect.FieldDescriptor, 2*fds.Len())}
+	t := &table{byName: make(map[string]*field, 2*fds.Len())}
+	d.tables[key] = t
+	fields := make([]field, fds.Len())
 	for i := range fds.Len() {
 		fd := fds.Get(i)
-		t.byName[fd.TextName()] = fd
+		f := &fields[i]
+		f.index, f.list, f.isMap, f.oneof = i, fd.IsList(), fd.IsMap(), -1
+		if od := fd.ContainingOneof(); od != nil && !fd.IsList() {
+			f.oneof = od.Index()
+		}
+		f.nullBad = fd.Message() != nil && fd.Message().FullName() == "google.protobuf.Value" ||
+			fd.Enum() != nil && fd.Enum().FullName() == "google.protobuf.NullValue"
+		f.keep, f.role = keepOf(r, fd.Name())
+		f.checkOnly = f.keep == keepNothing && f.role == roleChecked
+		if r == roleDestination || r == roleIP && fd.Name() == "destination" {
+			f.end = 1
+		}
+		if f.keep == keepProtocol {
+			f.protocol = string(fd.Name()) // flows.ProtocolTCP, UDP or SCTP, as the field is named
+		}
+		switch fd.Kind() {
+		case protoreflect.StringKind:
+			f.kind = kindString
+		case protoreflect.BoolKind:
+			f.kind = kindBool
+		case protoreflect.EnumKind:
+			f.kind, f.enum = kindEnum, fd.Enum()
+		case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
+			f.kind, f.bits = kindInt, 32
+		case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
+			f.kind, f.bits = kindInt, 64
+		case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
+			f.kind, f.bits = kindUint, 32
+		case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
+			f.kind, f.bits = kindUint, 63 // past that, it would not fit Convert's port
+		case protoreflect.MessageKind, protoreflect.GroupKind:
+			switch name := fd.Message().FullName(); {
+			case name == "google.protobuf.Timestamp":
+				f.kind = kindTimestamp
+			case name == "google.protobuf.BoolValue":
+				f.kind = kindBoolValue
+			case strings.HasPrefix(string(name), "google.protobuf."):
+			default:
+				f.kind, f.md = kindMessage, fd.Message()
+			}
+		}
+		t.byName[fd.TextName()] = f
 	}
 	for i := range fds.Len() {
-		fd := fds.Get(i)
-		t.byName[fd.JSONName()] = fd
+		t.byName[fds.Get(i).JSONName()] = &fields[i]
 	}
-	d.fields[md] = t
 	return t
 }
 
-// field reads the value of a field no hook took, as protojson would, to check it.
-func (d *fastDecoder) field(fd protoreflect.FieldDescriptor) bool {
-	if fd.IsList() {
-		return d.list(func() bool { return !d.null() && d.single(fd) })
-	}
-	return d.single(fd)
-}
-
-func (d *fastDecoder) single(fd protoreflect.FieldDescriptor) bool {
-	switch fd.Kind() {
-	case protoreflect.StringKind:
-		_, ok := d.plainString()
-		return ok
-	case protoreflect.BoolKind:
-		var b bool
-		return d.boolean(&b)
-	case protoreflect.EnumKind:
-		_, ok := d.enum(fd)
-		return ok
-	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind,
-		protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind,
-		protoreflect.Uint32Kind, protoreflect.Fixed32Kind, protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
-		_, ok := d.integer(fd.Kind())
-		return ok
-	case protoreflect.MessageKind, protoreflect.GroupKind:
-		md := fd.Message()
-		switch name := md.FullName(); {
-		case name == "google.protobuf.Timestamp":
-			_, ok := d.timestamp()
-			return ok
-		case name == "google.protobuf.BoolValue":
-			var b bool
-			return d.boolean(&b)
-		case strings.HasPrefix(string(name), "google.protobuf."):
-			return false
-		}
-		return d.message(md, func(protoreflect.FieldDescriptor) (bool, bool) { return false, true })
-	}
-	return false // floats, bytes
-}
-
-// list reads an array, each element with elem.
-func (d *fastDecoder) list(elem func() bool) bool {
-	if d.ws() >= len(d.s) || d.s[d.i] != '[' {
+// message reads an object of the message of t.
+func (d *fastDecoder) message(t *table) bool {
+	if !d.sc.Eat('{') {
 		return false
 	}
-	d.i++
-	if d.ws() < len(d.s) && d.s[d.i] == ']' {
-		d.i++
-		return true
-	}
-	for {
-		if !elem() || d.ws() >= len(d.s) {
-			return false
+	var seen [4]uint64 // by field index
+	var oneofs uint64
+	for n := 0; ; n++ {
+		var key []byte
+		var like, more, ok bool
+		var guess string
+		if n < len(t.seen) {
+			guess = t.seen[n].name
+			key, like, more, ok = d.sc.MemberLike(n, guess)
+		} else {
+			key, more, ok = d.sc.Member(n)
 		}
-		switch d.s[d.i] {
-		case ',':
-			d.i++
-			d.ws()
-		case ']':
-			d.i++
-			return true
-		default:
-			return false
+		if !ok || !more {
+			return ok
 		}
-	}
-}
-
-func (d *fastDecoder) ws() int {
-	for d.i < len(d.s) {
-		switch d.s[d.i] {
-		case ' ', '\t', '\r', '\n':
-			d.i++
+		var f *field
+		var at *namedField // the member's place in t.seen, when it is the last object's
+		if like {
+			at = &t.seen[n]
+			f = at.f
+		} else {
+			f = t.lookup(n, key)
+		}
+		switch {
+		case f == nil:
+			if len(key) > 0 && key[0] == '[' { // an extension
+				return false
+			}
+		case f.index >= 256 || seen[f.index/64]&(1<<(f.index%64)) != 0:
+			return false
+		case d.sc.S[d.sc.I] == 'n' && d.sc.Null():
+			if f.nullBad {
+				return false
+			}
+			seen[f.index/64] |= 1 << (f.index % 64)
+			continue
+		case f.isMap:
+			return false
+		case f.oneof >= 0:
+			if f.oneof >= 64 || oneofs&(1<<f.oneof) != 0 {
+				return false
+			}
+			oneofs |= 1 << f.oneof
+		}
+		if f != nil {
+			seen[f.index/64] |= 1 << (f.index % 64)
+		}
+		// A value that is only checked, and that is the one at this place in the last
+		// object byte for byte, was checked then: most of what Hubble prints of a flow
+		// repeats from line to line (cluster and node names, directions, ethernet).
+		checkOnly := at != nil && (f == nil || f.checkOnly)
+		if checkOnly && d.sc.Repeat(at.last) {
 			continue
 		}
-		break
+		name, start := guess, d.sc.I
+		switch {
+		case f == nil:
+			ok = d.sc.Skip(maxSkipDepth)
+		case f.list:
+			ok = d.sc.Array(func() bool { return !d.sc.Null() && d.value(f) })
+		default:
+			ok = d.value(f)
+		}
+		if !ok {
+			return false
+		}
+		// An object of the same message within may have taken the place meanwhile.
+		if checkOnly && at.name == name && d.sc.I-start <= maxRemembered {
+			at.last = append(at.last[:0], d.sc.S[start:d.sc.I]...)
+		}
 	}
-	return d.i
 }
 
-func (d *fastDecoder) null() bool {
-	if bytes.HasPrefix(d.s[d.i:], []byte("null")) && !isWordByte(d.s, d.i+4) {
-		d.i += 4
+// maxRemembered bounds the values remembered at each place of a message's objects.
+const maxRemembered = 256
+
+// value reads a value of f, or an element of it if it is a list, and keeps what f says.
+func (d *fastDecoder) value(f *field) bool {
+	facts := &d.facts
+	switch f.kind {
+	case kindString:
+		b, ok := d.sc.String()
+		if !ok {
+			return false
+		}
+		switch f.keep {
+		case keepIP:
+			d.ip[f.end] = b
+		case keepNamespace:
+			d.endpoint(f).namespace = d.strs.Intern(b)
+		case keepPodName:
+			d.podName[f.end] = b
+		case keepLabel:
+			if d.convertReads(b) {
+				d.labels[f.end] = append(d.labels[f.end], d.strs.Intern(b))
+			}
+		case keepWorkloadKind:
+			d.kind = b
+		case keepWorkloadName:
+			d.name = b
+		}
+		return true
+	case kindBool, kindBoolValue:
+		v, ok := d.sc.Bool()
+		switch f.keep {
+		case keepIsReply:
+			facts.hasIsReply, facts.isReply = true, v
+		case keepReply:
+			facts.reply = v
+		}
+		return ok
+	case kindEnum:
+		n, ok := d.enum(f)
+		switch f.keep {
+		case keepVerdict:
+			facts.verdict = flowpb.Verdict(n)
+		case keepType:
+			facts.typ = flowpb.FlowType(n)
+		}
+		return ok
+	case kindInt:
+		_, ok := d.sc.Int(f.bits)
+		return ok
+	case kindUint:
+		n, ok := d.sc.Uint(f.bits)
+		if f.keep == keepPort {
+			facts.port = uint32(n)
+		}
+		return ok
+	case kindTimestamp:
+		t, ok := d.timestamp()
+		switch f.keep {
+		case keepEventTime:
+			d.evTime = t
+		case keepFlowTime:
+			facts.time, d.flowTime = t, true
+		}
+		return ok
+	case kindMessage:
+		if f.msg == nil {
+			f.msg = d.table(f.md, f.role)
+		}
+		switch f.keep {
+		case keepFlow:
+			d.isFlow = true
+		case keepProtocol:
+			facts.protocol = f.protocol
+		case keepWorkload:
+			d.kind, d.name = nil, nil
+		}
+		if !d.message(f.msg) {
+			return false
+		}
+		if e := d.endpoint(f); f.keep == keepWorkload && e.workload == "" && len(d.kind) > 0 && len(d.name) > 0 {
+			e.workload = d.strs.Intern(append(append(append(d.strBuf[:0], d.kind...), '/'), d.name...))
+		}
 		return true
 	}
 	return false
 }
 
-// isWordByte reports whether s[i] would continue a literal or number.
-func isWordByte(s []byte, i int) bool {
-	if i >= len(s) {
-		return false
+// convertReads reports whether Convert does anything with the endpoint label l: takes it
+// for a pod label, or for a sign that the end is no pod (a reserved: label). The others
+// (Cilium's own, those of other sources) are left out of flowFacts, which makes no
+// difference to what Convert makes of it.
+func (d *fastDecoder) convertReads(l []byte) bool {
+	if bytes.HasPrefix(l, []byte(labelSourceReserved)) {
+		return true
 	}
-	c := s[i]
-	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '-' || c == '+' || c == '_'
-}
-
-// plainString reads a string without escapes, in valid UTF-8.
-func (d *fastDecoder) plainString() ([]byte, bool) {
-	if d.i >= len(d.s) || d.s[d.i] != '"' {
-		return nil, false
-	}
-	start := d.i + 1
-	for j := start; j < len(d.s); {
-		c := d.s[j]
-		if plainASCII[c] {
-			j++
-			continue
-		}
-		switch {
-		case c == '"':
-			d.i = j + 1
-			return d.s[start:j], true
-		case c >= utf8.RuneSelf:
-			r, n := utf8.DecodeRune(d.s[j:])
-			if r == utf8.RuneError && n == 1 {
-				return nil, false
-			}
-			j += n
-		default: // a control character, or an escape
-			return nil, false
+	pl, ok := d.labelsOf[string(l)]
+	if !ok {
+		pl = podLabelOf(string(l))
+		if len(d.labelsOf) < maxCachedLabels {
+			d.labelsOf[string(l)] = pl
 		}
 	}
-	return nil, false
+	return pl.ok
 }
 
-// plainASCII are the bytes that stand for themselves in a JSON string.
-var plainASCII = func() (t [256]bool) {
-	for c := 0x20; c < utf8.RuneSelf; c++ {
-		t[c] = c != '"' && c != '\\'
+// endpoint is the end of the flow that f, a field of an endpoint, is of.
+func (d *fastDecoder) endpoint(f *field) *endpointFacts {
+	if f.end == 0 {
+		return &d.facts.src
 	}
-	return t
-}()
-
-func (d *fastDecoder) str(dst *string) bool {
-	b, ok := d.plainString()
-	if ok {
-		*dst = d.intern(b)
-	}
-	return ok
-}
-
-// strOnce reads a string seldom repeated (a pod name, an address), which is not interned.
-func (d *fastDecoder) strOnce(dst *string) bool {
-	b, ok := d.plainString()
-	if ok {
-		*dst = string(b)
-	}
-	return ok
-}
-
-func (d *fastDecoder) intern(b []byte) string {
-	if s, ok := d.strs[string(b)]; ok {
-		return s
-	}
-	s := string(b)
-	if len(d.strs) < maxInterned {
-		d.strs[s] = s
-	}
-	return s
-}
-
-// intern2 is kind + "/" + name, interned.
-func (d *fastDecoder) intern2(kind, name string) string {
-	var buf [128]byte
-	b := append(append(append(buf[:0], kind...), '/'), name...)
-	return d.intern(b)
-}
-
-func (d *fastDecoder) boolean(dst *bool) bool {
-	switch {
-	case bytes.HasPrefix(d.s[d.i:], []byte("true")) && !isWordByte(d.s, d.i+4):
-		*dst = true
-		d.i += 4
-	case bytes.HasPrefix(d.s[d.i:], []byte("false")) && !isWordByte(d.s, d.i+5):
-		*dst = false
-		d.i += 5
-	default:
-		return false
-	}
-	return true
-}
-
-// integer reads an integer in plain JSON form, within the range of kind.
-func (d *fastDecoder) integer(kind protoreflect.Kind) (int64, bool) {
-	start := d.i
-	if d.i < len(d.s) && d.s[d.i] == '-' {
-		d.i++
-	}
-	digits := d.i
-	for d.i < len(d.s) && '0' <= d.s[d.i] && d.s[d.i] <= '9' {
-		d.i++
-	}
-	if d.i == digits || d.s[digits] == '0' && d.i > digits+1 || isWordByte(d.s, d.i) {
-		return 0, false
-	}
-	num := string(d.s[start:d.i])
-	switch kind {
-	case protoreflect.Int32Kind, protoreflect.Sint32Kind, protoreflect.Sfixed32Kind:
-		n, err := strconv.ParseInt(num, 10, 32)
-		return n, err == nil
-	case protoreflect.Int64Kind, protoreflect.Sint64Kind, protoreflect.Sfixed64Kind:
-		n, err := strconv.ParseInt(num, 10, 64)
-		return n, err == nil
-	case protoreflect.Uint32Kind, protoreflect.Fixed32Kind:
-		n, err := strconv.ParseUint(num, 10, 32)
-		return int64(n), err == nil
-	case protoreflect.Uint64Kind, protoreflect.Fixed64Kind:
-		n, err := strconv.ParseUint(num, 10, 63) // past that, it would not fit the result
-		return int64(n), err == nil
-	}
-	return 0, false
+	return &d.facts.dst
 }
 
 // enum reads an enum value by one of its names.
-func (d *fastDecoder) enum(fd protoreflect.FieldDescriptor) (protoreflect.EnumNumber, bool) {
-	b, ok := d.plainString()
+func (d *fastDecoder) enum(f *field) (protoreflect.EnumNumber, bool) {
+	b, ok := d.sc.String()
 	if !ok {
 		return 0, false
 	}
-	ed := fd.Enum()
-	names, ok := d.enums[ed.FullName()]
-	if !ok {
-		vals := ed.Values()
-		names = make(map[string]protoreflect.EnumNumber, vals.Len())
-		for i := range vals.Len() {
-			names[string(vals.Get(i).Name())] = vals.Get(i).Number()
+	if f.names == nil {
+		if f.names, ok = d.enums[f.enum.FullName()]; !ok {
+			vals := f.enum.Values()
+			f.names = make(map[string]enumValue, vals.Len())
+			for i := range vals.Len() {
+				name := string(vals.Get(i).Name())
+				f.names[name] = enumValue{name, vals.Get(i).Number()}
+			}
+			d.enums[f.enum.FullName()] = f.names
 		}
-		d.enums[ed.FullName()] = names
 	}
-	n, ok := names[string(b)]
-	return n, ok
+	if f.last.name != "" && string(b) == f.last.name { // the lines of one file repeat a field's value
+		return f.last.num, true
+	}
+	v, ok := f.names[string(b)]
+	if ok {
+		f.last = v
+	}
+	return v.num, ok
+}
+
+// enumValue is a value of an enum by its name.
+type enumValue struct {
+	name string
+	num  protoreflect.EnumNumber
 }
 
 // timestamp reads a google.protobuf.Timestamp as protojson does, and returns it as
 // Convert takes it (convert.Time).
 func (d *fastDecoder) timestamp() (time.Time, bool) {
-	b, ok := d.plainString()
+	b, ok := d.sc.String()
 	if !ok {
 		return time.Time{}, false
 	}
-	s := string(b)
-	t, err := time.Parse(time.RFC3339Nano, s)
-	if err != nil {
-		return time.Time{}, false
+	t, ok := jsonscan.ParseTime(b)
+	if !ok {
+		var err error
+		if t, err = time.Parse(time.RFC3339Nano, string(b)); err != nil {
+			return time.Time{}, false
+		}
 	}
 	secs := t.Unix()
 	if secs < minTimestampSeconds || secs > maxTimestampSeconds {
 		return time.Time{}, false
 	}
-	i := strings.LastIndexByte(s, '.')
-	j := strings.LastIndexAny(s, "Z-+")
-	if i >= 0 && j >= i && j-i > len(".999999999") {
+	// protojson takes at most nine digits of a second.
+	j := len(b) - 1
+	for j >= 0 && b[j] != 'Z' && b[j] != '-' && b[j] != '+' {
+		j--
+	}
+	if i := bytes.LastIndexByte(b, '.'); i >= 0 && j >= i && j-i > len(".999999999") {
 		return time.Time{}, false
 	}
 	return time.Unix(secs, int64(t.Nanosecond())).UTC(), true
@@ -589,129 +597,3 @@ const (
 	minTimestampSeconds = -62135596800
 	maxTimestampSeconds = 253402300799
 )
-
-// skip passes over a value of a field the message does not have, checking that it is JSON.
-func (d *fastDecoder) skip() bool {
-	open := d.stack[:0]
-	defer func() { d.stack = open }()
-	for {
-		// A value starts here.
-		if d.ws() >= len(d.s) {
-			return false
-		}
-		switch c := d.s[d.i]; {
-		case c == '{' || c == '[':
-			if len(open) >= 64 {
-				return false
-			}
-			open = append(open, c)
-			d.i++
-			if d.ws() < len(d.s) && (c == '{' && d.s[d.i] == '}' || c == '[' && d.s[d.i] == ']') {
-				d.i++
-				open = open[:len(open)-1]
-				break
-			}
-			if c == '{' && !d.memberKey() {
-				return false
-			}
-			continue
-		case c == '"':
-			if _, ok := d.plainString(); !ok {
-				return false
-			}
-		case c == 't' || c == 'f':
-			var b bool
-			if !d.boolean(&b) {
-				return false
-			}
-		case c == 'n':
-			if !d.null() {
-				return false
-			}
-		default:
-			if !d.number() {
-				return false
-			}
-		}
-		// After a value: close what ends here, or go on to the next member or element.
-		for {
-			if len(open) == 0 {
-				return true
-			}
-			if d.ws() >= len(d.s) {
-				return false
-			}
-			top := open[len(open)-1]
-			c := d.s[d.i]
-			if top == '{' && c == '}' || top == '[' && c == ']' {
-				d.i++
-				open = open[:len(open)-1]
-				continue
-			}
-			if c != ',' {
-				return false
-			}
-			d.i++
-			if top == '{' && !d.memberKey() {
-				return false
-			}
-			break
-		}
-	}
-}
-
-// memberKey reads `"key" :`.
-func (d *fastDecoder) memberKey() bool {
-	d.ws()
-	if _, ok := d.plainString(); !ok || d.ws() >= len(d.s) || d.s[d.i] != ':' {
-		return false
-	}
-	d.i++
-	return true
-}
-
-// number checks a JSON number.
-func (d *fastDecoder) number() bool {
-	s, i := d.s, d.i
-	if i < len(s) && s[i] == '-' {
-		i++
-	}
-	switch {
-	case i < len(s) && s[i] == '0':
-		i++
-	case i < len(s) && '1' <= s[i] && s[i] <= '9':
-		for i < len(s) && '0' <= s[i] && s[i] <= '9' {
-			i++
-		}
-	default:
-		return false
-	}
-	if i < len(s) && s[i] == '.' {
-		i++
-		j := i
-		for i < len(s) && '0' <= s[i] && s[i] <= '9' {
-			i++
-		}
-		if i == j {
-			return false
-		}
-	}
-	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
-		i++
-		if i < len(s) && (s[i] == '+' || s[i] == '-') {
-			i++
-		}
-		j := i
-		for i < len(s) && '0' <= s[i] && s[i] <= '9' {
-			i++
-		}
-		if i == j {
-			return false
-		}
-	}
-	if isWordByte(s, i) {
-		return false
-	}
-	d.i = i
-	return true
-}

@@ -100,6 +100,12 @@ var fastEdgeLines = []string{
 	`{"flow":{"[x.y]":1}}`,
 	"{\"flow\":{\"source\":{\"namespace\":\"\xff\"}}}",
 	`{"flow":{"trace_context":{"parent":{"trace_id":"abc"}}},"time":null}`,
+	`{"":0`,
+	`{"flow":{"":1,"":2},"":{}}`,
+	// Values the decoder remembers at a place of a message, then meets again, or nearly.
+	lineForwarded + "\n" + lineForwarded + "\n" + strings.Replace(lineForwarded, `"cluster_name":"default"`, `"cluster_name":1`, 1),
+	`{"flow":{"event_type":{"type":4}}}` + "\n" + `{"flow":{"event_type":{"type":4}}}` + "\n" + `{"flow":{"event_type":{"type":4.5}}}`,
+	`{"flow":{"x":1}}` + "\n" + `{"flow":{"x":1}}` + "\n" + `{"flow":{"x":1x}}` + "\n" + `{"flow":{"y":1}}` + "\n" + `{"flow":{"y":"\u0061"}}`,
 }
 
 // readsAsProtojson fails unless input reads the same with the fast decoder as without it.
