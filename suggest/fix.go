@@ -1,6 +1,7 @@
 package suggest
 
 import (
+	"cmp"
 	"fmt"
 	"runtime"
 	"slices"
@@ -34,6 +35,8 @@ type Request struct {
 	// Memo, when set, carries what earlier diffs learnt about the endpoints into the fix's
 	// check (evaluator.DiffOptions.Memo): a webhook's, kept from admission to admission.
 	Memo *evaluator.Memo
+	// Workers share the fix's check (evaluator.DiffOptions.Workers); 0: one per core.
+	Workers int
 }
 
 // Rule is one rule a fix adds, as a human reads it.
@@ -195,7 +198,7 @@ func ForCut(req Request) (*Fix, error) {
 		fix.Policies = append(fix.Policies, p)
 	}
 	fix.Rules = b.rules
-	res := evaluator.DiffWith(req.Before, fixed, req.World, req.Flows, evaluator.DiffOptions{Memo: req.Memo, Workers: runtime.GOMAXPROCS(0)})
+	res := evaluator.DiffWith(req.Before, fixed, req.World, req.Flows, evaluator.DiffOptions{Memo: req.Memo, Workers: cmp.Or(req.Workers, runtime.GOMAXPROCS(0))})
 	fix.StillCut = res.Summary.Cut
 	fix.Kept = len(req.Cut)
 	for _, i := range res.CutIndexes {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"maps"
 	"net/http"
-	"runtime"
 	"slices"
 	"strings"
 
@@ -197,7 +196,7 @@ func (g *Guard) decideCluster(oldPolicy, newPolicy *evaluator.ClusterPolicy) (d 
 
 	memo := g.memos.Get().(*evaluator.Memo)
 	defer g.memos.Put(memo)
-	res := evaluator.DiffWith(before, after, world, fl, evaluator.DiffOptions{Memo: memo, Workers: runtime.GOMAXPROCS(0)})
+	res := evaluator.DiffWith(before, after, world, fl, evaluator.DiffOptions{Memo: memo, Workers: g.workers()})
 	d.summary = res.Summary
 	d.cuts = g.listCuts(res.CutIndexes, res.Explain, edges, sc)
 	d.uncertain = uncertainLines(&res, edges, g.opts.MaxListed)

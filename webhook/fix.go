@@ -30,7 +30,7 @@ func (g *Guard) suggestFix(ns string, before, after *evaluator.PolicySet, oldPol
 	defer g.memos.Put(memo)
 	fix, err := suggest.ForCut(suggest.Request{
 		Before: before, After: after, World: view.World(), Flows: fl, Cut: res.CutIndexes, Known: known,
-		Changes: []suggest.Change{{Old: oldPolicy, New: newPolicy}}, Memo: memo,
+		Changes: []suggest.Change{{Old: oldPolicy, New: newPolicy}}, Memo: memo, Workers: g.workers(),
 	})
 	if err != nil || len(fix.Rules) == 0 {
 		log.V(levelDebug).Info("No fix for a cut", "err", err)

@@ -11,6 +11,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	admissionv1 "k8s.io/api/admission/v1"
@@ -89,6 +90,8 @@ type Guard struct {
 	scratches sync.Pool
 	// inflight holds a token per running evaluation; nil: no cap.
 	inflight chan struct{}
+	// running counts the evaluations running, capped or not (see workers).
+	running atomic.Int32
 }
 
 // scratch holds an admission's buffers; the cuts of a decision point into its edges, so it
@@ -295,6 +298,8 @@ func (g *Guard) decideInTime(ctx context.Context, change string, decide func() d
 		if g.inflight != nil {
 			defer func() { <-g.inflight }()
 		}
+		g.running.Add(1)
+		defer g.running.Add(-1)
 		defer func() {
 			// A bug in an evaluation must cost this admission its check, not the process.
 			if r := recover(); r != nil {
@@ -314,6 +319,16 @@ func (g *Guard) decideInTime(ctx context.Context, change string, decide func() d
 	case <-ctx.Done():
 		return d, "netpol-guard: the request ended before the evaluation; " + change + " admitted unchecked", outcomeTimeout
 	}
+}
+
+// workers is how many goroutines an evaluation may split its reading and judging into: the
+// cores, while it is the only one running; one while others run, which keep the cores busy
+// already (splitting then only adds work).
+func (g *Guard) workers() int {
+	if g.running.Load() > 1 {
+		return 1
+	}
+	return runtime.GOMAXPROCS(0)
 }
 
 // decodePolicies returns the policy before (UPDATE, DELETE) and after (CREATE, UPDATE).
@@ -425,7 +440,7 @@ func (g *Guard) decideChange(c *Change) (d decisionResult) {
 
 	memo := g.memos.Get().(*evaluator.Memo)
 	defer g.memos.Put(memo) // after the cuts are explained below
-	res := evaluator.DiffWith(c.Before, c.After, g.opts.View.World(), fl, evaluator.DiffOptions{Memo: memo, Workers: runtime.GOMAXPROCS(0)})
+	res := evaluator.DiffWith(c.Before, c.After, g.opts.View.World(), fl, evaluator.DiffOptions{Memo: memo, Workers: g.workers()})
 	d.summary = res.Summary
 	d.cuts = g.listCuts(res.CutIndexes, res.Explain, edges, sc)
 	d.coverage = g.coverage(c.Namespace, now, len(edges), c.selects, sc.seen)
@@ -490,7 +505,7 @@ func (g *Guard) candidates(ns string, selects func(*evaluator.Endpoint) bool, sc
 func (g *Guard) evaluatorFlows(edges []flows.Edge, sc *scratch) []evaluator.Flow {
 	fl := slices.Grow(sc.flows[:0], len(edges))[:len(edges)]
 	sc.flows = fl
-	workers := max(1, min(runtime.GOMAXPROCS(0), len(edges)/minEdgesPerWorker))
+	workers := max(1, min(g.workers(), len(edges)/minEdgesPerWorker))
 	for len(sc.endpoints) < workers {
 		sc.endpoints = append(sc.endpoints, map[uint32]*evaluator.Endpoint{})
 	}
