@@ -22,6 +22,7 @@ import (
 
 	"github.com/netpol-guard/netpol-guard/flowapi"
 	"github.com/netpol-guard/netpol-guard/internal/backoff"
+	"github.com/netpol-guard/netpol-guard/internal/option"
 )
 
 // Defaults for Options.
@@ -156,28 +157,16 @@ func New(opts Options) (*Agent, error) {
 			opts.ServerName = opts.WebhookService + "." + opts.Namespace + ".svc"
 		}
 	}
-	if opts.Interval <= 0 {
-		opts.Interval = DefaultInterval
-	}
+	option.Default(&opts.Interval, DefaultInterval)
 	if opts.ResyncInterval == 0 {
 		opts.ResyncInterval = DefaultResyncInterval
 	}
-	if opts.MaxBufferedEdges <= 0 {
-		opts.MaxBufferedEdges = DefaultMaxBufferedEdges
-	}
-	if opts.MaxBatch <= 0 {
-		opts.MaxBatch = DefaultMaxBatch
-	}
-	if opts.PushTimeout <= 0 {
-		opts.PushTimeout = DefaultPushTimeout
-	}
+	option.Default(&opts.MaxBufferedEdges, DefaultMaxBufferedEdges)
+	option.Default(&opts.MaxBatch, DefaultMaxBatch)
+	option.Default(&opts.PushTimeout, DefaultPushTimeout)
 	opts.MinBackoff, opts.MaxBackoff = backoff.Bounds(opts.MinBackoff, opts.MaxBackoff)
-	if opts.ShutdownTimeout <= 0 {
-		opts.ShutdownTimeout = DefaultShutdownTimeout
-	}
-	if opts.ReadBuffer <= 0 {
-		opts.ReadBuffer = DefaultReadBuffer
-	}
+	option.Default(&opts.ShutdownTimeout, DefaultShutdownTimeout)
+	option.Default(&opts.ReadBuffer, DefaultReadBuffer)
 	if opts.Registry == nil {
 		opts.Registry = newRegistry()
 	}

@@ -14,6 +14,8 @@ import (
 
 	"golang.org/x/sync/singleflight"
 	"golang.org/x/time/rate"
+
+	"github.com/netpol-guard/netpol-guard/internal/option"
 )
 
 // ErrUnauthenticated is wrapped by the errors an Authenticator returns for a token it
@@ -208,27 +210,15 @@ type lru struct {
 
 // NewCachingAuthenticator returns next behind a cache and limits.
 func NewCachingAuthenticator(next Authenticator, opts AuthCacheOptions) *CachingAuthenticator {
-	if opts.TTL <= 0 {
-		opts.TTL = DefaultAuthCacheTTL
-	}
+	option.Default(&opts.TTL, DefaultAuthCacheTTL)
 	if opts.FailureTTL == 0 {
 		opts.FailureTTL = DefaultAuthCacheFailureTTL
 	}
-	if opts.MaxEntries <= 0 {
-		opts.MaxEntries = DefaultAuthCacheMaxEntries
-	}
-	if opts.MaxFailures <= 0 {
-		opts.MaxFailures = DefaultAuthCacheMaxFailures
-	}
-	if opts.MaxConcurrentReviews <= 0 {
-		opts.MaxConcurrentReviews = DefaultMaxConcurrentReviews
-	}
-	if opts.ReviewsPerSecond <= 0 {
-		opts.ReviewsPerSecond = DefaultReviewsPerSecond
-	}
-	if opts.ReviewBurst <= 0 {
-		opts.ReviewBurst = DefaultReviewBurst
-	}
+	option.Default(&opts.MaxEntries, DefaultAuthCacheMaxEntries)
+	option.Default(&opts.MaxFailures, DefaultAuthCacheMaxFailures)
+	option.Default(&opts.MaxConcurrentReviews, DefaultMaxConcurrentReviews)
+	option.Default(&opts.ReviewsPerSecond, DefaultReviewsPerSecond)
+	option.Default(&opts.ReviewBurst, DefaultReviewBurst)
 	if opts.Now == nil {
 		opts.Now = time.Now
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/netpol-guard/netpol-guard/flows"
 	"github.com/netpol-guard/netpol-guard/internal/backoff"
+	"github.com/netpol-guard/netpol-guard/internal/option"
 )
 
 // Defaults for Options.
@@ -129,16 +130,10 @@ func New(opts Options, open Open, deliver func(ctx context.Context, recs []flows
 			return nil, err
 		}
 	}
-	if opts.BatchSize <= 0 {
-		opts.BatchSize = DefaultBatchSize
-	}
-	if opts.BatchInterval <= 0 {
-		opts.BatchInterval = DefaultBatchInterval
-	}
+	option.Default(&opts.BatchSize, DefaultBatchSize)
+	option.Default(&opts.BatchInterval, DefaultBatchInterval)
 	opts.MinBackoff, opts.MaxBackoff = backoff.Bounds(opts.MinBackoff, opts.MaxBackoff)
-	if opts.HealthyAfter <= 0 {
-		opts.HealthyAfter = DefaultHealthyAfter
-	}
+	option.Default(&opts.HealthyAfter, DefaultHealthyAfter)
 	l := Logger(opts.Log, log)
 	return &Follower{opts: opts, open: open, deliver: deliver, log: l.WithValues("address", opts.Address)}, nil
 }
