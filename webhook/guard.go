@@ -101,15 +101,15 @@ type scratch struct {
 	flows       []evaluator.Flow
 	cuts        []cutFlow
 	index       []int
-	endpoints   []map[uint32]*evaluator.Endpoint // a map per worker of evaluatorFlows
+	endpoints   []*refEndpoints // one per worker of evaluatorFlows
 	protections map[uint64]string
 	seen        map[flows.PeerID]bool
 }
 
 func (g *Guard) getScratch() *scratch {
 	if sc, ok := g.scratches.Get().(*scratch); ok {
-		for _, m := range sc.endpoints {
-			clear(m)
+		for _, r := range sc.endpoints {
+			r.reset()
 		}
 		clear(sc.protections)
 		clear(sc.seen)
@@ -507,7 +507,7 @@ func (g *Guard) evaluatorFlows(edges []flows.Edge, sc *scratch) []evaluator.Flow
 	sc.flows = fl
 	workers := max(1, min(g.workers(), len(edges)/minEdgesPerWorker))
 	for len(sc.endpoints) < workers {
-		sc.endpoints = append(sc.endpoints, map[uint32]*evaluator.Endpoint{})
+		sc.endpoints = append(sc.endpoints, &refEndpoints{gen: 1})
 	}
 	chunk := (len(edges) + workers - 1) / workers
 	var wg sync.WaitGroup
@@ -528,13 +528,13 @@ func (g *Guard) evaluatorFlows(edges []flows.Edge, sc *scratch) []evaluator.Flow
 const minEdgesPerWorker = 2048
 
 // convert fills fl with the flows of edges, remembering in seen the endpoint of each ref.
-func (g *Guard) convert(edges []flows.Edge, fl []evaluator.Flow, seen map[uint32]*evaluator.Endpoint) {
+func (g *Guard) convert(edges []flows.Edge, fl []evaluator.Flow, seen *refEndpoints) {
 	view := g.opts.View
 	endpoint := func(ref uint32, id flows.PeerID, info *flows.PeerInfo) *evaluator.Endpoint {
-		ep, ok := seen[ref]
-		if !ok {
+		ep := seen.get(ref)
+		if ep == nil {
 			ep = view.Endpoint(id, info)
-			seen[ref] = ep
+			seen.put(ref, ep)
 		}
 		return ep
 	}
@@ -542,6 +542,58 @@ func (g *Guard) convert(edges []flows.Edge, fl []evaluator.Flow, seen map[uint32
 		e := &edges[i]
 		fl[i] = evaluator.Flow{Src: endpoint(e.SrcRef, e.Src, e.SrcInfo), Dst: endpoint(e.DstRef, e.Dst, e.DstInfo), Port: e.Port, Protocol: e.Protocol}
 	}
+}
+
+// refEndpoints remembers, for one read of the cache, the endpoint each peer ref stands for:
+// by ref in a slice (two lookups a flow, ten thousand flows an admission: a map's hashing
+// was a tenth of the admission), stamped with the read it belongs to so a new read need
+// not clear it; refs past maxDenseRef, of a cache of that many peers, in a map.
+type refEndpoints struct {
+	gen   uint32
+	slots []refSlot
+	more  map[uint32]*evaluator.Endpoint
+}
+
+type refSlot struct {
+	gen uint32
+	ep  *evaluator.Endpoint
+}
+
+// maxDenseRef bounds the slice: 16 bytes a ref, 4 MiB at most.
+const maxDenseRef = 1 << 18
+
+// reset forgets what the last read remembered.
+func (r *refEndpoints) reset() {
+	clear(r.more)
+	if r.gen++; r.gen == 0 { // wrapped: stamps of old reads could match again
+		clear(r.slots)
+		r.gen = 1
+	}
+}
+
+func (r *refEndpoints) get(ref uint32) *evaluator.Endpoint {
+	if ref < uint32(len(r.slots)) {
+		if s := r.slots[ref]; s.gen == r.gen {
+			return s.ep
+		}
+		return nil
+	}
+	return r.more[ref]
+}
+
+func (r *refEndpoints) put(ref uint32, ep *evaluator.Endpoint) {
+	switch {
+	case ref < uint32(len(r.slots)):
+	case ref < maxDenseRef:
+		r.slots = slices.Grow(r.slots, int(ref)+1-len(r.slots))[:ref+1]
+	default:
+		if r.more == nil {
+			r.more = map[uint32]*evaluator.Endpoint{}
+		}
+		r.more[ref] = ep
+		return
+	}
+	r.slots[ref] = refSlot{gen: r.gen, ep: ep}
 }
 
 // listCuts turns the diff's cuts (positions in edges; explain explains one) into the answer's: each with the path of the cluster's

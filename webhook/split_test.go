@@ -95,3 +95,28 @@ func sortedKeys(es []flows.Edge, key func(flows.Edge) string) []string {
 	slices.Sort(out)
 	return out
 }
+
+// refEndpoints answers what was put in this read only: by slice, past it by map, and
+// nothing of the read before.
+func TestRefEndpoints(t *testing.T) {
+	r := &refEndpoints{gen: 1}
+	a, b := &evaluator.Endpoint{Name: "a"}, &evaluator.Endpoint{Name: "b"}
+	r.put(3, a)
+	r.put(maxDenseRef+5, b)
+	if r.get(3) != a || r.get(maxDenseRef+5) != b || r.get(2) != nil || r.get(7) != nil {
+		t.Fatalf("after put: 3→%v, far→%v, 2→%v", r.get(3), r.get(maxDenseRef+5), r.get(2))
+	}
+	r.reset()
+	if r.get(3) != nil || r.get(maxDenseRef+5) != nil {
+		t.Fatal("a reset read still answers the last read's refs")
+	}
+	r.put(1000, b)
+	if r.get(1000) != b || r.get(3) != nil {
+		t.Fatal("growing the slice lost or invented an entry")
+	}
+	r.gen = ^uint32(0)
+	r.reset()
+	if r.gen != 1 || r.get(1000) != nil {
+		t.Fatalf("after the stamp wrapped: gen %d, 1000→%v", r.gen, r.get(1000))
+	}
+}
