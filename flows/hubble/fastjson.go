@@ -50,9 +50,13 @@ type fastDecoder struct {
 	tables      map[tableKey]*table
 	enums       map[protoreflect.FullName]map[string]enumValue
 	strs        *jsonscan.Interner
-	labelsOf    podLabelCache
-	labels      [2][]string
-	event       *table
+	// What Convert makes of an endpoint's labels and workloads, by the bytes of the list:
+	// the lines of a file name the same endpoints again and again.
+	labelSets listCache[endpointLabels]
+	workloads listCache[string]
+	labelsOf  podLabelCache
+	labels    []string // of the endpoint being read, when its labels are not in labelSets
+	event     *table
 }
 
 func newFastDecoder() *fastDecoder {
@@ -79,7 +83,6 @@ func (d *fastDecoder) decode(line []byte) (ok bool) {
 	d.isFlow, d.flowTime = false, false
 	d.evTime = time.Time{}
 	d.podName, d.ip = [2][]byte{}, [2][]byte{}
-	d.labels[0], d.labels[1] = d.labels[0][:0], d.labels[1][:0]
 	if !d.message(d.event) || !d.sc.AtEnd() || !d.isFlow {
 		return false
 	}
@@ -97,9 +100,6 @@ func (d *fastDecoder) decode(line []byte) (ok bool) {
 	}
 	d.facts.src.podName, d.facts.dst.podName = cut(len(d.podName[0])), cut(len(d.podName[1]))
 	d.facts.srcIP, d.facts.dstIP = cut(len(d.ip[0])), cut(len(d.ip[1]))
-	// The labels are Convert's to read, not to keep.
-	d.facts.src.labels, d.facts.dst.labels = d.labels[0], d.labels[1]
-	d.facts.podLabels = d.labelsOf
 	return true
 }
 
@@ -401,6 +401,10 @@ func (d *fastDecoder) message(t *table) bool {
 		switch {
 		case f == nil:
 			ok = d.sc.Skip(maxSkipDepth)
+		case f.keep == keepLabel:
+			ok = d.labelList(f)
+		case f.keep == keepWorkload:
+			ok = d.workloadList(f)
 		case f.list:
 			ok = d.sc.Array(func() bool { return !d.sc.Null() && d.value(f) })
 		default:
@@ -436,9 +440,7 @@ func (d *fastDecoder) value(f *field) bool {
 		case keepPodName:
 			d.podName[f.end] = b
 		case keepLabel:
-			if d.convertReads(b) {
-				d.labels[f.end] = append(d.labels[f.end], d.strs.Intern(b))
-			}
+			d.labels = append(d.labels, d.strs.Intern(b))
 		case keepWorkloadKind:
 			d.kind = b
 		case keepWorkloadName:
@@ -504,22 +506,77 @@ func (d *fastDecoder) value(f *field) bool {
 	return false
 }
 
-// convertReads reports whether Convert does anything with the endpoint label l: takes it
-// for a pod label, or for a sign that the end is no pod (a reserved: label). The others
-// (Cilium's own, those of other sources) are left out of flowFacts, which makes no
-// difference to what Convert makes of it.
-func (d *fastDecoder) convertReads(l []byte) bool {
-	if bytes.HasPrefix(l, []byte(labelSourceReserved)) {
+// labelList reads the labels of an endpoint, a list of strings, into what Convert makes of
+// them. Labels met before come to what they came to then, which records then share.
+func (d *fastDecoder) labelList(f *field) bool {
+	e := d.endpoint(f)
+	var ok bool
+	if e.labels, ok = d.labelSets.lookup(&d.sc); ok {
 		return true
 	}
-	pl, ok := d.labelsOf[string(l)]
-	if !ok {
-		pl = podLabelOf(string(l))
-		if len(d.labelsOf) < maxCachedLabels {
-			d.labelsOf[string(l)] = pl
-		}
+	start := d.sc.WS()
+	d.labels = d.labels[:0]
+	if !d.sc.Array(func() bool { return !d.sc.Null() && d.value(f) }) {
+		return false
 	}
-	return pl.ok
+	e.labels = endpointLabelsOf(d.labels, d.labelsOf)
+	d.labelSets.add(d.sc.S[start:d.sc.I], e.labels)
+	return true
+}
+
+// workloadList reads the workloads of an endpoint into the one Convert takes.
+func (d *fastDecoder) workloadList(f *field) bool {
+	e := d.endpoint(f)
+	var ok bool
+	if e.workload, ok = d.workloads.lookup(&d.sc); ok {
+		return true
+	}
+	start := d.sc.WS()
+	if !d.sc.Array(func() bool { return !d.sc.Null() && d.value(f) }) {
+		return false
+	}
+	d.workloads.add(d.sc.S[start:d.sc.I], e.workload)
+	return true
+}
+
+// listCache keeps what lists came to by their bytes, so that a list met again, byte for
+// byte, is not read again. It is bounded, so that a stream of distinct lists cannot grow
+// it without end.
+type listCache[V any] struct {
+	m     map[string]V
+	bytes int // of m's keys
+}
+
+const (
+	maxCachedLists     = 1 << 14
+	maxCachedListBytes = 4 << 20
+)
+
+// lookup finds the list that comes next in sc and moves past it. The list is taken to its
+// first ']', which ends every list kept.
+func (c *listCache[V]) lookup(sc *jsonscan.Scanner) (v V, ok bool) {
+	i := sc.WS()
+	n := bytes.IndexByte(sc.S[i:], ']')
+	if n < 0 || c.m == nil {
+		return v, false
+	}
+	if v, ok = c.m[string(sc.S[i:i+n+1])]; ok {
+		sc.I = i + n + 1
+	}
+	return v, ok
+}
+
+// add keeps what raw, a whole list that was read, came to; a list of which a string
+// holds a ']' is not kept, as lookup would not find it.
+func (c *listCache[V]) add(raw []byte, v V) {
+	if bytes.IndexByte(raw, ']') != len(raw)-1 || len(c.m) >= maxCachedLists || c.bytes+len(raw) > maxCachedListBytes {
+		return
+	}
+	if c.m == nil {
+		c.m = map[string]V{}
+	}
+	c.m[string(raw)] = v
+	c.bytes += len(raw)
 }
 
 // endpoint is the end of the flow that f, a field of an endpoint, is of.
