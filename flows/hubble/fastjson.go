@@ -55,8 +55,15 @@ type fastDecoder struct {
 	labelSets listCache[endpointLabels]
 	workloads listCache[string]
 	labelsOf  podLabelCache
-	labels    []string // of the endpoint being read, when its labels are not in labelSets
+	labels    []string    // of the endpoint being read, when its labels are not in labelSets
+	times     [2]readTime // the last event's and flow's (see timestamp)
 	event     *table
+}
+
+// readTime is a time as it was written and as it was read.
+type readTime struct {
+	text []byte
+	t    time.Time
 }
 
 func newFastDecoder() *fastDecoder {
@@ -475,7 +482,7 @@ func (d *fastDecoder) value(f *field) bool {
 		}
 		return ok
 	case kindTimestamp:
-		t, ok := d.timestamp()
+		t, ok := d.timestamp(f.keep == keepFlowTime)
 		switch f.keep {
 		case keepEventTime:
 			d.evTime = t
@@ -621,12 +628,32 @@ type enumValue struct {
 }
 
 // timestamp reads a google.protobuf.Timestamp as protojson does, and returns it as
-// Convert takes it (convert.Time).
-func (d *fastDecoder) timestamp() (time.Time, bool) {
+// Convert takes it (convert.Time). A time that is one of the last flow's and event's,
+// byte for byte, is taken as it was read then: a wrapper's time repeats its flow's, or
+// that of the wrapper before.
+func (d *fastDecoder) timestamp(ofFlow bool) (time.Time, bool) {
 	b, ok := d.sc.String()
 	if !ok {
 		return time.Time{}, false
 	}
+	for i := range d.times {
+		if last := &d.times[i]; len(b) > 0 && string(b) == string(last.text) {
+			return last.t, true
+		}
+	}
+	t, ok := d.parseTimestamp(b)
+	if ok && len(b) <= maxRemembered {
+		last := &d.times[0]
+		if ofFlow {
+			last = &d.times[1]
+		}
+		last.text, last.t = append(last.text[:0], b...), t
+	}
+	return t, ok
+}
+
+// parseTimestamp parses the contents of a string that holds a time, as timestamp returns it.
+func (d *fastDecoder) parseTimestamp(b []byte) (time.Time, bool) {
 	t, ok := jsonscan.ParseTime(b)
 	if !ok {
 		var err error

@@ -119,6 +119,13 @@ var fastEdgeLines = []string{
 		edgeFlow(`"labels":["k8s:app=web"],"labels":["k8s:app=web"]`),
 	edgeFlow(`"labels":[]`) + "\n" + edgeFlow(`"workloads":[]`) + "\n" + edgeFlow(`"labels":[],"workloads":[]`) + "\n" +
 		edgeFlow(`"labels":[null]`) + "\n" + edgeFlow(`"labels":["k8s:app=w\u0065b"]`),
+	// Times the decoder takes as they were read on the line before, or not.
+	`{"flow":{"time":"2026-11-20T10:00:00Z","verdict":"FORWARDED","is_reply":false,"l4":{"UDP":{"destination_port":53}},"IP":{"source":"10.0.0.1"}},"time":"2026-11-20T10:00:00Z"}` + "\n" +
+		`{"flow":{"verdict":"FORWARDED","is_reply":false,"l4":{"UDP":{"destination_port":53}},"IP":{"source":"10.0.0.1"}},"time":"2026-11-20T10:00:00Z"}` + "\n" +
+		`{"flow":{"time":"2026-11-20T10:00:00Z","verdict":"FORWARDED","is_reply":false,"l4":{"UDP":{"destination_port":53}},"IP":{"source":"10.0.0.1"}},"time":"2026-11-20T10:00:00Zx"}` + "\n" +
+		`{"flow":{"time":"2026-11-20T10:00:00+01:00","verdict":"FORWARDED","is_reply":false,"l4":{"UDP":{"destination_port":53}},"IP":{"source":"10.0.0.1"}},"time":"2026-11-20T10:00:00+01:00"}` + "\n" +
+		`{"flow":{"time":"10000-01-01T00:00:00Z","verdict":"FORWARDED","is_reply":false,"l4":{"UDP":{"destination_port":53}},"IP":{"source":"10.0.0.1"}},"time":"10000-01-01T00:00:00Z"}` + "\n" +
+		`{"flow":{"time":"10000-01-01T00:00:00Z","verdict":"FORWARDED","is_reply":false,"l4":{"UDP":{"destination_port":53}},"IP":{"source":"10.0.0.1"}}}`,
 }
 
 // edgeFlow is a forwarded TCP flow whose source endpoint has the members given, JSON as
