@@ -246,7 +246,15 @@ type namedField struct {
 	name string
 	f    *field
 	last []byte // the value, when it was only checked
+	// changed counts the objects in a row in which the value was not last. Past
+	// maxChanged, the value is neither compared nor remembered (a uuid, a port), until
+	// the count wraps round and the place is given another try.
+	changed uint8
 }
+
+// maxChanged is how many times in a row a place's value may change before it is no
+// longer remembered.
+const maxChanged = 4
 
 // field is what the decoder knows of a field of a message read for a role.
 type field struct {
@@ -401,8 +409,14 @@ func (d *fastDecoder) message(t *table) bool {
 		// object byte for byte, was checked then: most of what Hubble prints of a flow
 		// repeats from line to line (cluster and node names, directions, ethernet).
 		checkOnly := at != nil && (f == nil || f.checkOnly)
-		if checkOnly && d.sc.Repeat(at.last) {
-			continue
+		if checkOnly {
+			if at.changed >= maxChanged {
+				at.changed++
+				checkOnly = false
+			} else if d.sc.Repeat(at.last) {
+				at.changed = 0
+				continue
+			}
 		}
 		name, start := guess, d.sc.I
 		switch {
@@ -423,6 +437,7 @@ func (d *fastDecoder) message(t *table) bool {
 		// An object of the same message within may have taken the place meanwhile.
 		if checkOnly && at.name == name && d.sc.I-start <= maxRemembered {
 			at.last = append(at.last[:0], d.sc.S[start:d.sc.I]...)
+			at.changed++
 		}
 	}
 }

@@ -106,6 +106,9 @@ var fastEdgeLines = []string{
 	lineForwarded + "\n" + lineForwarded + "\n" + strings.Replace(lineForwarded, `"cluster_name":"default"`, `"cluster_name":1`, 1),
 	`{"flow":{"event_type":{"type":4}}}` + "\n" + `{"flow":{"event_type":{"type":4}}}` + "\n" + `{"flow":{"event_type":{"type":4.5}}}`,
 	`{"flow":{"x":1}}` + "\n" + `{"flow":{"x":1}}` + "\n" + `{"flow":{"x":1x}}` + "\n" + `{"flow":{"y":1}}` + "\n" + `{"flow":{"y":"\u0061"}}`,
+	// A place whose value changes on every line, then repeats.
+	`{"flow":{"x":1}}` + "\n" + `{"flow":{"x":2}}` + "\n" + `{"flow":{"x":3}}` + "\n" + `{"flow":{"x":4}}` + "\n" +
+		`{"flow":{"x":5}}` + "\n" + `{"flow":{"x":5}}` + "\n" + `{"flow":{"x":5x}}`,
 	// Labels and workloads lists the decoder keeps by their bytes, met again, or nearly.
 	edgeFlow(`"labels":["k8s:app=web","k8s:tier=a]b"],"workloads":[{"kind":"Job","name":"j]"}]`) + "\n" +
 		edgeFlow(`"labels":["k8s:app=web","k8s:tier=a]b"],"workloads":[{"kind":"Job","name":"j]"}]`),
