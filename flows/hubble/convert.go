@@ -127,19 +127,23 @@ type flowFacts struct {
 	srcIP, dstIP        string
 	src, dst            endpointFacts
 	time                time.Time // valid, or zero
-	// podLabels, when not nil, remembers what podLabels made of each endpoint label.
-	podLabels podLabelCache
 }
 
 // endpointFacts are what Convert reads of an endpoint.
 type endpointFacts struct {
 	namespace, podName string
 	workload           string // the first of the workloads with a kind and a name: "Kind/name"
-	labels             []string
+	labels             endpointLabels
+}
+
+// endpointLabels are what Convert makes of an endpoint's labels.
+type endpointLabels struct {
+	reserved bool              // one is of the reserved: source, so the end is no pod
+	pod      map[string]string // the pod's own, nil when there are none; read, never written
 }
 
 func endpointFactsOf(ep *flowpb.Endpoint) endpointFacts {
-	e := endpointFacts{namespace: ep.GetNamespace(), podName: ep.GetPodName(), labels: ep.GetLabels()}
+	e := endpointFacts{namespace: ep.GetNamespace(), podName: ep.GetPodName(), labels: endpointLabelsOf(ep.GetLabels(), nil)}
 	for _, w := range ep.GetWorkloads() {
 		if w.GetKind() != "" && w.GetName() != "" {
 			e.workload = w.GetKind() + "/" + w.GetName()
@@ -175,10 +179,10 @@ func (f *flowFacts) convert() (flows.Record, SkipReason, error) {
 		return flows.Record{}, SkipNotL4, nil
 	}
 
-	if rec.Src, ok = peer(&f.src, f.srcIP, f.podLabels); !ok {
+	if rec.Src, ok = peer(&f.src, f.srcIP); !ok {
 		return flows.Record{}, SkipNoPeer, nil
 	}
-	if rec.Dst, ok = peer(&f.dst, f.dstIP, f.podLabels); !ok {
+	if rec.Dst, ok = peer(&f.dst, f.dstIP); !ok {
 		return flows.Record{}, SkipNoPeer, nil
 	}
 	rec.LastSeen = f.time
@@ -189,34 +193,30 @@ func (f *flowFacts) convert() (flows.Record, SkipReason, error) {
 }
 
 // peer names one end of a flow; ok is false when there is nothing to name it by.
-func peer(ep *endpointFacts, ip string, cache podLabelCache) (p flows.Peer, ok bool) {
+func peer(ep *endpointFacts, ip string) (p flows.Peer, ok bool) {
 	p.IP = ip
-	if ep.namespace == "" || isReserved(ep.labels) {
+	if ep.namespace == "" || ep.labels.reserved {
 		return p, p.IP != ""
 	}
 	p.Namespace = ep.namespace
 	p.Pod = ep.podName
 	p.Workload = ep.workload
-	p.Labels = podLabels(ep.labels, cache)
+	p.Labels = ep.labels.pod
 	if p.Pod == "" && p.Workload == "" && p.Labels == nil && p.IP == "" {
 		return flows.Peer{}, false
 	}
 	return p, true
 }
 
-func isReserved(labels []string) bool {
+// endpointLabelsOf says whether one of an endpoint's labels is reserved: and picks the
+// pod's own out of them; see Convert. cache, when not nil, keeps what each label came to.
+func endpointLabelsOf(labels []string, cache podLabelCache) endpointLabels {
+	var e endpointLabels
 	for _, l := range labels {
 		if strings.HasPrefix(l, labelSourceReserved) {
-			return true
+			return endpointLabels{reserved: true}
 		}
 	}
-	return false
-}
-
-// podLabels picks the pod's own labels out of Cilium's endpoint labels; see Convert. cache,
-// when not nil, keeps what each label came to.
-func podLabels(labels []string, cache podLabelCache) map[string]string {
-	var m map[string]string
 	for _, l := range labels {
 		pl, ok := cache[l]
 		if !ok {
@@ -228,12 +228,12 @@ func podLabels(labels []string, cache podLabelCache) map[string]string {
 		if !pl.ok {
 			continue
 		}
-		if m == nil {
-			m = make(map[string]string, len(labels))
+		if e.pod == nil {
+			e.pod = make(map[string]string, len(labels))
 		}
-		m[pl.key] = pl.value
+		e.pod[pl.key] = pl.value
 	}
-	return m
+	return e
 }
 
 // podLabel is an endpoint label as a pod label, ok when it is one.
@@ -254,7 +254,7 @@ func podLabelOf(l string) podLabel {
 	return podLabel{key: k, value: v, ok: true}
 }
 
-// podLabelCache maps endpoint labels to what podLabels makes of them.
+// podLabelCache maps endpoint labels to what podLabelOf makes of them.
 type podLabelCache map[string]podLabel
 
 // maxCachedLabels bounds a podLabelCache.

@@ -50,9 +50,20 @@ type fastDecoder struct {
 	tables      map[tableKey]*table
 	enums       map[protoreflect.FullName]map[string]enumValue
 	strs        *jsonscan.Interner
-	labelsOf    podLabelCache
-	labels      [2][]string
-	event       *table
+	// What Convert makes of an endpoint's labels and workloads, by the bytes of the list:
+	// the lines of a file name the same endpoints again and again.
+	labelSets listCache[endpointLabels]
+	workloads listCache[string]
+	labelsOf  podLabelCache
+	labels    []string    // of the endpoint being read, when its labels are not in labelSets
+	times     [2]readTime // the last event's and flow's (see timestamp)
+	event     *table
+}
+
+// readTime is a time as it was written and as it was read.
+type readTime struct {
+	text []byte
+	t    time.Time
 }
 
 func newFastDecoder() *fastDecoder {
@@ -79,7 +90,6 @@ func (d *fastDecoder) decode(line []byte) (ok bool) {
 	d.isFlow, d.flowTime = false, false
 	d.evTime = time.Time{}
 	d.podName, d.ip = [2][]byte{}, [2][]byte{}
-	d.labels[0], d.labels[1] = d.labels[0][:0], d.labels[1][:0]
 	if !d.message(d.event) || !d.sc.AtEnd() || !d.isFlow {
 		return false
 	}
@@ -97,9 +107,6 @@ func (d *fastDecoder) decode(line []byte) (ok bool) {
 	}
 	d.facts.src.podName, d.facts.dst.podName = cut(len(d.podName[0])), cut(len(d.podName[1]))
 	d.facts.srcIP, d.facts.dstIP = cut(len(d.ip[0])), cut(len(d.ip[1]))
-	// The labels are Convert's to read, not to keep.
-	d.facts.src.labels, d.facts.dst.labels = d.labels[0], d.labels[1]
-	d.facts.podLabels = d.labelsOf
 	return true
 }
 
@@ -239,7 +246,15 @@ type namedField struct {
 	name string
 	f    *field
 	last []byte // the value, when it was only checked
+	// changed counts the objects in a row in which the value was not last. Past
+	// maxChanged, the value is neither compared nor remembered (a uuid, a port), until
+	// the count wraps round and the place is given another try.
+	changed uint8
 }
+
+// maxChanged is how many times in a row a place's value may change before it is no
+// longer remembered.
+const maxChanged = 4
 
 // field is what the decoder knows of a field of a message read for a role.
 type field struct {
@@ -394,13 +409,23 @@ func (d *fastDecoder) message(t *table) bool {
 		// object byte for byte, was checked then: most of what Hubble prints of a flow
 		// repeats from line to line (cluster and node names, directions, ethernet).
 		checkOnly := at != nil && (f == nil || f.checkOnly)
-		if checkOnly && d.sc.Repeat(at.last) {
-			continue
+		if checkOnly {
+			if at.changed >= maxChanged {
+				at.changed++
+				checkOnly = false
+			} else if d.sc.Repeat(at.last) {
+				at.changed = 0
+				continue
+			}
 		}
 		name, start := guess, d.sc.I
 		switch {
 		case f == nil:
 			ok = d.sc.Skip(maxSkipDepth)
+		case f.keep == keepLabel:
+			ok = d.labelList(f)
+		case f.keep == keepWorkload:
+			ok = d.workloadList(f)
 		case f.list:
 			ok = d.sc.Array(func() bool { return !d.sc.Null() && d.value(f) })
 		default:
@@ -412,6 +437,7 @@ func (d *fastDecoder) message(t *table) bool {
 		// An object of the same message within may have taken the place meanwhile.
 		if checkOnly && at.name == name && d.sc.I-start <= maxRemembered {
 			at.last = append(at.last[:0], d.sc.S[start:d.sc.I]...)
+			at.changed++
 		}
 	}
 }
@@ -436,9 +462,7 @@ func (d *fastDecoder) value(f *field) bool {
 		case keepPodName:
 			d.podName[f.end] = b
 		case keepLabel:
-			if d.convertReads(b) {
-				d.labels[f.end] = append(d.labels[f.end], d.strs.Intern(b))
-			}
+			d.labels = append(d.labels, d.strs.Intern(b))
 		case keepWorkloadKind:
 			d.kind = b
 		case keepWorkloadName:
@@ -473,7 +497,7 @@ func (d *fastDecoder) value(f *field) bool {
 		}
 		return ok
 	case kindTimestamp:
-		t, ok := d.timestamp()
+		t, ok := d.timestamp(f.keep == keepFlowTime)
 		switch f.keep {
 		case keepEventTime:
 			d.evTime = t
@@ -504,22 +528,77 @@ func (d *fastDecoder) value(f *field) bool {
 	return false
 }
 
-// convertReads reports whether Convert does anything with the endpoint label l: takes it
-// for a pod label, or for a sign that the end is no pod (a reserved: label). The others
-// (Cilium's own, those of other sources) are left out of flowFacts, which makes no
-// difference to what Convert makes of it.
-func (d *fastDecoder) convertReads(l []byte) bool {
-	if bytes.HasPrefix(l, []byte(labelSourceReserved)) {
+// labelList reads the labels of an endpoint, a list of strings, into what Convert makes of
+// them. Labels met before come to what they came to then, which records then share.
+func (d *fastDecoder) labelList(f *field) bool {
+	e := d.endpoint(f)
+	var ok bool
+	if e.labels, ok = d.labelSets.lookup(&d.sc); ok {
 		return true
 	}
-	pl, ok := d.labelsOf[string(l)]
-	if !ok {
-		pl = podLabelOf(string(l))
-		if len(d.labelsOf) < maxCachedLabels {
-			d.labelsOf[string(l)] = pl
-		}
+	start := d.sc.WS()
+	d.labels = d.labels[:0]
+	if !d.sc.Array(func() bool { return !d.sc.Null() && d.value(f) }) {
+		return false
 	}
-	return pl.ok
+	e.labels = endpointLabelsOf(d.labels, d.labelsOf)
+	d.labelSets.add(d.sc.S[start:d.sc.I], e.labels)
+	return true
+}
+
+// workloadList reads the workloads of an endpoint into the one Convert takes.
+func (d *fastDecoder) workloadList(f *field) bool {
+	e := d.endpoint(f)
+	var ok bool
+	if e.workload, ok = d.workloads.lookup(&d.sc); ok {
+		return true
+	}
+	start := d.sc.WS()
+	if !d.sc.Array(func() bool { return !d.sc.Null() && d.value(f) }) {
+		return false
+	}
+	d.workloads.add(d.sc.S[start:d.sc.I], e.workload)
+	return true
+}
+
+// listCache keeps what lists came to by their bytes, so that a list met again, byte for
+// byte, is not read again. It is bounded, so that a stream of distinct lists cannot grow
+// it without end.
+type listCache[V any] struct {
+	m     map[string]V
+	bytes int // of m's keys
+}
+
+const (
+	maxCachedLists     = 1 << 14
+	maxCachedListBytes = 4 << 20
+)
+
+// lookup finds the list that comes next in sc and moves past it. The list is taken to its
+// first ']', which ends every list kept.
+func (c *listCache[V]) lookup(sc *jsonscan.Scanner) (v V, ok bool) {
+	i := sc.WS()
+	n := bytes.IndexByte(sc.S[i:], ']')
+	if n < 0 || c.m == nil {
+		return v, false
+	}
+	if v, ok = c.m[string(sc.S[i:i+n+1])]; ok {
+		sc.I = i + n + 1
+	}
+	return v, ok
+}
+
+// add keeps what raw, a whole list that was read, came to; a list of which a string
+// holds a ']' is not kept, as lookup would not find it.
+func (c *listCache[V]) add(raw []byte, v V) {
+	if bytes.IndexByte(raw, ']') != len(raw)-1 || len(c.m) >= maxCachedLists || c.bytes+len(raw) > maxCachedListBytes {
+		return
+	}
+	if c.m == nil {
+		c.m = map[string]V{}
+	}
+	c.m[string(raw)] = v
+	c.bytes += len(raw)
 }
 
 // endpoint is the end of the flow that f, a field of an endpoint, is of.
@@ -564,12 +643,32 @@ type enumValue struct {
 }
 
 // timestamp reads a google.protobuf.Timestamp as protojson does, and returns it as
-// Convert takes it (convert.Time).
-func (d *fastDecoder) timestamp() (time.Time, bool) {
+// Convert takes it (convert.Time). A time that is one of the last flow's and event's,
+// byte for byte, is taken as it was read then: a wrapper's time repeats its flow's, or
+// that of the wrapper before.
+func (d *fastDecoder) timestamp(ofFlow bool) (time.Time, bool) {
 	b, ok := d.sc.String()
 	if !ok {
 		return time.Time{}, false
 	}
+	for i := range d.times {
+		if last := &d.times[i]; len(b) > 0 && string(b) == string(last.text) {
+			return last.t, true
+		}
+	}
+	t, ok := d.parseTimestamp(b)
+	if ok && len(b) <= maxRemembered {
+		last := &d.times[0]
+		if ofFlow {
+			last = &d.times[1]
+		}
+		last.text, last.t = append(last.text[:0], b...), t
+	}
+	return t, ok
+}
+
+// parseTimestamp parses the contents of a string that holds a time, as timestamp returns it.
+func (d *fastDecoder) parseTimestamp(b []byte) (time.Time, bool) {
 	t, ok := jsonscan.ParseTime(b)
 	if !ok {
 		var err error

@@ -48,6 +48,9 @@ var flowKeys = []string{"verdict", "IP", "l4", "source", "destination", "Type", 
 // Lines that are blank or start with '#' are skipped, as are events that are not flows
 // (node status, lost events) and flows Convert passes over; ReadJSONStats counts them.
 //
+// Records of the same endpoint may share its labels map: fn may read it and keep it, but
+// not change it.
+//
 // ReadJSON stops at the first line that is not a JSON object, that does not decode as a
 // Hubble event, or whose flow converts to an invalid record, at the first error from fn,
 // or at a read error, and returns it as a *flows.LineError naming source and line.

@@ -106,6 +106,36 @@ var fastEdgeLines = []string{
 	lineForwarded + "\n" + lineForwarded + "\n" + strings.Replace(lineForwarded, `"cluster_name":"default"`, `"cluster_name":1`, 1),
 	`{"flow":{"event_type":{"type":4}}}` + "\n" + `{"flow":{"event_type":{"type":4}}}` + "\n" + `{"flow":{"event_type":{"type":4.5}}}`,
 	`{"flow":{"x":1}}` + "\n" + `{"flow":{"x":1}}` + "\n" + `{"flow":{"x":1x}}` + "\n" + `{"flow":{"y":1}}` + "\n" + `{"flow":{"y":"\u0061"}}`,
+	// A place whose value changes on every line, then repeats.
+	`{"flow":{"x":1}}` + "\n" + `{"flow":{"x":2}}` + "\n" + `{"flow":{"x":3}}` + "\n" + `{"flow":{"x":4}}` + "\n" +
+		`{"flow":{"x":5}}` + "\n" + `{"flow":{"x":5}}` + "\n" + `{"flow":{"x":5x}}`,
+	// Labels and workloads lists the decoder keeps by their bytes, met again, or nearly.
+	edgeFlow(`"labels":["k8s:app=web","k8s:tier=a]b"],"workloads":[{"kind":"Job","name":"j]"}]`) + "\n" +
+		edgeFlow(`"labels":["k8s:app=web","k8s:tier=a]b"],"workloads":[{"kind":"Job","name":"j]"}]`),
+	edgeFlow(`"labels":["k8s:app=web"],"workloads":[{"kind":"Job","name":"j"}]`) + "\n" +
+		edgeFlow(`"labels":["k8s:app=web"] ,"workloads":[{"kind":"Job","name":"j"}] `) + "\n" +
+		edgeFlow(`"labels":[ "k8s:app=web"],"workloads":[{"kind":"Job","name":"j"},{}]`) + "\n" +
+		edgeFlow(`"labels":["k8s:app=web"]]`),
+	edgeFlow(`"labels":["k8s:app=web"],"workloads":[{"kind":"Job","name":"j"}]`) + "\n" +
+		edgeFlow(`"labels":["k8s:app=web"]x,"workloads":[]`),
+	edgeFlow(`"labels":["k8s:app=web","reserved:host"]`) + "\n" + edgeFlow(`"labels":["k8s:app=web","reserved:host"]`) + "\n" +
+		edgeFlow(`"labels":["k8s:app=web"],"labels":["k8s:app=web"]`),
+	edgeFlow(`"labels":[]`) + "\n" + edgeFlow(`"workloads":[]`) + "\n" + edgeFlow(`"labels":[],"workloads":[]`) + "\n" +
+		edgeFlow(`"labels":[null]`) + "\n" + edgeFlow(`"labels":["k8s:app=w\u0065b"]`),
+	// Times the decoder takes as they were read on the line before, or not.
+	`{"flow":{"time":"2026-11-20T10:00:00Z","verdict":"FORWARDED","is_reply":false,"l4":{"UDP":{"destination_port":53}},"IP":{"source":"10.0.0.1"}},"time":"2026-11-20T10:00:00Z"}` + "\n" +
+		`{"flow":{"verdict":"FORWARDED","is_reply":false,"l4":{"UDP":{"destination_port":53}},"IP":{"source":"10.0.0.1"}},"time":"2026-11-20T10:00:00Z"}` + "\n" +
+		`{"flow":{"time":"2026-11-20T10:00:00Z","verdict":"FORWARDED","is_reply":false,"l4":{"UDP":{"destination_port":53}},"IP":{"source":"10.0.0.1"}},"time":"2026-11-20T10:00:00Zx"}` + "\n" +
+		`{"flow":{"time":"2026-11-20T10:00:00+01:00","verdict":"FORWARDED","is_reply":false,"l4":{"UDP":{"destination_port":53}},"IP":{"source":"10.0.0.1"}},"time":"2026-11-20T10:00:00+01:00"}` + "\n" +
+		`{"flow":{"time":"10000-01-01T00:00:00Z","verdict":"FORWARDED","is_reply":false,"l4":{"UDP":{"destination_port":53}},"IP":{"source":"10.0.0.1"}},"time":"10000-01-01T00:00:00Z"}` + "\n" +
+		`{"flow":{"time":"10000-01-01T00:00:00Z","verdict":"FORWARDED","is_reply":false,"l4":{"UDP":{"destination_port":53}},"IP":{"source":"10.0.0.1"}}}`,
+}
+
+// edgeFlow is a forwarded TCP flow whose source endpoint has the members given, JSON as
+// they are written inside the object.
+func edgeFlow(members string) string {
+	return `{"flow":{"verdict":"FORWARDED","is_reply":false,"l4":{"TCP":{"destination_port":80}},"IP":{"source":"10.0.0.1","destination":"10.0.0.2"},` +
+		`"source":{"namespace":"a","pod_name":"p",` + members + `},"destination":{"namespace":"b","pod_name":"q"}}}`
 }
 
 // readsAsProtojson fails unless input reads the same with the fast decoder as without it.
