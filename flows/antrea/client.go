@@ -74,7 +74,6 @@ type Client struct {
 	opts Options
 	// The Follower keeps the stream open: Start and NeedLeaderElection are its.
 	*follow.Follower
-	log logr.Logger
 
 	mu          sync.Mutex
 	flows       uint64
@@ -96,15 +95,15 @@ func New(opts Options, deliver func(ctx context.Context, recs []flows.Record)) (
 	}, c.open, deliver); err != nil {
 		return nil, err
 	}
-	c.log = c.Log()
 	return c, nil
 }
 
-// Stats returns a copy of the client's counters.
+// Stats returns a copy of the client's counters: the stream's, the flows taken and skipped,
+// and those the Flow Aggregator dropped.
 func (c *Client) Stats() Stats {
-	fs := c.Follower.Stats()
-	c.mu.Lock()
+	c.mu.Lock() // before the follower's: it never calls back holding its own
 	defer c.mu.Unlock()
+	fs := c.Follower.Stats()
 	return Stats{Stats: fs, LastFlowEnd: c.lastEnd, Flows: c.flows, Dropped: c.dropped + c.streamDrops,
 		Skipped: convert.Counts[SkipReason](c.skipped[:])}
 }
@@ -138,7 +137,7 @@ func (c *Client) handle(m *pb.GetFlowsResponse) []flows.Record {
 	var invalid []error
 	c.mu.Lock()
 	if d := m.GetDroppedCount(); d > c.streamDrops {
-		c.log.V(levelWarn).Info("Antrea Flow Aggregator dropped flows for this client", "droppedFlows", d-c.streamDrops)
+		c.Log().V(levelWarn).Info("Antrea Flow Aggregator dropped flows for this client", "droppedFlows", d-c.streamDrops)
 		c.streamDrops = d
 	}
 	for _, f := range m.GetFlows() {
@@ -157,7 +156,7 @@ func (c *Client) handle(m *pb.GetFlowsResponse) []flows.Record {
 		recs = append(recs, rec)
 	}
 	c.mu.Unlock()
-	if l := c.log.V(levelDebug); l.Enabled() {
+	if l := c.Log().V(levelDebug); l.Enabled() {
 		for _, err := range invalid {
 			l.Info("Skipping invalid Antrea flow", "error", err.Error())
 		}

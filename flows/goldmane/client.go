@@ -92,7 +92,6 @@ type Client struct {
 	opts Options
 	// The Follower keeps the stream open: Start and NeedLeaderElection are its.
 	*follow.Follower
-	log logr.Logger
 	now func() time.Time
 
 	mu        sync.Mutex
@@ -120,15 +119,15 @@ func New(opts Options, deliver func(ctx context.Context, recs []flows.Record)) (
 	}, c.open, deliver); err != nil {
 		return nil, err
 	}
-	c.log = c.Log()
 	return c, nil
 }
 
-// Stats returns a copy of the client's counters.
+// Stats returns a copy of the client's counters: the stream's, the flows taken and skipped,
+// and the verdicts handed to OnVerdict.
 func (c *Client) Stats() Stats {
-	fs := c.Follower.Stats()
-	c.mu.Lock()
+	c.mu.Lock() // before the follower's: it never calls back holding its own
 	defer c.mu.Unlock()
+	fs := c.Follower.Stats()
 	return Stats{Stats: fs, LastFlowStart: c.lastStart, Flows: c.flows, Verdicts: c.verdicts,
 		Skipped: convert.Counts[SkipReason](c.skipped[:])}
 }
@@ -153,7 +152,7 @@ func (c *Client) open(ctx context.Context, conn *grpc.ClientConn) (follow.Next, 
 	if err != nil {
 		return nil, err
 	}
-	c.log.V(levelInfo).Info("Following Goldmane flows", "backfillSeconds", -req.GetStartTimeGte())
+	c.Log().V(levelInfo).Info("Following Goldmane flows", "backfillSeconds", -req.GetStartTimeGte())
 	return follow.Receive(stream, c.handle), nil
 }
 
@@ -177,7 +176,7 @@ func (c *Client) handle(m *pb.FlowResult) []flows.Record {
 	c.mu.Unlock()
 	c.opts.Metrics.countFlow(skip)
 	if err != nil {
-		if l := c.log.V(levelDebug); l.Enabled() {
+		if l := c.Log().V(levelDebug); l.Enabled() {
 			l.Info("Skipping invalid Goldmane flow", "error", err.Error())
 		}
 	}

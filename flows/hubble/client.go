@@ -82,7 +82,6 @@ type Client struct {
 	opts Options
 	// The Follower keeps the stream open: Start and NeedLeaderElection are its.
 	*follow.Follower
-	log logr.Logger
 
 	mu           sync.Mutex
 	flows        uint64
@@ -105,15 +104,15 @@ func New(opts Options, deliver func(ctx context.Context, recs []flows.Record)) (
 	}, c.open, deliver); err != nil {
 		return nil, err
 	}
-	c.log = c.Log()
 	return c, nil
 }
 
-// Stats returns a copy of the client's counters.
+// Stats returns a copy of the client's counters: the stream's, the flows taken and skipped,
+// and the events Hubble reported lost.
 func (c *Client) Stats() Stats {
-	fs := c.Follower.Stats()
-	c.mu.Lock()
+	c.mu.Lock() // before the follower's: it never calls back holding its own
 	defer c.mu.Unlock()
+	fs := c.Follower.Stats()
 	fs.LastReceived = c.lastReceived // a flow, not any message
 	return Stats{Stats: fs, LastFlowTime: c.lastFlowTime, Flows: c.flows, LostEvents: c.lostEvents,
 		Skipped: convert.Counts[SkipReason](c.skipped[:])}
@@ -173,7 +172,7 @@ func (c *Client) handle(m *observerpb.GetFlowsResponse) []flows.Record {
 		}
 		c.mu.Unlock()
 		if err != nil {
-			if l := c.log.V(levelDebug); l.Enabled() {
+			if l := c.Log().V(levelDebug); l.Enabled() {
 				l.Info("Skipping invalid Hubble flow", "error", err.Error(), "node", m.GetNodeName())
 			}
 		}
@@ -189,10 +188,10 @@ func (c *Client) handle(m *observerpb.GetFlowsResponse) []flows.Record {
 		c.mu.Lock()
 		c.lostEvents += lost.GetNumEventsLost()
 		c.mu.Unlock()
-		c.log.V(levelWarn).Info("Hubble lost flow events", "source", lost.GetSource().String(), "lostEvents", lost.GetNumEventsLost())
+		c.Log().V(levelWarn).Info("Hubble lost flow events", "source", lost.GetSource().String(), "lostEvents", lost.GetNumEventsLost())
 	case *observerpb.GetFlowsResponse_NodeStatus:
 		ns := ev.NodeStatus
-		c.log.V(levelInfo).Info("Hubble node status", "state", ns.GetStateChange().String(), "nodes", ns.GetNodeNames(), "message", ns.GetMessage())
+		c.Log().V(levelInfo).Info("Hubble node status", "state", ns.GetStateChange().String(), "nodes", ns.GetNodeNames(), "message", ns.GetMessage())
 	}
 	return nil
 }
