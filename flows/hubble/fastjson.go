@@ -9,6 +9,7 @@ import (
 	observerpb "github.com/cilium/cilium/api/v1/observer"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/netpol-guard/netpol-guard/flows"
 	"github.com/netpol-guard/netpol-guard/internal/jsonscan"
 )
 
@@ -542,6 +543,8 @@ func (d *fastDecoder) labelList(f *field) bool {
 		return false
 	}
 	e.labels = endpointLabelsOf(d.labels, d.labelsOf)
+	// Checked once here, not in Normalize for each record that shares the map.
+	e.labels.checked = flows.LabelsValid(e.labels.pod)
 	d.labelSets.add(d.sc.S[start:d.sc.I], e.labels)
 	return true
 }
