@@ -138,8 +138,8 @@ type endpointFacts struct {
 
 // endpointLabels are what Convert makes of an endpoint's labels.
 type endpointLabels struct {
-	reserved bool              // one is of the reserved: source, so the end is no pod
 	pod      map[string]string // the pod's own, nil when there are none; read, never written
+	reserved bool              // one is of the reserved: source, so the end is no pod
 	checked  bool              // pod passes flows.LabelsValid
 }
 
