@@ -10,18 +10,21 @@ func isDNS1123Label(s string) bool {
 	return len(s) <= 63 && isDNSLabelPart(s)
 }
 
-// isDNS1123Subdomain: content.IsDNS1123Subdomain, labels joined by dots, at most 253.
+// isDNS1123Subdomain: content.IsDNS1123Subdomain, labels joined by dots, at most 253. In
+// one pass: it starts and ends with a letter or digit, and a dot has one on either side.
 func isDNS1123Subdomain(s string) bool {
-	if len(s) > 253 {
+	if s == "" || len(s) > 253 || dnsByte[s[0]] != dnsAlnum || dnsByte[s[len(s)-1]] != dnsAlnum {
 		return false
 	}
-	start := 0
-	for i := 0; i <= len(s); i++ {
-		if i == len(s) || s[i] == '.' {
-			if !isDNSLabelPart(s[start:i]) {
+	for i := 1; i < len(s)-1; i++ {
+		switch dnsByte[s[i]] {
+		case dnsAlnum, dnsDash:
+		case dnsDot:
+			if dnsByte[s[i-1]] != dnsAlnum || dnsByte[s[i+1]] != dnsAlnum {
 				return false
 			}
-			start = i + 1
+		default:
+			return false
 		}
 	}
 	return true
@@ -29,16 +32,34 @@ func isDNS1123Subdomain(s string) bool {
 
 // isDNSLabelPart matches [a-z0-9]([-a-z0-9]*[a-z0-9])? of any length.
 func isDNSLabelPart(s string) bool {
-	if s == "" || s[0] == '-' || s[len(s)-1] == '-' {
+	if s == "" || dnsByte[s[0]] != dnsAlnum || dnsByte[s[len(s)-1]] != dnsAlnum {
 		return false
 	}
 	for i := range len(s) {
-		if c := s[i]; !('a' <= c && c <= 'z' || '0' <= c && c <= '9' || c == '-') {
+		if dnsByte[s[i]]&(dnsAlnum|dnsDash) == 0 {
 			return false
 		}
 	}
 	return true
 }
+
+// What a byte is in a DNS name.
+const (
+	dnsAlnum = 1 << iota // a lower-case letter or a digit
+	dnsDash
+	dnsDot
+)
+
+var dnsByte = func() (t [256]uint8) {
+	for c := 'a'; c <= 'z'; c++ {
+		t[c] = dnsAlnum
+	}
+	for c := '0'; c <= '9'; c++ {
+		t[c] = dnsAlnum
+	}
+	t['-'], t['.'] = dnsDash, dnsDot
+	return t
+}()
 
 // isLabelKey: content.IsLabelKey, an optional DNS subdomain prefix and '/', then a name.
 func isLabelKey(s string) bool {

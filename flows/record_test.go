@@ -594,3 +594,54 @@ func TestAggregatedPeerRoundTrips(t *testing.T) {
 		t.Errorf("written %s, want it to start %s", out.String(), want)
 	}
 }
+
+func TestLabelsValidAgreesWithNormalize(t *testing.T) {
+	many := func(n, size int) map[string]string {
+		m := map[string]string{}
+		for i := range n {
+			m[fmt.Sprintf("%s/k%02d", strings.Repeat("p", 60), i)] = strings.Repeat("v", size)
+		}
+		return m
+	}
+	tests := []struct {
+		name   string
+		labels map[string]string
+	}{
+		{"none", nil},
+		{"empty", map[string]string{}},
+		{"valid", map[string]string{"app": "web", "app.kubernetes.io/name": "x"}},
+		{"bad key", map[string]string{"app": "web", "-bad": "x"}},
+		{"bad value", map[string]string{"app": "web!"}},
+		{"too many", many(MaxPeerLabels+1, 1)},
+		{"as many and as long as allowed", many(MaxPeerLabels, 0)},
+		{"too many bytes", many(40, 63)},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			r := makeRecord(func(r *Record) { r.Src.Labels = tt.labels })
+			if got, want := LabelsValid(tt.labels), r.Normalize() == nil; got != want {
+				t.Errorf("LabelsValid = %v, Normalize accepts = %v", got, want)
+			}
+		})
+	}
+}
+
+func TestNormalizeCheckedLabelsSkipsOnlyTheLabelsCheck(t *testing.T) {
+	labels := map[string]string{"app": "web"}
+	r := makeRecord(func(r *Record) { r.Src.Labels, r.Dst.Labels, r.Protocol = labels, labels, "udp" })
+	want := r
+	if err := want.Normalize(); err != nil {
+		t.Fatalf("Normalize: %v", err)
+	}
+	if err := r.NormalizeCheckedLabels(true, true); err != nil || !reflect.DeepEqual(r, want) {
+		t.Errorf("NormalizeCheckedLabels gave %+v, %v; want %+v as Normalize does", r, err, want)
+	}
+	bad := makeRecord(func(r *Record) { r.Src.Labels, r.Dst.Pod = labels, "Not-A-Pod" })
+	if err := bad.NormalizeCheckedLabels(true, true); err == nil || !strings.HasPrefix(err.Error(), "dst.pod: ") {
+		t.Errorf("NormalizeCheckedLabels of a bad pod name = %v, want a dst.pod error", err)
+	}
+	unchecked := makeRecord(func(r *Record) { r.Dst.Labels = map[string]string{"app": "web!"} })
+	if err := unchecked.NormalizeCheckedLabels(true, false); err == nil || !strings.HasPrefix(err.Error(), "dst.labels[app]: ") {
+		t.Errorf("NormalizeCheckedLabels of bad unchecked labels = %v, want a dst.labels[app] error", err)
+	}
+}

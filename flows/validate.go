@@ -54,10 +54,22 @@ func fieldErrorf(path *field.Path, format string, args ...any) error {
 // The error names the offending field, e.g. `src.ip: invalid IP address "10.0.0.300"`.
 // Normalize is idempotent. RawSrc and RawDst are left alone.
 func (r *Record) Normalize() error {
-	if err := normalizePeer(&r.Src, "src"); err != nil {
+	return r.normalize(false, false)
+}
+
+// NormalizeCheckedLabels is Normalize for a record whose source labels (srcChecked) or
+// destination labels (dstChecked) are a map that passed LabelsValid and has not changed
+// since: it does not check that map again. A reader that hands many records one labels
+// map, as the Hubble reader does for the records of one endpoint, checks it once.
+func (r *Record) NormalizeCheckedLabels(srcChecked, dstChecked bool) error {
+	return r.normalize(srcChecked, dstChecked)
+}
+
+func (r *Record) normalize(srcChecked, dstChecked bool) error {
+	if err := normalizePeer(&r.Src, "src", srcChecked); err != nil {
 		return err
 	}
-	if err := normalizePeer(&r.Dst, "dst"); err != nil {
+	if err := normalizePeer(&r.Dst, "dst", dstChecked); err != nil {
 		return err
 	}
 	if r.Port < 1 || r.Port > 65535 {
@@ -108,9 +120,10 @@ func equalFoldASCII(s, upper string) bool {
 	return true
 }
 
-// normalizePeer checks the peer called name. The checks are hand-written (names.go) and
-// agree with apimachinery's; its messages are asked for only when a check fails.
-func normalizePeer(p *Peer, name string) error {
+// normalizePeer checks the peer called name, its labels only when labelsChecked is false.
+// The checks are hand-written (names.go) and agree with apimachinery's; its messages are
+// asked for only when a check fails.
+func normalizePeer(p *Peer, name string, labelsChecked bool) error {
 	if len(p.Labels) == 0 {
 		p.Labels = nil
 	}
@@ -145,8 +158,10 @@ func normalizePeer(p *Peer, name string) error {
 			return &fieldError{path: pathOf(name, "workload"), err: err}
 		}
 	}
-	if err := checkLabels(p.Labels, name); err != nil {
-		return err
+	if !labelsChecked {
+		if err := checkLabels(p.Labels, name); err != nil {
+			return err
+		}
 	}
 	if p.IP != "" {
 		ip, err := normalizeIP(p.IP)
@@ -158,22 +173,40 @@ func normalizePeer(p *Peer, name string) error {
 	return nil
 }
 
-// checkLabels checks label keys and values, and their count and size; of several bad labels
-// it names the first key in sorted order.
-func checkLabels(labels map[string]string, peer string) error {
+// LabelsValid reports whether labels pass the check Normalize makes of a peer's labels:
+// valid Kubernetes label keys and values, at most MaxPeerLabels of at most
+// MaxPeerLabelBytes. See NormalizeCheckedLabels.
+func LabelsValid(labels map[string]string) bool {
+	_, ok := labelsSize(labels)
+	return ok
+}
+
+// labelsSize returns the bytes of labels' keys and values (0 when there are more than
+// MaxPeerLabels), and whether the labels are within the bounds and all valid.
+func labelsSize(labels map[string]string) (size int, ok bool) {
 	if len(labels) > MaxPeerLabels {
-		return fieldErrorf(pathOf(peer, "labels"), "%d labels: at most %d per peer", len(labels), MaxPeerLabels)
+		return 0, false
 	}
-	size, ok := 0, true
+	ok = true
 	for k, v := range labels {
 		size += len(k) + len(v)
 		ok = ok && isLabelKey(k) && isLabelValue(v)
 	}
-	if size > MaxPeerLabelBytes {
-		return fieldErrorf(pathOf(peer, "labels"), "%d bytes of labels: at most %d per peer", size, MaxPeerLabelBytes)
-	}
+	return size, ok && size <= MaxPeerLabelBytes
+}
+
+// checkLabels checks label keys and values, and their count and size; of several bad labels
+// it names the first key in sorted order.
+func checkLabels(labels map[string]string, peer string) error {
+	size, ok := labelsSize(labels)
 	if ok {
 		return nil
+	}
+	if len(labels) > MaxPeerLabels {
+		return fieldErrorf(pathOf(peer, "labels"), "%d labels: at most %d per peer", len(labels), MaxPeerLabels)
+	}
+	if size > MaxPeerLabelBytes {
+		return fieldErrorf(pathOf(peer, "labels"), "%d bytes of labels: at most %d per peer", size, MaxPeerLabelBytes)
 	}
 	for _, k := range slices.Sorted(maps.Keys(labels)) {
 		if msgs := content.IsLabelKey(k); len(msgs) > 0 {

@@ -138,8 +138,9 @@ type endpointFacts struct {
 
 // endpointLabels are what Convert makes of an endpoint's labels.
 type endpointLabels struct {
-	reserved bool              // one is of the reserved: source, so the end is no pod
 	pod      map[string]string // the pod's own, nil when there are none; read, never written
+	reserved bool              // one is of the reserved: source, so the end is no pod
+	checked  bool              // pod passes flows.LabelsValid
 }
 
 func endpointFactsOf(ep *flowpb.Endpoint) endpointFacts {
@@ -186,7 +187,7 @@ func (f *flowFacts) convert() (flows.Record, SkipReason, error) {
 		return flows.Record{}, SkipNoPeer, nil
 	}
 	rec.LastSeen = f.time
-	if err := rec.Normalize(); err != nil {
+	if err := rec.NormalizeCheckedLabels(f.src.labels.checked, f.dst.labels.checked); err != nil {
 		return flows.Record{}, SkipInvalid, err
 	}
 	return rec, NotSkipped, nil

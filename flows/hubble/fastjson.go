@@ -9,6 +9,7 @@ import (
 	observerpb "github.com/cilium/cilium/api/v1/observer"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/netpol-guard/netpol-guard/flows"
 	"github.com/netpol-guard/netpol-guard/internal/jsonscan"
 )
 
@@ -258,7 +259,10 @@ const maxChanged = 4
 
 // field is what the decoder knows of a field of a message read for a role.
 type field struct {
-	index     int // among the message's fields
+	// Where message marks the field as seen, by its index i among the message's fields:
+	// bit 1<<(i%64) of word i/64. bit is 0 past 256 fields, where the decoder gives up.
+	bit       uint64
+	word      uint8
 	kind      valueKind
 	bits      int // of an integer
 	list      bool
@@ -305,7 +309,10 @@ func (d *fastDecoder) table(md protoreflect.MessageDescriptor, r role) *table {
 	for i := range fds.Len() {
 		fd := fds.Get(i)
 		f := &fields[i]
-		f.index, f.list, f.isMap, f.oneof = i, fd.IsList(), fd.IsMap(), -1
+		f.list, f.isMap, f.oneof = fd.IsList(), fd.IsMap(), -1
+		if i < 256 {
+			f.word, f.bit = uint8(i/64), 1<<(i%64)
+		}
 		if od := fd.ContainingOneof(); od != nil && !fd.IsList() {
 			f.oneof = od.Index()
 		}
@@ -358,7 +365,7 @@ func (d *fastDecoder) message(t *table) bool {
 	if !d.sc.Eat('{') {
 		return false
 	}
-	var seen [4]uint64 // by field index
+	var seen [4]uint64 // by field.word and field.bit
 	var oneofs uint64
 	for n := 0; ; n++ {
 		var key []byte
@@ -386,13 +393,13 @@ func (d *fastDecoder) message(t *table) bool {
 			if len(key) > 0 && key[0] == '[' { // an extension
 				return false
 			}
-		case f.index >= 256 || seen[f.index/64]&(1<<(f.index%64)) != 0:
+		case f.bit == 0 || seen[f.word&3]&f.bit != 0:
 			return false
 		case d.sc.S[d.sc.I] == 'n' && d.sc.Null():
 			if f.nullBad {
 				return false
 			}
-			seen[f.index/64] |= 1 << (f.index % 64)
+			seen[f.word&3] |= f.bit
 			continue
 		case f.isMap:
 			return false
@@ -403,7 +410,7 @@ func (d *fastDecoder) message(t *table) bool {
 			oneofs |= 1 << f.oneof
 		}
 		if f != nil {
-			seen[f.index/64] |= 1 << (f.index % 64)
+			seen[f.word&3] |= f.bit
 		}
 		// A value that is only checked, and that is the one at this place in the last
 		// object byte for byte, was checked then: most of what Hubble prints of a flow
@@ -542,6 +549,8 @@ func (d *fastDecoder) labelList(f *field) bool {
 		return false
 	}
 	e.labels = endpointLabelsOf(d.labels, d.labelsOf)
+	// Checked once here, not in Normalize for each record that shares the map.
+	e.labels.checked = flows.LabelsValid(e.labels.pod)
 	d.labelSets.add(d.sc.S[start:d.sc.I], e.labels)
 	return true
 }

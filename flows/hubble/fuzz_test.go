@@ -122,6 +122,13 @@ var fastEdgeLines = []string{
 		edgeFlow(`"labels":["k8s:app=web"],"labels":["k8s:app=web"]`),
 	edgeFlow(`"labels":[]`) + "\n" + edgeFlow(`"workloads":[]`) + "\n" + edgeFlow(`"labels":[],"workloads":[]`) + "\n" +
 		edgeFlow(`"labels":[null]`) + "\n" + edgeFlow(`"labels":["k8s:app=w\u0065b"]`),
+	// Labels past flows.MaxPeerLabels, on a flow passed over and then, from the decoder's
+	// cache, on one taken; then as many as allowed: the check the decoder makes of each
+	// list, once, is Normalize's.
+	strings.Replace(edgeFlow(`"labels":[`+manyK8sLabels(flows.MaxPeerLabels+1)+`]`), "FORWARDED", "DROPPED", 1) + "\n" +
+		edgeFlow(`"labels":[`+manyK8sLabels(flows.MaxPeerLabels+1)+`]`),
+	edgeFlow(`"labels":[`+manyK8sLabels(flows.MaxPeerLabels)+`]`) + "\n" +
+		edgeFlow(`"labels":[`+manyK8sLabels(flows.MaxPeerLabels)+`]`),
 	// Times the decoder takes as they were read on the line before, or not.
 	`{"flow":{"time":"2026-11-20T10:00:00Z","verdict":"FORWARDED","is_reply":false,"l4":{"UDP":{"destination_port":53}},"IP":{"source":"10.0.0.1"}},"time":"2026-11-20T10:00:00Z"}` + "\n" +
 		`{"flow":{"verdict":"FORWARDED","is_reply":false,"l4":{"UDP":{"destination_port":53}},"IP":{"source":"10.0.0.1"}},"time":"2026-11-20T10:00:00Z"}` + "\n" +
@@ -136,6 +143,15 @@ var fastEdgeLines = []string{
 func edgeFlow(members string) string {
 	return `{"flow":{"verdict":"FORWARDED","is_reply":false,"l4":{"TCP":{"destination_port":80}},"IP":{"source":"10.0.0.1","destination":"10.0.0.2"},` +
 		`"source":{"namespace":"a","pod_name":"p",` + members + `},"destination":{"namespace":"b","pod_name":"q"}}}`
+}
+
+// manyK8sLabels is n Cilium labels of the k8s source, JSON strings separated by commas.
+func manyK8sLabels(n int) string {
+	l := make([]string, n)
+	for i := range l {
+		l[i] = fmt.Sprintf(`"k8s:label-%02d=v"`, i)
+	}
+	return strings.Join(l, ",")
 }
 
 // readsAsProtojson fails unless input reads the same with the fast decoder as without it.

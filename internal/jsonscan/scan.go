@@ -446,6 +446,20 @@ func (s *Scanner) Int(bits int) (int64, bool) {
 
 // Uint reads a non-negative integer that fits in bits bits.
 func (s *Scanner) Uint(bits int) (uint64, bool) {
+	// Most integers are a few digits, the first not 0, and no fraction or exponent: they are
+	// read and summed in one pass. At most 19 digits always fit in a uint64.
+	b, i := s.S, s.WS()
+	if i < len(b) && '1' <= b[i] && b[i] <= '9' {
+		var n uint64
+		j := i
+		for ; j < len(b) && j-i < 19 && '0' <= b[j] && b[j] <= '9'; j++ {
+			n = n*10 + uint64(b[j]-'0')
+		}
+		if j == len(b) || !numberGoesOn[b[j]] {
+			s.I = j
+			return n, bits == 64 || n < 1<<bits
+		}
+	}
 	num, integer, ok := s.Number()
 	if !ok || !integer || num[0] == '-' {
 		return 0, false
@@ -453,6 +467,10 @@ func (s *Scanner) Uint(bits int) (uint64, bool) {
 	n, ok := Digits(num)
 	return n, ok && (bits == 64 || n < 1<<bits)
 }
+
+// numberGoesOn are the bytes that may follow digits within a number.
+var numberGoesOn = [256]bool{'0': true, '1': true, '2': true, '3': true, '4': true, '5': true,
+	'6': true, '7': true, '8': true, '9': true, '.': true, 'e': true, 'E': true}
 
 // Digits returns the magnitude of an integer's text, its sign left aside; ok is false when
 // it does not fit in a uint64.

@@ -173,3 +173,27 @@ func FuzzMemberLikeIsMember(f *testing.F) {
 		}
 	})
 }
+
+// FuzzUintMatchesNumber checks Uint against what Number and Digits make of the same input.
+func FuzzUintMatchesNumber(f *testing.F) {
+	for _, seed := range []string{"0", "7", "65535", "65536", "4294967296", "9999999999999999999",
+		"18446744073709551615", "18446744073709551616", "123456789012345678901", "12.5", "12e3",
+		"-1", "01", "12x", " 42 ", "4294967295,", ""} {
+		f.Add(seed, uint8(32))
+	}
+	f.Fuzz(func(t *testing.T, in string, bits uint8) {
+		bits = bits%64 + 1
+		s := Scanner{S: []byte(in)}
+		got, gotOK := s.Uint(int(bits))
+		ref := Scanner{S: []byte(in)}
+		num, integer, ok := ref.Number()
+		want, fits := uint64(0), false
+		if ok && integer && num[0] != '-' {
+			want, fits = Digits(num)
+			fits = fits && (bits == 64 || want < 1<<bits)
+		}
+		if gotOK != fits || fits && (got != want || s.I != ref.I) {
+			t.Errorf("Uint(%q, %d) = %d, %v at %d; Number and Digits give %d, %v at %d", in, bits, got, gotOK, s.I, want, fits, ref.I)
+		}
+	})
+}
