@@ -50,15 +50,7 @@ type script struct {
 
 func (a *aggregator) GetFlows(req *pb.GetFlowsRequest, stream grpc.ServerStreamingServer[pb.GetFlowsResponse]) error {
 	sc := a.Next(req)
-	for _, m := range sc.msgs {
-		if err := stream.Send(m); err != nil {
-			return err
-		}
-	}
-	if !sc.end {
-		<-stream.Context().Done()
-	}
-	return nil
+	return followtest.Play(stream, sc.msgs, sc.end)
 }
 
 func msg(dropped uint64, fs ...*pb.Flow) *pb.GetFlowsResponse {

@@ -52,15 +52,11 @@ type script struct {
 
 func (g *goldmane) Stream(req *pb.FlowStreamRequest, stream grpc.ServerStreamingServer[pb.FlowResult]) error {
 	sc := g.Next(req)
+	results := make([]*pb.FlowResult, len(sc.flows))
 	for i, f := range sc.flows {
-		if err := stream.Send(&pb.FlowResult{Id: int64(i), Flow: f}); err != nil {
-			return err
-		}
+		results[i] = &pb.FlowResult{Id: int64(i), Flow: f}
 	}
-	if !sc.end {
-		<-stream.Context().Done()
-	}
-	return nil
+	return followtest.Play(stream, results, sc.end)
 }
 
 // pki is the Tigera CA of a test: Goldmane's serving certificate and a client's, with the

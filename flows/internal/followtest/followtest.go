@@ -140,3 +140,17 @@ func (s *Scripts[Req, S]) Requests() []Req {
 	defer s.mu.Unlock()
 	return slices.Clone(s.reqs)
 }
+
+// Play sends msgs on a server stream, then holds the stream open until the client goes,
+// or ends it at once when end is set: one scripted stream of a test server.
+func Play[M any](stream grpc.ServerStreamingServer[M], msgs []*M, end bool) error {
+	for _, m := range msgs {
+		if err := stream.Send(m); err != nil {
+			return err
+		}
+	}
+	if !end {
+		<-stream.Context().Done()
+	}
+	return nil
+}
