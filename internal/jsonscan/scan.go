@@ -141,10 +141,10 @@ func (s *Scanner) MemberLike(n int, guess string) (key []byte, like, more, ok bo
 	if end := i + 1 + len(guess); (n == 0 || i > s.I) && end+2 < len(b) && b[i] == '"' && b[end] == '"' && b[end+1] == ':' &&
 		string(b[i+1:end]) == guess {
 		s.I = end + 2
-		if s.S[s.I] <= ' ' {
-			s.WS()
+		if s.S[s.I] <= ' ' && s.WS() >= len(b) {
+			return nil, false, false, false // no value after the colon, as Member says
 		}
-		return b[i+1 : end], true, true, s.I < len(b)
+		return b[i+1 : end], true, true, true
 	}
 	switch s.next('}', n) {
 	case closed:

@@ -144,7 +144,7 @@ func TestInternerGivesOneStringForEqualBytes(t *testing.T) {
 
 // FuzzMemberLikeIsMember checks that MemberLike reads what Member reads, whatever it guesses.
 func FuzzMemberLikeIsMember(f *testing.F) {
-	for _, v := range []string{`{"a":1,"b":2}`, `{ "a" : 1 , "b" : 2 }`, `{"":1,"a":2}`, `{"a":}`, `{"a":1,}`, `{"a"`, `{"a":`, `{}`, `{"a\"":1}`} {
+	for _, v := range []string{`{"a":1,"b":2}`, `{ "a" : 1 , "b" : 2 }`, `{"":1,"a":2}`, `{"a":}`, `{"a":1,}`, `{"a"`, `{"a":`, `{"a": `, `{}`, `{"a\"":1}`} {
 		for _, guess := range []string{"a", "b", "", `a\`} {
 			f.Add(v, guess)
 		}
