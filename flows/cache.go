@@ -2,7 +2,6 @@ package flows
 
 import (
 	"net/netip"
-	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -622,8 +621,9 @@ func (c *Cache) EdgesOfPeer(id PeerID, buf []Edge) []Edge {
 // Candidates appends, once each, the edges into or out of the workloads of namespace ns for
 // which selected returns true — the only edges a change to a policy of ns can affect — and
 // returns how many workloads of ns the cache knows. selected runs under the cache's read
-// lock: it must be quick and must not call back into the cache.
-func (c *Cache) Candidates(ns string, selected func(PeerID, *PeerInfo) bool, buf []Edge) ([]Edge, int) {
+// lock: it must be quick and must not call back into the cache. With workers of 2 or more,
+// a large read is copied by two goroutines.
+func (c *Cache) Candidates(ns string, selected func(PeerID, *PeerInfo) bool, buf []Edge, workers int) ([]Edge, int) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	peers := c.byNS[ns]
@@ -652,7 +652,7 @@ func (c *Cache) Candidates(ns string, selected func(PeerID, *PeerInfo) bool, buf
 	}
 	start := len(buf)
 	buf = slices.Grow(buf, n)[:start+n]
-	if n < minParallelRead || runtime.GOMAXPROCS(0) < 2 || split == len(chosen) {
+	if n < minParallelRead || workers < 2 || split == len(chosen) {
 		w := c.readEdges(chosen, isChosen, buf[start:])
 		return buf[:start+w], len(peers)
 	}

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
-	"runtime"
 	"slices"
 	"strings"
 	"sync"
@@ -119,12 +118,12 @@ func TestCacheIndexesByNamespace(t *testing.T) {
 		t.Errorf("into payments: %+v", in)
 	}
 	onlyCart := func(id PeerID, _ *PeerInfo) bool { return id == cart }
-	cands, seen := c.Candidates("shop", onlyCart, nil)
+	cands, seen := c.Candidates("shop", onlyCart, nil, 1)
 	if len(cands) != 2 || seen != 2 {
 		t.Errorf("candidates for cart: %d edges of %d workloads, want 2 of 2", len(cands), seen)
 	}
 	all := func(PeerID, *PeerInfo) bool { return true }
-	if cands, _ := c.Candidates("shop", all, nil); len(cands) != 3 {
+	if cands, _ := c.Candidates("shop", all, nil, 1); len(cands) != 3 {
 		t.Errorf("candidates for all of shop: %d, want 3 (web → cart once)", len(cands))
 	}
 }
@@ -319,7 +318,7 @@ func TestCacheConcurrentWritersAndReaders(t *testing.T) {
 			for range 200 {
 				c.EdgesInto("ns1", nil)
 				c.EdgesOutOf("shop", nil)
-				c.Candidates("shop", func(PeerID, *PeerInfo) bool { return true }, nil)
+				c.Candidates("shop", func(PeerID, *PeerInfo) bool { return true }, nil, 2)
 				c.Coverage()
 			}
 		})
@@ -483,7 +482,6 @@ func TestByteEstimateFollowsAddsRelabelsEvictionsAndExpiry(t *testing.T) {
 // A read large enough to be copied in two parts lists every edge of the chosen workloads
 // once — edges between two chosen ones too — whatever the part boundary falls on.
 func TestCandidatesLargeRead(t *testing.T) {
-	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(max(2, runtime.GOMAXPROCS(0))))
 	c := New(Options{MaxEdges: 1 << 16})
 	var o []Observation
 	shop := make([]PeerID, 40)
@@ -513,7 +511,7 @@ func TestCandidatesLargeRead(t *testing.T) {
 			want[fmt.Sprint(e.Src, e.Dst, e.Port)] = true
 		}
 	}
-	got, _ := c.Candidates("shop", even, make([]Edge, 3)) // appended after what buf holds
+	got, _ := c.Candidates("shop", even, make([]Edge, 3), 2) // appended after what buf holds
 	got = got[3:]
 	seen := map[string]bool{}
 	for _, e := range got {

@@ -261,7 +261,7 @@ func (g *Guard) clusterCandidates(world *evaluator.World, subjects []clusterSubj
 				return true
 			}
 			return false
-		}, edges)
+		}, edges, g.workers())
 		if first == 0 {
 			continue
 		}

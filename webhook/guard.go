@@ -494,7 +494,7 @@ func (g *Guard) candidates(ns string, selects func(*evaluator.Endpoint) bool, sc
 			return true
 		}
 		return false
-	}, sc.edges[:0])
+	}, sc.edges[:0], g.workers())
 	sc.edges = edges
 	return edges
 }

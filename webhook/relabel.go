@@ -223,7 +223,7 @@ func (g *Guard) decideRelabel(rl *relabel) (d decisionResult) {
 			return true
 		}
 		return false
-	}, sc.edges[:0])
+	}, sc.edges[:0], g.workers())
 	sc.edges = edges
 	before := g.evaluatorFlows(edges, sc)
 	after, afterWorld := before, world
