@@ -25,7 +25,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/util/intstr"
 
-	"github.com/netpol-guard/netpol-guard/cluster"
 	"github.com/netpol-guard/netpol-guard/e2e/harness"
 	"github.com/netpol-guard/netpol-guard/flowapi"
 	"github.com/netpol-guard/netpol-guard/flows"
@@ -57,18 +56,7 @@ func TestAgentEndToEnd(t *testing.T) {
 
 	// The lab as the API server knows it: its node, and its pods with their addresses.
 	const ns, node = "e2e-agent", "lab-node"
-	snap := &cluster.Objects{
-		Namespaces: []*corev1.Namespace{harness.Namespace(ns, map[string]string{modeKey: "enforce"})},
-		Nodes: []*corev1.Node{{
-			ObjectMeta: metav1.ObjectMeta{Name: node},
-			Status:     corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: harness.LabNodeIP}}},
-		}},
-		Pods: []*corev1.Pod{
-			harness.DeploymentPod(ns, "client", "7c9d8f6b5", "q4w8z", map[string]string{"app": "client"}, node, harness.LabClientIP),
-			harness.DeploymentPod(ns, "server", "5b6c7d8f9", "m2n3p", map[string]string{"app": "server"}, node, harness.LabServerIP,
-				corev1.ContainerPort{Name: "http", ContainerPort: harness.LabServerPort, Protocol: corev1.ProtocolTCP}),
-		},
-	}
+	snap := harness.LabObjects(ns, map[string]string{modeKey: "enforce"}, node)
 	if err := cp.CreateCluster(ctx, snap); err != nil {
 		t.Fatal(err)
 	}

@@ -41,7 +41,6 @@ import (
 	"k8s.io/apimachinery/pkg/apis/meta/v1/unstructured"
 	"sigs.k8s.io/controller-runtime/pkg/client"
 
-	"github.com/netpol-guard/netpol-guard/cluster"
 	"github.com/netpol-guard/netpol-guard/e2e/harness"
 )
 
@@ -85,18 +84,7 @@ func TestChartPods(t *testing.T) {
 	if out, err := exec.Command("ip", "-n", lab.Node, "route", "add", "10.0.0.0/24", "via", harness.LabHostIP).CombinedOutput(); err != nil {
 		t.Fatalf("route to the Service range: %v\n%s", err, out)
 	}
-	snap := &cluster.Objects{
-		Namespaces: []*corev1.Namespace{harness.Namespace(chartShop, map[string]string{"team": "platform"})},
-		Nodes: []*corev1.Node{{
-			ObjectMeta: metav1.ObjectMeta{Name: chartNode},
-			Status:     corev1.NodeStatus{Addresses: []corev1.NodeAddress{{Type: corev1.NodeInternalIP, Address: harness.LabNodeIP}}},
-		}},
-		Pods: []*corev1.Pod{
-			harness.DeploymentPod(chartShop, "client", "7c9d8f6b5", "q4w8z", map[string]string{"app": "client"}, chartNode, harness.LabClientIP),
-			harness.DeploymentPod(chartShop, "server", "5b6c7d8f9", "m2n3p", map[string]string{"app": "server"}, chartNode, harness.LabServerIP,
-				corev1.ContainerPort{Name: "http", ContainerPort: harness.LabServerPort, Protocol: corev1.ProtocolTCP}),
-		},
-	}
+	snap := harness.LabObjects(chartShop, map[string]string{"team": "platform"}, chartNode)
 	if err := cp.CreateCluster(ctx, snap); err != nil {
 		t.Fatal(err)
 	}

@@ -7,7 +7,6 @@ package e2e
 
 import (
 	"context"
-	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
@@ -18,7 +17,6 @@ import (
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"sigs.k8s.io/controller-runtime/pkg/envtest"
 	"sigs.k8s.io/network-policy-api/apis/v1beta1"
-	"sigs.k8s.io/yaml"
 
 	"github.com/netpol-guard/netpol-guard/cluster"
 	"github.com/netpol-guard/netpol-guard/e2e/harness"
@@ -86,15 +84,15 @@ func TestClusterNetworkPolicy(t *testing.T) {
 	t.Run("an Admin Deny that cuts live flows is rejected, naming its tier and rule", func(t *testing.T) {
 		p := admin("deny-cart", "cnp-deny", 10, rule("no-ingress", v1beta1.ClusterNetworkPolicyRuleActionDeny))
 		res := eventually(t, func() (harness.KubectlResult, bool) {
-			res := applyCNP(t, cp, p)
+			res := kubectlApply(t, cp, p)
 			return res, res.ExitCode != 0
 		})
-		wantClusterRejected(t, res, "would cut 2 active flows", "Cut by create cnp/deny-cart (mode enforce, from the policy annotation)",
+		wantRejectedBy(t, res, clusterWebhookName, "would cut 2 active flows", "Cut by create cnp/deny-cart (mode enforce, from the policy annotation)",
 			`ingress decided by admin cnp/deny-cart priority 10 ingress[0] "no-ingress" Deny`, "cnp-deny/frontend → cnp-deny/cart TCP/7070")
 	})
 
 	t.Run("an Admin Accept is noticed, and a NetworkPolicy under it cuts nothing", func(t *testing.T) {
-		wantSilent(t, applyCNP(t, cp, admin("accept-all", "cnp-accept", 20, rule("all", v1beta1.ClusterNetworkPolicyRuleActionAccept))))
+		wantSilent(t, kubectlApply(t, cp, admin("accept-all", "cnp-accept", 20, rule("all", v1beta1.ClusterNetworkPolicyRuleActionAccept))))
 		// The view learns of it from the informer the CRD's arrival started.
 		res := eventually(t, func() (harness.KubectlResult, bool) {
 			res := kubectlApply(t, cp, denyIngress("cnp-accept", "default-deny", nil))
@@ -104,7 +102,7 @@ func TestClusterNetworkPolicy(t *testing.T) {
 	})
 
 	t.Run("an Admin Pass lets the NetworkPolicy decide", func(t *testing.T) {
-		wantSilent(t, applyCNP(t, cp, admin("pass", "cnp-pass", 30, rule("to-netpol", v1beta1.ClusterNetworkPolicyRuleActionPass))))
+		wantSilent(t, kubectlApply(t, cp, admin("pass", "cnp-pass", 30, rule("to-netpol", v1beta1.ClusterNetworkPolicyRuleActionPass))))
 		res := eventually(t, func() (harness.KubectlResult, bool) {
 			res := kubectlApply(t, cp, denyIngress("cnp-pass", "default-deny", nil), "--dry-run=server")
 			return res, strings.Contains(res.Stderr, "passed by")
@@ -115,8 +113,8 @@ func TestClusterNetworkPolicy(t *testing.T) {
 	t.Run("a Baseline Deny cuts only pods no NetworkPolicy isolates", func(t *testing.T) {
 		p := admin("baseline-deny", "cnp-baseline", 10, rule("default", v1beta1.ClusterNetworkPolicyRuleActionDeny))
 		p.Spec.Tier = v1beta1.BaselineTier
-		res := applyCNP(t, cp, p, "--dry-run=server")
-		wantClusterRejected(t, res, "would cut 1 active flow, e.g. cnp-baseline/cart → cnp-baseline/checkout TCP/7070",
+		res := kubectlApply(t, cp, p, "--dry-run=server")
+		wantRejectedBy(t, res, clusterWebhookName, "would cut 1 active flow, e.g. cnp-baseline/cart → cnp-baseline/checkout TCP/7070",
 			`ingress decided by baseline cnp/baseline-deny priority 10 ingress[0] "default" Deny`)
 		if strings.Contains(res.Stderr, "cnp-baseline/frontend → cnp-baseline/cart") {
 			t.Errorf("cut a flow into cart, which its NetworkPolicy decides:\n%s", res)
@@ -138,33 +136,6 @@ func admin(name, ns string, priority int32, rules ...v1beta1.ClusterNetworkPolic
 
 func rule(name string, action v1beta1.ClusterNetworkPolicyRuleAction) v1beta1.ClusterNetworkPolicyIngressRule {
 	return v1beta1.ClusterNetworkPolicyIngressRule{Name: name, Action: action, From: []v1beta1.ClusterNetworkPolicyIngressPeer{{Namespaces: &metav1.LabelSelector{}}}}
-}
-
-func applyCNP(t *testing.T, cp *harness.ControlPlane, p *v1beta1.ClusterNetworkPolicy, flags ...string) harness.KubectlResult {
-	t.Helper()
-	manifest, err := yaml.Marshal(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	res, err := cp.KubectlStdin(t.Context(), string(manifest), append([]string{"apply", "-f", "-"}, flags...)...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return res
-}
-
-func wantClusterRejected(t *testing.T, res harness.KubectlResult, want ...string) {
-	t.Helper()
-	prefix := fmt.Sprintf("admission webhook %q denied the request: ", clusterWebhookName)
-	if res.ExitCode == 0 || !strings.Contains(res.Stderr, prefix) {
-		t.Errorf("want a rejection by %s:\n%s", clusterWebhookName, res)
-		return
-	}
-	for _, w := range want {
-		if !strings.Contains(res.Stderr, w) {
-			t.Errorf("rejection does not say %q:\n%s", w, res)
-		}
-	}
 }
 
 // eventually retries try until it reports done, for at most 30 s, and returns its last

@@ -431,10 +431,10 @@ func kubectl(t *testing.T, cp *harness.ControlPlane, args ...string) harness.Kub
 	return res
 }
 
-// kubectlApply applies a policy with kubectl apply -f - (and more flags).
-func kubectlApply(t *testing.T, cp *harness.ControlPlane, p *networkingv1.NetworkPolicy, flags ...string) harness.KubectlResult {
+// kubectlApply applies an object with kubectl apply -f - (and more flags).
+func kubectlApply(t *testing.T, cp *harness.ControlPlane, obj any, flags ...string) harness.KubectlResult {
 	t.Helper()
-	manifest, err := yaml.Marshal(p)
+	manifest, err := yaml.Marshal(obj)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -447,9 +447,15 @@ func kubectlApply(t *testing.T, cp *harness.ControlPlane, p *networkingv1.Networ
 
 func wantRejected(t *testing.T, res harness.KubectlResult, want ...string) {
 	t.Helper()
-	prefix := fmt.Sprintf("admission webhook %q denied the request: ", webhookName)
+	wantRejectedBy(t, res, webhookName, want...)
+}
+
+// wantRejectedBy checks that the webhook named rejected the request, saying each of want.
+func wantRejectedBy(t *testing.T, res harness.KubectlResult, name string, want ...string) {
+	t.Helper()
+	prefix := fmt.Sprintf("admission webhook %q denied the request: ", name)
 	if res.ExitCode == 0 || !strings.Contains(res.Stderr, prefix) {
-		t.Errorf("want a rejection by %s:\n%s", webhookName, res)
+		t.Errorf("want a rejection by %s:\n%s", name, res)
 		return
 	}
 	for _, w := range want {

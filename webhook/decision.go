@@ -71,8 +71,11 @@ type Coverage struct {
 }
 
 // Decide judges c over every cached edge it can affect, by the steps an admission takes.
+// It counts as a running evaluation, so admissions meanwhile do not split their work.
 func (g *Guard) Decide(c *Change) Decision {
+	g.running.Add(1)
 	d := g.decideChange(c)
+	g.running.Add(-1)
 	defer g.putScratch(d.scratch)
 	out := Decision{
 		Cuts:    make([]Cut, len(d.cuts)),

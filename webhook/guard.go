@@ -90,7 +90,8 @@ type Guard struct {
 	scratches sync.Pool
 	// inflight holds a token per running evaluation; nil: no cap.
 	inflight chan struct{}
-	// running counts the evaluations running, capped or not (see workers).
+	// running counts the evaluations running — admissions, capped or not, and Decide's (a
+	// staged policy's) — for workers.
 	running atomic.Int32
 }
 
