@@ -201,32 +201,14 @@ func Diff(before, after *PolicySet, w *World, flows []Flow) DiffResult {
 
 // DiffWith is Diff with options.
 func DiffWith(before, after *PolicySet, w *World, flows []Flow, opts DiffOptions) DiffResult {
-	changed := changedPolicies(before, after)
-	var changedCl []*compiledCluster
-	tiered := before.cluster != nil || after.cluster != nil
-	if tiered {
-		changedCl = changedClusters(before.cluster, after.cluster)
-	}
-	res := DiffResult{Summary: DiffSummary{Flows: len(flows), PoliciesChanged: len(changed), ClusterPoliciesChanged: uniqueRefs(changedCl)}}
-	if len(changed) == 0 && len(changedCl) == 0 {
+	d, ok := newDiffer(before, after)
+	res := DiffResult{Summary: DiffSummary{Flows: len(flows), PoliciesChanged: len(d.changed), ClusterPoliciesChanged: uniqueRefs(d.changedCluster)}}
+	if !ok {
 		return res
 	}
-	// A direction no changed policy has (in its old or new version) cannot change for any
-	// pod: that side is judged once, not before and after.
-	var ingressChanged, egressChanged bool
-	for _, cp := range changed {
-		ingressChanged = ingressChanged || cp.ingress
-		egressChanged = egressChanged || cp.egress
-	}
-	var m *memo
-	if opts.Memo != nil {
-		m = opts.Memo.begin(w, before, after)
-	} else {
-		m = newMemo()
-	}
+	m := opts.Memo.begin(w, before, after)
 	eb := &Evaluation{ps: before, w: w, m: m}
 	ea := &Evaluation{ps: after, w: w, m: m}
-	d := differ{changed: changed, ingressChanged: ingressChanged, egressChanged: egressChanged, tiered: tiered, changedCluster: changedCl}
 
 	// Large inputs are split between workers, each with memos of its own (an Evaluation is
 	// not safe for concurrent use): the Memo's, kept per worker, or new ones.
@@ -242,10 +224,7 @@ func DiffWith(before, after *PolicySet, w *World, flows []Flow, opts DiffOptions
 		lo, hi := k*chunk, min(len(flows), (k+1)*chunk)
 		b, a := eb, ea
 		if k > 0 {
-			mk := newMemo()
-			if opts.Memo != nil {
-				mk = opts.Memo.worker(k).begin(w, before, after)
-			}
+			mk := opts.Memo.worker(k).begin(w, before, after)
 			b, a = &Evaluation{ps: before, w: w, m: mk}, &Evaluation{ps: after, w: w, m: mk}
 		}
 		wg.Go(func() { parts[k] = d.run(b, a, flows, lo, hi, opts.Explain) })

@@ -133,8 +133,11 @@ type Memo struct {
 	workers []*Memo // for workers 1, 2 …
 }
 
-// worker returns the memo of worker k of a split diff (k ≥ 1).
+// worker returns the memo of worker k of a split diff (k ≥ 1); nil for a nil Memo.
 func (k *Memo) worker(i int) *Memo {
+	if k == nil {
+		return nil
+	}
 	for len(k.workers) < i {
 		k.workers = append(k.workers, &Memo{})
 	}
@@ -150,8 +153,12 @@ const maxFreeMemos = 1 << 16
 // maxMemoEndpoints bounds a kept Memo; past it, it starts over.
 const maxMemoEndpoints = 1 << 18
 
-// begin readies the memo for a diff of these sets in world w.
+// begin readies the memo for a diff of these sets in world w. A nil Memo keeps nothing: it
+// gives a new memo each time.
 func (k *Memo) begin(w *World, sets ...*PolicySet) *memo {
+	if k == nil {
+		return newMemo()
+	}
 	if k.m == nil || k.m.world != w || k.m.endpoints.n > maxMemoEndpoints {
 		k.m = newMemo()
 		k.m.world = w

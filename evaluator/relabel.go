@@ -56,17 +56,11 @@ func DiffRelabel(before, after State, opts DiffOptions) RelabelResult {
 	}
 	relabelled, shared := relabelledNamespaces(before.World, after.World)
 	var mb, ma *memo
-	switch {
-	case shared && opts.Memo != nil:
+	if shared {
 		mb = opts.Memo.begin(before.World, before.Policies, after.Policies)
 		ma = mb
-	case shared:
-		mb = newMemo()
-		ma = mb
-	case opts.Memo != nil:
+	} else {
 		mb, ma = opts.Memo.begin(before.World, before.Policies), newMemo()
-	default:
-		mb, ma = newMemo(), newMemo()
 	}
 	if shared && len(relabelled) > 0 {
 		res.relabelled = relabelled

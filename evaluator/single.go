@@ -31,6 +31,8 @@ func newDiffer(before, after *PolicySet) (d differ, ok bool) {
 		return differ{}, false
 	}
 	d = differ{changed: changed, tiered: tiered, changedCluster: changedCl}
+	// A direction no changed policy has (in its old or new version) cannot change for any
+	// pod: that side is judged once, not before and after.
 	for _, cp := range changed {
 		d.ingressChanged = d.ingressChanged || cp.ingress
 		d.egressChanged = d.egressChanged || cp.egress
@@ -40,12 +42,7 @@ func newDiffer(before, after *PolicySet) (d differ, ok bool) {
 
 // cutOne judges f by d.run, as DiffWith judges each flow.
 func (d *differ) cutOne(before, after *PolicySet, w *World, f Flow, kept *Memo) bool {
-	var m *memo
-	if kept != nil {
-		m = kept.begin(w, before, after)
-	} else {
-		m = newMemo()
-	}
+	m := kept.begin(w, before, after)
 	eb := Evaluation{ps: before, w: w, m: m}
 	ea := Evaluation{ps: after, w: w, m: m}
 	flows := [1]Flow{f}
