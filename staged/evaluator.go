@@ -481,15 +481,16 @@ func (ev *Evaluator) evaluate(e *entry) {
 	var coverage v1alpha1.Coverage
 	var delta *evaluator.Delta
 	invalid := ""
+	if err == nil {
+		delta = evaluator.NewDelta(change.Before, change.After)
+	}
 	switch {
 	case err != nil:
 		invalid = err.Error()
 		change = nil
 	case obj.Action() == v1alpha1.StagedDelete && current == nil:
 		// Nothing to delete: nothing to cut.
-		delta = evaluator.NewDelta(change.Before, change.After)
 	default:
-		delta = evaluator.NewDelta(change.Before, change.After)
 		d := g.Decide(change)
 		live = d.Cuts
 		coverage = v1alpha1.Coverage{
