@@ -305,11 +305,11 @@ func comparePorts(a, b port) int {
 
 // flowKey identifies a flow by its ends and port, to tell observed or cut flows from others.
 type flowKey struct {
-	src, dst string
+	src, dst identity
 	port     int32
 	protocol corev1.Protocol
 }
 
 func keyOf(f evaluator.Flow) flowKey {
-	return flowKey{src: f.Src.Kind.String() + ":" + f.Src.String(), dst: f.Dst.Kind.String() + ":" + f.Dst.String(), port: f.Port, protocol: cmp.Or(f.Protocol, corev1.ProtocolTCP)}
+	return flowKey{src: identityOf(f.Src), dst: identityOf(f.Dst), port: f.Port, protocol: cmp.Or(f.Protocol, corev1.ProtocolTCP)}
 }
