@@ -405,14 +405,17 @@ func stopChartPod(t *testing.T, p *harness.ChartPod, allowed []*regexp.Regexp) {
 
 // allowedLogLines are the errors a values set must log here: with a flow source configured
 // (Hubble Relay, Goldmane, the Flow Aggregator: there is none on this machine), the stream's
-// failure to connect; with leader election, client-go's complaint when shutdown cancels a
-// lease renewal in flight (its read of the Lease ends with "context canceled").
+// failure to connect; with leader election, the shutdown's own end of it, which the
+// libraries report as errors when their timing falls so: client-go's read of the Lease
+// cancelled in flight ("context canceled"), and controller-runtime's "leader election lost"
+// when its leader elector stops after the manager's stop sequence began.
 func allowedLogLines(m manifest) []*regexp.Regexp {
 	var out []*regexp.Regexp
 	for _, d := range all[*appsv1.Deployment](m) {
 		for _, c := range d.Spec.Template.Spec.Containers {
 			if slices.Contains(c.Args, "--leader-elect") {
-				out = append(out, regexp.MustCompile(`"msg":"Error retrieving lease lock".*"error":"context canceled"`))
+				out = append(out, regexp.MustCompile(`"msg":"Error retrieving lease lock".*"error":"context canceled"`),
+					regexp.MustCompile(`"msg":"error received after stop sequence was engaged","error":"leader election lost"`))
 			}
 			// Hubble Relay, Goldmane or the Flow Aggregator: none runs on this machine.
 			if slices.ContainsFunc(c.Args, func(a string) bool {
